@@ -1,1 +1,159 @@
-//! placeholder
+//! authtrail's Parquet lake.
+//!
+//! The pipeline buffers each source partition's rows in a [`SegmentBuilder`]; on flush it
+//! hands the finished [`Segment`] to [`Lake::commit`], which encodes one Parquet file per
+//! table and hour, writes each durably (temporary name, fsync, rename, directory fsync)
+//! under a name derived from the offset range, and records the flush in the partition's
+//! manifest ([`PartitionLog`]). Once `commit` returns, the range is in the lake and the
+//! source may commit its offsets; [`PartitionLog::next_offset`] tells a restarted pipeline
+//! where the lake ends, so nothing is written twice.
+
+mod durable;
+mod encode;
+mod error;
+mod layout;
+mod manifest;
+mod segment;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use encode::{encode, EncodeOptions, EncodedFile};
+pub use error::Error;
+pub use layout::{data_file_path, manifest_path, safe_source_name, Table, MANIFEST_DIR};
+pub use manifest::{FileEntry, ManifestRecord, PartitionLog, RecordState};
+pub use segment::{Segment, SegmentBuilder};
+
+/// The store's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A lake rooted at one directory.
+pub struct Lake {
+    root: PathBuf,
+    options: EncodeOptions,
+    dirs: durable::DurableDirs,
+}
+
+/// What one commit wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitSummary {
+    pub files: Vec<FileEntry>,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl Lake {
+    /// Opens the lake at `root`, creating the directory if needed.
+    pub fn open(root: impl Into<PathBuf>, options: EncodeOptions) -> Result<Lake> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(Error::io(&root))?;
+        Ok(Lake {
+            root,
+            options,
+            dirs: durable::DurableDirs::default(),
+        })
+    }
+
+    /// The lake's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Opens a source partition's manifest, rolling back a flush a crash interrupted.
+    pub fn open_partition(&mut self, source: &str, partition: i32) -> Result<PartitionLog> {
+        let path = self.root.join(manifest_path(source, partition));
+        self.dirs
+            .ensure(&self.root, path.parent().expect("manifest dir"))?;
+        PartitionLog::open(&self.root, path, source, partition)
+    }
+
+    /// The lowest partition number of `source` that has no manifest yet: a fresh stream for
+    /// sources that cannot be replayed (stdin).
+    pub fn unused_partition(&self, source: &str) -> i32 {
+        (0..)
+            .find(|&partition| !self.root.join(manifest_path(source, partition)).exists())
+            .expect("fewer than 2^31 partitions")
+    }
+
+    /// Writes a segment durably and records it as committed in `log`.
+    ///
+    /// The segment's first offset must be the log's next offset (or later): ranges never
+    /// overlap what the lake already holds.
+    pub fn commit(&mut self, log: &mut PartitionLog, segment: Segment) -> Result<CommitSummary> {
+        debug_assert!(log
+            .next_offset()
+            .is_none_or(|next| segment.first_offset >= next));
+        let planned: Vec<(PathBuf, Table, &arrow_array::RecordBatch)> = segment
+            .batches
+            .iter()
+            .map(|(table, hour, batch)| {
+                let path = data_file_path(
+                    *table,
+                    *hour,
+                    &segment.source,
+                    segment.partition,
+                    segment.first_offset,
+                    segment.last_offset,
+                );
+                (path, *table, batch)
+            })
+            .collect();
+        let pending = planned
+            .iter()
+            .map(|(path, _, _)| FileEntry {
+                path: path_text(path),
+                rows: None,
+                bytes: None,
+                sha256: None,
+                time_range: None,
+            })
+            .collect();
+        log.append(
+            RecordState::Pending,
+            segment.first_offset,
+            segment.last_offset,
+            pending,
+        )?;
+
+        let mut summary = CommitSummary {
+            files: Vec::with_capacity(planned.len()),
+            rows: 0,
+            bytes: 0,
+        };
+        for (relative, table, batch) in planned {
+            let encoded = encode(table, batch, &self.options)?;
+            let path = self.root.join(&relative);
+            self.dirs
+                .ensure(&self.root, path.parent().expect("file has a directory"))?;
+            durable::write_file_atomically(&path, &encoded.bytes)?;
+            summary.rows += encoded.rows as u64;
+            summary.bytes += encoded.bytes.len() as u64;
+            summary.files.push(FileEntry {
+                path: path_text(&relative),
+                rows: Some(encoded.rows as u64),
+                bytes: Some(encoded.bytes.len() as u64),
+                sha256: Some(hex::encode(Sha256::digest(&encoded.bytes))),
+                time_range: encoded.time_range,
+            });
+        }
+        log.append(
+            RecordState::Committed,
+            segment.first_offset,
+            segment.last_offset,
+            summary.files.clone(),
+        )?;
+        Ok(summary)
+    }
+}
+
+/// A lake-relative path as manifest text, with `/` separators on every platform.
+fn path_text(path: &Path) -> String {
+    path.components()
+        .map(|component| component.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+//! The commit manifest of one source partition: an append-only JSON-lines log that makes a
+//! flush atomic across the several files it writes.
+//!
+//! A flush first appends a `pending` record naming every file it is about to write, then
+//! writes the files, then appends a `committed` record with their sizes and digests. Only
+//! after that are the offsets committed to the source. On open, a `pending` record without
+//! its `committed` record (a crash mid-flush) is rolled back: its files are deleted and an
+//! `aborted` record appended, so the range is written afresh and never twice. Each record
+//! carries the sha256 of the previous line, chaining the log.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use authtrail_model::Micros;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::durable::{append_durably, open_for_append, temp_path};
+use crate::error::Error;
+use crate::Result;
+
+/// The state a manifest record declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordState {
+    /// Files about to be written; not yet part of the lake.
+    Pending,
+    /// Files written and durable; part of the lake.
+    Committed,
+    /// A pending flush rolled back after a crash; its files were deleted.
+    Aborted,
+}
+
+/// One file named by a manifest record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the lake root.
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rows: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sha256: Option<String>,
+    /// Smallest and largest row time, µs since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time_range: Option<(Micros, Micros)>,
+}
+
+/// One line of the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestRecord {
+    pub seq: u64,
+    pub state: RecordState,
+    pub source: String,
+    pub partition: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub files: Vec<FileEntry>,
+    /// Wall clock when the record was written, µs since the epoch.
+    pub recorded_at: Micros,
+    /// sha256 (hex) of the previous line, empty for the first.
+    pub prev: String,
+}
+
+/// An open manifest: where the partition's committed data ends, and the log's tail.
+pub struct PartitionLog {
+    source: String,
+    partition: i32,
+    path: PathBuf,
+    file: File,
+    next_seq: u64,
+    prev: String,
+    next_offset: Option<i64>,
+    pending: Option<ManifestRecord>,
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the manifest at `path` and rolls back an interrupted
+    /// flush, deleting its files below `root`.
+    pub(crate) fn open(root: &Path, path: PathBuf, source: &str, partition: i32) -> Result<Self> {
+        let mut file = open_for_append(&path)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(Error::io(&path))?;
+        let complete = match text.rfind('\n') {
+            Some(end) => end + 1,
+            None => 0,
+        };
+        if complete < text.len() {
+            // A torn final line: the crash hit mid-append, so it was never acknowledged.
+            tracing::warn!(path = %path.display(), bytes = text.len() - complete, "dropping torn manifest line");
+            file.set_len(complete as u64).map_err(Error::io(&path))?;
+            file.sync_data().map_err(Error::io(&path))?;
+        }
+        let mut log = PartitionLog {
+            source: source.to_owned(),
+            partition,
+            path,
+            file,
+            next_seq: 0,
+            prev: String::new(),
+            next_offset: None,
+            pending: None,
+        };
+        for (index, line) in text[..complete].lines().enumerate() {
+            let record: ManifestRecord =
+                serde_json::from_str(line).map_err(|error| Error::Manifest {
+                    path: log.path.clone(),
+                    line: index + 1,
+                    message: error.to_string(),
+                })?;
+            log.next_seq = record.seq + 1;
+            log.prev = hex::encode(Sha256::digest(line.as_bytes()));
+            match record.state {
+                RecordState::Pending => log.pending = Some(record),
+                RecordState::Committed => {
+                    log.next_offset = Some(record.last_offset + 1);
+                    log.pending = None;
+                }
+                RecordState::Aborted => log.pending = None,
+            }
+        }
+        if let Some(pending) = log.pending.take() {
+            log.roll_back(root, pending)?;
+        }
+        Ok(log)
+    }
+
+    /// The first offset not yet in the lake, or `None` when nothing was ever committed.
+    pub fn next_offset(&self) -> Option<i64> {
+        self.next_offset
+    }
+
+    /// The manifest's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn roll_back(&mut self, root: &Path, pending: ManifestRecord) -> Result<()> {
+        tracing::warn!(
+            source = %pending.source,
+            partition = pending.partition,
+            first_offset = pending.first_offset,
+            last_offset = pending.last_offset,
+            "rolling back a flush interrupted by a crash"
+        );
+        for entry in &pending.files {
+            let path = root.join(&entry.path);
+            for candidate in [temp_path(&path), path] {
+                match fs::remove_file(&candidate) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(Error::io(&candidate)(error)),
+                }
+            }
+        }
+        for entry in &pending.files {
+            if let Some(dir) = root.join(&entry.path).parent() {
+                crate::durable::sync_dir(dir).or_else(|error| match error {
+                    Error::Io { ref source, .. }
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(other),
+                })?;
+            }
+        }
+        self.append(
+            RecordState::Aborted,
+            pending.first_offset,
+            pending.last_offset,
+            pending.files,
+        )
+    }
+
+    /// Durably appends a record and advances the chain.
+    pub(crate) fn append(
+        &mut self,
+        state: RecordState,
+        first_offset: i64,
+        last_offset: i64,
+        files: Vec<FileEntry>,
+    ) -> Result<()> {
+        let record = ManifestRecord {
+            seq: self.next_seq,
+            state,
+            source: self.source.clone(),
+            partition: self.partition,
+            first_offset,
+            last_offset,
+            files,
+            recorded_at: wall_clock_micros(),
+            prev: std::mem::take(&mut self.prev),
+        };
+        let mut line = serde_json::to_string(&record).expect("manifest records serialize");
+        self.prev = hex::encode(Sha256::digest(line.as_bytes()));
+        line.push('\n');
+        append_durably(&mut self.file, &self.path, line.as_bytes())?;
+        self.next_seq += 1;
+        if state == RecordState::Committed {
+            self.next_offset = Some(last_offset + 1);
+        }
+        Ok(())
+    }
+}
+
+fn wall_clock_micros() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as Micros)
+}
