@@ -1,1 +1,24 @@
-fn main() {}
+//! The `authtrail` binary: parses the command line, loads the configuration and wires the
+//! stage crates together. Logic lives in the crates.
+
+mod cli;
+mod config;
+mod ingest;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    cli::init_logging(&cli);
+    let result = match &cli.command {
+        cli::Command::Ingest(args) => ingest::run(&cli, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("authtrail: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,117 @@
-//! placeholder
+//! authtrail's ingest path: sources and the pipeline that lands their messages in the lake.
+//!
+//! A source (a Kafka consumer group member, or a JSON-lines file or stdin) reads messages
+//! and sends them in batches over a bounded channel to the [`Pipeline`], which runs on its
+//! own thread: it checks each message against the event contract, buffers events and
+//! rejects per source partition, and flushes them to the lake on row count or age. After
+//! each flush the pipeline reports the offsets that became durable, and only then does the
+//! Kafka source commit them. [`ingest_kafka`] and [`ingest_lines`] wire the two together.
+
+mod config;
+mod error;
+pub mod file;
+pub mod kafka;
+mod message;
+mod pipeline;
+mod stats;
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+use std::thread;
+
+use authtrail_store::Lake;
+
+pub use config::PipelineConfig;
+pub use error::Error;
+pub use message::{Durable, Input, RawMessage, SOURCE_BATCH};
+pub use pipeline::{OnDurable, Pipeline};
+pub use stats::{IngestStats, StatsSnapshot};
+
+/// The ingest crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Consumes `kafka.topics` from `brokers` into the lake until `stop` is set, then flushes
+/// and commits what it holds.
+///
+/// `offset_base` renumbers partitions (see [`kafka::KafkaSource::with_offset_base`]);
+/// empty for a real cluster.
+pub fn ingest_kafka(
+    lake: Lake,
+    config: &PipelineConfig,
+    kafka: &kafka::KafkaConfig,
+    brokers: &str,
+    offset_base: HashMap<(String, i32), i64>,
+    stats: Arc<IngestStats>,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let (sender, receiver) = sync_channel(config.queue_batches);
+    let source = kafka::KafkaSource::with_offset_base(
+        kafka.client_config(brokers)?,
+        kafka.topics.clone(),
+        sender,
+        config.max_message_bytes,
+        config.max_reject_raw_bytes,
+        offset_base,
+    )?;
+    let pipeline = Pipeline::new(lake, config.clone(), stats, source.committer());
+    let worker = thread::Builder::new()
+        .name("authtrail-pipeline".into())
+        .spawn(move || pipeline.run(receiver))
+        .expect("spawn pipeline thread");
+    let consumed = source.run(stop);
+    let flushed = worker.join().map_err(|_| Error::PipelineGone)?;
+    // Report the pipeline's error first: it is the cause when the source saw it go away.
+    flushed.and(consumed)
+}
+
+/// For the embedded broker: each partition's offsets continue where the lake ends.
+pub fn embedded_offset_base(
+    lake: &mut Lake,
+    topics: &[String],
+    partitions: i32,
+) -> Result<HashMap<(String, i32), i64>> {
+    let mut base = HashMap::new();
+    for topic in topics {
+        for partition in 0..partitions {
+            let next = lake.open_partition(topic, partition)?.next_offset();
+            base.insert((topic.clone(), partition), next.unwrap_or(0));
+        }
+    }
+    Ok(base)
+}
+
+/// Reads JSON lines from `reader` into the lake as `source` / `partition` until the input
+/// ends (or `stop` is set), then flushes.
+pub fn ingest_lines(
+    lake: Lake,
+    config: &PipelineConfig,
+    reader: impl BufRead,
+    label: &str,
+    source: &str,
+    partition: i32,
+    stats: Arc<IngestStats>,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let (sender, receiver) = sync_channel(config.queue_batches);
+    let pipeline = Pipeline::new(lake, config.clone(), stats.clone(), Box::new(|_| {}));
+    let worker = thread::Builder::new()
+        .name("authtrail-pipeline".into())
+        .spawn(move || pipeline.run(receiver))
+        .expect("spawn pipeline thread");
+    let read = file::read_lines(
+        reader,
+        label,
+        Arc::from(source),
+        partition,
+        config.max_message_bytes,
+        &sender,
+        &stats,
+        stop,
+    );
+    drop(sender);
+    let flushed = worker.join().map_err(|_| Error::PipelineGone)?;
+    flushed.and(read)
+}

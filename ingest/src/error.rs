@@ -1,0 +1,19 @@
+//! The ingest crate's error type.
+
+/// What stops ingestion.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("lake: {0}")]
+    Store(#[from] authtrail_store::Error),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("reading `{path}`: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("the pipeline thread stopped unexpectedly")]
+    PipelineGone,
+}

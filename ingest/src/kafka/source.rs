@@ -1,0 +1,273 @@
+//! The consumer loop and its rebalance handling.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::message::{Durable, Input, RawMessage, SOURCE_BATCH};
+use crate::pipeline::OnDurable;
+use crate::{Error, Result};
+
+/// Added to every offset of a partition before the pipeline sees it (and subtracted again
+/// before committing). Zero for real clusters; for the embedded broker, whose log restarts
+/// at 0 with every process, it continues the numbering where the lake ends.
+type OffsetBase = HashMap<(String, i32), i64>;
+
+/// A Kafka consumer group member feeding the pipeline.
+pub struct KafkaSource {
+    consumer: Arc<BaseConsumer<IngestContext>>,
+    topics: Vec<String>,
+    keep: PayloadLimits,
+}
+
+#[derive(Clone, Copy)]
+struct PayloadLimits {
+    max_message_bytes: usize,
+    max_reject_raw_bytes: usize,
+}
+
+/// Receives librdkafka's rebalance callbacks on the polling thread.
+struct IngestContext {
+    /// Taken (set to `None`) at shutdown so the pipeline sees its input end.
+    pipeline: Mutex<Option<SyncSender<Input>>>,
+    offset_base: Arc<OffsetBase>,
+}
+
+impl ClientContext for IngestContext {}
+
+impl ConsumerContext for IngestContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(partitions) => self.flush_revoked(consumer, partitions),
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = %describe(partitions), "partitions assigned");
+            }
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
+        }
+    }
+}
+
+impl IngestContext {
+    /// Makes the revoked partitions' buffered rows durable and commits their offsets
+    /// before librdkafka hands them to another member, so nobody re-reads them and
+    /// nothing uncommitted is lost.
+    fn flush_revoked(&self, consumer: &BaseConsumer<Self>, partitions: &TopicPartitionList) {
+        tracing::info!(partitions = %describe(partitions), "partitions revoked");
+        let Some(pipeline) = self.pipeline.lock().expect("not poisoned").clone() else {
+            return; // Shutting down: the pipeline already flushed everything.
+        };
+        let (reply, durable) = sync_channel(1);
+        let revoked = partitions
+            .elements()
+            .iter()
+            .map(|element| (Arc::from(element.topic()), element.partition()))
+            .collect();
+        if pipeline
+            .send(Input::Revoke {
+                partitions: revoked,
+                reply,
+            })
+            .is_err()
+        {
+            return;
+        }
+        if let Ok(durable) = durable.recv() {
+            commit(consumer, &self.offset_base, &durable, CommitMode::Sync);
+        }
+    }
+}
+
+impl KafkaSource {
+    /// A consumer for `topics` that will send what it reads to `pipeline`.
+    pub fn new(
+        client: rdkafka::ClientConfig,
+        topics: Vec<String>,
+        pipeline: SyncSender<Input>,
+        max_message_bytes: usize,
+        max_reject_raw_bytes: usize,
+    ) -> Result<Self> {
+        Self::with_offset_base(
+            client,
+            topics,
+            pipeline,
+            max_message_bytes,
+            max_reject_raw_bytes,
+            OffsetBase::new(),
+        )
+    }
+
+    /// Like [`new`](Self::new), numbering each partition's offsets from `offset_base`
+    /// (for the embedded broker, whose log does not outlive the process).
+    pub fn with_offset_base(
+        client: rdkafka::ClientConfig,
+        topics: Vec<String>,
+        pipeline: SyncSender<Input>,
+        max_message_bytes: usize,
+        max_reject_raw_bytes: usize,
+        offset_base: HashMap<(String, i32), i64>,
+    ) -> Result<Self> {
+        let context = IngestContext {
+            pipeline: Mutex::new(Some(pipeline)),
+            offset_base: Arc::new(offset_base),
+        };
+        let consumer: BaseConsumer<IngestContext> = client.create_with_context(context)?;
+        Ok(KafkaSource {
+            consumer: Arc::new(consumer),
+            topics,
+            keep: PayloadLimits {
+                max_message_bytes,
+                max_reject_raw_bytes,
+            },
+        })
+    }
+
+    /// The callback the pipeline calls after each flush: commits the durable offsets.
+    pub fn committer(&self) -> OnDurable {
+        let consumer = self.consumer.clone();
+        Box::new(move |durable: &[Durable]| {
+            let base = consumer.context().offset_base.clone();
+            commit(&consumer, &base, durable, CommitMode::Sync);
+        })
+    }
+
+    /// Consumes until `stop` is set, then lets the pipeline's input end.
+    pub fn run(&self, stop: &AtomicBool) -> Result<()> {
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        self.consumer.subscribe(&topics)?;
+        let result = self.consume(stop);
+        // Dropping the last sender ends the pipeline's loop (final flush and commit).
+        self.consumer
+            .context()
+            .pipeline
+            .lock()
+            .expect("not poisoned")
+            .take();
+        result
+    }
+
+    fn consume(&self, stop: &AtomicBool) -> Result<()> {
+        let mut topic_names: HashMap<String, Arc<str>> = HashMap::new();
+        let mut batch: Vec<RawMessage> = Vec::with_capacity(SOURCE_BATCH);
+        while !stop.load(Ordering::Relaxed) {
+            let timeout = if batch.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            match self.consumer.poll(timeout) {
+                Some(Ok(message)) => {
+                    let topic = topic_names
+                        .entry(message.topic().to_owned())
+                        .or_insert_with(|| Arc::from(message.topic()))
+                        .clone();
+                    batch.push(self.raw_message(topic, &message));
+                    if batch.len() < SOURCE_BATCH {
+                        continue;
+                    }
+                }
+                Some(Err(error)) => {
+                    // librdkafka retries connection problems itself; keep polling.
+                    tracing::warn!(%error, "kafka consumer error");
+                }
+                None => {}
+            }
+            if !batch.is_empty() {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(SOURCE_BATCH));
+                self.send(Input::Messages(full))?;
+            }
+        }
+        if !batch.is_empty() {
+            self.send(Input::Messages(batch))?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, input: Input) -> Result<()> {
+        let pipeline = self
+            .consumer
+            .context()
+            .pipeline
+            .lock()
+            .expect("not poisoned")
+            .clone()
+            .ok_or(Error::PipelineGone)?;
+        // Blocks while the pipeline is busy: backpressure reaches Kafka as unpolled
+        // messages (bounded by `queued.max.messages.kbytes`) instead of memory.
+        pipeline.send(input).map_err(|_| Error::PipelineGone)
+    }
+
+    fn raw_message(&self, topic: Arc<str>, message: &impl Message) -> RawMessage {
+        let base = self
+            .consumer
+            .context()
+            .offset_base
+            .get(&(topic.to_string(), message.partition()))
+            .copied()
+            .unwrap_or(0);
+        let payload = message.payload().map(|bytes| {
+            let keep = if bytes.len() > self.keep.max_message_bytes {
+                self.keep.max_reject_raw_bytes
+            } else {
+                bytes.len()
+            };
+            bytes[..keep.min(bytes.len())].to_vec()
+        });
+        RawMessage {
+            source: topic,
+            partition: message.partition(),
+            offset: message.offset() + base,
+            timestamp: message.timestamp().to_millis().map(|millis| millis * 1_000),
+            payload,
+            size: message.payload().map_or(0, <[u8]>::len),
+        }
+    }
+}
+
+fn commit<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    offset_base: &OffsetBase,
+    durable: &[Durable],
+    mode: CommitMode,
+) {
+    if durable.is_empty() {
+        return;
+    }
+    let mut offsets = TopicPartitionList::new();
+    for entry in durable {
+        let base = offset_base
+            .get(&(entry.source.to_string(), entry.partition))
+            .copied()
+            .unwrap_or(0);
+        if let Err(error) = offsets.add_partition_offset(
+            &entry.source,
+            entry.partition,
+            Offset::Offset(entry.next_offset - base),
+        ) {
+            tracing::warn!(%error, "cannot build offset list");
+            return;
+        }
+    }
+    // A failed commit loses nothing: the lake's manifest knows where each partition ends,
+    // and a replay skips what the lake already holds.
+    match consumer.commit(&offsets, mode) {
+        Ok(()) => tracing::debug!(partitions = durable.len(), "offsets committed"),
+        Err(error) => {
+            tracing::warn!(%error, "offset commit failed; the lake's manifest stays authoritative")
+        }
+    }
+}
+
+fn describe(partitions: &TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|element| format!("{}/{}", element.topic(), element.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
+}

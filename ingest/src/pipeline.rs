@@ -1,0 +1,245 @@
+//! The pipeline: decode each message against the contract, buffer events and rejects per
+//! source partition, flush them to the lake on row count or age, and report which offsets
+//! became durable so the source can commit them.
+//!
+//! It runs on its own thread (decoding and Parquet encoding are CPU work that must not sit
+//! on an async reactor) and reads a bounded channel, so a slow disk stops the source from
+//! reading instead of growing memory.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use authtrail_model::{parse_event, ContractError, ContractLimits, IngestMeta, Micros, RejectKind};
+use authtrail_store::{Lake, PartitionLog, SegmentBuilder};
+
+use crate::config::PipelineConfig;
+use crate::message::{Durable, Input, RawMessage};
+use crate::stats::IngestStats;
+use crate::Result;
+
+/// Called with the offsets each flush made durable.
+pub type OnDurable = Box<dyn FnMut(&[Durable]) + Send>;
+
+/// The decode → buffer → flush stage.
+pub struct Pipeline {
+    lake: Lake,
+    config: PipelineConfig,
+    limits: ContractLimits,
+    stats: Arc<IngestStats>,
+    partitions: HashMap<(Arc<str>, i32), PartitionState>,
+    buffered_rows: usize,
+    oldest_buffered: Option<Instant>,
+    on_durable: OnDurable,
+}
+
+struct PartitionState {
+    log: PartitionLog,
+    segment: SegmentBuilder,
+}
+
+impl Pipeline {
+    /// A pipeline writing to `lake` that reports durable offsets to `on_durable`.
+    pub fn new(
+        lake: Lake,
+        config: PipelineConfig,
+        stats: Arc<IngestStats>,
+        on_durable: OnDurable,
+    ) -> Self {
+        Pipeline {
+            lake,
+            limits: config.contract_limits(),
+            config,
+            stats,
+            partitions: HashMap::new(),
+            buffered_rows: 0,
+            oldest_buffered: None,
+            on_durable,
+        }
+    }
+
+    /// Processes input until every sender is gone, then flushes what is left.
+    pub fn run(mut self, input: Receiver<Input>) -> Result<()> {
+        loop {
+            let wait = match self.oldest_buffered {
+                Some(oldest) => self.config.flush_age.saturating_sub(oldest.elapsed()),
+                None => self.config.flush_age,
+            };
+            match input.recv_timeout(wait) {
+                Ok(Input::Messages(messages)) => {
+                    for message in messages {
+                        self.process(message)?;
+                    }
+                    if self.buffered_rows >= self.config.flush_rows {
+                        self.flush_all()?;
+                    }
+                }
+                Ok(Input::Revoke { partitions, reply }) => {
+                    let durable = self.release(&partitions)?;
+                    // The source may have given up waiting (it is shutting down): nothing
+                    // is lost, the offsets are in the lake's manifest.
+                    let _ = reply.send(durable);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.oldest_buffered.is_some() {
+                        self.flush_all()?;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush_all()?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, message: RawMessage) -> Result<()> {
+        IngestStats::add(&self.stats.received, 1);
+        let key = (message.source.clone(), message.partition);
+        let state = match self.partitions.entry(key) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let log = self
+                    .lake
+                    .open_partition(&message.source, message.partition)?;
+                if let Some(next) = log.next_offset() {
+                    tracing::info!(source = %message.source, partition = message.partition, next_offset = next, "lake holds this partition up to offset {}", next - 1);
+                }
+                entry.insert(PartitionState {
+                    log,
+                    segment: SegmentBuilder::new(
+                        &message.source,
+                        message.partition,
+                        self.config.max_reject_raw_bytes,
+                    ),
+                })
+            }
+        };
+        let in_lake = state
+            .log
+            .next_offset()
+            .is_some_and(|next| message.offset < next);
+        if in_lake {
+            IngestStats::add(&self.stats.already_in_lake, 1);
+            return Ok(());
+        }
+
+        let now = wall_clock_micros();
+        let meta = IngestMeta {
+            topic: &message.source,
+            partition: message.partition,
+            offset: message.offset,
+            ingest_time: now,
+        };
+        let payload = message.payload.as_deref();
+        let outcome = match payload {
+            None => Err(ContractError::new(
+                RejectKind::InvalidJson,
+                "message has no value (a tombstone), expected one JSON object",
+            )),
+            Some(_) if message.size > self.limits.max_message_bytes => Err(ContractError::new(
+                RejectKind::TooLarge,
+                format!(
+                    "message of {} bytes exceeds the limit of {} bytes",
+                    message.size, self.limits.max_message_bytes
+                ),
+            )),
+            Some(bytes) => parse_event(bytes, now, &self.limits),
+        };
+        match outcome {
+            Ok(event) => {
+                IngestStats::add(&self.stats.accepted, 1);
+                state.segment.push_event(&event, &meta);
+            }
+            Err(error) => {
+                IngestStats::add(&self.stats.rejected, 1);
+                tracing::debug!(source = %message.source, partition = message.partition, offset = message.offset, kind = %error.kind, "rejected message");
+                let partition_time = message.timestamp.unwrap_or(now);
+                state.segment.push_reject(
+                    payload.unwrap_or_default(),
+                    message.size,
+                    &error,
+                    &meta,
+                    partition_time,
+                );
+            }
+        }
+        self.buffered_rows += 1;
+        self.oldest_buffered.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Flushes every partition with buffered rows, then reports the durable offsets.
+    fn flush_all(&mut self) -> Result<()> {
+        let keys: Vec<_> = self.partitions.keys().cloned().collect();
+        let durable = self.flush(&keys)?;
+        self.buffered_rows = 0;
+        self.oldest_buffered = None;
+        if !durable.is_empty() {
+            (self.on_durable)(&durable);
+        }
+        Ok(())
+    }
+
+    /// Flushes and forgets the given partitions (they move to another consumer, or come
+    /// back later and are re-read from the lake's manifest).
+    fn release(&mut self, partitions: &[(Arc<str>, i32)]) -> Result<Vec<Durable>> {
+        let durable = self.flush(partitions)?;
+        for key in partitions {
+            self.partitions.remove(key);
+        }
+        self.buffered_rows = self
+            .partitions
+            .values()
+            .map(|state| state.segment.rows())
+            .sum();
+        if self.buffered_rows == 0 {
+            self.oldest_buffered = None;
+        }
+        Ok(durable)
+    }
+
+    fn flush(&mut self, keys: &[(Arc<str>, i32)]) -> Result<Vec<Durable>> {
+        let started = Instant::now();
+        let mut durable = Vec::new();
+        let (mut rows, mut bytes, mut files) = (0, 0, 0);
+        for key in keys {
+            let Some(state) = self.partitions.get_mut(key) else {
+                continue;
+            };
+            let Some(segment) = state.segment.finish()? else {
+                continue;
+            };
+            let summary = self.lake.commit(&mut state.log, segment)?;
+            rows += summary.rows;
+            bytes += summary.bytes;
+            files += summary.files.len() as u64;
+            durable.push(Durable {
+                source: key.0.clone(),
+                partition: key.1,
+                next_offset: state.log.next_offset().expect("just committed"),
+            });
+        }
+        if files > 0 {
+            IngestStats::add(&self.stats.flushes, 1);
+            IngestStats::add(&self.stats.files, files);
+            IngestStats::add(&self.stats.bytes, bytes);
+            tracing::info!(
+                rows,
+                files,
+                bytes,
+                partitions = durable.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "flushed to the lake"
+            );
+        }
+        Ok(durable)
+    }
+}
+
+fn wall_clock_micros() -> Micros {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as Micros)
+}

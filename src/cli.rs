@@ -1,0 +1,83 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// authtrail: the audit trail and tripwire for identity in a microservice system.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Root directory of the lake, for this and every command [default: ./authtrail-data,
+    /// or `lake.path` from the config file].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub lake: Option<PathBuf>,
+
+    /// Log line format (logs go to stderr).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest events into the lake: from Kafka (an embedded broker when none is
+    /// configured), or from a JSON-lines file or stdin.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Configuration file (TOML); see authtrail.example.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Kafka bootstrap servers; overrides `kafka.brokers`.
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub brokers: Option<String>,
+
+    /// Topic to consume (repeatable); overrides `kafka.topics`.
+    #[arg(long = "topic", value_name = "TOPIC")]
+    pub topics: Vec<String>,
+
+    /// Consumer group id; overrides `kafka.group_id`.
+    #[arg(long, value_name = "ID")]
+    pub group_id: Option<String>,
+
+    /// Read JSON lines from this file (`-` for stdin) instead of Kafka; exits when the
+    /// input ends and everything is flushed.
+    #[arg(long, value_name = "PATH")]
+    pub from_file: Option<PathBuf>,
+
+    /// Flush after this many buffered rows; overrides `ingest.flush_rows`.
+    #[arg(long, value_name = "ROWS")]
+    pub flush_rows: Option<usize>,
+
+    /// Flush when the oldest buffered row is this old (e.g. 10s); overrides
+    /// `ingest.flush_age`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub flush_age: Option<Duration>,
+}
+
+/// Installs the tracing subscriber: stderr, `RUST_LOG` filter (default `info`).
+pub fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

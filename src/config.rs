@@ -1,0 +1,67 @@
+//! authtrail.toml: one file composed of each component's section.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use authtrail_ingest::kafka::KafkaConfig;
+use authtrail_ingest::PipelineConfig;
+use authtrail_store::EncodeOptions;
+use serde::Deserialize;
+
+/// The whole configuration file. Every section and field is optional; defaults are the
+/// documented ones (see authtrail.example.toml).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the lake lives.
+    pub lake: LakeConfig,
+    /// Flush policy and contract limits.
+    pub ingest: PipelineConfig,
+    /// Brokers, topics, consumer group and librdkafka settings.
+    pub kafka: KafkaConfig,
+    /// Parquet encoding.
+    pub store: EncodeOptions,
+}
+
+/// `[lake]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeConfig {
+    /// The lake's root directory; `--lake` overrides it. Default `./authtrail-data`.
+    pub path: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config `{}`", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config `{}`", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_states_the_defaults() {
+        let example: Config = toml::from_str(include_str!("../authtrail.example.toml")).unwrap();
+        assert_eq!(example.ingest, PipelineConfig::default());
+        assert_eq!(example.store, EncodeOptions::default());
+        assert_eq!(example.kafka.topics, KafkaConfig::default().topics);
+        assert_eq!(example.kafka.group_id, KafkaConfig::default().group_id);
+        assert_eq!(example.kafka.brokers, None, "embedded broker by default");
+    }
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        assert_eq!(toml::from_str::<Config>("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let error = toml::from_str::<Config>("[ingest]\nflush_rowz = 5\n").unwrap_err();
+        assert!(error.to_string().contains("flush_rowz"), "{error}");
+    }
+}
