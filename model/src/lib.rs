@@ -6,6 +6,7 @@
 //! messages into a [`RejectBatchBuilder`]; both produce Arrow record batches of the lake's
 //! schemas ([`events_schema`], [`rejects_schema`]), which the store writes as Parquet.
 
+mod alert;
 mod batch;
 mod error;
 mod event;
@@ -14,6 +15,7 @@ mod parse;
 mod schema;
 pub mod time;
 
+pub use alert::{alerts_schema, Alert, AlertBatchBuilder, Severity};
 pub use batch::{EventBatchBuilder, IngestMeta, RejectBatchBuilder};
 pub use error::{ContractError, RejectKind};
 pub use event::{Event, Kind, Micros, Outcome, PrincipalType, Text};

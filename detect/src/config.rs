@@ -1,0 +1,162 @@
+//! The `[detect]` section of `authtrail.toml`: engine-wide settings and one table per
+//! detector. Every field has a default, so an empty section runs every detector as
+//! `detectors.md` ships them.
+
+use std::time::Duration;
+
+use authtrail_model::Micros;
+use serde::{Deserialize, Serialize};
+
+use crate::detectors::{
+    AudienceMismatchConfig, AuthzProbingConfig, BruteForceConfig, MfaFatigueConfig,
+    NewServiceEdgeConfig, PasswordSprayConfig, RevokedTokenUseConfig, ServiceFanOutConfig,
+    ServiceInteractiveLoginConfig, TokenReplayConfig,
+};
+use crate::error::Error;
+
+/// Settings of the detection stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// How far behind the newest event time seen an event may arrive and still enter
+    /// windowed state; older events are counted as late and only checked by the
+    /// detectors that need no window.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// Most keys one state table holds (per detector, and for the shared baseline,
+    /// token and suppression tables); past it the soonest-expiring keys are evicted.
+    pub max_keys: usize,
+    /// How long a token is remembered after its expiry or last use, whichever is later.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// How long a service's edge baseline is kept without any event of that service.
+    #[serde(with = "humantime_serde")]
+    pub baseline_ttl: Duration,
+    pub new_service_edge: NewServiceEdgeConfig,
+    pub service_fan_out: ServiceFanOutConfig,
+    pub authz_probing: AuthzProbingConfig,
+    pub brute_force: BruteForceConfig,
+    pub password_spray: PasswordSprayConfig,
+    pub token_replay: TokenReplayConfig,
+    pub revoked_token_use: RevokedTokenUseConfig,
+    pub audience_mismatch: AudienceMismatchConfig,
+    pub mfa_fatigue: MfaFatigueConfig,
+    pub service_interactive_login: ServiceInteractiveLoginConfig,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            allowed_lateness: Duration::from_secs(30),
+            max_keys: 1_000_000,
+            token_ttl: Duration::from_secs(3_600),
+            baseline_ttl: Duration::from_secs(30 * 24 * 3_600),
+            new_service_edge: Default::default(),
+            service_fan_out: Default::default(),
+            authz_probing: Default::default(),
+            brute_force: Default::default(),
+            password_spray: Default::default(),
+            token_replay: Default::default(),
+            revoked_token_use: Default::default(),
+            audience_mismatch: Default::default(),
+            mfa_fatigue: Default::default(),
+            service_interactive_login: Default::default(),
+        }
+    }
+}
+
+impl DetectConfig {
+    /// Checks values no detector can work with.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.max_keys == 0 {
+            return Err(Error::Config("`max_keys` must be at least 1".into()));
+        }
+        self.service_fan_out.validate()?;
+        self.authz_probing.validate()?;
+        self.brute_force.validate()?;
+        self.password_spray.validate()?;
+        self.token_replay.validate()?;
+        self.mfa_fatigue.validate()?;
+        Ok(())
+    }
+}
+
+/// Suppression period that ships with every detector.
+pub(crate) fn default_suppression() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// A config duration as event-time microseconds.
+pub(crate) fn micros(duration: Duration) -> Micros {
+    Micros::try_from(duration.as_micros()).unwrap_or(Micros::MAX / 4)
+}
+
+/// Rejects a threshold of zero, which would fire on nothing at all.
+pub(crate) fn at_least_one(detector: &str, field: &str, value: usize) -> Result<(), Error> {
+    if value == 0 {
+        return Err(Error::Config(format!(
+            "`{detector}.{field}` must be at least 1"
+        )));
+    }
+    Ok(())
+}
+
+/// Rejects a zero-length window.
+pub(crate) fn positive(detector: &str, field: &str, value: Duration) -> Result<(), Error> {
+    if value.is_zero() {
+        return Err(Error::Config(format!(
+            "`{detector}.{field}` must be longer than zero"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_section_gives_the_shipped_defaults() {
+        let config: DetectConfig = toml::from_str("").unwrap();
+        assert_eq!(config, DetectConfig::default());
+        assert_eq!(config.brute_force.min_failures, 10);
+        assert_eq!(config.brute_force.window, Duration::from_secs(300));
+        assert_eq!(config.allowed_lateness, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn parses_durations_and_overrides() {
+        let config: DetectConfig = toml::from_str(
+            r#"
+            allowed_lateness = "1m"
+            [brute_force]
+            min_failures = 5
+            window = "2m"
+            severity = "medium"
+            suppression = "30s"
+            [token_replay]
+            enabled = false
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.allowed_lateness, Duration::from_secs(60));
+        assert_eq!(config.brute_force.min_failures, 5);
+        assert_eq!(config.brute_force.window, Duration::from_secs(120));
+        assert_eq!(config.brute_force.suppression, Duration::from_secs(30));
+        assert!(!config.token_replay.enabled);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_unknown_fields() {
+        let error = toml::from_str::<DetectConfig>("[brute_force]\nthreshold = 3\n").unwrap_err();
+        assert!(error.to_string().contains("unknown field"), "{error}");
+    }
+
+    #[test]
+    fn rejects_zero_thresholds() {
+        let mut config = DetectConfig::default();
+        config.password_spray.min_principals = 0;
+        assert!(config.validate().is_err());
+    }
+}

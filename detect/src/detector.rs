@@ -1,0 +1,97 @@
+//! The `Detector` trait and what flows through it: per-event facts in, findings out.
+
+use std::net::IpAddr;
+
+use authtrail_model::{Event, Micros, Severity};
+
+use crate::shared::{EdgeFact, TokenFacts};
+use crate::state::TableStats;
+use crate::Result;
+
+/// What the engine works out once per event and hands to every detector, so each does
+/// not hash the same strings or look up the same shared tables again.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// The event-time clock: the newest event time seen so far (this event included).
+    pub now: Micros,
+    /// Older than the allowed lateness: windowed state must not take it in any more.
+    pub late: bool,
+    /// Hash of `principal`.
+    pub principal: u64,
+    /// Hash of `token_id`.
+    pub token: Option<u64>,
+    /// Hash of `source_ip`.
+    pub source_ip: Option<u64>,
+    /// Hash of `target_service`.
+    pub target: Option<u64>,
+    /// For an `authz` event with a target: whether the edge is new (the baseline shared
+    /// by `new_service_edge` and `service_fan_out`), as it was before this event.
+    pub edge: Option<EdgeFact>,
+    /// For an event with a `token_id`: what is known of the token before this event.
+    pub token_facts: Option<TokenFacts>,
+}
+
+/// A pattern a detector saw complete; the engine turns it into an alert (id,
+/// suppression).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// What state and suppression are keyed on, readable (`user:alice`, a token id).
+    pub key: String,
+    pub severity: Severity,
+    /// Event time of the completing event.
+    pub time: Micros,
+    pub principal: String,
+    pub token_id: Option<String>,
+    pub source_ip: Option<IpAddr>,
+    pub target_service: Option<String>,
+    pub summary: String,
+    /// Ids of the evidence events, oldest first.
+    pub evidence_ids: Vec<String>,
+    pub attack_technique: &'static str,
+}
+
+impl Finding {
+    /// A finding completed by `event`, carrying its principal, token, IP and target.
+    pub fn completed_by(
+        event: &Event<'_>,
+        key: String,
+        severity: Severity,
+        attack_technique: &'static str,
+        summary: String,
+        evidence_ids: Vec<String>,
+    ) -> Self {
+        Finding {
+            key,
+            severity,
+            time: event.time,
+            principal: event.principal.to_string(),
+            token_id: event.token_id.as_deref().map(str::to_owned),
+            source_ip: event.source_ip,
+            target_service: event.target_service.as_deref().map(str::to_owned),
+            summary,
+            evidence_ids,
+            attack_technique,
+        }
+    }
+}
+
+/// One detector: keyed, bounded state on event time that turns events into findings.
+///
+/// Object safe, so the engine holds `Box<dyn Detector>`; state crosses restarts as
+/// opaque bytes from [`save`](Detector::save).
+pub trait Detector: Send {
+    /// The name alerts and config use (`brute_force`).
+    fn name(&self) -> &'static str;
+    /// How long repeats of an alert for one key are suppressed, in microseconds.
+    fn suppression(&self) -> Micros;
+    /// Takes in one event; pushes the findings it completes.
+    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>);
+    /// Forgets state that expired before `now`.
+    fn sweep(&mut self, now: Micros);
+    /// Live keys and removals of the detector's own state.
+    fn stats(&self) -> TableStats;
+    /// The detector's state, for a checkpoint.
+    fn save(&self) -> Vec<u8>;
+    /// Replaces the state with one from [`save`](Detector::save).
+    fn load(&mut self, state: &[u8]) -> Result<()>;
+}

@@ -1,0 +1,225 @@
+//! `authz_probing`: one principal gets at least N `deny` outcomes across at least M
+//! distinct target services within W: it is mapping what it may reach.
+
+use std::time::Duration;
+
+use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
+use serde::{Deserialize, Serialize};
+
+use super::{decode, encode, show};
+use crate::config::{at_least_one, default_suppression, micros, positive};
+use crate::detector::{Detector, Facts, Finding};
+use crate::error::Error;
+use crate::state::{KeyedState, TableStats};
+use crate::window::{self, Timed};
+use crate::Result;
+
+const TECHNIQUE: &str = "T1069/T1580";
+
+/// `authz_probing`: many denies across several services.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthzProbingConfig {
+    /// Run this detector.
+    pub enabled: bool,
+    /// Denies (N) that make probing.
+    pub min_denies: usize,
+    /// Distinct target services (M) the denies must span.
+    pub min_targets: usize,
+    /// Window (W) the denies fall in.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    pub severity: Severity,
+    /// Repeats for the same principal within this period are suppressed.
+    #[serde(with = "humantime_serde")]
+    pub suppression: Duration,
+}
+
+impl Default for AuthzProbingConfig {
+    fn default() -> Self {
+        AuthzProbingConfig {
+            enabled: true,
+            min_denies: 10,
+            min_targets: 3,
+            window: Duration::from_secs(300),
+            severity: Severity::Medium,
+            suppression: default_suppression(),
+        }
+    }
+}
+
+impl AuthzProbingConfig {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        at_least_one("authz_probing", "min_denies", self.min_denies)?;
+        at_least_one("authz_probing", "min_targets", self.min_targets)?;
+        positive("authz_probing", "window", self.window)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Deny {
+    target: u64,
+    id: Box<str>,
+}
+
+pub(crate) struct AuthzProbing {
+    config: AuthzProbingConfig,
+    window: Micros,
+    lateness: Micros,
+    suppression: Micros,
+    denies: KeyedState<Vec<Timed<Deny>>>,
+}
+
+impl AuthzProbing {
+    pub fn new(config: &AuthzProbingConfig, lateness: Micros, max_keys: usize) -> Self {
+        AuthzProbing {
+            config: config.clone(),
+            window: micros(config.window),
+            lateness,
+            suppression: micros(config.suppression),
+            denies: KeyedState::new(max_keys),
+        }
+    }
+}
+
+impl Detector for AuthzProbing {
+    fn name(&self) -> &'static str {
+        "authz_probing"
+    }
+
+    fn suppression(&self) -> Micros {
+        self.suppression
+    }
+
+    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+        if event.kind != Kind::Authz || event.outcome != Some(Outcome::Deny) || facts.late {
+            return;
+        }
+        let time = event.time;
+        let slot = self
+            .denies
+            .upsert(facts.principal, facts.now, time + self.window, Vec::new);
+        let denies = &mut slot.value;
+        if denies.iter().any(|d| *d.item.id == *event.id) {
+            return;
+        }
+        window::prune(denies, facts.now - self.lateness - self.window);
+        let deny = Deny {
+            target: facts.target.unwrap_or(0),
+            id: event.id.as_ref().into(),
+        };
+        let at = window::insert(denies, time, deny);
+        let (n, m) = (self.config.min_denies, self.config.min_targets);
+        let hit = |w: &[Timed<Deny>]| w.len() >= n && window::distinct(w, |d| d.target) >= m;
+        let Some(range) = window::find(denies, at, self.window, hit) else {
+            // Repeats of one target go first, so the distinct targets survive a flood.
+            window::trim(denies, 4 * n.max(m) + 16, |d| d.target);
+            return;
+        };
+        let count = range.len();
+        let targets = window::distinct(&denies[range.clone()], |d| d.target);
+        let evidence = denies[range.clone()].iter().map(|d| d.item.id.to_string());
+        let evidence = evidence.collect();
+        denies.drain(..range.end);
+        let summary = format!(
+            "{} denied {count} times across {targets} services within {}",
+            event.principal,
+            show(self.config.window)
+        );
+        findings.push(Finding::completed_by(
+            event,
+            event.principal.to_string(),
+            self.config.severity,
+            TECHNIQUE,
+            summary,
+            evidence,
+        ));
+    }
+
+    fn sweep(&mut self, now: Micros) {
+        self.denies.sweep(now);
+    }
+
+    fn stats(&self) -> TableStats {
+        self.denies.stats()
+    }
+
+    fn save(&self) -> Vec<u8> {
+        encode(&self.denies)
+    }
+
+    fn load(&mut self, state: &[u8]) -> Result<()> {
+        let saved: KeyedState<Vec<Timed<Deny>>> = decode(state)?;
+        self.denies = saved.with_cap(self.denies.cap());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::testkit::{authz, only, run};
+
+    /// `count` denies, 10 s apart, round-robin over `targets` services.
+    fn denies(count: usize, targets: usize, every: f64) -> Vec<Event<'static>> {
+        (0..count)
+            .map(|i| {
+                let target = format!("svc-{}", i % targets);
+                authz(
+                    &format!("d{i}"),
+                    i as f64 * every,
+                    "user:mallory",
+                    &target,
+                    false,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fires_on_ten_denies_across_three_services() {
+        let alerts = run(&only("authz_probing"), &denies(10, 3, 10.0));
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].evidence_ids.len(), 10);
+        assert_eq!(alerts[0].attack_technique, "T1069/T1580");
+    }
+
+    #[test]
+    fn silent_at_nine_denies() {
+        assert!(run(&only("authz_probing"), &denies(9, 3, 10.0)).is_empty());
+    }
+
+    #[test]
+    fn silent_with_only_two_services() {
+        assert!(run(&only("authz_probing"), &denies(30, 2, 1.0)).is_empty());
+    }
+
+    #[test]
+    fn silent_when_the_denies_span_more_than_five_minutes() {
+        assert!(run(&only("authz_probing"), &denies(10, 3, 33.4)).is_empty());
+        assert_eq!(run(&only("authz_probing"), &denies(10, 3, 33.3)).len(), 1);
+    }
+
+    #[test]
+    fn allows_do_not_count() {
+        let mut events = denies(9, 3, 1.0);
+        events.push(authz("a", 9.0, "user:mallory", "svc-9", true));
+        assert!(run(&only("authz_probing"), &events).is_empty());
+    }
+
+    #[test]
+    fn a_flood_on_one_service_keeps_the_other_services_in_the_window() {
+        let mut events = vec![authz("b", 0.0, "user:mallory", "billing", false)];
+        events.extend((0..200).map(|i| {
+            authz(
+                &format!("o{i}"),
+                1.0 + i as f64 * 0.5,
+                "user:mallory",
+                "orders",
+                false,
+            )
+        }));
+        events.push(authz("c", 120.0, "user:mallory", "crm", false));
+        assert_eq!(run(&only("authz_probing"), &events).len(), 1);
+    }
+}

@@ -1,0 +1,221 @@
+//! `mfa_fatigue`: at least N `authn` failures with an MFA method (`mfa_*`) for one
+//! principal within W, then a success: the user gave in to a push storm.
+
+use std::time::Duration;
+
+use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
+use serde::{Deserialize, Serialize};
+
+use super::{decode, encode, show};
+use crate::config::{at_least_one, default_suppression, micros, positive};
+use crate::detector::{Detector, Facts, Finding};
+use crate::error::Error;
+use crate::state::{KeyedState, TableStats};
+use crate::window::{self, Timed};
+use crate::Result;
+
+const TECHNIQUE: &str = "T1621";
+
+/// `mfa_fatigue`: a storm of MFA prompts ending in a success.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaFatigueConfig {
+    /// Run this detector.
+    pub enabled: bool,
+    /// MFA failures (N) before the success.
+    pub min_failures: usize,
+    /// Window (W) holding the failures and the success.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    pub severity: Severity,
+    /// Repeats for the same principal within this period are suppressed.
+    #[serde(with = "humantime_serde")]
+    pub suppression: Duration,
+}
+
+impl Default for MfaFatigueConfig {
+    fn default() -> Self {
+        MfaFatigueConfig {
+            enabled: true,
+            min_failures: 5,
+            window: Duration::from_secs(600),
+            severity: Severity::High,
+            suppression: default_suppression(),
+        }
+    }
+}
+
+impl MfaFatigueConfig {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        at_least_one("mfa_fatigue", "min_failures", self.min_failures)?;
+        positive("mfa_fatigue", "window", self.window)
+    }
+}
+
+fn is_mfa(event: &Event<'_>) -> bool {
+    event
+        .auth_method
+        .as_deref()
+        .is_some_and(|method| method.starts_with("mfa_"))
+}
+
+pub(crate) struct MfaFatigue {
+    config: MfaFatigueConfig,
+    window: Micros,
+    lateness: Micros,
+    suppression: Micros,
+    /// MFA failure ids by time, per principal.
+    prompts: KeyedState<Vec<Timed<Box<str>>>>,
+}
+
+impl MfaFatigue {
+    pub fn new(config: &MfaFatigueConfig, lateness: Micros, max_keys: usize) -> Self {
+        MfaFatigue {
+            config: config.clone(),
+            window: micros(config.window),
+            lateness,
+            suppression: micros(config.suppression),
+            prompts: KeyedState::new(max_keys),
+        }
+    }
+}
+
+impl Detector for MfaFatigue {
+    fn name(&self) -> &'static str {
+        "mfa_fatigue"
+    }
+
+    fn suppression(&self) -> Micros {
+        self.suppression
+    }
+
+    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+        if event.kind != Kind::Authn {
+            return;
+        }
+        let time = event.time;
+        match event.outcome {
+            Some(Outcome::Failure) if is_mfa(event) && !facts.late => {
+                let slot =
+                    self.prompts
+                        .upsert(facts.principal, facts.now, time + self.window, Vec::new);
+                let prompts = &mut slot.value;
+                if prompts.iter().any(|p| *p.item == *event.id) {
+                    return;
+                }
+                window::prune(prompts, facts.now - self.lateness - self.window);
+                window::insert(prompts, time, event.id.as_ref().into());
+                // Only the newest N matter for "at least N before the success".
+                window::trim(prompts, 2 * self.config.min_failures + 8, |_| ());
+            }
+            Some(Outcome::Success) => {
+                let Some(slot) = self.prompts.get_mut(facts.principal) else {
+                    return;
+                };
+                let prompts = &mut slot.value;
+                let start = prompts.partition_point(|p| p.time < time - self.window);
+                let end = prompts.partition_point(|p| p.time <= time);
+                if end - start < self.config.min_failures {
+                    return;
+                }
+                let mut evidence: Vec<String> = prompts[start..end]
+                    .iter()
+                    .map(|p| p.item.to_string())
+                    .collect();
+                evidence.push(event.id.to_string());
+                prompts.drain(..end);
+                let summary = format!(
+                    "authn success for {} after {} MFA failures within {}",
+                    event.principal,
+                    end - start,
+                    show(self.config.window)
+                );
+                findings.push(Finding::completed_by(
+                    event,
+                    event.principal.to_string(),
+                    self.config.severity,
+                    TECHNIQUE,
+                    summary,
+                    evidence,
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn sweep(&mut self, now: Micros) {
+        self.prompts.sweep(now);
+    }
+
+    fn stats(&self) -> TableStats {
+        self.prompts.stats()
+    }
+
+    fn save(&self) -> Vec<u8> {
+        encode(&self.prompts)
+    }
+
+    fn load(&mut self, state: &[u8]) -> Result<()> {
+        let saved: KeyedState<Vec<Timed<Box<str>>>> = decode(state)?;
+        self.prompts = saved.with_cap(self.prompts.cap());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::testkit::{authn, only, run};
+
+    fn storm(count: usize, every: f64, then_ok_at: f64) -> Vec<Event<'static>> {
+        let mut events: Vec<_> = (0..count)
+            .map(|i| {
+                authn(
+                    &format!("p{i}"),
+                    i as f64 * every,
+                    "user:carol",
+                    false,
+                    "mfa_push",
+                )
+            })
+            .collect();
+        events.push(authn("ok", then_ok_at, "user:carol", true, "mfa_push"));
+        events
+    }
+
+    #[test]
+    fn fires_on_five_push_failures_then_a_success() {
+        let alerts = run(&only("mfa_fatigue"), &storm(5, 30.0, 130.0));
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].evidence_ids, ["p0", "p1", "p2", "p3", "p4", "ok"]);
+        assert_eq!(alerts[0].attack_technique, "T1621");
+    }
+
+    #[test]
+    fn silent_at_four_failures() {
+        assert!(run(&only("mfa_fatigue"), &storm(4, 30.0, 130.0)).is_empty());
+    }
+
+    #[test]
+    fn silent_without_the_success() {
+        let mut events = storm(8, 10.0, 100.0);
+        events.pop();
+        assert!(run(&only("mfa_fatigue"), &events).is_empty());
+    }
+
+    #[test]
+    fn silent_when_the_failures_are_spread_past_the_window() {
+        // The success comes 600.5 s after the first failure: only 4 are within 10 min.
+        assert!(run(&only("mfa_fatigue"), &storm(5, 100.0, 600.5)).is_empty());
+        assert_eq!(run(&only("mfa_fatigue"), &storm(5, 100.0, 600.0)).len(), 1);
+    }
+
+    #[test]
+    fn password_failures_are_not_mfa_prompts() {
+        let mut events: Vec<_> = (0..6)
+            .map(|i| authn(&format!("p{i}"), i as f64, "user:carol", false, "password"))
+            .collect();
+        events.push(authn("ok", 10.0, "user:carol", true, "mfa_push"));
+        assert!(run(&only("mfa_fatigue"), &events).is_empty());
+    }
+}

@@ -1,0 +1,220 @@
+//! `password_spray`: one source IP fails `authn` against at least N distinct principals
+//! within W: few guesses each, many accounts.
+
+use std::time::Duration;
+
+use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
+use serde::{Deserialize, Serialize};
+
+use super::{decode, encode, show};
+use crate::config::{at_least_one, default_suppression, micros, positive};
+use crate::detector::{Detector, Facts, Finding};
+use crate::error::Error;
+use crate::state::{KeyedState, TableStats};
+use crate::window::{self, Timed};
+use crate::Result;
+
+const TECHNIQUE: &str = "T1110.003";
+
+/// `password_spray`: one address failing against many principals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordSprayConfig {
+    /// Run this detector.
+    pub enabled: bool,
+    /// Distinct principals (N) one address fails against.
+    pub min_principals: usize,
+    /// Window (W) the failures fall in.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    pub severity: Severity,
+    /// Repeats for the same source IP within this period are suppressed.
+    #[serde(with = "humantime_serde")]
+    pub suppression: Duration,
+}
+
+impl Default for PasswordSprayConfig {
+    fn default() -> Self {
+        PasswordSprayConfig {
+            enabled: true,
+            min_principals: 10,
+            window: Duration::from_secs(600),
+            severity: Severity::High,
+            suppression: default_suppression(),
+        }
+    }
+}
+
+impl PasswordSprayConfig {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        at_least_one("password_spray", "min_principals", self.min_principals)?;
+        positive("password_spray", "window", self.window)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Attempt {
+    principal: u64,
+    id: Box<str>,
+}
+
+pub(crate) struct PasswordSpray {
+    config: PasswordSprayConfig,
+    window: Micros,
+    lateness: Micros,
+    suppression: Micros,
+    /// Failures per source IP.
+    sources: KeyedState<Vec<Timed<Attempt>>>,
+}
+
+impl PasswordSpray {
+    pub fn new(config: &PasswordSprayConfig, lateness: Micros, max_keys: usize) -> Self {
+        PasswordSpray {
+            config: config.clone(),
+            window: micros(config.window),
+            lateness,
+            suppression: micros(config.suppression),
+            sources: KeyedState::new(max_keys),
+        }
+    }
+}
+
+impl Detector for PasswordSpray {
+    fn name(&self) -> &'static str {
+        "password_spray"
+    }
+
+    fn suppression(&self) -> Micros {
+        self.suppression
+    }
+
+    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+        if event.kind != Kind::Authn || event.outcome != Some(Outcome::Failure) || facts.late {
+            return;
+        }
+        let (Some(source), Some(ip)) = (facts.source_ip, event.source_ip) else {
+            return;
+        };
+        let time = event.time;
+        let slot = self
+            .sources
+            .upsert(source, facts.now, time + self.window, Vec::new);
+        let attempts = &mut slot.value;
+        if attempts.iter().any(|a| *a.item.id == *event.id) {
+            return;
+        }
+        window::prune(attempts, facts.now - self.lateness - self.window);
+        let attempt = Attempt {
+            principal: facts.principal,
+            id: event.id.as_ref().into(),
+        };
+        let at = window::insert(attempts, time, attempt);
+        let n = self.config.min_principals;
+        let hit = |w: &[Timed<Attempt>]| window::distinct(w, |a| a.principal) >= n;
+        let Some(range) = window::find(attempts, at, self.window, hit) else {
+            // A user retrying from a shared address must not push other principals out.
+            window::trim(attempts, 4 * n + 16, |a| a.principal);
+            return;
+        };
+        let evidence = attempts[range.clone()]
+            .iter()
+            .map(|a| a.item.id.to_string());
+        let evidence = evidence.collect();
+        attempts.drain(..range.end);
+        let summary = format!(
+            "{ip} failed authn against {n} principals within {}",
+            show(self.config.window)
+        );
+        findings.push(Finding::completed_by(
+            event,
+            ip.to_string(),
+            self.config.severity,
+            TECHNIQUE,
+            summary,
+            evidence,
+        ));
+    }
+
+    fn sweep(&mut self, now: Micros) {
+        self.sources.sweep(now);
+    }
+
+    fn stats(&self) -> TableStats {
+        self.sources.stats()
+    }
+
+    fn save(&self) -> Vec<u8> {
+        encode(&self.sources)
+    }
+
+    fn load(&mut self, state: &[u8]) -> Result<()> {
+        let saved: KeyedState<Vec<Timed<Attempt>>> = decode(state)?;
+        self.sources = saved.with_cap(self.sources.cap());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::testkit::{authn, only, run};
+
+    fn spray(principals: usize, every: f64, ip: &str) -> Vec<Event<'static>> {
+        (0..principals)
+            .map(|i| {
+                let mut event = authn(
+                    &format!("s{i}"),
+                    i as f64 * every,
+                    &format!("user:u{i}"),
+                    false,
+                    "password",
+                );
+                event.source_ip = Some(ip.parse().unwrap());
+                event
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fires_on_one_address_failing_against_ten_principals() {
+        let alerts = run(&only("password_spray"), &spray(10, 5.0, "198.51.100.9"));
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].source_ip, Some("198.51.100.9".parse().unwrap()));
+        assert_eq!(alerts[0].key, "198.51.100.9");
+        assert_eq!(alerts[0].evidence_ids.len(), 10);
+        assert_eq!(alerts[0].attack_technique, "T1110.003");
+    }
+
+    #[test]
+    fn silent_at_nine_principals() {
+        assert!(run(&only("password_spray"), &spray(9, 5.0, "198.51.100.9")).is_empty());
+    }
+
+    #[test]
+    fn silent_when_spread_past_ten_minutes() {
+        assert!(run(&only("password_spray"), &spray(10, 66.7, "198.51.100.9")).is_empty());
+        assert_eq!(
+            run(&only("password_spray"), &spray(10, 66.6, "198.51.100.9")).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn one_principal_failing_often_is_not_a_spray() {
+        let events: Vec<_> = spray(20, 1.0, "198.51.100.9")
+            .into_iter()
+            .map(|mut e| {
+                e.principal = "user:alice".into();
+                e
+            })
+            .collect();
+        assert!(run(&only("password_spray"), &events).is_empty());
+    }
+
+    #[test]
+    fn failures_from_different_addresses_do_not_add_up() {
+        let mut events = spray(5, 1.0, "198.51.100.9");
+        events.extend(spray(10, 1.0, "198.51.100.10").into_iter().skip(5));
+        assert!(run(&only("password_spray"), &events).is_empty());
+    }
+}

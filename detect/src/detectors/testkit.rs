@@ -1,0 +1,102 @@
+//! Events and configs for the detectors' tests.
+
+use std::borrow::Cow;
+
+use authtrail_model::{Alert, Event, Kind, Micros, Outcome, PrincipalType};
+
+use crate::{DetectConfig, Detectors};
+
+/// 2026-11-23T18:00:00Z, the contract's example day.
+pub const T0: Micros = 1_795_456_800_000_000;
+
+/// `T0` plus some seconds.
+pub fn at(seconds: f64) -> Micros {
+    T0 + (seconds * 1e6) as Micros
+}
+
+/// An event with only the required fields.
+pub fn event(id: &str, seconds: f64, kind: Kind, principal: &str) -> Event<'static> {
+    Event {
+        id: Cow::Owned(id.to_owned()),
+        time: at(seconds),
+        kind,
+        principal: Cow::Owned(principal.to_owned()),
+        principal_type: PrincipalType::infer(principal),
+        service: None,
+        outcome: None,
+        reason: None,
+        source_ip: None,
+        source_service: None,
+        target_service: None,
+        resource: None,
+        action: None,
+        token_id: None,
+        token_issuer: None,
+        token_audience: None,
+        token_scopes: None,
+        token_expires: None,
+        client_id: None,
+        auth_method: None,
+        mfa: None,
+        user_agent: None,
+        session_id: None,
+        trace_id: None,
+        attributes: Vec::new(),
+    }
+}
+
+pub fn text(value: &str) -> Option<Cow<'static, str>> {
+    Some(Cow::Owned(value.to_owned()))
+}
+
+/// An `authn` with an outcome and `auth_method`.
+pub fn authn(id: &str, seconds: f64, principal: &str, ok: bool, method: &str) -> Event<'static> {
+    let mut event = event(id, seconds, Kind::Authn, principal);
+    event.outcome = Some(if ok {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    });
+    event.auth_method = text(method);
+    event
+}
+
+/// An `authz` of `principal` against `target`.
+pub fn authz(id: &str, seconds: f64, principal: &str, target: &str, allow: bool) -> Event<'static> {
+    let mut event = event(id, seconds, Kind::Authz, principal);
+    event.outcome = Some(if allow { Outcome::Allow } else { Outcome::Deny });
+    event.service = text(target);
+    event.target_service = text(target);
+    event
+}
+
+/// A config with only the named detector enabled.
+pub fn only(name: &str) -> DetectConfig {
+    let mut config = DetectConfig::default();
+    config.new_service_edge.enabled = name == "new_service_edge";
+    config.service_fan_out.enabled = name == "service_fan_out";
+    config.authz_probing.enabled = name == "authz_probing";
+    config.brute_force.enabled = name == "brute_force";
+    config.password_spray.enabled = name == "password_spray";
+    config.token_replay.enabled = name == "token_replay";
+    config.revoked_token_use.enabled = name == "revoked_token_use";
+    config.audience_mismatch.enabled = name == "audience_mismatch";
+    config.mfa_fatigue.enabled = name == "mfa_fatigue";
+    config.service_interactive_login.enabled = name == "service_interactive_login";
+    config
+}
+
+/// The alerts `events` raise, fed in order to fresh detectors.
+pub fn run(config: &DetectConfig, events: &[Event<'_>]) -> Vec<Alert> {
+    let mut detectors = Detectors::new(config).unwrap();
+    feed(&mut detectors, events)
+}
+
+/// Feeds `events` and returns the alerts they raise.
+pub fn feed(detectors: &mut Detectors, events: &[Event<'_>]) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for event in events {
+        detectors.observe(event, &mut alerts);
+    }
+    alerts
+}

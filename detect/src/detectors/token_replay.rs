@@ -1,0 +1,281 @@
+//! `token_replay`: one token presented by a principal other than the one it was issued
+//! to, or straight from clients at at least N distinct source IPs within W.
+//!
+//! Only presentations without `source_service` count towards the addresses: a token
+//! relayed by internal services naturally arrives from their pod addresses.
+
+use std::time::Duration;
+
+use authtrail_model::{Event, Micros, Severity};
+use serde::{Deserialize, Serialize};
+
+use super::{decode, encode, show};
+use crate::config::{at_least_one, default_suppression, micros, positive};
+use crate::detector::{Detector, Facts, Finding};
+use crate::error::Error;
+use crate::shared::is_presentation;
+use crate::state::{KeyedState, TableStats};
+use crate::window::{self, Timed};
+use crate::Result;
+
+const TECHNIQUE: &str = "T1550.001";
+
+/// `token_replay`: a token used by someone else or from many places.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenReplayConfig {
+    /// Run this detector.
+    pub enabled: bool,
+    /// Distinct client source IPs (N) one token is presented from.
+    pub min_source_ips: usize,
+    /// Window (W) the presentations fall in.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    pub severity: Severity,
+    /// Repeats for the same token within this period are suppressed.
+    #[serde(with = "humantime_serde")]
+    pub suppression: Duration,
+}
+
+impl Default for TokenReplayConfig {
+    fn default() -> Self {
+        TokenReplayConfig {
+            enabled: true,
+            min_source_ips: 3,
+            window: Duration::from_secs(600),
+            severity: Severity::High,
+            suppression: default_suppression(),
+        }
+    }
+}
+
+impl TokenReplayConfig {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        at_least_one("token_replay", "min_source_ips", self.min_source_ips)?;
+        positive("token_replay", "window", self.window)
+    }
+}
+
+/// The latest client presentation from one address.
+#[derive(Debug, Serialize, Deserialize)]
+struct Sighting {
+    ip: u64,
+    id: Box<str>,
+}
+
+pub(crate) struct TokenReplay {
+    config: TokenReplayConfig,
+    window: Micros,
+    lateness: Micros,
+    suppression: Micros,
+    /// Per token: one entry per distinct client address, at its latest presentation.
+    sightings: KeyedState<Vec<Timed<Sighting>>>,
+}
+
+impl TokenReplay {
+    pub fn new(config: &TokenReplayConfig, lateness: Micros, max_keys: usize) -> Self {
+        TokenReplay {
+            config: config.clone(),
+            window: micros(config.window),
+            lateness,
+            suppression: micros(config.suppression),
+            sightings: KeyedState::new(max_keys),
+        }
+    }
+
+    fn foreign_principal(&self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+        let issued_to = facts.token_facts.and_then(|token| token.issued_to);
+        if issued_to.is_none_or(|owner| owner == facts.principal) {
+            return;
+        }
+        let token_id = event.token_id.as_deref().unwrap_or_default();
+        let summary = format!(
+            "token {token_id} presented by {}, not the principal it was issued to",
+            event.principal
+        );
+        findings.push(Finding::completed_by(
+            event,
+            format!("{token_id} by {}", event.principal),
+            self.config.severity,
+            TECHNIQUE,
+            summary,
+            vec![event.id.to_string()],
+        ));
+    }
+
+    fn many_addresses(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+        let (Some(token), Some(ip)) = (facts.token, facts.source_ip) else {
+            return;
+        };
+        if event.source_service.is_some() || facts.late {
+            return;
+        }
+        let time = event.time;
+        let slot = self
+            .sightings
+            .upsert(token, facts.now, time + self.window, Vec::new);
+        let sightings = &mut slot.value;
+        window::prune(sightings, facts.now - self.lateness - self.window);
+        // One entry per address, at its latest use, keeps a busy client's token small.
+        if let Some(seen) = sightings.iter().position(|s| s.item.ip == ip) {
+            if sightings[seen].time >= time {
+                return;
+            }
+            sightings.remove(seen);
+        }
+        let sighting = Sighting {
+            ip,
+            id: event.id.as_ref().into(),
+        };
+        let at = window::insert(sightings, time, sighting);
+        let n = self.config.min_source_ips;
+        let Some(range) = window::find(sightings, at, self.window, |w| w.len() >= n) else {
+            window::trim(sightings, 4 * n + 16, |_| ());
+            return;
+        };
+        let evidence = sightings[range.clone()]
+            .iter()
+            .map(|s| s.item.id.to_string());
+        let evidence = evidence.collect();
+        sightings.drain(..range.end);
+        let token_id = event.token_id.as_deref().unwrap_or_default();
+        let summary = format!(
+            "token {token_id} presented from {} client addresses within {}",
+            range.len(),
+            show(self.config.window)
+        );
+        findings.push(Finding::completed_by(
+            event,
+            token_id.to_owned(),
+            self.config.severity,
+            TECHNIQUE,
+            summary,
+            evidence,
+        ));
+    }
+}
+
+impl Detector for TokenReplay {
+    fn name(&self) -> &'static str {
+        "token_replay"
+    }
+
+    fn suppression(&self) -> Micros {
+        self.suppression
+    }
+
+    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+        if !is_presentation(event) {
+            return;
+        }
+        self.foreign_principal(event, facts, findings);
+        self.many_addresses(event, facts, findings);
+    }
+
+    fn sweep(&mut self, now: Micros) {
+        self.sightings.sweep(now);
+    }
+
+    fn stats(&self) -> TableStats {
+        self.sightings.stats()
+    }
+
+    fn save(&self) -> Vec<u8> {
+        encode(&self.sightings)
+    }
+
+    fn load(&mut self, state: &[u8]) -> Result<()> {
+        let saved: KeyedState<Vec<Timed<Sighting>>> = decode(state)?;
+        self.sightings = saved.with_cap(self.sightings.cap());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::testkit::{authz, event, only, run, text};
+    use authtrail_model::Kind;
+
+    fn issue(principal: &str) -> Event<'static> {
+        let mut issue = event("i", 0.0, Kind::TokenIssue, principal);
+        issue.token_id = text("jti-1");
+        issue
+    }
+
+    fn present(id: &str, seconds: f64, principal: &str, ip: &str) -> Event<'static> {
+        let mut event = authz(id, seconds, principal, "payments", true);
+        event.token_id = text("jti-1");
+        event.source_ip = Some(ip.parse().unwrap());
+        event
+    }
+
+    #[test]
+    fn fires_when_another_principal_presents_the_token() {
+        let events = [
+            issue("user:alice"),
+            present("p1", 1.0, "user:alice", "203.0.113.7"),
+            present("p2", 2.0, "user:mallory", "203.0.113.7"),
+        ];
+        let alerts = run(&only("token_replay"), &events);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].principal, "user:mallory");
+        assert_eq!(alerts[0].token_id.as_deref(), Some("jti-1"));
+        assert_eq!(alerts[0].evidence_ids, ["p2"]);
+    }
+
+    #[test]
+    fn fires_on_three_client_addresses_within_ten_minutes() {
+        let events = [
+            present("p1", 0.0, "user:alice", "203.0.113.7"),
+            present("p2", 100.0, "user:alice", "198.51.100.1"),
+            present("p3", 600.0, "user:alice", "192.0.2.44"),
+        ];
+        let alerts = run(&only("token_replay"), &events);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].evidence_ids, ["p1", "p2", "p3"]);
+    }
+
+    #[test]
+    fn silent_on_two_addresses_or_three_spread_past_the_window() {
+        let two = [
+            present("p1", 0.0, "user:alice", "203.0.113.7"),
+            present("p2", 1.0, "user:alice", "198.51.100.1"),
+            present("p3", 2.0, "user:alice", "203.0.113.7"),
+        ];
+        assert!(run(&only("token_replay"), &two).is_empty());
+        let spread = [
+            present("p1", 0.0, "user:alice", "203.0.113.7"),
+            present("p2", 100.0, "user:alice", "198.51.100.1"),
+            present("p3", 601.0, "user:alice", "192.0.2.44"),
+        ];
+        assert!(run(&only("token_replay"), &spread).is_empty());
+    }
+
+    #[test]
+    fn silent_for_a_token_relayed_by_internal_services_from_pod_addresses() {
+        let mut events = vec![
+            issue("user:alice"),
+            present("c", 0.0, "user:alice", "203.0.113.7"),
+        ];
+        for (i, pod) in ["10.4.0.12", "10.4.0.13", "10.4.1.7", "10.4.2.9"]
+            .iter()
+            .enumerate()
+        {
+            let mut relayed = present(&format!("r{i}"), 1.0 + i as f64, "user:alice", pod);
+            relayed.source_service = text("checkout");
+            events.push(relayed);
+        }
+        assert!(run(&only("token_replay"), &events).is_empty());
+    }
+
+    #[test]
+    fn silent_for_two_pods_behind_one_egress_address() {
+        let events: Vec<_> = (0..10)
+            .map(|i| present(&format!("p{i}"), i as f64, "svc:checkout", "192.0.2.1"))
+            .collect();
+        let mut with_issue = vec![issue("svc:checkout")];
+        with_issue.extend(events);
+        assert!(run(&only("token_replay"), &with_issue).is_empty());
+    }
+}

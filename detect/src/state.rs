@@ -1,0 +1,183 @@
+//! Bounded keyed state on event time: every key has an expiry, and a cap on the number
+//! of keys evicts the soonest-expiring ones. Both kinds of removal are counted.
+
+use authtrail_model::Micros;
+use serde::{Deserialize, Serialize};
+
+use crate::hash::HashedMap;
+
+/// The value of one key and when (event time) it may be forgotten.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Slot<V> {
+    pub expires_at: Micros,
+    pub value: V,
+}
+
+/// Live keys and removals of one state table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Keys held now.
+    pub live_keys: usize,
+    /// Keys dropped because their time ran out.
+    pub expired: u64,
+    /// Keys dropped early because the table was at its cap.
+    pub evicted: u64,
+}
+
+/// A map from key hashes to values with expiry and a cap on keys.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct KeyedState<V> {
+    slots: HashedMap<Slot<V>>,
+    // The cap comes from the config, not from the checkpoint.
+    #[serde(skip)]
+    cap: usize,
+    expired: u64,
+    evicted: u64,
+}
+
+impl<V> KeyedState<V> {
+    /// An empty table holding at most `cap` keys.
+    pub fn new(cap: usize) -> Self {
+        KeyedState {
+            slots: HashedMap::default(),
+            cap: cap.max(1),
+            expired: 0,
+            evicted: 0,
+        }
+    }
+
+    /// Applies the configured cap to a table restored from a checkpoint.
+    pub fn with_cap(mut self, cap: usize) -> Self {
+        self.cap = cap.max(1);
+        self
+    }
+
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    pub fn get(&self, key: u64) -> Option<&V> {
+        self.slots.get(&key).map(|slot| &slot.value)
+    }
+
+    pub fn get_mut(&mut self, key: u64) -> Option<&mut Slot<V>> {
+        self.slots.get_mut(&key)
+    }
+
+    /// The slot of `key`, created with `init` when absent (making room first if the
+    /// table is full). Its expiry is extended to at least `expires_at`.
+    pub fn upsert(
+        &mut self,
+        key: u64,
+        now: Micros,
+        expires_at: Micros,
+        init: impl FnOnce() -> V,
+    ) -> &mut Slot<V> {
+        if !self.slots.contains_key(&key) && self.slots.len() >= self.cap {
+            self.make_room(now);
+        }
+        let slot = self.slots.entry(key).or_insert_with(|| Slot {
+            expires_at,
+            value: init(),
+        });
+        slot.expires_at = slot.expires_at.max(expires_at);
+        slot
+    }
+
+    /// Drops the keys whose expiry lies before `now`.
+    pub fn sweep(&mut self, now: Micros) {
+        let before = self.slots.len();
+        self.slots.retain(|_, slot| slot.expires_at >= now);
+        self.expired += (before - self.slots.len()) as u64;
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn stats(&self) -> TableStats {
+        TableStats {
+            live_keys: self.slots.len(),
+            expired: self.expired,
+            evicted: self.evicted,
+        }
+    }
+
+    /// Expired keys go first; if that is not enough, the eighth of the table that
+    /// expires soonest is evicted, so the O(n) pass is paid once per cap/8 inserts.
+    fn make_room(&mut self, now: Micros) {
+        self.sweep(now);
+        if self.slots.len() < self.cap {
+            return;
+        }
+        let quota = (self.cap / 8).max(1);
+        let mut expiries: Vec<Micros> = self.slots.values().map(|s| s.expires_at).collect();
+        let (_, &mut cutoff, _) = expiries.select_nth_unstable(quota - 1);
+        // Ties at the cutoff are evicted only up to the quota.
+        let mut at_cutoff = quota - expiries.iter().filter(|&&e| e < cutoff).count();
+        let before = self.slots.len();
+        self.slots.retain(|_, slot| {
+            if slot.expires_at < cutoff {
+                false
+            } else if slot.expires_at == cutoff && at_cutoff > 0 {
+                at_cutoff -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        self.evicted += (before - self.slots.len()) as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_keys_are_swept_and_counted() {
+        let mut state = KeyedState::new(10);
+        state.upsert(1, 0, 100, || 'a');
+        state.upsert(2, 0, 300, || 'b');
+        state.sweep(200);
+        assert_eq!(state.get(1), None);
+        assert_eq!(state.get(2), Some(&'b'));
+        assert_eq!(state.stats().expired, 1);
+    }
+
+    #[test]
+    fn upsert_extends_but_never_shortens_expiry() {
+        let mut state = KeyedState::new(10);
+        state.upsert(1, 0, 500, || 0);
+        state.upsert(1, 0, 100, || 0);
+        assert_eq!(state.get_mut(1).unwrap().expires_at, 500);
+    }
+
+    #[test]
+    fn stays_under_its_cap_with_ten_times_more_keys() {
+        let cap = 1_000;
+        let mut state = KeyedState::new(cap);
+        for key in 0..(10 * cap as u64) {
+            let time = key as Micros;
+            state.upsert(key, time, time + 1_000_000, || key);
+            assert!(state.len() <= cap);
+        }
+        let stats = state.stats();
+        assert_eq!(stats.live_keys as u64 + stats.evicted, 10 * cap as u64);
+        // The newest key survives; the oldest went first.
+        assert!(state.get(10 * cap as u64 - 1).is_some());
+        assert!(state.get(0).is_none());
+    }
+
+    #[test]
+    fn eviction_with_equal_expiries_removes_only_the_quota() {
+        let mut state = KeyedState::new(16);
+        for key in 0..16 {
+            state.upsert(key, 0, 100, || ());
+        }
+        state.upsert(99, 0, 100, || ());
+        assert_eq!(state.len(), 15);
+        assert_eq!(state.stats().evicted, 2);
+    }
+}

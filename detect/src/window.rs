@@ -1,0 +1,134 @@
+//! Sliding windows on event time: small time-ordered vectors per key.
+//!
+//! Events may arrive out of order (up to the allowed lateness), so entries are inserted
+//! in time order, and a new entry is checked against every window of width `w` that
+//! contains it, not only the one ending at it.
+
+use std::ops::Range;
+
+use authtrail_model::Micros;
+use serde::{Deserialize, Serialize};
+
+/// One entry of a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Timed<T> {
+    pub time: Micros,
+    pub item: T,
+}
+
+/// Inserts keeping time order (after equal times, so arrival order breaks ties);
+/// returns the entry's index.
+pub(crate) fn insert<T>(entries: &mut Vec<Timed<T>>, time: Micros, item: T) -> usize {
+    let at = entries.partition_point(|entry| entry.time <= time);
+    entries.insert(at, Timed { time, item });
+    at
+}
+
+/// Drops entries older than `horizon`.
+pub(crate) fn prune<T>(entries: &mut Vec<Timed<T>>, horizon: Micros) {
+    let stale = entries.partition_point(|entry| entry.time < horizon);
+    entries.drain(..stale);
+}
+
+/// The first window `[end - width, end]` that contains entry `at` and satisfies `hit`,
+/// as a range of entries. Windows are tried by their end, earliest first; only ends at
+/// or after `at` can contain it.
+pub(crate) fn find<T>(
+    entries: &[Timed<T>],
+    at: usize,
+    width: Micros,
+    mut hit: impl FnMut(&[Timed<T>]) -> bool,
+) -> Option<Range<usize>> {
+    let time = entries[at].time;
+    for end in at..entries.len() {
+        let end_time = entries[end].time;
+        if end_time - time > width {
+            break;
+        }
+        let start = entries[..=at].partition_point(|entry| entry.time < end_time - width);
+        if hit(&entries[start..=end]) {
+            return Some(start..end + 1);
+        }
+    }
+    None
+}
+
+/// Number of distinct values in a short slice (windows hold tens of entries, so a
+/// quadratic scan beats hashing).
+pub(crate) fn distinct<T, K: PartialEq>(entries: &[Timed<T>], key: impl Fn(&T) -> K) -> usize {
+    let mut count = 0;
+    for (i, entry) in entries.iter().enumerate() {
+        let k = key(&entry.item);
+        if !entries[..i].iter().any(|earlier| key(&earlier.item) == k) {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Keeps at most `cap` entries. Entries whose key occurs again later go first, so a
+/// flood of repeats cannot push the only entry of a distinct key out of the window.
+pub(crate) fn trim<T, K: PartialEq>(
+    entries: &mut Vec<Timed<T>>,
+    cap: usize,
+    key: impl Fn(&T) -> K,
+) {
+    while entries.len() > cap {
+        let repeated = (0..entries.len()).find(|&i| {
+            let k = key(&entries[i].item);
+            entries[i + 1..].iter().any(|later| key(&later.item) == k)
+        });
+        entries.remove(repeated.unwrap_or(0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(times: &[Micros]) -> Vec<Timed<u32>> {
+        let mut entries = Vec::new();
+        for (i, &time) in times.iter().enumerate() {
+            insert(&mut entries, time, i as u32);
+        }
+        entries
+    }
+
+    #[test]
+    fn inserts_late_entries_in_time_order() {
+        let entries = window(&[10, 30, 20, 5]);
+        let times: Vec<_> = entries.iter().map(|e| e.time).collect();
+        assert_eq!(times, [5, 10, 20, 30]);
+    }
+
+    #[test]
+    fn finds_a_window_that_a_late_entry_completes() {
+        // 0, 10 and 30 fit no window of width 20 with three entries; a late 15 makes
+        // the window ending at 15 hold 0, 10 and 15.
+        let mut entries = window(&[0, 10, 30]);
+        let at = insert(&mut entries, 15, 9);
+        let found = find(&entries, at, 20, |slice| slice.len() >= 3);
+        assert_eq!(found, Some(0..3));
+    }
+
+    #[test]
+    fn window_bounds_are_inclusive() {
+        let entries = window(&[0, 20]);
+        assert_eq!(find(&entries, 1, 20, |s| s.len() >= 2), Some(0..2));
+        assert_eq!(find(&entries, 1, 19, |s| s.len() >= 2), None);
+    }
+
+    #[test]
+    fn trim_drops_repeats_before_distinct_entries() {
+        let mut entries = Vec::new();
+        insert(&mut entries, 1, 'b');
+        for time in 2..10 {
+            insert(&mut entries, time, 'a');
+        }
+        insert(&mut entries, 10, 'c');
+        trim(&mut entries, 3, |item| *item);
+        let items: Vec<_> = entries.iter().map(|e| e.item).collect();
+        assert_eq!(items, ['b', 'a', 'c']);
+        assert_eq!(distinct(&entries, |item| *item), 3);
+    }
+}
