@@ -86,7 +86,7 @@ impl RevokedTokenUse {
         }
     }
 
-    fn revoke(&mut self, event: &Event<'_>, facts: &Facts) {
+    fn revoke(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
         let revoke = Revoke {
             time: event.time,
             id: event.id.as_ref().into(),
@@ -94,6 +94,7 @@ impl RevokedTokenUse {
         let keep = event.time + self.ttl;
         match facts.token {
             Some(token) => {
+                self.late_revoke(event, facts, findings);
                 let init = || revoke.clone();
                 let slot = self.state.tokens.upsert(token, facts.now, keep, init);
                 // The first revoke is the one that ended the token.
@@ -114,6 +115,29 @@ impl RevokedTokenUse {
                 }
             }
         }
+    }
+
+    /// A revoke that arrives after a presentation it should have stopped (out of order,
+    /// within the allowed lateness): the presentation is no longer at hand, so the
+    /// revoke completes the pattern and the summary says when the token was last used.
+    fn late_revoke(&self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+        let used = facts.token_facts.and_then(|token| token.last_presented);
+        let Some(used) = used.filter(|&used| used > event.time) else {
+            return;
+        };
+        let token_id = event.token_id.as_deref().unwrap_or_default();
+        let summary = format!(
+            "token {token_id} was presented at {}, after its revoke (which arrived late)",
+            format_micros(used)
+        );
+        findings.push(Finding::completed_by(
+            event,
+            token_id.to_owned(),
+            self.config.severity,
+            TECHNIQUE,
+            summary,
+            vec![event.id.to_string()],
+        ));
     }
 
     /// Why the presentation should not have happened: the revoke's id and a reason.
@@ -163,7 +187,7 @@ impl Detector for RevokedTokenUse {
 
     fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
         if event.kind == Kind::TokenRevoke {
-            self.revoke(event, facts);
+            self.revoke(event, facts, findings);
             return;
         }
         if !is_presentation(event) {
@@ -295,7 +319,10 @@ mod tests {
             present("p1", 30.0, "t1"),
             revoke("r", 10.0, Some("t1")),
         ];
-        // The presentation came before we knew; the next one is caught.
+        // The revoke itself reports the use it missed; the next one is a repeat.
+        let alerts = run(&only("revoked_token_use"), &events);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].evidence_ids, ["r"]);
         let mut more = events.to_vec();
         more.push(present("p2", 31.0, "t1"));
         assert_eq!(run(&only("revoked_token_use"), &more).len(), 1);

@@ -25,6 +25,8 @@ pub struct TokenFacts {
     /// Its issue time, or when it was first seen if the issue was not (it existed then).
     pub issued_at: Micros,
     pub expires: Option<Micros>,
+    /// Time of its latest presentation, if any was seen.
+    pub last_presented: Option<Micros>,
     pub audience: Audience,
 }
 
@@ -40,6 +42,8 @@ struct TokenState {
     issued_to: u64,
     issued_at: Micros,
     expires: Option<Micros>,
+    /// `Micros::MIN` until presented; lets a revoke that arrives late see it was used.
+    last_presented: Micros,
     /// Hashes of the audience; empty when none was recorded.
     audience: Box<[u64]>,
 }
@@ -83,6 +87,7 @@ impl TokenTable {
             issued_to: (state.issued_to != UNKNOWN).then_some(state.issued_to),
             issued_at: state.issued_at,
             expires: state.expires,
+            last_presented: (state.last_presented != Micros::MIN).then_some(state.last_presented),
             audience,
         })
     }
@@ -101,6 +106,7 @@ impl TokenTable {
             issued_to: UNKNOWN,
             issued_at: time,
             expires: None,
+            last_presented: Micros::MIN,
             audience: Box::default(),
         };
         if event.kind == Kind::TokenIssue {
@@ -120,6 +126,7 @@ impl TokenTable {
         } else if is_presentation(event) {
             let state = &mut self.tokens.upsert(token, now, time + self.ttl, init).value;
             state.issued_at = state.issued_at.min(time);
+            state.last_presented = state.last_presented.max(time);
         }
     }
 

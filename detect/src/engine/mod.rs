@@ -281,3 +281,6 @@ impl Detectors {
         self.max_keys
     }
 }
+
+#[cfg(test)]
+mod tests;
