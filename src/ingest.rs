@@ -165,11 +165,12 @@ fn ingest_kafka(
 
 fn print_summary(totals: &StatsSnapshot) {
     println!(
-        "authtrail: {} received: {} events, {} rejects, {} already in the lake, {} blank lines; {} files ({} bytes) in {} flushes",
+        "authtrail: {} received: {} events, {} rejects, {} already in the lake, {} redelivered, {} blank lines; {} files ({} bytes) in {} flushes",
         totals.received,
         totals.accepted,
         totals.rejected,
         totals.already_in_lake,
+        totals.redelivered,
         totals.blank_lines,
         totals.files,
         totals.bytes,

@@ -37,6 +37,9 @@ pub struct Pipeline {
 struct PartitionState {
     log: PartitionLog,
     segment: SegmentBuilder,
+    /// The offset the next message should have; `None` until the first one when the lake
+    /// holds nothing of this partition yet.
+    expected: Option<i64>,
 }
 
 impl Pipeline {
@@ -106,7 +109,9 @@ impl Pipeline {
                 if let Some(next) = log.next_offset() {
                     tracing::info!(source = %message.source, partition = message.partition, next_offset = next, "lake holds this partition up to offset {}", next - 1);
                 }
+                let expected = log.next_offset();
                 entry.insert(PartitionState {
+                    expected,
                     log,
                     segment: SegmentBuilder::new(
                         &message.source,
@@ -116,14 +121,37 @@ impl Pipeline {
                 })
             }
         };
-        let in_lake = state
-            .log
-            .next_offset()
-            .is_some_and(|next| message.offset < next);
-        if in_lake {
-            IngestStats::add(&self.stats.already_in_lake, 1);
-            return Ok(());
+        match state.expected {
+            Some(expected) if message.offset < expected => {
+                // Already handled: in the lake (a replay after a crash between the lake
+                // commit and the offset commit), or delivered twice in this session.
+                let in_lake = state
+                    .log
+                    .next_offset()
+                    .is_some_and(|next| message.offset < next);
+                let counter = if in_lake {
+                    &self.stats.already_in_lake
+                } else {
+                    &self.stats.redelivered
+                };
+                IngestStats::add(counter, 1);
+                return Ok(());
+            }
+            Some(expected) if message.offset > expected => {
+                IngestStats::add(&self.stats.offset_gaps, 1);
+                let resuming =
+                    state.segment.is_empty() && state.log.next_offset() == Some(expected);
+                if resuming {
+                    // Where a consumer resumes, a gap means the broker skipped messages the
+                    // lake never received; compaction or transaction markers also leave gaps.
+                    tracing::warn!(source = %message.source, partition = message.partition, expected, received = message.offset, "offsets {}..{} were not delivered where consumption resumed", expected, message.offset - 1);
+                } else {
+                    tracing::debug!(source = %message.source, partition = message.partition, expected, received = message.offset, "offset gap");
+                }
+            }
+            _ => {}
         }
+        state.expected = Some(message.offset + 1);
 
         let now = wall_clock_micros();
         let meta = IngestMeta {

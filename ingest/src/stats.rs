@@ -15,6 +15,11 @@ pub struct IngestStats {
     /// Messages skipped because the lake already holds their offset (a replay after a
     /// crash between the lake commit and the offset commit).
     pub already_in_lake: AtomicU64,
+    /// Messages delivered again within one session (skipped, they are already buffered).
+    pub redelivered: AtomicU64,
+    /// Places where offsets jumped forward (compaction, transaction markers, or messages a
+    /// broker skipped).
+    pub offset_gaps: AtomicU64,
     /// Blank lines in file sources (no data, nothing to keep).
     pub blank_lines: AtomicU64,
     /// Flushes that committed at least one file.
@@ -32,6 +37,8 @@ pub struct StatsSnapshot {
     pub accepted: u64,
     pub rejected: u64,
     pub already_in_lake: u64,
+    pub redelivered: u64,
+    pub offset_gaps: u64,
     pub blank_lines: u64,
     pub flushes: u64,
     pub files: u64,
@@ -51,6 +58,8 @@ impl IngestStats {
             accepted: read(&self.accepted),
             rejected: read(&self.rejected),
             already_in_lake: read(&self.already_in_lake),
+            redelivered: read(&self.redelivered),
+            offset_gaps: read(&self.offset_gaps),
             blank_lines: read(&self.blank_lines),
             flushes: read(&self.flushes),
             files: read(&self.files),

@@ -1,0 +1,316 @@
+//! Shared helpers of the end-to-end tests: a real broker process (tansu), the real
+//! `authtrail` binary, a real Kafka client (confluent-kafka from PyPI) and independent
+//! readers of the lake (the parquet crate here, DuckDB through Python).
+//!
+//! The tools are installed by `scripts/install-test-deps.sh`; a missing tool fails the
+//! test with instructions rather than skipping it.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+fn home() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").expect("HOME is set"))
+}
+
+fn tool(variable: &str, default: PathBuf) -> PathBuf {
+    let path = std::env::var_os(variable).map_or(default, PathBuf::from);
+    assert!(
+        path.exists(),
+        "`{}` is missing: run scripts/install-test-deps.sh (or set {variable})",
+        path.display()
+    );
+    path
+}
+
+/// The Python interpreter that has confluent-kafka and duckdb.
+pub fn python() -> PathBuf {
+    tool(
+        "AUTHTRAIL_PYTHON",
+        home().join(".cache/authtrail-venv/bin/python"),
+    )
+}
+
+fn tansu() -> PathBuf {
+    tool(
+        "AUTHTRAIL_TANSU",
+        home().join(".cache/authtrail-tools/bin/tansu"),
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+pub struct Process {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// Sends a signal (by number) to the process.
+    pub fn signal(&self, signal: i32) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {}", self.name);
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {timeout:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A tansu broker on a free local port with in-memory storage.
+pub struct Broker {
+    pub address: String,
+    _process: Process,
+}
+
+impl Broker {
+    pub fn start(log_dir: &Path) -> Broker {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(log_dir.join("tansu.log")).unwrap();
+        let child = Command::new(tansu())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        let process = Process {
+            child,
+            name: "tansu",
+        };
+        let address = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker {
+            address,
+            _process: process,
+        }
+    }
+
+    /// Produces every line of `file` with confluent-kafka, keyed by principal.
+    pub fn produce(&self, topic: &str, file: &Path, create_partitions: Option<i32>) {
+        let mut command = Command::new(python());
+        command
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/kafka_produce.py"))
+            .args([&self.address, topic])
+            .arg(file);
+        if let Some(partitions) = create_partitions {
+            command.args(["--create-partitions", &partitions.to_string()]);
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "producer failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Starts the real `authtrail` binary with `args`, logging to `log_dir/<name>.log`.
+pub fn authtrail(log_dir: &Path, name: &'static str, args: &[&str]) -> Process {
+    let stdout = std::fs::File::create(log_dir.join(format!("{name}.out"))).unwrap();
+    let stderr = std::fs::File::create(log_dir.join(format!("{name}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_authtrail"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("start authtrail");
+    Process { child, name }
+}
+
+/// Every `.parquet` file below `dir`.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "parquet") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// How often each value of a string column occurs across a table's files.
+pub fn column_counts(lake: &Path, table: &str, column: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for path in parquet_files(&lake.join(table)) {
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let values = batch.column_by_name(column).unwrap().as_string::<i32>();
+            for value in values.iter() {
+                *counts.entry(value.unwrap().to_owned()).or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// Rows in a table (events or rejects), from the files' metadata.
+pub fn row_count(lake: &Path, table: &str) -> usize {
+    parquet_files(&lake.join(table))
+        .iter()
+        .map(|path| {
+            let file = std::fs::File::open(path).unwrap();
+            ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .metadata()
+                .file_metadata()
+                .num_rows() as usize
+        })
+        .sum()
+}
+
+/// Waits until the lake holds `rows` rows (events + rejects), at most `timeout`.
+pub fn wait_for_rows(lake: &Path, rows: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let have = row_count(lake, "events") + row_count(lake, "rejects");
+        if have >= rows {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lake holds {have} of {rows} rows after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Reads the lake with DuckDB (hive partitioning) and returns its JSON report.
+pub fn duckdb_report(lake: &Path) -> serde_json::Value {
+    let output = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/duckdb_check.py"))
+        .arg(lake)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "duckdb check failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A realistic good event of one of the four kinds.
+pub fn good_event(i: usize) -> String {
+    let minute = i % 60;
+    let user = format!("user:u{}", i % 97);
+    match i % 4 {
+        0 => format!(
+            r#"{{"id":"e-{i}","time":"2026-11-23T17:{minute:02}:00Z","kind":"authn","principal":"{user}","service":"idp","outcome":"success","auth_method":"password","source_ip":"203.0.113.{}","user_agent":"Mozilla/5.0"}}"#,
+            i % 250
+        ),
+        1 => format!(
+            r#"{{"id":"e-{i}","time":"2026-11-23T18:{minute:02}:00Z","kind":"token_issue","principal":"svc:s{}","service":"idp","token_id":"jti-{i}","token_audience":["payments"],"token_scopes":"payments:read","token_expires":"2026-11-23T19:00:00Z"}}"#,
+            i % 13
+        ),
+        2 => format!(
+            r#"{{"id":"e-{i}","time":1795456800000,"kind":"authz","principal":"svc:s{}","source_service":"s{}","service":"payments","outcome":"allow","token_id":"jti-{}","source_ip":"10.0.0.{}","resource":"/charges","action":"POST"}}"#,
+            i % 13,
+            i % 13,
+            i - 1,
+            i % 200
+        ),
+        _ => format!(
+            r#"{{"id":"e-{i}","time":"2026-11-23T18:{minute:02}:30Z","kind":"token_revoke","principal":"svc:s{}","service":"idp","token_id":"jti-{}","reason":"rotated"}}"#,
+            i % 13,
+            i - 2
+        ),
+    }
+}
+
+/// A scratch directory for one test, removed when dropped unless
+/// `AUTHTRAIL_KEEP_TEST_DIRS` is set (its path is then printed, for post-mortems).
+pub struct WorkDir {
+    path: PathBuf,
+    _cleanup: Option<tempfile::TempDir>,
+}
+
+impl WorkDir {
+    pub fn new() -> WorkDir {
+        let dir = tempfile::Builder::new()
+            .prefix("authtrail-e2e-")
+            .tempdir()
+            .unwrap();
+        if std::env::var_os("AUTHTRAIL_KEEP_TEST_DIRS").is_some() {
+            let path = dir.keep();
+            eprintln!("test directory kept: {}", path.display());
+            return WorkDir {
+                path,
+                _cleanup: None,
+            };
+        }
+        WorkDir {
+            path: dir.path().to_path_buf(),
+            _cleanup: Some(dir),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
