@@ -97,7 +97,7 @@ impl Process {
 /// A tansu broker on a free local port with in-memory storage.
 pub struct Broker {
     pub address: String,
-    _process: Process,
+    _process: Option<Process>,
 }
 
 impl Broker {
@@ -130,7 +130,15 @@ impl Broker {
         }
         Broker {
             address,
-            _process: process,
+            _process: Some(process),
+        }
+    }
+
+    /// A broker someone else runs (authtrail's embedded one).
+    pub fn existing(address: &str) -> Broker {
+        Broker {
+            address: address.to_owned(),
+            _process: None,
         }
     }
 

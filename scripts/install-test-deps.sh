@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond the Rust toolchain, once per machine (later runs
+# find everything cached and return in a second):
+#   - the Kafka-compatible broker tansu (built from crates.io, ~12-20 minutes once);
+#   - a Python virtualenv with the real clients and readers the end-to-end tests use:
+#     confluent-kafka (producer), duckdb and pyarrow (independent lake readers).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+"$here/install-tansu.sh" >/dev/null
+
+venv="${AUTHTRAIL_VENV:-$HOME/.cache/authtrail-venv}"
+requirements="$here/test-requirements.txt"
+stamp="$venv/.authtrail-requirements"
+if [[ ! -x "$venv/bin/python" ]] || ! cmp -s "$requirements" "$stamp"; then
+  echo "creating the test virtualenv in $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$stamp"
+fi
