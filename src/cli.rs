@@ -67,6 +67,10 @@ pub struct IngestArgs {
     /// `ingest.flush_age`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub flush_age: Option<Duration>,
+
+    /// Store events only; do not run the detectors.
+    #[arg(long)]
+    pub no_detect: bool,
 }
 
 /// Installs the tracing subscriber: stderr, `RUST_LOG` filter (default `info`).

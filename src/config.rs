@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use authtrail_detect::DetectConfig;
 use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::PipelineConfig;
 use authtrail_store::EncodeOptions;
@@ -21,6 +22,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Parquet encoding.
     pub store: EncodeOptions,
+    /// The detectors: which run, their thresholds, windows, severities, suppression.
+    pub detect: DetectConfig,
 }
 
 /// `[lake]`.
@@ -52,6 +55,7 @@ mod tests {
         assert_eq!(example.kafka.topics, KafkaConfig::default().topics);
         assert_eq!(example.kafka.group_id, KafkaConfig::default().group_id);
         assert_eq!(example.kafka.brokers, None, "embedded broker by default");
+        assert_eq!(example.detect, DetectConfig::default());
     }
 
     #[test]

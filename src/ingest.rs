@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use authtrail_ingest::file::file_source_name;
 use authtrail_ingest::kafka::EmbeddedKafka;
-use authtrail_ingest::{IngestStats, StatsSnapshot};
+use authtrail_ingest::{Detection, IngestStats, StatsSnapshot};
 use authtrail_store::Lake;
 
 use crate::cli::{Cli, IngestArgs};
@@ -28,12 +28,20 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let lake = Lake::open(&lake_root, config.store)
         .with_context(|| format!("opening the lake at `{}`", lake_root.display()))?;
     let stats = Arc::new(IngestStats::default());
+    let detection = if args.no_detect {
+        None
+    } else {
+        Some(
+            Detection::open(&lake, &config.detect, stats.clone())
+                .context("starting the detectors")?,
+        )
+    };
     let stop = Arc::new(AtomicBool::new(false));
     install_signal_handlers(stop.clone())?;
 
     match &args.from_file {
-        Some(path) => ingest_file(lake, &config, path, stats, &stop),
-        None => ingest_kafka(lake, &config, stats, &stop),
+        Some(path) => ingest_file(lake, &config, path, detection, stats, &stop),
+        None => ingest_kafka(lake, &config, detection, stats, &stop),
     }
 }
 
@@ -67,6 +75,7 @@ fn ingest_file(
     lake: Lake,
     config: &Config,
     path: &Path,
+    detection: Option<Detection>,
     stats: Arc<IngestStats>,
     stop: &AtomicBool,
 ) -> anyhow::Result<ExitCode> {
@@ -88,6 +97,7 @@ fn ingest_file(
             &label,
             &source,
             partition,
+            detection,
             stats.clone(),
             stop,
         )
@@ -101,6 +111,7 @@ fn ingest_file(
             &label,
             &source,
             partition,
+            detection,
             stats.clone(),
             stop,
         )
@@ -118,6 +129,7 @@ fn ingest_file(
 fn ingest_kafka(
     mut lake: Lake,
     config: &Config,
+    detection: Option<Detection>,
     stats: Arc<IngestStats>,
     stop: &AtomicBool,
 ) -> anyhow::Result<ExitCode> {
@@ -154,6 +166,7 @@ fn ingest_kafka(
         &kafka,
         &brokers,
         offset_base,
+        detection,
         stats.clone(),
         stop,
     );
@@ -165,13 +178,14 @@ fn ingest_kafka(
 
 fn print_summary(totals: &StatsSnapshot) {
     println!(
-        "authtrail: {} received: {} events, {} rejects, {} already in the lake, {} redelivered, {} blank lines; {} files ({} bytes) in {} flushes",
+        "authtrail: {} received: {} events, {} rejects, {} already in the lake, {} redelivered, {} blank lines; {} alerts; {} files ({} bytes) in {} flushes",
         totals.received,
         totals.accepted,
         totals.rejected,
         totals.already_in_lake,
         totals.redelivered,
         totals.blank_lines,
+        totals.alerts,
         totals.files,
         totals.bytes,
         totals.flushes

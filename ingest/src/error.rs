@@ -12,6 +12,10 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    #[error("detectors: {0}")]
+    Detect(#[from] authtrail_detect::Error),
+    #[error("detector checkpoint: {0}")]
+    Checkpoint(String),
     #[error("configuration: {0}")]
     Config(String),
     #[error("the pipeline thread stopped unexpectedly")]

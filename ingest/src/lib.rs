@@ -8,6 +8,7 @@
 //! Kafka source commit them. [`ingest_kafka`] and [`ingest_lines`] wire the two together.
 
 mod config;
+mod detection;
 mod error;
 pub mod file;
 pub mod kafka;
@@ -25,6 +26,7 @@ use std::thread;
 use authtrail_store::Lake;
 
 pub use config::PipelineConfig;
+pub use detection::Detection;
 pub use error::Error;
 pub use message::{Durable, Input, RawMessage, SOURCE_BATCH};
 pub use pipeline::{OnDurable, Pipeline};
@@ -38,12 +40,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// `offset_base` renumbers partitions (see [`kafka::KafkaSource::with_offset_base`]);
 /// empty for a real cluster.
+#[allow(clippy::too_many_arguments)]
 pub fn ingest_kafka(
     lake: Lake,
     config: &PipelineConfig,
     kafka: &kafka::KafkaConfig,
     brokers: &str,
     offset_base: HashMap<(String, i32), i64>,
+    detection: Option<Detection>,
     stats: Arc<IngestStats>,
     stop: &AtomicBool,
 ) -> Result<()> {
@@ -56,7 +60,7 @@ pub fn ingest_kafka(
         config.max_reject_raw_bytes,
         offset_base,
     )?;
-    let pipeline = Pipeline::new(lake, config.clone(), stats, source.committer());
+    let pipeline = Pipeline::new(lake, config.clone(), stats, source.committer(), detection);
     let worker = thread::Builder::new()
         .name("authtrail-pipeline".into())
         .spawn(move || pipeline.run(receiver))
@@ -85,6 +89,7 @@ pub fn embedded_offset_base(
 
 /// Reads JSON lines from `reader` into the lake as `source` / `partition` until the input
 /// ends (or `stop` is set), then flushes.
+#[allow(clippy::too_many_arguments)]
 pub fn ingest_lines(
     lake: Lake,
     config: &PipelineConfig,
@@ -92,11 +97,18 @@ pub fn ingest_lines(
     label: &str,
     source: &str,
     partition: i32,
+    detection: Option<Detection>,
     stats: Arc<IngestStats>,
     stop: &AtomicBool,
 ) -> Result<()> {
     let (sender, receiver) = sync_channel(config.queue_batches);
-    let pipeline = Pipeline::new(lake, config.clone(), stats.clone(), Box::new(|_| {}));
+    let pipeline = Pipeline::new(
+        lake,
+        config.clone(),
+        stats.clone(),
+        Box::new(|_| {}),
+        detection,
+    );
     let worker = thread::Builder::new()
         .name("authtrail-pipeline".into())
         .spawn(move || pipeline.run(receiver))

@@ -6,6 +6,7 @@
 //! on an async reactor) and reads a bounded channel, so a slow disk stops the source from
 //! reading instead of growing memory.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use authtrail_model::{parse_event, ContractError, ContractLimits, IngestMeta, Mi
 use authtrail_store::{Lake, PartitionLog, SegmentBuilder};
 
 use crate::config::PipelineConfig;
+use crate::detection::Detection;
 use crate::message::{Durable, Input, RawMessage};
 use crate::stats::IngestStats;
 use crate::Result;
@@ -32,6 +34,9 @@ pub struct Pipeline {
     buffered_rows: usize,
     oldest_buffered: Option<Instant>,
     on_durable: OnDurable,
+    detection: Option<Detection>,
+    /// Whether the detectors saw events since their last checkpoint.
+    detection_dirty: bool,
 }
 
 struct PartitionState {
@@ -43,12 +48,14 @@ struct PartitionState {
 }
 
 impl Pipeline {
-    /// A pipeline writing to `lake` that reports durable offsets to `on_durable`.
+    /// A pipeline writing to `lake` that reports durable offsets to `on_durable`, and runs
+    /// `detection` (if any) on every accepted event.
     pub fn new(
         lake: Lake,
         config: PipelineConfig,
         stats: Arc<IngestStats>,
         on_durable: OnDurable,
+        detection: Option<Detection>,
     ) -> Self {
         Pipeline {
             lake,
@@ -59,6 +66,8 @@ impl Pipeline {
             buffered_rows: 0,
             oldest_buffered: None,
             on_durable,
+            detection,
+            detection_dirty: false,
         }
     }
 
@@ -75,7 +84,7 @@ impl Pipeline {
                         self.process(message)?;
                     }
                     if self.buffered_rows >= self.config.flush_rows {
-                        self.flush_all()?;
+                        self.flush_and_report()?;
                     }
                 }
                 Ok(Input::Revoke { partitions, reply }) => {
@@ -85,31 +94,50 @@ impl Pipeline {
                     let _ = reply.send(durable);
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.oldest_buffered.is_some() {
-                        self.flush_all()?;
+                    if self.oldest_buffered.is_some() || self.detection_dirty {
+                        self.flush_and_report()?;
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.flush_all()?;
+                    self.flush_and_report()?;
                     return Ok(());
                 }
             }
         }
     }
 
+    fn flush_and_report(&mut self) -> Result<()> {
+        let durable = self.flush_all()?;
+        if !durable.is_empty() {
+            (self.on_durable)(&durable);
+        }
+        Ok(())
+    }
+
     fn process(&mut self, message: RawMessage) -> Result<()> {
         IngestStats::add(&self.stats.received, 1);
         let key = (message.source.clone(), message.partition);
         let state = match self.partitions.entry(key) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
                 let log = self
                     .lake
                     .open_partition(&message.source, message.partition)?;
+                let covered = self
+                    .detection
+                    .as_ref()
+                    .and_then(|detection| detection.covered(&message.source, message.partition));
                 if let Some(next) = log.next_offset() {
-                    tracing::info!(source = %message.source, partition = message.partition, next_offset = next, "lake holds this partition up to offset {}", next - 1);
+                    tracing::info!(source = %message.source, partition = message.partition, next_offset = next, detectors_from = covered, "lake holds this partition up to offset {}", next - 1);
                 }
-                let expected = log.next_offset();
+                // Resume at the first offset either the lake or the detectors still need.
+                let expected = match (log.next_offset(), covered, &self.detection) {
+                    (None, _, _) => None,
+                    // Detectors that never saw this partition take whatever arrives.
+                    (Some(_), None, Some(_)) => None,
+                    (Some(next), Some(covered), Some(_)) => Some(next.min(covered)),
+                    (Some(next), _, None) => Some(next),
+                };
                 entry.insert(PartitionState {
                     expected,
                     log,
@@ -123,8 +151,9 @@ impl Pipeline {
         };
         match state.expected {
             Some(expected) if message.offset < expected => {
-                // Already handled: in the lake (a replay after a crash between the lake
-                // commit and the offset commit), or delivered twice in this session.
+                // Already handled: in the lake and seen by the detectors (a replay after a
+                // crash between the lake commit and the offset commit), or delivered twice
+                // in this session.
                 let in_lake = state
                     .log
                     .next_offset()
@@ -153,13 +182,21 @@ impl Pipeline {
         }
         state.expected = Some(message.offset + 1);
 
+        let store = state
+            .log
+            .next_offset()
+            .is_none_or(|next| message.offset >= next);
+        let detect = self.detection.as_ref().is_some_and(|detection| {
+            detection.wants(&message.source, message.partition, message.offset)
+        });
+        if !store {
+            IngestStats::add(&self.stats.already_in_lake, 1);
+            if !detect {
+                return Ok(());
+            }
+        }
+
         let now = wall_clock_micros();
-        let meta = IngestMeta {
-            topic: &message.source,
-            partition: message.partition,
-            offset: message.offset,
-            ingest_time: now,
-        };
         let payload = message.payload.as_deref();
         let outcome = match payload {
             None => Err(ContractError::new(
@@ -174,6 +211,21 @@ impl Pipeline {
                 ),
             )),
             Some(bytes) => parse_event(bytes, now, &self.limits),
+        };
+        if let (Ok(event), Some(detection)) = (&outcome, &mut self.detection) {
+            if detect {
+                detection.observe(event);
+                self.detection_dirty = true;
+            }
+        }
+        if !store {
+            return Ok(());
+        }
+        let meta = IngestMeta {
+            topic: &message.source,
+            partition: message.partition,
+            offset: message.offset,
+            ingest_time: now,
         };
         match outcome {
             Ok(event) => {
@@ -198,44 +250,14 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Flushes every partition with buffered rows, then reports the durable offsets.
-    fn flush_all(&mut self) -> Result<()> {
-        let keys: Vec<_> = self.partitions.keys().cloned().collect();
-        let durable = self.flush(&keys)?;
-        self.buffered_rows = 0;
-        self.oldest_buffered = None;
-        if !durable.is_empty() {
-            (self.on_durable)(&durable);
-        }
-        Ok(())
-    }
-
-    /// Flushes and forgets the given partitions (they move to another consumer, or come
-    /// back later and are re-read from the lake's manifest).
-    fn release(&mut self, partitions: &[(Arc<str>, i32)]) -> Result<Vec<Durable>> {
-        let durable = self.flush(partitions)?;
-        for key in partitions {
-            self.partitions.remove(key);
-        }
-        self.buffered_rows = self
-            .partitions
-            .values()
-            .map(|state| state.segment.rows())
-            .sum();
-        if self.buffered_rows == 0 {
-            self.oldest_buffered = None;
-        }
-        Ok(durable)
-    }
-
-    fn flush(&mut self, keys: &[(Arc<str>, i32)]) -> Result<Vec<Durable>> {
+    /// Flushes every partition with buffered rows to the lake, then checkpoints the
+    /// detectors (covering exactly what the lake now holds), and returns the offsets the
+    /// source may commit.
+    fn flush_all(&mut self) -> Result<Vec<Durable>> {
         let started = Instant::now();
         let mut durable = Vec::new();
         let (mut rows, mut bytes, mut files) = (0, 0, 0);
-        for key in keys {
-            let Some(state) = self.partitions.get_mut(key) else {
-                continue;
-            };
+        for (key, state) in &mut self.partitions {
             let Some(segment) = state.segment.finish()? else {
                 continue;
             };
@@ -249,6 +271,8 @@ impl Pipeline {
                 next_offset: state.log.next_offset().expect("just committed"),
             });
         }
+        self.buffered_rows = 0;
+        self.oldest_buffered = None;
         if files > 0 {
             IngestStats::add(&self.stats.flushes, 1);
             IngestStats::add(&self.stats.files, files);
@@ -261,6 +285,26 @@ impl Pipeline {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "flushed to the lake"
             );
+        }
+        if let Some(detection) = &mut self.detection {
+            if self.detection_dirty || files > 0 {
+                let positions = self.partitions.iter().filter_map(|(key, state)| {
+                    state.expected.map(|next| (key.0.as_ref(), key.1, next))
+                });
+                detection.checkpoint(&mut self.lake, positions)?;
+                self.detection_dirty = false;
+            }
+        }
+        Ok(durable)
+    }
+
+    /// Flushes everything and forgets the given partitions: they move to another consumer,
+    /// or come back later and are re-read from the lake's manifest. Returns every durable
+    /// offset; the caller commits them before the partitions change hands.
+    fn release(&mut self, partitions: &[(Arc<str>, i32)]) -> Result<Vec<Durable>> {
+        let durable = self.flush_all()?;
+        for key in partitions {
+            self.partitions.remove(key);
         }
         Ok(durable)
     }

@@ -22,6 +22,8 @@ pub struct IngestStats {
     pub offset_gaps: AtomicU64,
     /// Blank lines in file sources (no data, nothing to keep).
     pub blank_lines: AtomicU64,
+    /// Alerts the detectors raised.
+    pub alerts: AtomicU64,
     /// Flushes that committed at least one file.
     pub flushes: AtomicU64,
     /// Parquet files written.
@@ -40,6 +42,7 @@ pub struct StatsSnapshot {
     pub redelivered: u64,
     pub offset_gaps: u64,
     pub blank_lines: u64,
+    pub alerts: u64,
     pub flushes: u64,
     pub files: u64,
     pub bytes: u64,
@@ -61,6 +64,7 @@ impl IngestStats {
             redelivered: read(&self.redelivered),
             offset_gaps: read(&self.offset_gaps),
             blank_lines: read(&self.blank_lines),
+            alerts: read(&self.alerts),
             flushes: read(&self.flushes),
             files: read(&self.files),
             bytes: read(&self.bytes),

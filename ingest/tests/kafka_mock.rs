@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
+use authtrail_detect::DetectConfig;
 use authtrail_ingest::kafka::KafkaConfig;
-use authtrail_ingest::{ingest_kafka, IngestStats, PipelineConfig};
+use authtrail_ingest::{ingest_kafka, Detection, IngestStats, PipelineConfig};
 use authtrail_store::{EncodeOptions, Lake};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -35,7 +36,10 @@ fn produce(brokers: &str, messages: &[(String, Vec<u8>)]) {
 }
 
 /// `count` good events keyed by principal, every fifth message broken in a different way.
-fn mixed_messages(start: usize, count: usize) -> (Vec<(String, Vec<u8>)>, Vec<String>, usize) {
+/// Keyed messages to produce.
+type Messages = Vec<(String, Vec<u8>)>;
+
+fn mixed_messages(start: usize, count: usize) -> (Messages, Vec<String>, usize) {
     let mut messages = Vec::new();
     let mut good_ids = Vec::new();
     let mut bad = 0;
@@ -78,6 +82,16 @@ fn test_config() -> PipelineConfig {
 
 /// Runs the Kafka ingest until `expected` messages were received (or `deadline`).
 fn ingest_until(lake_dir: &Path, brokers: &str, group: &str, expected: u64) -> Arc<IngestStats> {
+    run_ingest(lake_dir, brokers, group, expected, false)
+}
+
+fn run_ingest(
+    lake_dir: &Path,
+    brokers: &str,
+    group: &str,
+    expected: u64,
+    detect: bool,
+) -> Arc<IngestStats> {
     let lake = Lake::open(lake_dir, EncodeOptions::default()).unwrap();
     let kafka = KafkaConfig {
         brokers: Some(brokers.to_owned()),
@@ -85,6 +99,8 @@ fn ingest_until(lake_dir: &Path, brokers: &str, group: &str, expected: u64) -> A
         ..KafkaConfig::default()
     };
     let stats = Arc::new(IngestStats::default());
+    let detection =
+        detect.then(|| Detection::open(&lake, &DetectConfig::default(), stats.clone()).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
         let (stats, stop, brokers) = (stats.clone(), stop.clone(), brokers.to_owned());
@@ -95,6 +111,7 @@ fn ingest_until(lake_dir: &Path, brokers: &str, group: &str, expected: u64) -> A
                 &kafka,
                 &brokers,
                 HashMap::new(),
+                detection,
                 stats,
                 &stop,
             )
@@ -229,4 +246,40 @@ fn offsets_the_lake_holds_are_skipped_even_when_kafka_never_saw_their_commit() {
     assert_eq!(stats.files, 0);
     good_ids.sort();
     assert_eq!(lake_column(lake.path(), "events", "id"), good_ids);
+}
+
+fn authn(i: usize, outcome: &str) -> (String, Vec<u8>) {
+    let payload = format!(
+        r#"{{"id":"a-{i}","time":"2026-11-23T18:00:{i:02}Z","kind":"authn","principal":"user:bob","outcome":"{outcome}","auth_method":"password","source_ip":"198.51.100.9"}}"#
+    );
+    ("user:bob".to_owned(), payload.into_bytes())
+}
+
+#[test]
+fn brute_force_straddling_a_restart_is_caught_once() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let lake = tempfile::tempdir().unwrap();
+
+    produce(
+        &brokers,
+        &(0..6).map(|i| authn(i, "failure")).collect::<Vec<_>>(),
+    );
+    let first = run_ingest(lake.path(), &brokers, "authtrail", 6, true).snapshot();
+    assert_eq!(first.alerts, 0, "6 failures are under the threshold");
+
+    let mut rest: Vec<_> = (6..12).map(|i| authn(i, "failure")).collect();
+    rest.push(authn(40, "success"));
+    produce(&brokers, &rest);
+    let second = run_ingest(lake.path(), &brokers, "authtrail", 7, true).snapshot();
+    assert_eq!(
+        second.alerts, 2,
+        "brute force, then critical on the success"
+    );
+
+    let detectors = lake_column(lake.path(), "alerts", "detector");
+    assert_eq!(detectors, ["brute_force", "brute_force"]);
+    let severities = lake_column(lake.path(), "alerts", "severity");
+    assert_eq!(severities, ["critical", "high"]);
 }

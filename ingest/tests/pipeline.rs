@@ -39,6 +39,7 @@ fn run(
         PipelineConfig::default(),
         stats.clone(),
         Box::new(move |offsets: &[Durable]| reported.lock().unwrap().extend_from_slice(offsets)),
+        None,
     );
     let (sender, receiver) = sync_channel(4);
     sender.send(Input::Messages(messages)).unwrap();
@@ -78,4 +79,83 @@ fn tombstones_and_oversized_messages_are_rejected_with_their_reason() {
     let (stats, _) = run(lake.path(), vec![message(0, None), oversized, event(2)]);
     assert_eq!(stats.rejected, 2);
     assert_eq!(stats.accepted, 1);
+}
+
+fn failure(offset: i64, principal: &str, second: i64) -> RawMessage {
+    let text = format!(
+        r#"{{"id":"f-{offset}","time":"2026-11-23T18:00:{second:02}Z","kind":"authn","principal":"{principal}","outcome":"failure","auth_method":"password","source_ip":"198.51.100.9"}}"#
+    );
+    message(offset, Some(&text))
+}
+
+fn run_detecting(
+    lake: &std::path::Path,
+    messages: Vec<RawMessage>,
+) -> authtrail_ingest::StatsSnapshot {
+    let stats = Arc::new(IngestStats::default());
+    let store = Lake::open(lake, EncodeOptions::default()).unwrap();
+    let detection = authtrail_ingest::Detection::open(
+        &store,
+        &authtrail_detect::DetectConfig::default(),
+        stats.clone(),
+    )
+    .unwrap();
+    let pipeline = Pipeline::new(
+        store,
+        PipelineConfig::default(),
+        stats.clone(),
+        Box::new(|_| {}),
+        Some(detection),
+    );
+    let (sender, receiver) = sync_channel(4);
+    sender.send(Input::Messages(messages)).unwrap();
+    drop(sender);
+    pipeline.run(receiver).unwrap();
+    stats.snapshot()
+}
+
+#[test]
+fn events_the_lake_holds_but_the_detectors_never_saw_are_replayed_to_them_only() {
+    let lake = tempfile::tempdir().unwrap();
+    // A crash after the lake commit and before the detector checkpoint leaves the lake
+    // ahead of the detectors; modelled here by a first run without detection.
+    run(
+        lake.path(),
+        (0..6)
+            .map(|offset| failure(offset, "user:bob", offset))
+            .collect(),
+    );
+
+    // Kafka re-delivers from the last committed offset (none): 0..6 again, then new ones.
+    let messages = (0..12)
+        .map(|offset| failure(offset, "user:bob", offset))
+        .collect();
+    let stats = run_detecting(lake.path(), messages);
+    assert_eq!(stats.already_in_lake, 6, "stored once");
+    assert_eq!(stats.accepted, 6);
+    assert_eq!(
+        stats.alerts, 1,
+        "the 10 failures straddling the crash are caught"
+    );
+}
+
+#[test]
+fn a_restart_from_the_checkpoint_raises_no_alert_twice() {
+    let lake = tempfile::tempdir().unwrap();
+    let first = run_detecting(
+        lake.path(),
+        (0..10)
+            .map(|offset| failure(offset, "user:bob", offset))
+            .collect(),
+    );
+    assert_eq!(first.alerts, 1);
+    // Everything re-delivered (offsets never committed), nothing new.
+    let second = run_detecting(
+        lake.path(),
+        (0..10)
+            .map(|offset| failure(offset, "user:bob", offset))
+            .collect(),
+    );
+    assert_eq!(second.already_in_lake, 10);
+    assert_eq!(second.alerts, 0);
 }

@@ -147,6 +147,66 @@ impl Lake {
     }
 }
 
+impl Lake {
+    /// Writes one alerts file per hour, named `alerts-<checkpoint>.parquet`, durably.
+    ///
+    /// Alerts are written with the detector checkpoint that covers the events raising
+    /// them; after a crash the same checkpoint number is written again and replaces its
+    /// files rather than adding copies.
+    pub fn write_alerts(
+        &mut self,
+        checkpoint: u64,
+        batches: &[(i64, arrow_array::RecordBatch)],
+    ) -> Result<CommitSummary> {
+        let mut summary = CommitSummary {
+            files: Vec::with_capacity(batches.len()),
+            rows: 0,
+            bytes: 0,
+        };
+        for (hour, batch) in batches {
+            let relative = Path::new(Table::Alerts.as_str())
+                .join(authtrail_model::time::partition_path(*hour))
+                .join(format!("alerts-{checkpoint}.parquet"));
+            let encoded = encode(Table::Alerts, batch, &self.options)?;
+            let path = self.root.join(&relative);
+            self.dirs
+                .ensure(&self.root, path.parent().expect("file has a directory"))?;
+            durable::write_file_atomically(&path, &encoded.bytes)?;
+            summary.rows += encoded.rows as u64;
+            summary.bytes += encoded.bytes.len() as u64;
+            summary.files.push(FileEntry {
+                path: path_text(&relative),
+                rows: Some(encoded.rows as u64),
+                bytes: Some(encoded.bytes.len() as u64),
+                sha256: Some(hex::encode(Sha256::digest(&encoded.bytes))),
+                time_range: encoded.time_range,
+            });
+        }
+        Ok(summary)
+    }
+
+    /// Replaces the checkpoint `name` (under `_checkpoint/`) atomically and durably.
+    pub fn save_checkpoint(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.root.join(CHECKPOINT_DIR).join(safe_source_name(name));
+        self.dirs
+            .ensure(&self.root, path.parent().expect("checkpoint dir"))?;
+        durable::write_file_atomically(&path, bytes)
+    }
+
+    /// The checkpoint `name`, if one was saved.
+    pub fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.root.join(CHECKPOINT_DIR).join(safe_source_name(name));
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(Error::io(&path)(error)),
+        }
+    }
+}
+
+/// The directory holding stage checkpoints (detector state with the offsets it covers).
+pub const CHECKPOINT_DIR: &str = "_checkpoint";
+
 /// A lake-relative path as manifest text, with `/` separators on every platform.
 fn path_text(path: &Path) -> String {
     path.components()

@@ -282,3 +282,16 @@ fn unused_partition_skips_partitions_with_a_manifest() {
     lake.open_partition("stdin", 0).unwrap();
     assert_eq!(lake.unused_partition("stdin"), 1);
 }
+
+#[test]
+fn checkpoints_are_replaced_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lake = Lake::open(dir.path(), EncodeOptions::default()).unwrap();
+    assert_eq!(lake.load_checkpoint("detect").unwrap(), None);
+    lake.save_checkpoint("detect", b"first").unwrap();
+    lake.save_checkpoint("detect", b"second").unwrap();
+    assert_eq!(
+        lake.load_checkpoint("detect").unwrap().as_deref(),
+        Some(&b"second"[..])
+    );
+}

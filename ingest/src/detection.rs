@@ -1,0 +1,172 @@
+//! Live detection inside the pipeline: every accepted event goes through the detectors the
+//! moment it is decoded, so an alert exists within microseconds of the event that completes
+//! its pattern (logged at once; written to the lake's `alerts` table at the next flush).
+//!
+//! Restart safety: at every flush, after the lake holds the flushed events and before the
+//! source commits their offsets, the detector state is saved as a checkpoint together with
+//! the offsets it covers, and the alerts raised since the previous checkpoint are written
+//! under that checkpoint's number. After a crash, the lake may hold events the restored
+//! state never saw (flushed after the last checkpoint); the pipeline feeds those to the
+//! detectors again without storing them twice, so a pattern that straddles the crash is
+//! still caught. Alerts raised again by that replay carry the same ids and land in the
+//! same file name.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use authtrail_detect::{DetectConfig, Detectors};
+use authtrail_model::time::hour_of;
+use authtrail_model::{Alert, AlertBatchBuilder, Event};
+use authtrail_store::Lake;
+use serde::{Deserialize, Serialize};
+
+use crate::stats::IngestStats;
+use crate::{Error, Result};
+
+const CHECKPOINT_NAME: &str = "detect";
+const CHECKPOINT_VERSION: u32 = 1;
+
+/// The first line of the checkpoint file; the detector state's bytes follow it.
+#[derive(Serialize, Deserialize)]
+struct CheckpointHeader {
+    version: u32,
+    /// Increases by one with every checkpoint; names the alerts files written with it.
+    number: u64,
+    /// Per source partition, the first offset the saved state has not seen.
+    covered: Vec<(String, i32, i64)>,
+}
+
+/// The detectors, the offsets their state covers, and the alerts not yet in the lake.
+pub struct Detection {
+    detectors: Detectors,
+    covered: HashMap<(String, i32), i64>,
+    last_checkpoint: u64,
+    pending: BTreeMap<i64, AlertBatchBuilder>,
+    raised: Vec<Alert>,
+    stats: Arc<IngestStats>,
+}
+
+impl Detection {
+    /// Detectors configured by `config`, resumed from the lake's checkpoint if it has one.
+    pub fn open(lake: &Lake, config: &DetectConfig, stats: Arc<IngestStats>) -> Result<Self> {
+        let detection = |detectors, covered, last_checkpoint| Detection {
+            detectors,
+            covered,
+            last_checkpoint,
+            pending: BTreeMap::new(),
+            raised: Vec::new(),
+            stats: stats.clone(),
+        };
+        let Some(bytes) = lake.load_checkpoint(CHECKPOINT_NAME)? else {
+            let detectors = Detectors::new(config)?;
+            return Ok(detection(detectors, HashMap::new(), 0));
+        };
+        let split = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| Error::Checkpoint("no header line".into()))?;
+        let header: CheckpointHeader = serde_json::from_slice(&bytes[..split])
+            .map_err(|error| Error::Checkpoint(error.to_string()))?;
+        if header.version != CHECKPOINT_VERSION {
+            return Err(Error::Checkpoint(format!(
+                "version {} is not {CHECKPOINT_VERSION}",
+                header.version
+            )));
+        }
+        let detectors = Detectors::restore(config, &bytes[split + 1..])?;
+        let covered = header
+            .covered
+            .into_iter()
+            .map(|(source, partition, next)| ((source, partition), next))
+            .collect();
+        tracing::info!(checkpoint = header.number, "detector state restored");
+        Ok(detection(detectors, covered, header.number))
+    }
+
+    /// Whether the detector state has not seen this offset yet.
+    pub(crate) fn wants(&self, source: &str, partition: i32, offset: i64) -> bool {
+        self.covered
+            .get(&(source.to_owned(), partition))
+            .is_none_or(|&next| offset >= next)
+    }
+
+    /// The first offset of a partition the detector state has not seen, if it saw any.
+    pub(crate) fn covered(&self, source: &str, partition: i32) -> Option<i64> {
+        self.covered.get(&(source.to_owned(), partition)).copied()
+    }
+
+    /// Runs the detectors on one event; alerts are logged now and kept for the lake.
+    pub(crate) fn observe(&mut self, event: &Event<'_>) {
+        self.detectors.observe(event, &mut self.raised);
+        for alert in self.raised.drain(..) {
+            IngestStats::add(&self.stats.alerts, 1);
+            tracing::warn!(
+                target: "authtrail::alert",
+                alert_id = %alert.id,
+                detector = %alert.detector,
+                severity = alert.severity.as_str(),
+                principal = %alert.principal,
+                token_id = alert.token_id.as_deref(),
+                source_ip = alert.source_ip.map(|ip| ip.to_string()),
+                target_service = alert.target_service.as_deref(),
+                attack = %alert.attack_technique,
+                suppressed = alert.suppressed_count,
+                evidence = alert.evidence_ids.len(),
+                "{}",
+                alert.summary
+            );
+            self.pending
+                .entry(hour_of(alert.time))
+                .or_default()
+                .append(&alert);
+        }
+    }
+
+    /// Saves the state as covering `positions` (source, partition, next offset) — called
+    /// once the lake holds every event observed — after writing the pending alerts.
+    pub(crate) fn checkpoint<'a>(
+        &mut self,
+        lake: &mut Lake,
+        positions: impl Iterator<Item = (&'a str, i32, i64)>,
+    ) -> Result<()> {
+        for (source, partition, next) in positions {
+            let entry = self
+                .covered
+                .entry((source.to_owned(), partition))
+                .or_insert(next);
+            *entry = (*entry).max(next);
+        }
+        let number = self.last_checkpoint + 1;
+        let mut batches = Vec::with_capacity(self.pending.len());
+        for (hour, mut builder) in std::mem::take(&mut self.pending) {
+            batches.push((
+                hour,
+                builder.finish().map_err(authtrail_store::Error::from)?,
+            ));
+        }
+        if !batches.is_empty() {
+            let summary = lake.write_alerts(number, &batches)?;
+            tracing::info!(
+                alerts = summary.rows,
+                files = summary.files.len(),
+                checkpoint = number,
+                "alerts written to the lake"
+            );
+        }
+        let header = CheckpointHeader {
+            version: CHECKPOINT_VERSION,
+            number,
+            covered: self
+                .covered
+                .iter()
+                .map(|((source, partition), next)| (source.clone(), *partition, *next))
+                .collect(),
+        };
+        let mut bytes = serde_json::to_vec(&header).expect("header serializes");
+        bytes.push(b'\n');
+        bytes.extend(self.detectors.checkpoint());
+        lake.save_checkpoint(CHECKPOINT_NAME, &bytes)?;
+        self.last_checkpoint = number;
+        Ok(())
+    }
+}
