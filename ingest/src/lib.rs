@@ -38,7 +38,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Consumes `kafka.topics` from `brokers` into the lake until `stop` is set, then flushes
 /// and commits what it holds.
 ///
-/// `offset_base` renumbers partitions (see [`kafka::KafkaSource::with_offset_base`]);
+/// `offset_base` renumbers partitions (see [`kafka::KafkaSource::new`]);
 /// empty for a real cluster.
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_kafka(
@@ -52,13 +52,13 @@ pub fn ingest_kafka(
     stop: &AtomicBool,
 ) -> Result<()> {
     let (sender, receiver) = sync_channel(config.queue_batches);
-    let source = kafka::KafkaSource::with_offset_base(
+    let source = kafka::KafkaSource::new(
         kafka.client_config(brokers)?,
         kafka.topics.clone(),
         sender,
-        config.max_message_bytes,
-        config.max_reject_raw_bytes,
+        config,
         offset_base,
+        stats.clone(),
     )?;
     let pipeline = Pipeline::new(lake, config.clone(), stats, source.committer(), detection);
     let worker = thread::Builder::new()

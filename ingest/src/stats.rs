@@ -24,6 +24,8 @@ pub struct IngestStats {
     pub blank_lines: AtomicU64,
     /// Alerts the detectors raised.
     pub alerts: AtomicU64,
+    /// Kafka partitions currently assigned to this consumer.
+    pub assigned_partitions: AtomicU64,
     /// Flushes that committed at least one file.
     pub flushes: AtomicU64,
     /// Parquet files written.
@@ -43,6 +45,7 @@ pub struct StatsSnapshot {
     pub offset_gaps: u64,
     pub blank_lines: u64,
     pub alerts: u64,
+    pub assigned_partitions: u64,
     pub flushes: u64,
     pub files: u64,
     pub bytes: u64,
@@ -65,6 +68,7 @@ impl IngestStats {
             offset_gaps: read(&self.offset_gaps),
             blank_lines: read(&self.blank_lines),
             alerts: read(&self.alerts),
+            assigned_partitions: read(&self.assigned_partitions),
             flushes: read(&self.flushes),
             files: read(&self.files),
             bytes: read(&self.bytes),

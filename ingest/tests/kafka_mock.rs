@@ -168,6 +168,10 @@ fn lake_column(root: &Path, table: &str, column: &str) -> Vec<String> {
     values
 }
 
+fn committed_offsets_of(brokers: &str, group: &str) -> i64 {
+    committed_offsets(brokers, group)
+}
+
 fn committed_offsets(brokers: &str, group: &str) -> i64 {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -282,4 +286,102 @@ fn brute_force_straddling_a_restart_is_caught_once() {
     assert_eq!(detectors, ["brute_force", "brute_force"]);
     let severities = lake_column(lake.path(), "alerts", "severity");
     assert_eq!(severities, ["critical", "high"]);
+}
+
+/// Starts an ingest thread (no detection) that runs until `stop` is set.
+fn spawn_member(
+    lake_dir: &Path,
+    brokers: &str,
+    stop: Arc<AtomicBool>,
+) -> (
+    Arc<IngestStats>,
+    std::thread::JoinHandle<authtrail_ingest::Result<()>>,
+) {
+    let lake = Lake::open(lake_dir, EncodeOptions::default()).unwrap();
+    let kafka = KafkaConfig {
+        brokers: Some(brokers.to_owned()),
+        group_id: "shared".to_owned(),
+        ..KafkaConfig::default()
+    };
+    let stats = Arc::new(IngestStats::default());
+    let handle = {
+        let (stats, brokers) = (stats.clone(), brokers.to_owned());
+        std::thread::spawn(move || {
+            ingest_kafka(
+                lake,
+                &test_config(),
+                &kafka,
+                &brokers,
+                HashMap::new(),
+                None,
+                stats,
+                &stop,
+            )
+        })
+    };
+    (stats, handle)
+}
+
+#[test]
+fn a_rebalance_hands_partitions_over_without_loss_or_duplicates() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let lake = tempfile::tempdir().unwrap();
+
+    let (first_batch, mut ids, _) = mixed_messages(0, 300);
+    produce(&brokers, &first_batch);
+    let stop_a = Arc::new(AtomicBool::new(false));
+    let (stats_a, member_a) = spawn_member(lake.path(), &brokers, stop_a.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stats_a.snapshot().received < 100 {
+        assert!(Instant::now() < deadline, "member A consumed nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A second member joins mid-stream: A's partitions are revoked (flushed, committed)
+    // and split between the two.
+    let stop_b = Arc::new(AtomicBool::new(false));
+    let (stats_b, member_b) = spawn_member(lake.path(), &brokers, stop_b.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stats_b.snapshot().assigned_partitions == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "member B was never assigned a partition"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (second_batch, more_ids, _) = mixed_messages(300, 300);
+    produce(&brokers, &second_batch);
+    ids.extend(more_ids);
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let received = stats_a.snapshot().accepted
+            + stats_a.snapshot().rejected
+            + stats_b.snapshot().accepted
+            + stats_b.snapshot().rejected;
+        if received >= 600 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {received} of 600 messages landed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop_a.store(true, Ordering::Relaxed);
+    stop_b.store(true, Ordering::Relaxed);
+    member_a.join().unwrap().unwrap();
+    member_b.join().unwrap().unwrap();
+
+    assert!(
+        stats_b.snapshot().received > 0,
+        "member B took over some partitions"
+    );
+    ids.sort();
+    let stored = lake_column(lake.path(), "events", "id");
+    assert_eq!(stored, ids, "every event exactly once");
+    assert_eq!(committed_offsets_of(&brokers, "shared"), 600);
 }

@@ -3,7 +3,7 @@
 //!
 //! It keeps messages in memory only. Its offsets restart at 0 with every process, so the
 //! source numbers them on from where the lake's manifest ends (see
-//! [`KafkaSource::with_offset_base`](super::KafkaSource::with_offset_base)); a restart
+//! [`KafkaSource::new`](super::KafkaSource::new)); a restart
 //! therefore never reuses a file name of an earlier run.
 
 use rdkafka::mocking::MockCluster;

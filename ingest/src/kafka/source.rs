@@ -10,8 +10,10 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::config::PipelineConfig;
 use crate::message::{Durable, Input, RawMessage, SOURCE_BATCH};
 use crate::pipeline::OnDurable;
+use crate::stats::IngestStats;
 use crate::{Error, Result};
 
 /// Added to every offset of a partition before the pipeline sees it (and subtracted again
@@ -37,6 +39,7 @@ struct IngestContext {
     /// Taken (set to `None`) at shutdown so the pipeline sees its input end.
     pipeline: Mutex<Option<SyncSender<Input>>>,
     offset_base: Arc<OffsetBase>,
+    stats: Arc<IngestStats>,
 }
 
 impl ClientContext for IngestContext {}
@@ -47,6 +50,9 @@ impl ConsumerContext for IngestContext {
             Rebalance::Revoke(partitions) => self.flush_revoked(consumer, partitions),
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = %describe(partitions), "partitions assigned");
+                self.stats
+                    .assigned_partitions
+                    .fetch_add(partitions.count() as u64, Ordering::Relaxed);
             }
             Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
         }
@@ -59,6 +65,12 @@ impl IngestContext {
     /// nothing uncommitted is lost.
     fn flush_revoked(&self, consumer: &BaseConsumer<Self>, partitions: &TopicPartitionList) {
         tracing::info!(partitions = %describe(partitions), "partitions revoked");
+        let revoked = partitions.count() as u64;
+        let _ = self.stats.assigned_partitions.fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |assigned| Some(assigned.saturating_sub(revoked)),
+        );
         let Some(pipeline) = self.pipeline.lock().expect("not poisoned").clone() else {
             return; // Shutting down: the pipeline already flushed everything.
         };
@@ -84,37 +96,23 @@ impl IngestContext {
 }
 
 impl KafkaSource {
-    /// A consumer for `topics` that will send what it reads to `pipeline`.
+    /// A consumer for `topics` that will send what it reads to `pipeline`, numbering each
+    /// partition's offsets from `offset_base` (empty for a real cluster; for the embedded
+    /// broker, whose log does not outlive the process, where the lake ends).
     pub fn new(
         client: rdkafka::ClientConfig,
         topics: Vec<String>,
         pipeline: SyncSender<Input>,
-        max_message_bytes: usize,
-        max_reject_raw_bytes: usize,
-    ) -> Result<Self> {
-        Self::with_offset_base(
-            client,
-            topics,
-            pipeline,
-            max_message_bytes,
-            max_reject_raw_bytes,
-            OffsetBase::new(),
-        )
-    }
-
-    /// Like [`new`](Self::new), numbering each partition's offsets from `offset_base`
-    /// (for the embedded broker, whose log does not outlive the process).
-    pub fn with_offset_base(
-        client: rdkafka::ClientConfig,
-        topics: Vec<String>,
-        pipeline: SyncSender<Input>,
-        max_message_bytes: usize,
-        max_reject_raw_bytes: usize,
+        limits: &PipelineConfig,
         offset_base: HashMap<(String, i32), i64>,
+        stats: Arc<IngestStats>,
     ) -> Result<Self> {
+        let (max_message_bytes, max_reject_raw_bytes) =
+            (limits.max_message_bytes, limits.max_reject_raw_bytes);
         let context = IngestContext {
             pipeline: Mutex::new(Some(pipeline)),
             offset_base: Arc::new(offset_base),
+            stats,
         };
         let consumer: BaseConsumer<IngestContext> = client.create_with_context(context)?;
         Ok(KafkaSource {
