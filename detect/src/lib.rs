@@ -16,6 +16,7 @@ mod detectors;
 mod engine;
 mod error;
 mod hash;
+mod id;
 mod shared;
 mod state;
 mod suppress;

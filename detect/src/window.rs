@@ -1,4 +1,5 @@
-//! Sliding windows on event time: small time-ordered vectors per key.
+//! Sliding windows on event time: small time-ordered vectors per key, with the first
+//! entries inline (most keys hold one entry or none, and then cost no allocation).
 //!
 //! Events may arrive out of order (up to the allowed lateness), so entries are inserted
 //! in time order, and a new entry is checked against every window of width `w` that
@@ -8,6 +9,10 @@ use std::ops::Range;
 
 use authtrail_model::Micros;
 use serde::{Deserialize, Serialize};
+use smallvec::{Array, SmallVec};
+
+/// A window's entries, `N` of them inline.
+pub(crate) type Window<T, const N: usize = 1> = SmallVec<[Timed<T>; N]>;
 
 /// One entry of a window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,16 +23,22 @@ pub(crate) struct Timed<T> {
 
 /// Inserts keeping time order (after equal times, so arrival order breaks ties);
 /// returns the entry's index.
-pub(crate) fn insert<T>(entries: &mut Vec<Timed<T>>, time: Micros, item: T) -> usize {
+pub(crate) fn insert<T, A: Array<Item = Timed<T>>>(
+    entries: &mut SmallVec<A>,
+    time: Micros,
+    item: T,
+) -> usize {
     let at = entries.partition_point(|entry| entry.time <= time);
     entries.insert(at, Timed { time, item });
     at
 }
 
 /// Drops entries older than `horizon`.
-pub(crate) fn prune<T>(entries: &mut Vec<Timed<T>>, horizon: Micros) {
+pub(crate) fn prune<T, A: Array<Item = Timed<T>>>(entries: &mut SmallVec<A>, horizon: Micros) {
     let stale = entries.partition_point(|entry| entry.time < horizon);
-    entries.drain(..stale);
+    if stale > 0 {
+        entries.drain(..stale);
+    }
 }
 
 /// The first window `[end - width, end]` that contains entry `at` and satisfies `hit`,
@@ -68,8 +79,8 @@ pub(crate) fn distinct<T, K: PartialEq>(entries: &[Timed<T>], key: impl Fn(&T) -
 
 /// Keeps at most `cap` entries. Entries whose key occurs again later go first, so a
 /// flood of repeats cannot push the only entry of a distinct key out of the window.
-pub(crate) fn trim<T, K: PartialEq>(
-    entries: &mut Vec<Timed<T>>,
+pub(crate) fn trim<T, K: PartialEq, A: Array<Item = Timed<T>>>(
+    entries: &mut SmallVec<A>,
     cap: usize,
     key: impl Fn(&T) -> K,
 ) {
@@ -86,8 +97,8 @@ pub(crate) fn trim<T, K: PartialEq>(
 mod tests {
     use super::*;
 
-    fn window(times: &[Micros]) -> Vec<Timed<u32>> {
-        let mut entries = Vec::new();
+    fn window(times: &[Micros]) -> Window<u32> {
+        let mut entries = Window::new();
         for (i, &time) in times.iter().enumerate() {
             insert(&mut entries, time, i as u32);
         }
@@ -120,7 +131,7 @@ mod tests {
 
     #[test]
     fn trim_drops_repeats_before_distinct_entries() {
-        let mut entries = Vec::new();
+        let mut entries = Window::<char>::new();
         insert(&mut entries, 1, 'b');
         for time in 2..10 {
             insert(&mut entries, time, 'a');

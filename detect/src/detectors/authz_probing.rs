@@ -10,8 +10,9 @@ use super::{decode, encode, show};
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding};
 use crate::error::Error;
+use crate::id::EventId;
 use crate::state::{KeyedState, TableStats};
-use crate::window::{self, Timed};
+use crate::window::{self, Timed, Window};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1069/T1580";
@@ -59,7 +60,7 @@ impl AuthzProbingConfig {
 #[derive(Debug, Serialize, Deserialize)]
 struct Deny {
     target: u64,
-    id: Box<str>,
+    id: EventId,
 }
 
 pub(crate) struct AuthzProbing {
@@ -67,7 +68,7 @@ pub(crate) struct AuthzProbing {
     window: Micros,
     lateness: Micros,
     suppression: Micros,
-    denies: KeyedState<Vec<Timed<Deny>>>,
+    denies: KeyedState<Window<Deny>>,
 }
 
 impl AuthzProbing {
@@ -98,15 +99,15 @@ impl Detector for AuthzProbing {
         let time = event.time;
         let slot = self
             .denies
-            .upsert(facts.principal, facts.now, time + self.window, Vec::new);
+            .upsert(facts.principal, facts.now, time + self.window, Window::new);
         let denies = &mut slot.value;
-        if denies.iter().any(|d| *d.item.id == *event.id) {
+        if denies.iter().any(|d| d.item.id.is(&event.id)) {
             return;
         }
         window::prune(denies, facts.now - self.lateness - self.window);
         let deny = Deny {
             target: facts.target.unwrap_or(0),
-            id: event.id.as_ref().into(),
+            id: EventId::new(&event.id),
         };
         let at = window::insert(denies, time, deny);
         let (n, m) = (self.config.min_denies, self.config.min_targets);
@@ -149,7 +150,7 @@ impl Detector for AuthzProbing {
     }
 
     fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Vec<Timed<Deny>>> = decode(state)?;
+        let saved: KeyedState<Window<Deny>> = decode(state)?;
         self.denies = saved.with_cap(self.denies.cap());
         Ok(())
     }

@@ -10,8 +10,9 @@ use super::{decode, encode, show};
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding};
 use crate::error::Error;
+use crate::id::EventId;
 use crate::state::{KeyedState, TableStats};
-use crate::window::{self, Timed};
+use crate::window::{self, Window};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1110.001";
@@ -64,14 +65,15 @@ impl BruteForceConfig {
 #[derive(Debug, Serialize, Deserialize)]
 struct Armed {
     last_failure: Micros,
-    evidence: Vec<Box<str>>,
+    evidence: Vec<EventId>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Account {
     /// Failure event ids by time.
-    failures: Vec<Timed<Box<str>>>,
-    armed: Option<Armed>,
+    failures: Window<EventId>,
+    /// Boxed: few accounts are armed, and the rest should not pay for the room.
+    armed: Option<Box<Armed>>,
 }
 
 pub(crate) struct BruteForce {
@@ -104,7 +106,7 @@ impl BruteForce {
             .accounts
             .upsert(facts.principal, facts.now, keep, Account::default);
         let account = &mut slot.value;
-        if account.failures.iter().any(|f| *f.item == *event.id) {
+        if account.failures.iter().any(|f| f.item.is(&event.id)) {
             return; // the same event again (a redelivery): already counted
         }
         if let Some(armed) = &mut account.armed {
@@ -114,7 +116,7 @@ impl BruteForce {
             &mut account.failures,
             facts.now - self.lateness - self.window,
         );
-        let at = window::insert(&mut account.failures, time, event.id.as_ref().into());
+        let at = window::insert(&mut account.failures, time, EventId::new(&event.id));
         let n = self.min_failures;
         let Some(range) = window::find(&account.failures, at, self.window, |w| w.len() >= n) else {
             // Below N in every window, the entries within W + lateness stay few; the
@@ -122,7 +124,7 @@ impl BruteForce {
             window::trim(&mut account.failures, 4 * n + 16, |_| ());
             return;
         };
-        let evidence: Vec<Box<str>> = account.failures[range.clone()]
+        let evidence: Vec<EventId> = account.failures[range.clone()]
             .iter()
             .map(|f| f.item.clone())
             .collect();
@@ -142,10 +144,10 @@ impl BruteForce {
             summary,
             evidence.iter().map(|id| id.to_string()).collect(),
         ));
-        account.armed = Some(Armed {
+        account.armed = Some(Box::new(Armed {
             last_failure,
             evidence,
-        });
+        }));
         slot.expires_at = slot.expires_at.max(last_failure + self.success_window);
     }
 

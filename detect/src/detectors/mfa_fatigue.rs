@@ -10,8 +10,9 @@ use super::{decode, encode, show};
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding};
 use crate::error::Error;
+use crate::id::EventId;
 use crate::state::{KeyedState, TableStats};
-use crate::window::{self, Timed};
+use crate::window::{self, Window};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1621";
@@ -65,7 +66,7 @@ pub(crate) struct MfaFatigue {
     lateness: Micros,
     suppression: Micros,
     /// MFA failure ids by time, per principal.
-    prompts: KeyedState<Vec<Timed<Box<str>>>>,
+    prompts: KeyedState<Window<EventId>>,
 }
 
 impl MfaFatigue {
@@ -96,15 +97,18 @@ impl Detector for MfaFatigue {
         let time = event.time;
         match event.outcome {
             Some(Outcome::Failure) if is_mfa(event) && !facts.late => {
-                let slot =
-                    self.prompts
-                        .upsert(facts.principal, facts.now, time + self.window, Vec::new);
+                let slot = self.prompts.upsert(
+                    facts.principal,
+                    facts.now,
+                    time + self.window,
+                    Window::new,
+                );
                 let prompts = &mut slot.value;
-                if prompts.iter().any(|p| *p.item == *event.id) {
+                if prompts.iter().any(|p| p.item.is(&event.id)) {
                     return;
                 }
                 window::prune(prompts, facts.now - self.lateness - self.window);
-                window::insert(prompts, time, event.id.as_ref().into());
+                window::insert(prompts, time, EventId::new(&event.id));
                 // Only the newest N matter for "at least N before the success".
                 window::trim(prompts, 2 * self.config.min_failures + 8, |_| ());
             }
@@ -156,7 +160,7 @@ impl Detector for MfaFatigue {
     }
 
     fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Vec<Timed<Box<str>>>> = decode(state)?;
+        let saved: KeyedState<Window<EventId>> = decode(state)?;
         self.prompts = saved.with_cap(self.prompts.cap());
         Ok(())
     }

@@ -10,8 +10,9 @@ use super::{decode, encode, show};
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding};
 use crate::error::Error;
+use crate::id::EventId;
 use crate::state::{KeyedState, TableStats};
-use crate::window::{self, Timed};
+use crate::window::{self, Timed, Window};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1110.003";
@@ -55,7 +56,7 @@ impl PasswordSprayConfig {
 #[derive(Debug, Serialize, Deserialize)]
 struct Attempt {
     principal: u64,
-    id: Box<str>,
+    id: EventId,
 }
 
 pub(crate) struct PasswordSpray {
@@ -64,7 +65,7 @@ pub(crate) struct PasswordSpray {
     lateness: Micros,
     suppression: Micros,
     /// Failures per source IP.
-    sources: KeyedState<Vec<Timed<Attempt>>>,
+    sources: KeyedState<Window<Attempt>>,
 }
 
 impl PasswordSpray {
@@ -98,15 +99,15 @@ impl Detector for PasswordSpray {
         let time = event.time;
         let slot = self
             .sources
-            .upsert(source, facts.now, time + self.window, Vec::new);
+            .upsert(source, facts.now, time + self.window, Window::new);
         let attempts = &mut slot.value;
-        if attempts.iter().any(|a| *a.item.id == *event.id) {
+        if attempts.iter().any(|a| a.item.id.is(&event.id)) {
             return;
         }
         window::prune(attempts, facts.now - self.lateness - self.window);
         let attempt = Attempt {
             principal: facts.principal,
-            id: event.id.as_ref().into(),
+            id: EventId::new(&event.id),
         };
         let at = window::insert(attempts, time, attempt);
         let n = self.config.min_principals;
@@ -148,7 +149,7 @@ impl Detector for PasswordSpray {
     }
 
     fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Vec<Timed<Attempt>>> = decode(state)?;
+        let saved: KeyedState<Window<Attempt>> = decode(state)?;
         self.sources = saved.with_cap(self.sources.cap());
         Ok(())
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{decode, encode};
 use crate::config::{default_suppression, micros};
 use crate::detector::{Detector, Facts, Finding};
+use crate::id::EventId;
 use crate::shared::is_presentation;
 use crate::state::{KeyedState, TableStats};
 use crate::Result;
@@ -53,7 +54,7 @@ impl Default for RevokedTokenUseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Revoke {
     time: Micros,
-    id: Box<str>,
+    id: EventId,
 }
 
 pub(crate) struct RevokedTokenUse {
@@ -89,7 +90,7 @@ impl RevokedTokenUse {
     fn revoke(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
         let revoke = Revoke {
             time: event.time,
-            id: event.id.as_ref().into(),
+            id: EventId::new(&event.id),
         };
         let keep = event.time + self.ttl;
         match facts.token {

@@ -11,8 +11,9 @@ use super::{decode, encode, show};
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding};
 use crate::error::Error;
+use crate::id::EventId;
 use crate::state::{KeyedState, TableStats};
-use crate::window::{self, Timed};
+use crate::window::{self, Timed, Window};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1021";
@@ -57,19 +58,23 @@ impl ServiceFanOutConfig {
 }
 
 /// The latest reach of one target. Only new edges keep their event id: they are the
-/// evidence, and most principals reach only old ones, which then cost 24 bytes.
+/// evidence, and most principals reach only old ones, which then cost 24 bytes with
+/// the time (the id is boxed so that they do not pay for its room).
 #[derive(Debug, Serialize, Deserialize)]
 struct Reach {
     target: u64,
-    new_id: Option<Box<str>>,
+    new_id: Option<Box<EventId>>,
 }
+
+/// Reaches of one principal: a user reaches about three front services, which fit inline.
+type Reaches = Window<Reach, 3>;
 
 pub(crate) struct ServiceFanOut {
     config: ServiceFanOutConfig,
     window: Micros,
     lateness: Micros,
     suppression: Micros,
-    reaches: KeyedState<Vec<Timed<Reach>>>,
+    reaches: KeyedState<Reaches>,
 }
 
 impl ServiceFanOut {
@@ -101,12 +106,12 @@ impl Detector for ServiceFanOut {
             return;
         }
         let time = event.time;
-        let slot = self
-            .reaches
-            .upsert(facts.principal, facts.now, time + self.window, Vec::new);
+        let slot =
+            self.reaches
+                .upsert(facts.principal, facts.now, time + self.window, Reaches::new);
         let reaches = &mut slot.value;
         window::prune(reaches, facts.now - self.lateness - self.window);
-        let mut new_id = edge.new.then(|| Box::from(event.id.as_ref()));
+        let mut new_id = edge.new.then(|| Box::new(EventId::new(&event.id)));
         // One entry per target, at its latest reach; a target once new stays new for
         // the window (its second reach is no longer new to the baseline).
         if let Some(seen) = reaches.iter().position(|r| r.item.target == target) {
@@ -127,7 +132,7 @@ impl Detector for ServiceFanOut {
         };
         let new: Vec<String> = reaches[range.clone()]
             .iter()
-            .filter_map(|r| r.item.new_id.as_deref().map(str::to_owned))
+            .filter_map(|r| r.item.new_id.as_deref().map(EventId::to_string))
             .collect();
         let count = range.len();
         let mut evidence = new.clone();
@@ -164,7 +169,7 @@ impl Detector for ServiceFanOut {
     }
 
     fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Vec<Timed<Reach>>> = decode(state)?;
+        let saved: KeyedState<Reaches> = decode(state)?;
         self.reaches = saved.with_cap(self.reaches.cap());
         Ok(())
     }

@@ -13,9 +13,10 @@ use super::{decode, encode, show};
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding};
 use crate::error::Error;
+use crate::id::EventId;
 use crate::shared::is_presentation;
 use crate::state::{KeyedState, TableStats};
-use crate::window::{self, Timed};
+use crate::window::{self, Window};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1550.001";
@@ -60,7 +61,7 @@ impl TokenReplayConfig {
 #[derive(Debug, Serialize, Deserialize)]
 struct Sighting {
     ip: u64,
-    id: Box<str>,
+    id: EventId,
 }
 
 pub(crate) struct TokenReplay {
@@ -69,7 +70,7 @@ pub(crate) struct TokenReplay {
     lateness: Micros,
     suppression: Micros,
     /// Per token: one entry per distinct client address, at its latest presentation.
-    sightings: KeyedState<Vec<Timed<Sighting>>>,
+    sightings: KeyedState<Window<Sighting>>,
 }
 
 impl TokenReplay {
@@ -113,7 +114,7 @@ impl TokenReplay {
         let time = event.time;
         let slot = self
             .sightings
-            .upsert(token, facts.now, time + self.window, Vec::new);
+            .upsert(token, facts.now, time + self.window, Window::new);
         let sightings = &mut slot.value;
         window::prune(sightings, facts.now - self.lateness - self.window);
         // One entry per address, at its latest use, keeps a busy client's token small.
@@ -125,7 +126,7 @@ impl TokenReplay {
         }
         let sighting = Sighting {
             ip,
-            id: event.id.as_ref().into(),
+            id: EventId::new(&event.id),
         };
         let at = window::insert(sightings, time, sighting);
         let n = self.config.min_source_ips;
@@ -185,7 +186,7 @@ impl Detector for TokenReplay {
     }
 
     fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Vec<Timed<Sighting>>> = decode(state)?;
+        let saved: KeyedState<Window<Sighting>> = decode(state)?;
         self.sightings = saved.with_cap(self.sightings.cap());
         Ok(())
     }
