@@ -73,7 +73,8 @@ impl<V> KeyedState<V> {
         expires_at: Micros,
         init: impl FnOnce() -> V,
     ) -> &mut Slot<V> {
-        if !self.slots.contains_key(&key) && self.slots.len() >= self.cap {
+        // The length check first: below the cap (nearly always) the key is probed once.
+        if self.slots.len() >= self.cap && !self.slots.contains_key(&key) {
             self.make_room(now);
         }
         let slot = self.slots.entry(key).or_insert_with(|| Slot {

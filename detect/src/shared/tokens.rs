@@ -36,13 +36,17 @@ pub(crate) fn is_presentation(event: &Event<'_>) -> bool {
 }
 
 const UNKNOWN: u64 = 0;
+/// Stands for "none" in the time fields of `TokenState` (an `Option` would add 8 bytes
+/// to each of hundreds of thousands of tokens).
+const NEVER: Micros = Micros::MIN;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct TokenState {
     issued_to: u64,
     issued_at: Micros,
-    expires: Option<Micros>,
-    /// `Micros::MIN` until presented; lets a revoke that arrives late see it was used.
+    /// `NEVER` when the issue carried no expiry (or was not seen).
+    expires: Micros,
+    /// `NEVER` until presented; lets a revoke that arrives late see it was used.
     last_presented: Micros,
     /// Hashes of the audience; empty when none was recorded.
     audience: Box<[u64]>,
@@ -86,8 +90,8 @@ impl TokenTable {
         Some(TokenFacts {
             issued_to: (state.issued_to != UNKNOWN).then_some(state.issued_to),
             issued_at: state.issued_at,
-            expires: state.expires,
-            last_presented: (state.last_presented != Micros::MIN).then_some(state.last_presented),
+            expires: (state.expires != NEVER).then_some(state.expires),
+            last_presented: (state.last_presented != NEVER).then_some(state.last_presented),
             audience,
         })
     }
@@ -105,8 +109,8 @@ impl TokenTable {
         let init = || TokenState {
             issued_to: UNKNOWN,
             issued_at: time,
-            expires: None,
-            last_presented: Micros::MIN,
+            expires: NEVER,
+            last_presented: NEVER,
             audience: Box::default(),
         };
         if event.kind == Kind::TokenIssue {
@@ -119,7 +123,8 @@ impl TokenTable {
                 time
             };
             state.issued_to = principal;
-            state.expires = event.token_expires;
+            // An expiry at `NEVER` itself (year -292,277) reads as none; harmless.
+            state.expires = event.token_expires.unwrap_or(NEVER);
             if let Some(audience) = &event.token_audience {
                 state.audience = audience.iter().map(|aud| hasher.str(aud)).collect();
             }
