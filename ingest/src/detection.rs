@@ -83,13 +83,6 @@ impl Detection {
         Ok(detection(detectors, covered, header.number))
     }
 
-    /// Whether the detector state has not seen this offset yet.
-    pub(crate) fn wants(&self, source: &str, partition: i32, offset: i64) -> bool {
-        self.covered
-            .get(&(source.to_owned(), partition))
-            .is_none_or(|&next| offset >= next)
-    }
-
     /// The first offset of a partition the detector state has not seen, if it saw any.
     pub(crate) fn covered(&self, source: &str, partition: i32) -> Option<i64> {
         self.covered.get(&(source.to_owned(), partition)).copied()

@@ -45,6 +45,8 @@ struct PartitionState {
     /// The offset the next message should have; `None` until the first one when the lake
     /// holds nothing of this partition yet.
     expected: Option<i64>,
+    /// The first offset the detectors' restored state has not seen (`None`: none seen).
+    detected_until: Option<i64>,
 }
 
 impl Pipeline {
@@ -140,6 +142,7 @@ impl Pipeline {
                 };
                 entry.insert(PartitionState {
                     expected,
+                    detected_until: covered,
                     log,
                     segment: SegmentBuilder::new(
                         &message.source,
@@ -186,9 +189,10 @@ impl Pipeline {
             .log
             .next_offset()
             .is_none_or(|next| message.offset >= next);
-        let detect = self.detection.as_ref().is_some_and(|detection| {
-            detection.wants(&message.source, message.partition, message.offset)
-        });
+        let detect = self.detection.is_some()
+            && state
+                .detected_until
+                .is_none_or(|next| message.offset >= next);
         if !store {
             IngestStats::add(&self.stats.already_in_lake, 1);
             if !detect {

@@ -72,6 +72,18 @@ fn mixed_messages(start: usize, count: usize) -> (Messages, Vec<String>, usize) 
     (messages, good_ids, bad)
 }
 
+/// Short group timeouts: the mock cluster's coordinator waits for them when members come
+/// and go, and the tests start and stop members often.
+fn fast_group_settings() -> std::collections::BTreeMap<String, String> {
+    [
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "500"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect()
+}
+
 fn test_config() -> PipelineConfig {
     PipelineConfig {
         flush_rows: 50,
@@ -96,6 +108,7 @@ fn run_ingest(
     let kafka = KafkaConfig {
         brokers: Some(brokers.to_owned()),
         group_id: group.to_owned(),
+        settings: fast_group_settings(),
         ..KafkaConfig::default()
     };
     let stats = Arc::new(IngestStats::default());
@@ -301,6 +314,7 @@ fn spawn_member(
     let kafka = KafkaConfig {
         brokers: Some(brokers.to_owned()),
         group_id: "shared".to_owned(),
+        settings: fast_group_settings(),
         ..KafkaConfig::default()
     };
     let stats = Arc::new(IngestStats::default());

@@ -150,7 +150,8 @@ impl KafkaSource {
     }
 
     fn consume(&self, stop: &AtomicBool) -> Result<()> {
-        let mut topic_names: HashMap<String, Arc<str>> = HashMap::new();
+        // Per topic: its shared name and offset bases, looked up without allocating.
+        let mut topics: HashMap<String, (Arc<str>, HashMap<i32, i64>)> = HashMap::new();
         let mut batch: Vec<RawMessage> = Vec::with_capacity(SOURCE_BATCH);
         while !stop.load(Ordering::Relaxed) {
             let timeout = if batch.is_empty() {
@@ -160,11 +161,21 @@ impl KafkaSource {
             };
             match self.consumer.poll(timeout) {
                 Some(Ok(message)) => {
-                    let topic = topic_names
-                        .entry(message.topic().to_owned())
-                        .or_insert_with(|| Arc::from(message.topic()))
-                        .clone();
-                    batch.push(self.raw_message(topic, &message));
+                    if !topics.contains_key(message.topic()) {
+                        let name = message.topic();
+                        let bases = self
+                            .consumer
+                            .context()
+                            .offset_base
+                            .iter()
+                            .filter(|((topic, _), _)| topic == name)
+                            .map(|((_, partition), base)| (*partition, *base))
+                            .collect();
+                        topics.insert(name.to_owned(), (Arc::from(name), bases));
+                    }
+                    let (topic, bases) = &topics[message.topic()];
+                    let base = bases.get(&message.partition()).copied().unwrap_or(0);
+                    batch.push(self.raw_message(topic.clone(), base, &message));
                     if batch.len() < SOURCE_BATCH {
                         continue;
                     }
@@ -200,14 +211,7 @@ impl KafkaSource {
         pipeline.send(input).map_err(|_| Error::PipelineGone)
     }
 
-    fn raw_message(&self, topic: Arc<str>, message: &impl Message) -> RawMessage {
-        let base = self
-            .consumer
-            .context()
-            .offset_base
-            .get(&(topic.to_string(), message.partition()))
-            .copied()
-            .unwrap_or(0);
+    fn raw_message(&self, topic: Arc<str>, base: i64, message: &impl Message) -> RawMessage {
         let payload = message.payload().map(|bytes| {
             let keep = if bytes.len() > self.keep.max_message_bytes {
                 self.keep.max_reject_raw_bytes
