@@ -3,6 +3,7 @@
 
 use authtrail_model::{Event, Kind, Micros};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::hash::KeyHasher;
 use crate::state::{KeyedState, TableStats};
@@ -48,8 +49,9 @@ struct TokenState {
     expires: Micros,
     /// `NEVER` until presented; lets a revoke that arrives late see it was used.
     last_presented: Micros,
-    /// Hashes of the audience; empty when none was recorded.
-    audience: Box<[u64]>,
+    /// Hashes of the audience; empty when none was recorded. Audiences name a few
+    /// services, so they fit inline and checking one costs no extra cache miss.
+    audience: SmallVec<[u64; 3]>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -111,7 +113,7 @@ impl TokenTable {
             issued_at: time,
             expires: NEVER,
             last_presented: NEVER,
-            audience: Box::default(),
+            audience: SmallVec::new(),
         };
         if event.kind == Kind::TokenIssue {
             let keep_until = time.max(event.token_expires.unwrap_or(time)) + self.ttl;
