@@ -161,12 +161,13 @@ fn python() -> PathBuf {
     )
 }
 
-fn duckdb(input: &Path, output: &Path) -> serde_json::Value {
+fn duckdb(input: &Path, output: &Path, lake: &Path) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/lake_write/duckdb_copy.py");
     let result = Command::new(python())
         .arg(script)
         .arg(input)
         .arg(output)
+        .arg(lake)
         .output()
         .expect("run python (set AUTHTRAIL_PYTHON to an interpreter that has duckdb)");
     assert!(
@@ -248,7 +249,12 @@ fn main() {
         .sum();
 
     let duck_out = dir.path().join("duckdb.parquet");
-    let duck = duckdb(&input, &duck_out);
+    let duck = duckdb(&input, &duck_out, &lake_dir);
+    assert_eq!(
+        (duck["lake_rows"].as_u64(), duck["lake_ids"].as_u64()),
+        (Some(events as u64), Some(events as u64)),
+        "DuckDB reads every event back from authtrail's lake"
+    );
     let duck_seconds = duck["seconds"].as_f64().expect("seconds");
     let duck_bytes = duck["bytes"].as_u64().expect("bytes");
     assert_eq!(duck["rows"].as_u64(), Some(events as u64));

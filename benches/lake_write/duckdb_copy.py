@@ -1,8 +1,9 @@
 """DuckDB's side of the lake_write bench: JSON lines -> its own zstd Parquet, one thread.
 
-Usage: python duckdb_copy.py EVENTS.jsonl OUT.parquet
+Usage: python duckdb_copy.py EVENTS.jsonl OUT.parquet [LAKE_DIR]
 Prints one JSON object: seconds (the COPY alone, timed here), bytes, rows, row groups,
-and the compressed bytes of each column.
+the compressed bytes of each column, and (with LAKE_DIR) the rows and distinct ids DuckDB
+reads back from authtrail's `events` files, after the timing.
 """
 
 import json
@@ -31,9 +32,17 @@ def main() -> None:
         f"SELECT path_in_schema, sum(total_compressed_size) FROM parquet_metadata('{target}') "
         "GROUP BY path_in_schema ORDER BY 2 DESC"
     ).fetchall()
+    lake = {}
+    if len(sys.argv) > 3:
+        files = os.path.join(sys.argv[3], "events", "**", "*.parquet")
+        lake_rows, lake_ids = con.execute(
+            f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{files}', hive_partitioning=true)"
+        ).fetchone()
+        lake = {"lake_rows": lake_rows, "lake_ids": lake_ids}
     print(
         json.dumps(
             {
+                **lake,
                 "version": duckdb.__version__,
                 "seconds": seconds,
                 "bytes": os.path.getsize(target),
