@@ -1,11 +1,13 @@
 //! Builders that turn accepted events and rejected messages into Arrow record batches of
 //! the lake's schemas.
 
+use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, MapBuilder,
-    StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder,
+    MapBuilder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::ArrowError;
@@ -41,12 +43,78 @@ impl IngestColumns {
     }
 
     fn finish(&mut self) -> [ArrayRef; 4] {
-        [
-            Arc::new(self.topic.finish()),
+        let rows = self.partition.len();
+        let columns: [ArrayRef; 4] = [
+            finish_text(&mut self.topic),
             Arc::new(self.partition.finish()),
             Arc::new(self.offset.finish()),
-            Arc::new(self.time.finish().with_timezone("UTC")),
-        ]
+            finish_times(&mut self.time),
+        ];
+        self.partition = Int32Builder::with_capacity(rows);
+        self.offset = Int64Builder::with_capacity(rows);
+        columns
+    }
+}
+
+// The finish helpers leave each builder sized like the batch it just produced: the next
+// batch of a stream is usually as large, and growing a buffer by doubling copies it again
+// and again. Capacity is only reserved; untouched pages cost no memory.
+
+fn finish_text(builder: &mut StringBuilder) -> ArrayRef {
+    let (rows, bytes) = (builder.len(), builder.values_slice().len());
+    let array = builder.finish();
+    *builder = StringBuilder::with_capacity(rows, bytes);
+    Arc::new(array)
+}
+
+fn finish_times(builder: &mut TimestampMicrosecondBuilder) -> ArrayRef {
+    let rows = builder.len();
+    let array = builder.finish().with_timezone("UTC");
+    *builder = TimestampMicrosecondBuilder::with_capacity(rows);
+    Arc::new(array)
+}
+
+fn finish_list(builder: &mut ListBuilder<StringBuilder>) -> ArrayRef {
+    let rows = builder.len();
+    let (items, bytes) = (
+        builder.values().len(),
+        builder.values().values_slice().len(),
+    );
+    let array = builder.finish();
+    *builder = ListBuilder::with_capacity(StringBuilder::with_capacity(items, bytes), rows);
+    Arc::new(array)
+}
+
+/// Appends an address in its standard text form; IPv4, the common case, without the
+/// formatting machinery.
+fn append_ip(builder: &mut StringBuilder, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(ip) => {
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
+            }
+            builder.append_value(std::str::from_utf8(&text[..len]).expect("digits and dots"));
+        }
+        IpAddr::V6(ip) => {
+            // The builder's `Write` extends the pending value; `append_value("")` ends it.
+            write!(builder, "{ip}").expect("writing to a builder cannot fail");
+            builder.append_value("");
+        }
     }
 }
 
@@ -136,7 +204,7 @@ impl EventBatchBuilder {
             .append_option(event.outcome.map(|outcome| outcome.as_str()));
         self.reason.append_option(event.reason.as_deref());
         match event.source_ip {
-            Some(ip) => self.source_ip.append_value(ip.to_string()),
+            Some(ip) => append_ip(&mut self.source_ip, ip),
             None => self.source_ip.append_null(),
         }
         self.source_service
@@ -170,33 +238,48 @@ impl EventBatchBuilder {
 
     /// The rows appended so far as one batch; the builder is empty afterwards.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        self.rows = 0;
+        let rows = std::mem::take(&mut self.rows);
+        let attributes = &mut self.attributes.0;
+        let (entries, key_bytes, value_bytes) = (
+            attributes.keys().len(),
+            attributes.keys().values_slice().len(),
+            attributes.values().values_slice().len(),
+        );
+        let attributes_array: ArrayRef = Arc::new(attributes.finish());
+        *attributes = MapBuilder::with_capacity(
+            None,
+            StringBuilder::with_capacity(entries, key_bytes),
+            StringBuilder::with_capacity(entries, value_bytes),
+            rows,
+        );
+        let mfa: ArrayRef = Arc::new(self.mfa.finish());
+        self.mfa = BooleanBuilder::with_capacity(rows);
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(self.id.finish()),
-            Arc::new(self.time.finish().with_timezone("UTC")),
-            Arc::new(self.kind.finish()),
-            Arc::new(self.principal.finish()),
-            Arc::new(self.principal_type.finish()),
-            Arc::new(self.service.finish()),
-            Arc::new(self.outcome.finish()),
-            Arc::new(self.reason.finish()),
-            Arc::new(self.source_ip.finish()),
-            Arc::new(self.source_service.finish()),
-            Arc::new(self.target_service.finish()),
-            Arc::new(self.resource.finish()),
-            Arc::new(self.action.finish()),
-            Arc::new(self.token_id.finish()),
-            Arc::new(self.token_issuer.finish()),
-            Arc::new(self.token_audience.finish()),
-            Arc::new(self.token_scopes.finish()),
-            Arc::new(self.token_expires.finish().with_timezone("UTC")),
-            Arc::new(self.client_id.finish()),
-            Arc::new(self.auth_method.finish()),
-            Arc::new(self.mfa.finish()),
-            Arc::new(self.user_agent.finish()),
-            Arc::new(self.session_id.finish()),
-            Arc::new(self.trace_id.finish()),
-            Arc::new(self.attributes.0.finish()),
+            finish_text(&mut self.id),
+            finish_times(&mut self.time),
+            finish_text(&mut self.kind),
+            finish_text(&mut self.principal),
+            finish_text(&mut self.principal_type),
+            finish_text(&mut self.service),
+            finish_text(&mut self.outcome),
+            finish_text(&mut self.reason),
+            finish_text(&mut self.source_ip),
+            finish_text(&mut self.source_service),
+            finish_text(&mut self.target_service),
+            finish_text(&mut self.resource),
+            finish_text(&mut self.action),
+            finish_text(&mut self.token_id),
+            finish_text(&mut self.token_issuer),
+            finish_list(&mut self.token_audience),
+            finish_list(&mut self.token_scopes),
+            finish_times(&mut self.token_expires),
+            finish_text(&mut self.client_id),
+            finish_text(&mut self.auth_method),
+            mfa,
+            finish_text(&mut self.user_agent),
+            finish_text(&mut self.session_id),
+            finish_text(&mut self.trace_id),
+            attributes_array,
         ];
         columns.extend(self.ingest.finish());
         RecordBatch::try_new(events_schema(), columns)
@@ -270,5 +353,71 @@ impl RejectBatchBuilder {
             Arc::new(self.raw_bytes.finish()),
         ]);
         RecordBatch::try_new(rejects_schema(), columns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::cast::AsArray;
+    use arrow_array::Array;
+
+    use super::*;
+    use crate::parse::{parse_event, ContractLimits};
+
+    #[test]
+    fn writes_addresses_in_their_standard_text_form() {
+        for text in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "::1",
+            "2a02:1:2::3",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            let mut builder = StringBuilder::new();
+            append_ip(&mut builder, ip);
+            builder.append_null();
+            append_ip(&mut builder, ip);
+            let array = builder.finish();
+            assert_eq!(array.value(0), ip.to_string());
+            assert!(array.is_null(1));
+            assert_eq!(array.value(2), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn a_finished_builder_makes_the_same_batch_again() {
+        let lines = [
+            r#"{"id":"a","time":1000,"kind":"authn","principal":"user:a","outcome":"success","source_ip":"10.0.0.1","mfa":true,"attributes":{"k":"v"}}"#,
+            r#"{"id":"b","time":2000,"kind":"token_issue","principal":"svc:b","token_id":"t","token_audience":["x","y"],"token_scopes":"r w","source_ip":"::1"}"#,
+        ];
+        let mut builder = EventBatchBuilder::new();
+        let fill = |builder: &mut EventBatchBuilder| {
+            for (offset, line) in lines.iter().enumerate() {
+                let event =
+                    parse_event(line.as_bytes(), 10_000_000, &ContractLimits::default()).unwrap();
+                let meta = IngestMeta {
+                    topic: "t",
+                    partition: 0,
+                    offset: offset as i64,
+                    ingest_time: 5,
+                };
+                builder.append(&event, &meta);
+            }
+            builder.finish().unwrap()
+        };
+        let first = fill(&mut builder);
+        let second = fill(&mut builder);
+        assert_eq!(first, second);
+        assert_eq!(first.num_rows(), 2);
+        assert_eq!(
+            first
+                .column_by_name("source_ip")
+                .unwrap()
+                .as_string::<i32>()
+                .value(1),
+            "::1"
+        );
     }
 }

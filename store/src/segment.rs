@@ -22,6 +22,9 @@ pub struct SegmentBuilder {
     rows: usize,
     events: BTreeMap<i64, EventBatchBuilder>,
     rejects: BTreeMap<i64, RejectBatchBuilder>,
+    /// The largest events builder of the last flush, kept for the next segment: a finished
+    /// builder is sized like the batch it made, so the next one fills without regrowing.
+    spare_events: Option<EventBatchBuilder>,
 }
 
 /// The finished rows of one offset range, ready to be written.
@@ -46,6 +49,7 @@ impl SegmentBuilder {
             rows: 0,
             events: BTreeMap::new(),
             rejects: BTreeMap::new(),
+            spare_events: None,
         }
     }
 
@@ -71,7 +75,7 @@ impl SegmentBuilder {
         self.rows += 1;
         self.events
             .entry(hour_of(event.time))
-            .or_default()
+            .or_insert_with(|| self.spare_events.take().unwrap_or_default())
             .append(event, meta);
     }
 
@@ -106,8 +110,14 @@ impl SegmentBuilder {
             return Ok(None);
         };
         let mut batches = Vec::with_capacity(self.events.len() + self.rejects.len());
+        let mut largest = 0;
         for (hour, mut builder) in std::mem::take(&mut self.events) {
+            let rows = builder.len();
             batches.push((Table::Events, hour, builder.finish()?));
+            if rows > largest {
+                largest = rows;
+                self.spare_events = Some(builder);
+            }
         }
         for (hour, mut builder) in std::mem::take(&mut self.rejects) {
             batches.push((Table::Rejects, hour, builder.finish()?));
