@@ -70,8 +70,15 @@ pub fn parse_event<'a>(
             "empty message, expected one JSON object",
         ));
     }
-    let fields = read_fields(text)?;
-    build_event(fields, now, limits)
+    // Filled in place: the slots are large, and handing them through serde's return
+    // values would copy them several times per message.
+    let mut fields = RawFields {
+        known: Default::default(),
+        unknown: Vec::new(),
+        duplicate: None,
+    };
+    read_fields(text, &mut fields)?;
+    build_event(&mut fields, now, limits)
 }
 
 /// The fields of the contract, in the order of [`FIELD_NAMES`].
@@ -180,36 +187,34 @@ struct RawFields<'a> {
     duplicate: Option<String>,
 }
 
-fn read_fields(text: &str) -> Result<RawFields<'_>, ContractError> {
+fn read_fields<'a>(text: &'a str, fields: &mut RawFields<'a>) -> Result<(), ContractError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let fields = deserializer
-        .deserialize_map(FieldsVisitor)
-        .and_then(|fields| deserializer.end().map(|()| fields))
+    deserializer
+        .deserialize_map(FieldsVisitor { fields })
+        .and_then(|()| deserializer.end())
         .map_err(|error| ContractError::new(RejectKind::InvalidJson, error.to_string()))?;
     match &fields.duplicate {
         Some(key) => Err(ContractError::new(
             RejectKind::DuplicateKey,
             format!("key `{key}` appears more than once"),
         )),
-        None => Ok(fields),
+        None => Ok(()),
     }
 }
 
-struct FieldsVisitor;
+struct FieldsVisitor<'f, 'a> {
+    fields: &'f mut RawFields<'a>,
+}
 
-impl<'de> Visitor<'de> for FieldsVisitor {
-    type Value = RawFields<'de>;
+impl<'de> Visitor<'de> for FieldsVisitor<'_, 'de> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("one JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = RawFields {
-            known: Default::default(),
-            unknown: Vec::new(),
-            duplicate: None,
-        };
+        let fields = self.fields;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match Field::from_name(&key) {
                 Some(field) => {
@@ -226,12 +231,12 @@ impl<'de> Visitor<'de> for FieldsVisitor {
                 }
             }
         }
-        Ok(fields)
+        Ok(())
     }
 }
 
 fn build_event<'a>(
-    mut fields: RawFields<'a>,
+    fields: &mut RawFields<'a>,
     now: Micros,
     limits: &ContractLimits,
 ) -> Result<Event<'a>, ContractError> {
@@ -333,7 +338,7 @@ fn build_event<'a>(
     let session_id = optional_text(take(Field::SessionId), Field::SessionId)?;
     let trace_id = optional_text(take(Field::TraceId), Field::TraceId)?;
     let mut attributes = attributes(take(Field::Attributes))?;
-    for (key, value) in fields.unknown {
+    for (key, value) in std::mem::take(&mut fields.unknown) {
         if nesting_depth(value.get()) > MAX_NESTING {
             return Err(ContractError::new(
                 RejectKind::InvalidJson,
