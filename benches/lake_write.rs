@@ -10,7 +10,9 @@
 //!
 //! `cargo bench --bench lake_write`; env `EVENTS` (default 1000000) sets the event count,
 //! `RUNS` (default 3) how often each in-memory stage runs (the best run is reported),
-//! `AUTHTRAIL_PYTHON` the interpreter that has duckdb.
+//! `AUTHTRAIL_PYTHON` the interpreter that has duckdb, `COLUMNS_DETAIL=1` prints both
+//! sides' bytes per column, `KEEP_EVENTS=PATH` keeps a copy of the generated JSON lines.
+//! Results and what they mean: `docs/benchmarks.md`.
 
 #[path = "lake_write/mix.rs"]
 mod mix;
