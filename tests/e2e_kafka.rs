@@ -218,9 +218,10 @@ fn sigkill_mid_stream_then_restart_keeps_exactly_once() {
         &broker.address,
     ];
 
+    // zstd here, lz4 in the other test: both codecs the issue names reach the consumer.
     let first = work.path().join("first.jsonl");
     let mut ids = write_input(&first, 0, 30_000, false);
-    broker.produce(TOPIC, &first, Some(PARTITIONS));
+    broker.produce_compressed(TOPIC, &first, Some(PARTITIONS), "zstd");
 
     let mut ingest = authtrail(work.path(), "ingest-1", &args);
     // Kill once part of the stream is in the lake: some flushes done, more in flight.
@@ -236,7 +237,7 @@ fn sigkill_mid_stream_then_restart_keeps_exactly_once() {
     // More events arrive while authtrail is down.
     let second = work.path().join("second.jsonl");
     ids.extend(write_input(&second, 30_000, 10_000, false));
-    broker.produce(TOPIC, &second, None);
+    broker.produce_compressed(TOPIC, &second, None, "zstd");
 
     let mut restarted = authtrail(work.path(), "ingest-2", &args);
     wait_for_rows(&lake, ids.len(), Duration::from_secs(120));

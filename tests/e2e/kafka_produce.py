@@ -1,7 +1,7 @@
 """Produces JSON-lines events to a Kafka topic with a real client (confluent-kafka),
 keyed by principal, creating the topic first when asked. Used by the end-to-end tests.
 
-usage: kafka_produce.py BROKERS TOPIC FILE [--create-partitions N]
+usage: kafka_produce.py BROKERS TOPIC FILE [--create-partitions N] [--compression CODEC]
 Each line of FILE is sent as one message value, byte for byte (bad lines included).
 The key is the line's `principal` when it parses, else the line number.
 """
@@ -42,6 +42,10 @@ def key_of(line: bytes, number: int) -> bytes:
     return str(number).encode()
 
 
+def option(name: str, default: str) -> str:
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
 def main() -> None:
     brokers, topic, path = sys.argv[1:4]
     if "--create-partitions" in sys.argv:
@@ -56,7 +60,7 @@ def main() -> None:
             "bootstrap.servers": brokers,
             "linger.ms": 5,
             "batch.num.messages": 1,
-            "compression.type": "lz4",
+            "compression.type": option("--compression", "lz4"),
         }
     )
     failures = []

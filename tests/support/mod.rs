@@ -142,8 +142,19 @@ impl Broker {
         }
     }
 
-    /// Produces every line of `file` with confluent-kafka, keyed by principal.
+    /// Produces every line of `file` with confluent-kafka, keyed by principal, lz4-compressed.
     pub fn produce(&self, topic: &str, file: &Path, create_partitions: Option<i32>) {
+        self.produce_compressed(topic, file, create_partitions, "lz4");
+    }
+
+    /// Like [`produce`](Self::produce), with the given compression codec.
+    pub fn produce_compressed(
+        &self,
+        topic: &str,
+        file: &Path,
+        create_partitions: Option<i32>,
+        codec: &str,
+    ) {
         let mut command = Command::new(python());
         command
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/kafka_produce.py"))
@@ -152,6 +163,7 @@ impl Broker {
         if let Some(partitions) = create_partitions {
             command.args(["--create-partitions", &partitions.to_string()]);
         }
+        command.args(["--compression", codec]);
         let output = command.output().unwrap();
         assert!(
             output.status.success(),
