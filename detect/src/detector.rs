@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use authtrail_model::{Event, Micros, Severity};
 
-use crate::shared::{EdgeFact, TokenFacts};
+use crate::shared::{EdgeFact, TokenEntry, TokenFacts};
 use crate::state::TableStats;
 use crate::Result;
 
@@ -29,6 +29,14 @@ pub struct Facts {
     pub edge: Option<EdgeFact>,
     /// For an event with a `token_id`: what is known of the token before this event.
     pub token_facts: Option<TokenFacts>,
+}
+
+/// State that several detectors keep on the event's keys, looked up once by the engine
+/// for all of them (one hash probe per key and event instead of one per detector).
+#[derive(Default)]
+pub struct Shared<'a> {
+    /// The entry of the event's token, when it carries one and a token detector runs.
+    pub(crate) token: Option<&'a mut TokenEntry>,
 }
 
 /// A pattern a detector saw complete; the engine turns it into an alert (id,
@@ -85,7 +93,13 @@ pub trait Detector: Send {
     /// How long repeats of an alert for one key are suppressed, in microseconds.
     fn suppression(&self) -> Micros;
     /// Takes in one event; pushes the findings it completes.
-    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>);
+    fn observe(
+        &mut self,
+        event: &Event<'_>,
+        facts: &Facts,
+        shared: &mut Shared<'_>,
+        findings: &mut Vec<Finding>,
+    );
     /// Forgets state that expired before `now`.
     fn sweep(&mut self, now: Micros);
     /// Live keys and removals of the detector's own state.

@@ -17,13 +17,14 @@ mod engine;
 mod error;
 mod hash;
 mod id;
+mod part;
 mod shared;
 mod state;
 mod suppress;
 mod window;
 
 pub use config::DetectConfig;
-pub use detector::{Detector, Facts, Finding};
+pub use detector::{Detector, Facts, Finding, Shared};
 pub use detectors::{
     AudienceMismatchConfig, AuthzProbingConfig, BruteForceConfig, MfaFatigueConfig,
     NewServiceEdgeConfig, PasswordSprayConfig, RevokedTokenUseConfig, ServiceFanOutConfig,

@@ -75,7 +75,8 @@ impl<V> KeyedState<V> {
     ) -> &mut Slot<V> {
         // The length check first: below the cap (nearly always) the key is probed once.
         if self.slots.len() >= self.cap && !self.slots.contains_key(&key) {
-            self.make_room(now);
+            let keep = |slot: &mut Slot<V>, _: &mut ()| slot.expires_at >= now;
+            self.make_room(keep, |_, _| (), &mut ());
         }
         let slot = self.slots.entry(key).or_insert_with(|| Slot {
             expires_at,
@@ -85,11 +86,30 @@ impl<V> KeyedState<V> {
         slot
     }
 
+    /// Forgets `key` (a value with nothing left in it); not counted as a removal.
+    pub fn remove(&mut self, key: u64) {
+        self.slots.remove(&key);
+    }
+
     /// Drops the keys whose expiry lies before `now`.
     pub fn sweep(&mut self, now: Micros) {
+        self.sweep_with(|slot, _| slot.expires_at >= now, &mut ());
+    }
+
+    /// Drops the keys `keep` says are done; counted as expired.
+    fn sweep_with<C>(
+        &mut self,
+        mut keep: impl FnMut(&mut Slot<V>, &mut C) -> bool,
+        counts: &mut C,
+    ) {
         let before = self.slots.len();
-        self.slots.retain(|_, slot| slot.expires_at >= now);
+        self.slots.retain(|_, slot| keep(slot, counts));
         self.expired += (before - self.slots.len()) as u64;
+    }
+
+    /// Every value, for a pass over the whole table (restores, tests).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Slot<V>> {
+        self.slots.values_mut()
     }
 
     #[cfg(test)]
@@ -107,8 +127,13 @@ impl<V> KeyedState<V> {
 
     /// Expired keys go first; if that is not enough, the eighth of the table that
     /// expires soonest is evicted, so the O(n) pass is paid once per cap/8 inserts.
-    fn make_room(&mut self, now: Micros) {
-        self.sweep(now);
+    fn make_room<C>(
+        &mut self,
+        keep: impl FnMut(&mut Slot<V>, &mut C) -> bool,
+        mut evicted: impl FnMut(&V, &mut C),
+        counts: &mut C,
+    ) {
+        self.sweep_with(keep, counts);
         if self.slots.len() < self.cap {
             return;
         }
@@ -119,16 +144,57 @@ impl<V> KeyedState<V> {
         let mut at_cutoff = quota - expiries.iter().filter(|&&e| e < cutoff).count();
         let before = self.slots.len();
         self.slots.retain(|_, slot| {
-            if slot.expires_at < cutoff {
-                false
+            let evict = if slot.expires_at < cutoff {
+                true
             } else if slot.expires_at == cutoff && at_cutoff > 0 {
                 at_cutoff -= 1;
-                false
-            } else {
                 true
+            } else {
+                false
+            };
+            if evict {
+                evicted(&slot.value, counts);
             }
+            !evict
         });
         self.evicted += (before - self.slots.len()) as u64;
+    }
+}
+
+/// A value made of parts that expire on their own (see `part.rs`): removing keys
+/// expires and counts parts, and a key goes when none of its parts is left.
+pub(crate) trait Parts: Sized {
+    /// The per-part counts, kept next to the table.
+    type Counts;
+    /// Expires the parts that ran out before `now` and sets the slot's expiry to the
+    /// latest left; false when nothing is left.
+    fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut Self::Counts) -> bool;
+    /// Counts the live parts of a value evicted at the cap.
+    fn evicted(&self, counts: &mut Self::Counts);
+}
+
+impl<V: Parts> KeyedState<V> {
+    /// `upsert` for a value of parts; the caller extends the slot's expiry.
+    pub fn upsert_parts(
+        &mut self,
+        key: u64,
+        now: Micros,
+        init: impl FnOnce() -> V,
+        counts: &mut V::Counts,
+    ) -> &mut Slot<V> {
+        if self.slots.len() >= self.cap && !self.slots.contains_key(&key) {
+            let keep = |slot: &mut Slot<V>, counts: &mut V::Counts| V::sweep(slot, now, counts);
+            self.make_room(keep, V::evicted, counts);
+        }
+        self.slots.entry(key).or_insert_with(|| Slot {
+            expires_at: Micros::MIN,
+            value: init(),
+        })
+    }
+
+    /// `sweep` for values of parts.
+    pub fn sweep_parts(&mut self, now: Micros, counts: &mut V::Counts) {
+        self.sweep_with(|slot, counts| V::sweep(slot, now, counts), counts);
     }
 }
 

@@ -7,7 +7,7 @@ use authtrail_model::{Event, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{default_suppression, micros};
-use crate::detector::{Detector, Facts, Finding};
+use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::shared::{is_presentation, Audience};
 use crate::state::TableStats;
 use crate::Result;
@@ -59,7 +59,13 @@ impl Detector for AudienceMismatch {
         self.suppression
     }
 
-    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+    fn observe(
+        &mut self,
+        event: &Event<'_>,
+        facts: &Facts,
+        _shared: &mut Shared<'_>,
+        findings: &mut Vec<Finding>,
+    ) {
         if !is_presentation(event) {
             return;
         }

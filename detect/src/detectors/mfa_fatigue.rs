@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{decode, encode, show};
 use crate::config::{at_least_one, default_suppression, micros, positive};
-use crate::detector::{Detector, Facts, Finding};
+use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
 use crate::state::{KeyedState, TableStats};
@@ -90,7 +90,13 @@ impl Detector for MfaFatigue {
         self.suppression
     }
 
-    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+    fn observe(
+        &mut self,
+        event: &Event<'_>,
+        facts: &Facts,
+        _shared: &mut Shared<'_>,
+        findings: &mut Vec<Finding>,
+    ) {
         if event.kind != Kind::Authn {
             return;
         }

@@ -24,6 +24,9 @@ pub use service_fan_out::ServiceFanOutConfig;
 pub use service_interactive_login::ServiceInteractiveLoginConfig;
 pub use token_replay::TokenReplayConfig;
 
+pub(crate) use revoked_token_use::Revoke;
+pub(crate) use token_replay::Sighting;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -73,7 +76,6 @@ pub(crate) fn build(config: &DetectConfig) -> Vec<Box<dyn Detector>> {
         detectors.push(Box::new(token_replay::TokenReplay::new(
             &config.token_replay,
             lateness,
-            keys,
         )));
     }
     if config.revoked_token_use.enabled {

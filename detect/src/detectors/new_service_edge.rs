@@ -8,7 +8,7 @@ use authtrail_model::{Event, Kind, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{default_suppression, micros};
-use crate::detector::{Detector, Facts, Finding};
+use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::state::TableStats;
 use crate::Result;
 
@@ -68,7 +68,13 @@ impl Detector for NewServiceEdge {
         self.suppression
     }
 
-    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+    fn observe(
+        &mut self,
+        event: &Event<'_>,
+        facts: &Facts,
+        _shared: &mut Shared<'_>,
+        findings: &mut Vec<Finding>,
+    ) {
         let (Some(edge), Some(target)) = (facts.edge, event.target_service.as_deref()) else {
             return;
         };

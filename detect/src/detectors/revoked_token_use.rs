@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{decode, encode};
 use crate::config::{default_suppression, micros};
-use crate::detector::{Detector, Facts, Finding};
+use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::id::EventId;
 use crate::shared::is_presentation;
 use crate::state::{KeyedState, TableStats};
@@ -51,8 +51,10 @@ impl Default for RevokedTokenUseConfig {
     }
 }
 
+/// A revoke event. A token's own revoke is kept in its entry of the shared token table
+/// (`TokenEntry::revoke`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Revoke {
+pub(crate) struct Revoke {
     time: Micros,
     id: EventId,
 }
@@ -67,8 +69,6 @@ pub(crate) struct RevokedTokenUse {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
-    /// Revokes of one token, by token.
-    tokens: KeyedState<Revoke>,
     /// Revokes of all tokens of a principal, by principal, oldest first.
     principals: KeyedState<Vec<Revoke>>,
 }
@@ -81,26 +81,34 @@ impl RevokedTokenUse {
             ttl: micros(config.revocation_ttl),
             suppression: micros(config.suppression),
             state: State {
-                tokens: KeyedState::new(max_keys),
                 principals: KeyedState::new(max_keys),
             },
         }
     }
 
-    fn revoke(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+    fn revoke(
+        &mut self,
+        event: &Event<'_>,
+        facts: &Facts,
+        shared: &mut Shared<'_>,
+        findings: &mut Vec<Finding>,
+    ) {
         let revoke = Revoke {
             time: event.time,
             id: EventId::new(&event.id),
         };
         let keep = event.time + self.ttl;
         match facts.token {
-            Some(token) => {
+            Some(_) => {
                 self.late_revoke(event, facts, findings);
-                let init = || revoke.clone();
-                let slot = self.state.tokens.upsert(token, facts.now, keep, init);
+                // Revokes of one token, by token.
+                let Some(entry) = shared.token.as_deref_mut() else {
+                    return;
+                };
+                let kept = entry.revoke.touch(keep);
                 // The first revoke is the one that ended the token.
-                if revoke.time < slot.value.time {
-                    slot.value = revoke;
+                if kept.as_ref().is_none_or(|first| revoke.time < first.time) {
+                    *kept = Some(Box::new(revoke));
                 }
             }
             None => {
@@ -142,10 +150,16 @@ impl RevokedTokenUse {
     }
 
     /// Why the presentation should not have happened: the revoke's id and a reason.
-    fn violation(&self, event: &Event<'_>, facts: &Facts) -> Option<(Option<String>, String)> {
+    fn violation(
+        &self,
+        event: &Event<'_>,
+        facts: &Facts,
+        shared: &Shared<'_>,
+    ) -> Option<(Option<String>, String)> {
         let time = event.time;
-        let token = facts.token?;
-        if let Some(revoke) = self.state.tokens.get(token).filter(|r| r.time < time) {
+        let entry = shared.token.as_deref()?;
+        let revoke = entry.revoke.get().and_then(|revoke| revoke.as_deref());
+        if let Some(revoke) = revoke.filter(|r| r.time < time) {
             let when = format_micros(revoke.time);
             return Some((
                 Some(revoke.id.to_string()),
@@ -186,15 +200,21 @@ impl Detector for RevokedTokenUse {
         self.suppression
     }
 
-    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+    fn observe(
+        &mut self,
+        event: &Event<'_>,
+        facts: &Facts,
+        shared: &mut Shared<'_>,
+        findings: &mut Vec<Finding>,
+    ) {
         if event.kind == Kind::TokenRevoke {
-            self.revoke(event, facts, findings);
+            self.revoke(event, facts, shared, findings);
             return;
         }
         if !is_presentation(event) {
             return;
         }
-        let Some((revoke_id, reason)) = self.violation(event, facts) else {
+        let Some((revoke_id, reason)) = self.violation(event, facts, shared) else {
             return;
         };
         let token_id = event.token_id.as_deref().unwrap_or_default();
@@ -212,17 +232,13 @@ impl Detector for RevokedTokenUse {
     }
 
     fn sweep(&mut self, now: Micros) {
-        self.state.tokens.sweep(now);
         self.state.principals.sweep(now);
     }
 
     fn stats(&self) -> TableStats {
-        let (tokens, principals) = (self.state.tokens.stats(), self.state.principals.stats());
-        TableStats {
-            live_keys: tokens.live_keys + principals.live_keys,
-            expired: tokens.expired + principals.expired,
-            evicted: tokens.evicted + principals.evicted,
-        }
+        // Revokes of single tokens are a part of the shared token table; the engine adds
+        // them here.
+        self.state.principals.stats()
     }
 
     fn save(&self) -> Vec<u8> {
@@ -232,7 +248,6 @@ impl Detector for RevokedTokenUse {
     fn load(&mut self, state: &[u8]) -> Result<()> {
         let saved: State = decode(state)?;
         self.state = State {
-            tokens: saved.tokens.with_cap(self.state.tokens.cap()),
             principals: saved.principals.with_cap(self.state.principals.cap()),
         };
         Ok(())

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{decode, encode, show};
 use crate::config::{at_least_one, default_suppression, micros, positive};
-use crate::detector::{Detector, Facts, Finding};
+use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
 use crate::state::{KeyedState, TableStats};
@@ -98,7 +98,13 @@ impl Detector for ServiceFanOut {
         self.suppression
     }
 
-    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+    fn observe(
+        &mut self,
+        event: &Event<'_>,
+        facts: &Facts,
+        _shared: &mut Shared<'_>,
+        findings: &mut Vec<Finding>,
+    ) {
         let (Some(edge), Some(target)) = (facts.edge, facts.target) else {
             return;
         };

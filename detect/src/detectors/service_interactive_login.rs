@@ -7,7 +7,7 @@ use authtrail_model::{Event, Kind, Micros, Outcome, PrincipalType, Severity};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{default_suppression, micros};
-use crate::detector::{Detector, Facts, Finding};
+use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::state::TableStats;
 use crate::Result;
 
@@ -76,7 +76,13 @@ impl Detector for ServiceInteractiveLogin {
         self.suppression
     }
 
-    fn observe(&mut self, event: &Event<'_>, _facts: &Facts, findings: &mut Vec<Finding>) {
+    fn observe(
+        &mut self,
+        event: &Event<'_>,
+        _facts: &Facts,
+        _shared: &mut Shared<'_>,
+        findings: &mut Vec<Finding>,
+    ) {
         // "Authenticates": a successful login; failed ones are brute_force's business.
         if event.kind != Kind::Authn
             || event.principal_type != PrincipalType::Service

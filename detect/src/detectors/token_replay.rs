@@ -9,14 +9,14 @@ use std::time::Duration;
 use authtrail_model::{Event, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, show};
+use super::show;
 use crate::config::{at_least_one, default_suppression, micros, positive};
-use crate::detector::{Detector, Facts, Finding};
+use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
 use crate::shared::is_presentation;
-use crate::state::{KeyedState, TableStats};
-use crate::window::{self, Window};
+use crate::state::TableStats;
+use crate::window;
 use crate::Result;
 
 const TECHNIQUE: &str = "T1550.001";
@@ -57,9 +57,10 @@ impl TokenReplayConfig {
     }
 }
 
-/// The latest client presentation from one address.
+/// The latest client presentation from one address. Kept in the token's entry of the
+/// shared token table (`TokenEntry::replay`).
 #[derive(Debug, Serialize, Deserialize)]
-struct Sighting {
+pub(crate) struct Sighting {
     ip: u64,
     id: EventId,
 }
@@ -69,18 +70,15 @@ pub(crate) struct TokenReplay {
     window: Micros,
     lateness: Micros,
     suppression: Micros,
-    /// Per token: one entry per distinct client address, at its latest presentation.
-    sightings: KeyedState<Window<Sighting>>,
 }
 
 impl TokenReplay {
-    pub fn new(config: &TokenReplayConfig, lateness: Micros, max_keys: usize) -> Self {
+    pub fn new(config: &TokenReplayConfig, lateness: Micros) -> Self {
         TokenReplay {
             config: config.clone(),
             window: micros(config.window),
             lateness,
             suppression: micros(config.suppression),
-            sightings: KeyedState::new(max_keys),
         }
     }
 
@@ -104,18 +102,22 @@ impl TokenReplay {
         ));
     }
 
-    fn many_addresses(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
-        let (Some(token), Some(ip)) = (facts.token, facts.source_ip) else {
+    fn many_addresses(
+        &mut self,
+        event: &Event<'_>,
+        facts: &Facts,
+        shared: &mut Shared<'_>,
+        findings: &mut Vec<Finding>,
+    ) {
+        let (Some(entry), Some(ip)) = (shared.token.as_deref_mut(), facts.source_ip) else {
             return;
         };
         if event.source_service.is_some() || facts.late {
             return;
         }
         let time = event.time;
-        let slot = self
-            .sightings
-            .upsert(token, facts.now, time + self.window, Window::new);
-        let sightings = &mut slot.value;
+        // Per token: one entry per distinct client address, at its latest presentation.
+        let sightings = entry.replay.touch(time + self.window);
         window::prune(sightings, facts.now - self.lateness - self.window);
         // One entry per address, at its latest use, keeps a busy client's token small.
         if let Some(seen) = sightings.iter().position(|s| s.item.ip == ip) {
@@ -165,29 +167,32 @@ impl Detector for TokenReplay {
         self.suppression
     }
 
-    fn observe(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+    fn observe(
+        &mut self,
+        event: &Event<'_>,
+        facts: &Facts,
+        shared: &mut Shared<'_>,
+        findings: &mut Vec<Finding>,
+    ) {
         if !is_presentation(event) {
             return;
         }
         self.foreign_principal(event, facts, findings);
-        self.many_addresses(event, facts, findings);
+        self.many_addresses(event, facts, shared, findings);
     }
 
-    fn sweep(&mut self, now: Micros) {
-        self.sightings.sweep(now);
-    }
+    fn sweep(&mut self, _now: Micros) {}
 
     fn stats(&self) -> TableStats {
-        self.sightings.stats()
+        // Its state is a part of the shared token table; the engine reports it here.
+        TableStats::default()
     }
 
     fn save(&self) -> Vec<u8> {
-        encode(&self.sightings)
+        Vec::new()
     }
 
-    fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Window<Sighting>> = decode(state)?;
-        self.sightings = saved.with_cap(self.sightings.cap());
+    fn load(&mut self, _state: &[u8]) -> Result<()> {
         Ok(())
     }
 }

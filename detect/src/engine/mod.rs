@@ -5,7 +5,7 @@ use authtrail_model::{Alert, Event, Micros};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{micros, DetectConfig};
-use crate::detector::{Detector, Facts, Finding};
+use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::detectors;
 use crate::error::Error;
 use crate::hash::KeyHasher;
@@ -17,7 +17,9 @@ use crate::Result;
 /// Expired state is swept once per this much event time; sweeping is O(keys), so it is
 /// amortised over many events rather than paid on each.
 const SWEEP_INTERVAL: Micros = 5_000_000;
-const CHECKPOINT_VERSION: u32 = 1;
+/// 2: `token_replay`'s sightings and `revoked_token_use`'s per-token revokes moved into
+/// the token table.
+const CHECKPOINT_VERSION: u32 = 2;
 
 /// Counters since the detectors were first started (they survive restores).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,7 +84,8 @@ struct CheckpointRef<'a> {
 
 #[derive(Deserialize)]
 struct Checkpoint {
-    version: u32,
+    /// Checked on its own before the rest is decoded.
+    _version: u32,
     hasher: KeyHasher,
     now: Micros,
     counters: Counters,
@@ -137,10 +140,13 @@ impl Detectors {
             Some(baseline) => baseline.observe(event, principal, target, now),
             None => None,
         };
-        let token_facts = match (&self.tokens, token) {
-            (Some(tokens), Some(token)) => tokens.lookup(token, target),
+        // The token's entry is probed once for the facts, the token detectors' parts
+        // and the update after them.
+        let mut open = match (&mut self.tokens, token) {
+            (Some(tokens), Some(token)) => Some(tokens.open(token, now)),
             _ => None,
         };
+        let token_facts = open.as_ref().and_then(|open| open.facts(target));
         let facts = Facts {
             now,
             late,
@@ -153,7 +159,15 @@ impl Detectors {
         };
 
         for detector in &mut self.detectors {
-            detector.observe(event, &facts, &mut self.findings);
+            let mut shared = Shared {
+                token: open.as_mut().map(|open| open.entry()),
+            };
+            detector.observe(event, &facts, &mut shared, &mut self.findings);
+            // Nearly every call finds nothing; a drain per detector and event cost more
+            // than some detectors' whole work.
+            if self.findings.is_empty() {
+                continue;
+            }
             for finding in self.findings.drain(..) {
                 let name = detector.name();
                 let period = detector.suppression();
@@ -166,8 +180,9 @@ impl Detectors {
                 }
             }
         }
-        if let (Some(tokens), Some(token)) = (&mut self.tokens, token) {
-            tokens.update(event, &hasher, token, principal, now);
+        let empty = open.and_then(|open| open.close(event, &hasher, principal));
+        if let (Some(tokens), Some(token)) = (&mut self.tokens, empty) {
+            tokens.remove(token);
         }
         if now >= self.next_sweep {
             self.sweep(now);
@@ -213,13 +228,16 @@ impl Detectors {
     /// The detectors `config` enables, with the state of `checkpoint`. State of a
     /// detector the config no longer enables is dropped; a newly enabled one starts empty.
     pub fn restore(config: &DetectConfig, checkpoint: &[u8]) -> Result<Self> {
-        let saved: Checkpoint = postcard::from_bytes(checkpoint)?;
-        if saved.version != CHECKPOINT_VERSION {
+        // The version leads, so a checkpoint of another layout is named as such rather
+        // than failing somewhere in its decoding.
+        let (version, _) = postcard::take_from_bytes::<u32>(checkpoint)?;
+        if version != CHECKPOINT_VERSION {
             return Err(Error::CheckpointVersion {
-                found: saved.version,
+                found: version,
                 expected: CHECKPOINT_VERSION,
             });
         }
+        let saved: Checkpoint = postcard::from_bytes(checkpoint)?;
         let mut detectors = Detectors::new(config)?;
         detectors.hasher = saved.hasher;
         detectors.now = saved.now;
@@ -229,7 +247,12 @@ impl Detectors {
             (fresh, _) => fresh,
         };
         detectors.tokens = match (detectors.tokens, saved.tokens) {
-            (Some(fresh), Some(saved)) => Some(fresh.restored(saved, config.max_keys)),
+            (Some(fresh), Some(saved)) => Some(fresh.restored(
+                saved,
+                config.max_keys,
+                config.token_replay.enabled,
+                config.revoked_token_use.enabled,
+            )),
             (fresh, _) => fresh,
         };
         detectors.suppressor = Suppressor::restored(saved.suppressor, config.max_keys);
@@ -248,7 +271,7 @@ impl Detectors {
             .iter()
             .map(|detector| DetectorStats {
                 name: detector.name(),
-                state: detector.stats(),
+                state: self.with_token_parts(detector.name(), detector.stats()),
             })
             .collect();
         if let Some(baseline) = &self.baseline {
@@ -273,6 +296,23 @@ impl Detectors {
             alerts: self.counters.alerts,
             suppressed: self.counters.suppressed,
             tables,
+        }
+    }
+
+    /// A detector's stats with those of its part of the token table.
+    fn with_token_parts(&self, name: &str, own: TableStats) -> TableStats {
+        let Some(tokens) = &self.tokens else {
+            return own;
+        };
+        let part = match name {
+            "token_replay" => tokens.counts().replay.stats(),
+            "revoked_token_use" => tokens.counts().revokes.stats(),
+            _ => return own,
+        };
+        TableStats {
+            live_keys: own.live_keys + part.live_keys,
+            expired: own.expired + part.expired,
+            evicted: own.evicted + part.evicted,
         }
     }
 

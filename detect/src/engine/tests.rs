@@ -233,3 +233,88 @@ fn restore_under_a_config_that_disables_a_detector_drops_its_state() {
     let names: Vec<_> = restored.stats().tables.iter().map(|t| t.name).collect();
     assert_eq!(names, ["brute_force", "suppression"]);
 }
+
+#[test]
+fn a_checkpoint_of_another_version_is_refused_by_its_version() {
+    // Version 1 led with its version too; what follows no longer decodes as version 2.
+    let mut old = postcard::to_allocvec(&1u32).unwrap();
+    old.extend([7, 0, 0, 3]);
+    let error = Detectors::restore(&DetectConfig::default(), &old)
+        .err()
+        .unwrap();
+    assert!(matches!(
+        error,
+        crate::Error::CheckpointVersion {
+            found: 1,
+            expected: 2
+        }
+    ));
+    assert_eq!(
+        error.to_string(),
+        "checkpoint version 1 is not supported (expected 2)"
+    );
+}
+
+/// Stats of one table by name.
+fn table(detectors: &Detectors, name: &str) -> crate::TableStats {
+    let stats = detectors.stats();
+    stats.tables.iter().find(|t| t.name == name).unwrap().state
+}
+
+#[test]
+fn parts_of_a_token_expire_and_are_counted_on_their_own() {
+    let mut issue = event("i", 0.0, Kind::TokenIssue, "user:bob");
+    issue.token_id = text("jti-1");
+    let mut present = authz("p", 1.0, "user:bob", "web", true);
+    present.token_id = text("jti-1");
+    present.source_ip = Some("203.0.113.1".parse().unwrap());
+    let mut revoke = event("r", 2.0, Kind::TokenRevoke, "user:bob");
+    revoke.token_id = text("jti-1");
+    let mut detectors = Detectors::new(&DetectConfig::default()).unwrap();
+    feed(&mut detectors, &[issue, present, revoke]);
+    let live = |d: &Detectors, name| table(d, name).live_keys;
+    assert_eq!(live(&detectors, "tokens"), 1);
+    assert_eq!(live(&detectors, "token_replay"), 1);
+    assert_eq!(live(&detectors, "revoked_token_use"), 1);
+    // 20 minutes on, the sightings (10 min window) are gone, the rest stays.
+    let tick = |seconds| authn("x", seconds, "user:other", true, "password");
+    feed(&mut detectors, &[tick(1_200.0)]);
+    assert_eq!(live(&detectors, "token_replay"), 0);
+    assert_eq!(table(&detectors, "token_replay").expired, 1);
+    assert_eq!(live(&detectors, "tokens"), 1);
+    assert_eq!(live(&detectors, "revoked_token_use"), 1);
+    // Past the token's TTL (an hour after its last use) only the revoke (24 h) is left,
+    // and it still stops the token.
+    feed(&mut detectors, &[tick(4_000.0)]);
+    assert_eq!(live(&detectors, "tokens"), 0);
+    assert_eq!(table(&detectors, "tokens").expired, 1);
+    assert_eq!(live(&detectors, "revoked_token_use"), 1);
+    let mut reuse = authz("again", 4_001.0, "user:bob", "web", true);
+    reuse.token_id = text("jti-1");
+    let alerts = feed(&mut detectors, &[reuse]);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].detector, "revoked_token_use");
+    assert_eq!(alerts[0].evidence_ids, ["r", "again"]);
+    // A day later nothing is left of the token.
+    feed(&mut detectors, &[tick(100_000.0)]);
+    assert_eq!(live(&detectors, "revoked_token_use"), 0);
+    assert_eq!(detectors.tokens.as_ref().unwrap().counts().facts.live, 0);
+}
+
+#[test]
+fn restore_without_token_replay_drops_its_part_of_the_token_table() {
+    let mut detectors = Detectors::new(&DetectConfig::default()).unwrap();
+    feed(&mut detectors, &mixed());
+    assert!(table(&detectors, "token_replay").live_keys > 0);
+    let mut config = DetectConfig::default();
+    config.token_replay.enabled = false;
+    let restored = Detectors::restore(&config, &detectors.checkpoint()).unwrap();
+    let counts = *restored.tokens.as_ref().unwrap().counts();
+    assert_eq!(counts.replay.live, 0);
+    assert_eq!(
+        counts.facts.live,
+        table(&detectors, "tokens").live_keys,
+        "the token facts stay"
+    );
+    assert!(table(&restored, "revoked_token_use").live_keys > 0);
+}

@@ -6,5 +6,5 @@ mod tokens;
 
 pub(crate) use baseline::Baseline;
 pub use baseline::EdgeFact;
-pub(crate) use tokens::{is_presentation, TokenTable};
+pub(crate) use tokens::{is_presentation, TokenEntry, TokenTable};
 pub use tokens::{Audience, TokenFacts};

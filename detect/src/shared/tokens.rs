@@ -1,12 +1,18 @@
 //! What is known of each token: who it was issued to, when, until when, and for which
-//! audience. Read by `token_replay`, `revoked_token_use` and `audience_mismatch`.
+//! audience (read by `token_replay`, `revoked_token_use` and `audience_mismatch`), and
+//! in the same entry `token_replay`'s client addresses and `revoked_token_use`'s revoke
+//! of the token: one probe per presentation instead of three. Each of the three parts
+//! expires and is counted on its own, as its own table would be.
 
 use authtrail_model::{Event, Kind, Micros};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use crate::detectors::{Revoke, Sighting};
 use crate::hash::KeyHasher;
-use crate::state::{KeyedState, TableStats};
+use crate::part::{Part, PartCounts};
+use crate::state::{KeyedState, Parts, Slot, TableStats};
+use crate::window::Window;
 
 /// Whether the token's audience, as recorded at issue, covers the event's target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,7 +47,7 @@ const UNKNOWN: u64 = 0;
 /// to each of hundreds of thousands of tokens).
 const NEVER: Micros = Micros::MIN;
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct TokenState {
     issued_to: u64,
     issued_at: Micros,
@@ -54,11 +60,87 @@ struct TokenState {
     audience: SmallVec<[u64; 3]>,
 }
 
+impl TokenState {
+    fn first_seen(time: Micros) -> Self {
+        TokenState {
+            issued_to: UNKNOWN,
+            issued_at: time,
+            expires: NEVER,
+            last_presented: NEVER,
+            audience: SmallVec::new(),
+        }
+    }
+}
+
+/// Everything kept on one token.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct TokenEntry {
+    facts: Part<TokenState>,
+    /// `token_replay`: one entry per distinct client address, at its latest presentation.
+    pub replay: Part<Window<Sighting>>,
+    /// `revoked_token_use`: the revoke of this token (boxed: most tokens are never
+    /// revoked, and the rest should not pay for the room).
+    pub revoke: Part<Option<Box<Revoke>>>,
+}
+
+impl TokenEntry {
+    fn live(&self) -> [bool; 3] {
+        [
+            self.facts.is_live(),
+            self.replay.is_live(),
+            self.revoke.is_live(),
+        ]
+    }
+
+    fn until(&self) -> Micros {
+        let parts = [self.facts.until(), self.replay.until(), self.revoke.until()];
+        parts.into_iter().max().unwrap_or(Micros::MIN)
+    }
+}
+
+/// Per-part counts: `tokens` (the facts), `token_replay`, `revoked_token_use`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TokenCounts {
+    pub facts: PartCounts,
+    pub replay: PartCounts,
+    pub revokes: PartCounts,
+}
+
+impl Parts for TokenEntry {
+    type Counts = TokenCounts;
+
+    fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut TokenCounts) -> bool {
+        let entry = &mut slot.value;
+        entry.facts.sweep(now, &mut counts.facts);
+        entry.replay.sweep(now, &mut counts.replay);
+        entry.revoke.sweep(now, &mut counts.revokes);
+        slot.expires_at = entry.until();
+        entry.live() != [false; 3]
+    }
+
+    fn evicted(&self, counts: &mut TokenCounts) {
+        self.facts.evicted(&mut counts.facts);
+        self.replay.evicted(&mut counts.replay);
+        self.revoke.evicted(&mut counts.revokes);
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct TokenTable {
     #[serde(skip)]
     ttl: Micros,
-    tokens: KeyedState<TokenState>,
+    tokens: KeyedState<TokenEntry>,
+    counts: TokenCounts,
+}
+
+/// A token's entry, opened once for an event: facts before the event, the detectors'
+/// parts, then [`close`](OpenToken::close) takes the event into the facts.
+pub(crate) struct OpenToken<'a> {
+    key: u64,
+    ttl: Micros,
+    slot: &'a mut Slot<TokenEntry>,
+    counts: &'a mut TokenCounts,
+    was_live: [bool; 3],
 }
 
 impl TokenTable {
@@ -67,18 +149,75 @@ impl TokenTable {
         TokenTable {
             ttl,
             tokens: KeyedState::new(max_keys),
+            counts: TokenCounts::default(),
         }
     }
 
-    pub fn restored(self, saved: TokenTable, max_keys: usize) -> Self {
-        TokenTable {
+    /// Restores `saved` under this config; parts of detectors it does not enable are
+    /// dropped (a token left with no part goes at the next sweep).
+    pub fn restored(self, saved: TokenTable, max_keys: usize, replay: bool, revoke: bool) -> Self {
+        let mut table = TokenTable {
             tokens: saved.tokens.with_cap(max_keys),
+            counts: saved.counts,
             ..self
+        };
+        if !(replay && revoke) {
+            let counts = &mut table.counts;
+            for slot in table.tokens.values_mut() {
+                if !replay {
+                    slot.value.replay.clear(&mut counts.replay);
+                }
+                if !revoke {
+                    slot.value.revoke.clear(&mut counts.revokes);
+                }
+                slot.expires_at = slot.value.until();
+            }
+        }
+        table
+    }
+
+    /// The entry of `token`, created empty when absent (no part of it live yet).
+    pub fn open(&mut self, token: u64, now: Micros) -> OpenToken<'_> {
+        let slot = self
+            .tokens
+            .upsert_parts(token, now, TokenEntry::default, &mut self.counts);
+        OpenToken {
+            key: token,
+            ttl: self.ttl,
+            was_live: slot.value.live(),
+            slot,
+            counts: &mut self.counts,
         }
     }
 
-    pub fn lookup(&self, token: u64, target: Option<u64>) -> Option<TokenFacts> {
-        let state = self.tokens.get(token)?;
+    /// Forgets a token that an event opened but left with nothing in it.
+    pub fn remove(&mut self, token: u64) {
+        self.tokens.remove(token);
+    }
+
+    pub fn sweep(&mut self, now: Micros) {
+        self.tokens.sweep_parts(now, &mut self.counts);
+    }
+
+    /// Stats of the token facts (`tokens`), `token_replay`'s and `revoked_token_use`'s parts.
+    pub fn counts(&self) -> &TokenCounts {
+        &self.counts
+    }
+
+    pub fn stats(&self) -> TableStats {
+        self.counts.facts.stats()
+    }
+}
+
+impl OpenToken<'_> {
+    /// The detectors' view of the entry.
+    pub fn entry(&mut self) -> &mut TokenEntry {
+        &mut self.slot.value
+    }
+
+    /// What is known of the token before the current event.
+    pub fn facts(&self, target: Option<u64>) -> Option<TokenFacts> {
+        let state = self.slot.value.facts.get()?;
         let audience = match target {
             Some(target) if !state.audience.is_empty() => {
                 if state.audience.contains(&target) {
@@ -98,26 +237,18 @@ impl TokenTable {
         })
     }
 
-    /// Takes in an event after the detectors saw it.
-    pub fn update(
-        &mut self,
-        event: &Event<'_>,
-        hasher: &KeyHasher,
-        token: u64,
-        principal: u64,
-        now: Micros,
-    ) {
+    /// Takes in the event after the detectors saw it and counts the parts it created.
+    /// Returns the token's key when nothing is kept on it (the caller removes it).
+    pub fn close(self, event: &Event<'_>, hasher: &KeyHasher, principal: u64) -> Option<u64> {
         let time = event.time;
-        let init = || TokenState {
-            issued_to: UNKNOWN,
-            issued_at: time,
-            expires: NEVER,
-            last_presented: NEVER,
-            audience: SmallVec::new(),
-        };
+        let entry = &mut self.slot.value;
+        let fresh = !entry.facts.is_live();
         if event.kind == Kind::TokenIssue {
             let keep_until = time.max(event.token_expires.unwrap_or(time)) + self.ttl;
-            let state = &mut self.tokens.upsert(token, now, keep_until, init).value;
+            let state = entry.facts.touch(keep_until);
+            if fresh {
+                *state = TokenState::first_seen(time);
+            }
             // A presentation seen before its (late) issue only lowers `issued_at`.
             state.issued_at = if state.issued_to == UNKNOWN {
                 state.issued_at.min(time)
@@ -131,17 +262,18 @@ impl TokenTable {
                 state.audience = audience.iter().map(|aud| hasher.str(aud)).collect();
             }
         } else if is_presentation(event) {
-            let state = &mut self.tokens.upsert(token, now, time + self.ttl, init).value;
+            let state = entry.facts.touch(time + self.ttl);
+            if fresh {
+                *state = TokenState::first_seen(time);
+            }
             state.issued_at = state.issued_at.min(time);
             state.last_presented = state.last_presented.max(time);
         }
-    }
-
-    pub fn sweep(&mut self, now: Micros) {
-        self.tokens.sweep(now);
-    }
-
-    pub fn stats(&self) -> TableStats {
-        self.tokens.stats()
+        let live = entry.live();
+        self.counts.facts.created(self.was_live[0], live[0]);
+        self.counts.replay.created(self.was_live[1], live[1]);
+        self.counts.revokes.created(self.was_live[2], live[2]);
+        self.slot.expires_at = entry.until();
+        (live == [false; 3]).then_some(self.key)
     }
 }
