@@ -28,13 +28,43 @@ pub(crate) fn insert<T, A: Array<Item = Timed<T>>>(
     time: Micros,
     item: T,
 ) -> usize {
+    // Nearly every event is the newest of its window: append without a search.
+    if entries.last().is_none_or(|last| last.time <= time) {
+        entries.push(Timed { time, item });
+        return entries.len() - 1;
+    }
     let at = entries.partition_point(|entry| entry.time <= time);
     entries.insert(at, Timed { time, item });
     at
 }
 
+/// Replaces entry `index` by `item` at `time`, keeping time order (as a removal and an
+/// [`insert`]); returns the new entry's index.
+pub(crate) fn replace<T, A: Array<Item = Timed<T>>>(
+    entries: &mut SmallVec<A>,
+    index: usize,
+    time: Micros,
+    item: T,
+) -> usize {
+    let last = entries.len() - 1;
+    if entries[last].time <= time {
+        // The newest use of an item seen before: move it to the end, shifting once.
+        // (Windows are short: swaps beat `rotate_left`'s general algorithm.)
+        for i in index..last {
+            entries.swap(i, i + 1);
+        }
+        entries[last] = Timed { time, item };
+        return last;
+    }
+    entries.remove(index);
+    insert(entries, time, item)
+}
+
 /// Drops entries older than `horizon`.
 pub(crate) fn prune<T, A: Array<Item = Timed<T>>>(entries: &mut SmallVec<A>, horizon: Micros) {
+    if entries.first().is_none_or(|first| first.time >= horizon) {
+        return;
+    }
     let stale = entries.partition_point(|entry| entry.time < horizon);
     if stale > 0 {
         entries.drain(..stale);
@@ -127,6 +157,23 @@ mod tests {
         let entries = window(&[0, 20]);
         assert_eq!(find(&entries, 1, 20, |s| s.len() >= 2), Some(0..2));
         assert_eq!(find(&entries, 1, 19, |s| s.len() >= 2), None);
+    }
+
+    #[test]
+    fn replace_keeps_time_order_for_new_and_old_times() {
+        let mut entries = window(&[10, 20, 30]);
+        // Entry 0 used again at 40: moves to the end.
+        assert_eq!(replace(&mut entries, 0, 40, 7), 2);
+        let got: Vec<_> = entries.iter().map(|e| (e.time, e.item)).collect();
+        assert_eq!(got, [(20, 1), (30, 2), (40, 7)]);
+        // Entry 2 replaced by a late time: goes back into place.
+        assert_eq!(replace(&mut entries, 2, 25, 8), 1);
+        let got: Vec<_> = entries.iter().map(|e| (e.time, e.item)).collect();
+        assert_eq!(got, [(20, 1), (25, 8), (30, 2)]);
+        prune(&mut entries, 21);
+        assert_eq!(entries.len(), 2);
+        prune(&mut entries, 0);
+        assert_eq!(entries.len(), 2);
     }
 
     #[test]

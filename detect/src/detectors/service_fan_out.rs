@@ -120,14 +120,16 @@ impl Detector for ServiceFanOut {
         let mut new_id = edge.new.then(|| Box::new(EventId::new(&event.id)));
         // One entry per target, at its latest reach; a target once new stays new for
         // the window (its second reach is no longer new to the baseline).
-        if let Some(seen) = reaches.iter().position(|r| r.item.target == target) {
-            if reaches[seen].time >= time && new_id.is_none() {
-                return;
+        let at = match reaches.iter().position(|r| r.item.target == target) {
+            Some(seen) => {
+                if reaches[seen].time >= time && new_id.is_none() {
+                    return;
+                }
+                new_id = reaches[seen].item.new_id.take().or(new_id);
+                window::replace(reaches, seen, time, Reach { target, new_id })
             }
-            let old = reaches.remove(seen);
-            new_id = old.item.new_id.or(new_id);
-        }
-        let at = window::insert(reaches, time, Reach { target, new_id });
+            None => window::insert(reaches, time, Reach { target, new_id }),
+        };
         let (n, k) = (self.config.min_targets, self.config.min_new);
         let hit = |w: &[Timed<Reach>]| {
             w.len() >= n && w.iter().filter(|r| r.item.new_id.is_some()).count() >= k

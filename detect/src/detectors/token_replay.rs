@@ -120,17 +120,18 @@ impl TokenReplay {
         let sightings = entry.replay.touch(time + self.window);
         window::prune(sightings, facts.now - self.lateness - self.window);
         // One entry per address, at its latest use, keeps a busy client's token small.
-        if let Some(seen) = sightings.iter().position(|s| s.item.ip == ip) {
-            if sightings[seen].time >= time {
-                return;
-            }
-            sightings.remove(seen);
+        let seen = sightings.iter().position(|s| s.item.ip == ip);
+        if seen.is_some_and(|seen| sightings[seen].time >= time) {
+            return;
         }
         let sighting = Sighting {
             ip,
             id: EventId::new(&event.id),
         };
-        let at = window::insert(sightings, time, sighting);
+        let at = match seen {
+            Some(seen) => window::replace(sightings, seen, time, sighting),
+            None => window::insert(sightings, time, sighting),
+        };
         let n = self.config.min_source_ips;
         let Some(range) = window::find(sightings, at, self.window, |w| w.len() >= n) else {
             window::trim(sightings, 4 * n + 16, |_| ());

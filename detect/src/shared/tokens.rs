@@ -73,14 +73,28 @@ impl TokenState {
 }
 
 /// Everything kept on one token.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct TokenEntry {
+    /// The earliest expiry of a live part, so a sweep looks at one field of most tokens
+    /// (and one cache line) instead of three parts.
+    next: Micros,
     facts: Part<TokenState>,
     /// `token_replay`: one entry per distinct client address, at its latest presentation.
     pub replay: Part<Window<Sighting>>,
     /// `revoked_token_use`: the revoke of this token (boxed: most tokens are never
     /// revoked, and the rest should not pay for the room).
     pub revoke: Part<Option<Box<Revoke>>>,
+}
+
+impl Default for TokenEntry {
+    fn default() -> Self {
+        TokenEntry {
+            next: Micros::MAX,
+            facts: Part::default(),
+            replay: Part::default(),
+            revoke: Part::default(),
+        }
+    }
 }
 
 impl TokenEntry {
@@ -92,9 +106,16 @@ impl TokenEntry {
         ]
     }
 
-    fn until(&self) -> Micros {
-        let parts = [self.facts.until(), self.replay.until(), self.revoke.until()];
-        parts.into_iter().max().unwrap_or(Micros::MIN)
+    fn untils(&self) -> [Micros; 3] {
+        [self.facts.until(), self.replay.until(), self.revoke.until()]
+    }
+
+    /// Sets the slot's expiry (the latest part's) and `next` (the earliest live part's).
+    fn set_expiries(slot: &mut Slot<TokenEntry>) {
+        let untils = slot.value.untils();
+        slot.expires_at = untils.into_iter().max().unwrap_or(Micros::MIN);
+        let live = untils.into_iter().filter(|&until| until != Micros::MIN);
+        slot.value.next = live.min().unwrap_or(Micros::MAX);
     }
 }
 
@@ -110,12 +131,15 @@ impl Parts for TokenEntry {
     type Counts = TokenCounts;
 
     fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut TokenCounts) -> bool {
+        if slot.value.next >= now {
+            return true;
+        }
         let entry = &mut slot.value;
         entry.facts.sweep(now, &mut counts.facts);
         entry.replay.sweep(now, &mut counts.replay);
         entry.revoke.sweep(now, &mut counts.revokes);
-        slot.expires_at = entry.until();
-        entry.live() != [false; 3]
+        TokenEntry::set_expiries(slot);
+        slot.value.live() != [false; 3]
     }
 
     fn evicted(&self, counts: &mut TokenCounts) {
@@ -170,7 +194,7 @@ impl TokenTable {
                 if !revoke {
                     slot.value.revoke.clear(&mut counts.revokes);
                 }
-                slot.expires_at = slot.value.until();
+                TokenEntry::set_expiries(slot);
             }
         }
         table
@@ -273,7 +297,7 @@ impl OpenToken<'_> {
         self.counts.facts.created(self.was_live[0], live[0]);
         self.counts.replay.created(self.was_live[1], live[1]);
         self.counts.revokes.created(self.was_live[2], live[2]);
-        self.slot.expires_at = entry.until();
+        TokenEntry::set_expiries(self.slot);
         (live == [false; 3]).then_some(self.key)
     }
 }
