@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use authtrail_model::{Event, Micros, Severity};
 
-use crate::shared::{EdgeFact, TokenEntry, TokenFacts};
+use crate::shared::{EdgeFact, PrincipalEntry, TokenEntry, TokenFacts};
 use crate::state::TableStats;
 use crate::Result;
 
@@ -37,6 +37,8 @@ pub struct Facts {
 pub struct Shared<'a> {
     /// The entry of the event's token, when it carries one and a token detector runs.
     pub(crate) token: Option<&'a mut TokenEntry>,
+    /// The entry of the event's principal, for an `authn` or `authz` event.
+    pub(crate) principal: Option<&'a mut PrincipalEntry>,
 }
 
 /// A pattern a detector saw complete; the engine turns it into an alert (id,

@@ -44,6 +44,10 @@ impl<T: Default> Part<T> {
         self.is_live().then_some(&self.value)
     }
 
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.is_live().then_some(&mut self.value)
+    }
+
     /// The value, created empty when absent; its expiry is extended to at least `until`
     /// (never shortened), as `KeyedState::upsert` does for a key.
     pub fn touch(&mut self, until: Micros) -> &mut T {
@@ -75,6 +79,19 @@ impl<T: Default> Part<T> {
             counts.live -= 1;
         }
     }
+}
+
+/// The latest expiry of the parts whose `until`s these are (`Micros::MIN` when none is
+/// live), and the earliest of a live one (`Micros::MAX` when none is).
+pub(crate) fn latest_and_next<const N: usize>(untils: [Micros; N]) -> (Micros, Micros) {
+    let (mut latest, mut next) = (Micros::MIN, Micros::MAX);
+    for until in untils {
+        latest = latest.max(until);
+        if until != ABSENT {
+            next = next.min(until);
+        }
+    }
+    (latest, next)
 }
 
 /// Live parts and removals of one kind of part, reported like a table of its own.
@@ -121,6 +138,12 @@ mod tests {
         assert!(part.get().is_none());
         assert_eq!(counts.stats().expired, 1);
         assert_eq!(counts.stats().live_keys, 0);
+    }
+
+    #[test]
+    fn latest_and_next_skip_absent_parts() {
+        assert_eq!(latest_and_next([ABSENT, 5, 3]), (5, 3));
+        assert_eq!(latest_and_next([ABSENT, ABSENT]), (ABSENT, Micros::MAX));
     }
 
     #[test]

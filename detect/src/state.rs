@@ -60,6 +60,7 @@ impl<V> KeyedState<V> {
         self.slots.get(&key).map(|slot| &slot.value)
     }
 
+    #[cfg(test)]
     pub fn get_mut(&mut self, key: u64) -> Option<&mut Slot<V>> {
         self.slots.get_mut(&key)
     }

@@ -6,13 +6,13 @@ use std::time::Duration;
 use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, show};
+use super::show;
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
-use crate::state::{KeyedState, TableStats};
-use crate::window::{self, Timed, Window};
+use crate::state::TableStats;
+use crate::window::{self, Timed};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1069/T1580";
@@ -57,8 +57,9 @@ impl AuthzProbingConfig {
     }
 }
 
+/// One deny; a principal's denies are kept in its entry of the shared principal table.
 #[derive(Debug, Serialize, Deserialize)]
-struct Deny {
+pub(crate) struct Deny {
     target: u64,
     id: EventId,
 }
@@ -68,17 +69,15 @@ pub(crate) struct AuthzProbing {
     window: Micros,
     lateness: Micros,
     suppression: Micros,
-    denies: KeyedState<Window<Deny>>,
 }
 
 impl AuthzProbing {
-    pub fn new(config: &AuthzProbingConfig, lateness: Micros, max_keys: usize) -> Self {
+    pub fn new(config: &AuthzProbingConfig, lateness: Micros) -> Self {
         AuthzProbing {
             config: config.clone(),
             window: micros(config.window),
             lateness,
             suppression: micros(config.suppression),
-            denies: KeyedState::new(max_keys),
         }
     }
 }
@@ -96,17 +95,17 @@ impl Detector for AuthzProbing {
         &mut self,
         event: &Event<'_>,
         facts: &Facts,
-        _shared: &mut Shared<'_>,
+        shared: &mut Shared<'_>,
         findings: &mut Vec<Finding>,
     ) {
         if event.kind != Kind::Authz || event.outcome != Some(Outcome::Deny) || facts.late {
             return;
         }
+        let Some(entry) = shared.principal.as_deref_mut() else {
+            return;
+        };
         let time = event.time;
-        let slot = self
-            .denies
-            .upsert(facts.principal, facts.now, time + self.window, Window::new);
-        let denies = &mut slot.value;
+        let denies = entry.authz_probing.touch(time + self.window);
         if denies.iter().any(|d| d.item.id.is(&event.id)) {
             return;
         }
@@ -143,21 +142,18 @@ impl Detector for AuthzProbing {
         ));
     }
 
-    fn sweep(&mut self, now: Micros) {
-        self.denies.sweep(now);
-    }
+    fn sweep(&mut self, _now: Micros) {}
 
     fn stats(&self) -> TableStats {
-        self.denies.stats()
+        // Its state is a part of the shared principal table; the engine reports it here.
+        TableStats::default()
     }
 
     fn save(&self) -> Vec<u8> {
-        encode(&self.denies)
+        Vec::new()
     }
 
-    fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Window<Deny>> = decode(state)?;
-        self.denies = saved.with_cap(self.denies.cap());
+    fn load(&mut self, _state: &[u8]) -> Result<()> {
         Ok(())
     }
 }

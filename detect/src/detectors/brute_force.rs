@@ -6,12 +6,13 @@ use std::time::Duration;
 use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, show};
+use super::show;
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
-use crate::state::{KeyedState, TableStats};
+use crate::part::Part;
+use crate::state::TableStats;
 use crate::window::{self, Window};
 use crate::Result;
 
@@ -68,8 +69,9 @@ struct Armed {
     evidence: Vec<EventId>,
 }
 
+/// A principal's failures, kept in its entry of the shared principal table.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Account {
+pub(crate) struct Account {
     /// Failure event ids by time.
     failures: Window<EventId>,
     /// Boxed: few accounts are armed, and the rest should not pay for the room.
@@ -83,11 +85,10 @@ pub(crate) struct BruteForce {
     success_window: Micros,
     lateness: Micros,
     suppression: Micros,
-    accounts: KeyedState<Account>,
 }
 
 impl BruteForce {
-    pub fn new(config: &BruteForceConfig, lateness: Micros, max_keys: usize) -> Self {
+    pub fn new(config: &BruteForceConfig, lateness: Micros) -> Self {
         BruteForce {
             config: config.clone(),
             min_failures: config.min_failures,
@@ -95,17 +96,19 @@ impl BruteForce {
             success_window: micros(config.success_window),
             lateness,
             suppression: micros(config.suppression),
-            accounts: KeyedState::new(max_keys),
         }
     }
 
-    fn failure(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+    fn failure(
+        &mut self,
+        event: &Event<'_>,
+        facts: &Facts,
+        part: &mut Part<Account>,
+        findings: &mut Vec<Finding>,
+    ) {
         let time = event.time;
         let keep = time + self.window.max(self.success_window);
-        let slot = self
-            .accounts
-            .upsert(facts.principal, facts.now, keep, Account::default);
-        let account = &mut slot.value;
+        let account = part.touch(keep);
         if account.failures.iter().any(|f| f.item.is(&event.id)) {
             return; // the same event again (a redelivery): already counted
         }
@@ -148,14 +151,19 @@ impl BruteForce {
             last_failure,
             evidence,
         }));
-        slot.expires_at = slot.expires_at.max(last_failure + self.success_window);
+        part.touch(last_failure + self.success_window);
     }
 
-    fn success(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
-        let Some(slot) = self.accounts.get_mut(facts.principal) else {
+    fn success(
+        &mut self,
+        event: &Event<'_>,
+        part: &mut Part<Account>,
+        findings: &mut Vec<Finding>,
+    ) {
+        let Some(account) = part.get_mut() else {
             return;
         };
-        let Some(armed) = &slot.value.armed else {
+        let Some(armed) = &account.armed else {
             return;
         };
         let after = event.time - armed.last_failure;
@@ -178,7 +186,7 @@ impl BruteForce {
             summary,
             evidence,
         ));
-        slot.value.armed = None;
+        account.armed = None;
     }
 }
 
@@ -195,34 +203,35 @@ impl Detector for BruteForce {
         &mut self,
         event: &Event<'_>,
         facts: &Facts,
-        _shared: &mut Shared<'_>,
+        shared: &mut Shared<'_>,
         findings: &mut Vec<Finding>,
     ) {
         if event.kind != Kind::Authn {
             return;
         }
+        let Some(entry) = shared.principal.as_deref_mut() else {
+            return;
+        };
+        let part = &mut entry.brute_force;
         match event.outcome {
-            Some(Outcome::Failure) if !facts.late => self.failure(event, facts, findings),
-            Some(Outcome::Success) => self.success(event, facts, findings),
+            Some(Outcome::Failure) if !facts.late => self.failure(event, facts, part, findings),
+            Some(Outcome::Success) => self.success(event, part, findings),
             _ => {}
         }
     }
 
-    fn sweep(&mut self, now: Micros) {
-        self.accounts.sweep(now);
-    }
+    fn sweep(&mut self, _now: Micros) {}
 
     fn stats(&self) -> TableStats {
-        self.accounts.stats()
+        // Its state is a part of the shared principal table; the engine reports it here.
+        TableStats::default()
     }
 
     fn save(&self) -> Vec<u8> {
-        encode(&self.accounts)
+        Vec::new()
     }
 
-    fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Account> = decode(state)?;
-        self.accounts = saved.with_cap(self.accounts.cap());
+    fn load(&mut self, _state: &[u8]) -> Result<()> {
         Ok(())
     }
 }

@@ -6,13 +6,13 @@ use std::time::Duration;
 use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, show};
+use super::show;
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
-use crate::state::{KeyedState, TableStats};
-use crate::window::{self, Window};
+use crate::state::TableStats;
+use crate::window;
 use crate::Result;
 
 const TECHNIQUE: &str = "T1621";
@@ -65,18 +65,15 @@ pub(crate) struct MfaFatigue {
     window: Micros,
     lateness: Micros,
     suppression: Micros,
-    /// MFA failure ids by time, per principal.
-    prompts: KeyedState<Window<EventId>>,
 }
 
 impl MfaFatigue {
-    pub fn new(config: &MfaFatigueConfig, lateness: Micros, max_keys: usize) -> Self {
+    pub fn new(config: &MfaFatigueConfig, lateness: Micros) -> Self {
         MfaFatigue {
             config: config.clone(),
             window: micros(config.window),
             lateness,
             suppression: micros(config.suppression),
-            prompts: KeyedState::new(max_keys),
         }
     }
 }
@@ -94,22 +91,20 @@ impl Detector for MfaFatigue {
         &mut self,
         event: &Event<'_>,
         facts: &Facts,
-        _shared: &mut Shared<'_>,
+        shared: &mut Shared<'_>,
         findings: &mut Vec<Finding>,
     ) {
         if event.kind != Kind::Authn {
             return;
         }
+        // MFA failure ids by time, in the principal's entry of the principal table.
+        let Some(entry) = shared.principal.as_deref_mut() else {
+            return;
+        };
         let time = event.time;
         match event.outcome {
             Some(Outcome::Failure) if is_mfa(event) && !facts.late => {
-                let slot = self.prompts.upsert(
-                    facts.principal,
-                    facts.now,
-                    time + self.window,
-                    Window::new,
-                );
-                let prompts = &mut slot.value;
+                let prompts = entry.mfa_fatigue.touch(time + self.window);
                 if prompts.iter().any(|p| p.item.is(&event.id)) {
                     return;
                 }
@@ -119,10 +114,9 @@ impl Detector for MfaFatigue {
                 window::trim(prompts, 2 * self.config.min_failures + 8, |_| ());
             }
             Some(Outcome::Success) => {
-                let Some(slot) = self.prompts.get_mut(facts.principal) else {
+                let Some(prompts) = entry.mfa_fatigue.get_mut() else {
                     return;
                 };
-                let prompts = &mut slot.value;
                 let start = prompts.partition_point(|p| p.time < time - self.window);
                 let end = prompts.partition_point(|p| p.time <= time);
                 if end - start < self.config.min_failures {
@@ -153,21 +147,18 @@ impl Detector for MfaFatigue {
         }
     }
 
-    fn sweep(&mut self, now: Micros) {
-        self.prompts.sweep(now);
-    }
+    fn sweep(&mut self, _now: Micros) {}
 
     fn stats(&self) -> TableStats {
-        self.prompts.stats()
+        // Its state is a part of the shared principal table; the engine reports it here.
+        TableStats::default()
     }
 
     fn save(&self) -> Vec<u8> {
-        encode(&self.prompts)
+        Vec::new()
     }
 
-    fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Window<EventId>> = decode(state)?;
-        self.prompts = saved.with_cap(self.prompts.cap());
+    fn load(&mut self, _state: &[u8]) -> Result<()> {
         Ok(())
     }
 }

@@ -24,7 +24,10 @@ pub use service_fan_out::ServiceFanOutConfig;
 pub use service_interactive_login::ServiceInteractiveLoginConfig;
 pub use token_replay::TokenReplayConfig;
 
+pub(crate) use authz_probing::Deny;
+pub(crate) use brute_force::Account;
 pub(crate) use revoked_token_use::Revoke;
+pub(crate) use service_fan_out::Reaches;
 pub(crate) use token_replay::Sighting;
 
 use serde::de::DeserializeOwned;
@@ -48,21 +51,18 @@ pub(crate) fn build(config: &DetectConfig) -> Vec<Box<dyn Detector>> {
         detectors.push(Box::new(service_fan_out::ServiceFanOut::new(
             &config.service_fan_out,
             lateness,
-            keys,
         )));
     }
     if config.authz_probing.enabled {
         detectors.push(Box::new(authz_probing::AuthzProbing::new(
             &config.authz_probing,
             lateness,
-            keys,
         )));
     }
     if config.brute_force.enabled {
         detectors.push(Box::new(brute_force::BruteForce::new(
             &config.brute_force,
             lateness,
-            keys,
         )));
     }
     if config.password_spray.enabled {
@@ -93,7 +93,6 @@ pub(crate) fn build(config: &DetectConfig) -> Vec<Box<dyn Detector>> {
         detectors.push(Box::new(mfa_fatigue::MfaFatigue::new(
             &config.mfa_fatigue,
             lateness,
-            keys,
         )));
     }
     if config.service_interactive_login.enabled {

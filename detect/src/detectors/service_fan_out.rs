@@ -7,12 +7,12 @@ use std::time::Duration;
 use authtrail_model::{Event, Kind, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, show};
+use super::show;
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
-use crate::state::{KeyedState, TableStats};
+use crate::state::TableStats;
 use crate::window::{self, Timed, Window};
 use crate::Result;
 
@@ -61,30 +61,29 @@ impl ServiceFanOutConfig {
 /// evidence, and most principals reach only old ones, which then cost 24 bytes with
 /// the time (the id is boxed so that they do not pay for its room).
 #[derive(Debug, Serialize, Deserialize)]
-struct Reach {
+pub(crate) struct Reach {
     target: u64,
     new_id: Option<Box<EventId>>,
 }
 
 /// Reaches of one principal: a user reaches about three front services, which fit inline.
-type Reaches = Window<Reach, 3>;
+/// Kept in the principal's entry of the shared principal table.
+pub(crate) type Reaches = Window<Reach, 3>;
 
 pub(crate) struct ServiceFanOut {
     config: ServiceFanOutConfig,
     window: Micros,
     lateness: Micros,
     suppression: Micros,
-    reaches: KeyedState<Reaches>,
 }
 
 impl ServiceFanOut {
-    pub fn new(config: &ServiceFanOutConfig, lateness: Micros, max_keys: usize) -> Self {
+    pub fn new(config: &ServiceFanOutConfig, lateness: Micros) -> Self {
         ServiceFanOut {
             config: config.clone(),
             window: micros(config.window),
             lateness,
             suppression: micros(config.suppression),
-            reaches: KeyedState::new(max_keys),
         }
     }
 }
@@ -102,7 +101,7 @@ impl Detector for ServiceFanOut {
         &mut self,
         event: &Event<'_>,
         facts: &Facts,
-        _shared: &mut Shared<'_>,
+        shared: &mut Shared<'_>,
         findings: &mut Vec<Finding>,
     ) {
         let (Some(edge), Some(target)) = (facts.edge, facts.target) else {
@@ -111,11 +110,11 @@ impl Detector for ServiceFanOut {
         if event.kind != Kind::Authz || facts.late {
             return;
         }
+        let Some(entry) = shared.principal.as_deref_mut() else {
+            return;
+        };
         let time = event.time;
-        let slot =
-            self.reaches
-                .upsert(facts.principal, facts.now, time + self.window, Reaches::new);
-        let reaches = &mut slot.value;
+        let reaches = entry.fan_out.touch(time + self.window);
         window::prune(reaches, facts.now - self.lateness - self.window);
         let mut new_id = edge.new.then(|| Box::new(EventId::new(&event.id)));
         // One entry per target, at its latest reach; a target once new stays new for
@@ -164,21 +163,18 @@ impl Detector for ServiceFanOut {
         ));
     }
 
-    fn sweep(&mut self, now: Micros) {
-        self.reaches.sweep(now);
-    }
+    fn sweep(&mut self, _now: Micros) {}
 
     fn stats(&self) -> TableStats {
-        self.reaches.stats()
+        // Its state is a part of the shared principal table; the engine reports it here.
+        TableStats::default()
     }
 
     fn save(&self) -> Vec<u8> {
-        encode(&self.reaches)
+        Vec::new()
     }
 
-    fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Reaches> = decode(state)?;
-        self.reaches = saved.with_cap(self.reaches.cap());
+    fn load(&mut self, _state: &[u8]) -> Result<()> {
         Ok(())
     }
 }

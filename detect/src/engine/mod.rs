@@ -1,7 +1,7 @@
 //! `Detectors`: runs every enabled detector on each event, turns findings into alerts,
 //! and saves and restores all state as one checkpoint.
 
-use authtrail_model::{Alert, Event, Micros};
+use authtrail_model::{Alert, Event, Kind, Micros};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{micros, DetectConfig};
@@ -9,7 +9,7 @@ use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::detectors;
 use crate::error::Error;
 use crate::hash::KeyHasher;
-use crate::shared::{Baseline, TokenTable};
+use crate::shared::{Baseline, PrincipalDetectors, PrincipalTable, TokenTable};
 use crate::state::TableStats;
 use crate::suppress::Suppressor;
 use crate::Result;
@@ -18,7 +18,8 @@ use crate::Result;
 /// amortised over many events rather than paid on each.
 const SWEEP_INTERVAL: Micros = 5_000_000;
 /// 2: `token_replay`'s sightings and `revoked_token_use`'s per-token revokes moved into
-/// the token table.
+/// the token table; `service_fan_out`, `brute_force`, `authz_probing` and `mfa_fatigue`
+/// keep their state in the principal table.
 const CHECKPOINT_VERSION: u32 = 2;
 
 /// Counters since the detectors were first started (they survive restores).
@@ -64,6 +65,7 @@ pub struct Detectors {
     counters: Counters,
     baseline: Option<Baseline>,
     tokens: Option<TokenTable>,
+    principals: Option<PrincipalTable>,
     suppressor: Suppressor,
     detectors: Vec<Box<dyn Detector>>,
     /// Scratch buffer reused across events, so observing allocates nothing by itself.
@@ -78,6 +80,7 @@ struct CheckpointRef<'a> {
     counters: Counters,
     baseline: Option<&'a Baseline>,
     tokens: Option<&'a TokenTable>,
+    principals: Option<&'a PrincipalTable>,
     suppressor: &'a Suppressor,
     detectors: Vec<(&'static str, Vec<u8>)>,
 }
@@ -91,6 +94,7 @@ struct Checkpoint {
     counters: Counters,
     baseline: Option<Baseline>,
     tokens: Option<TokenTable>,
+    principals: Option<PrincipalTable>,
     suppressor: Suppressor,
     detectors: Vec<(String, Vec<u8>)>,
 }
@@ -118,6 +122,9 @@ impl Detectors {
                 )
             }),
             tokens: tokens.then(|| TokenTable::new(micros(config.token_ttl), config.max_keys)),
+            principals: principal_detectors(config)
+                .any()
+                .then(|| PrincipalTable::new(config.max_keys)),
             suppressor: Suppressor::new(config.max_keys),
             detectors: detectors::build(config),
             findings: Vec::new(),
@@ -147,6 +154,11 @@ impl Detectors {
             _ => None,
         };
         let token_facts = open.as_ref().and_then(|open| open.facts(target));
+        // Likewise the principal's entry, for the kinds the per-principal detectors take.
+        let mut principal_open = match (&mut self.principals, event.kind) {
+            (Some(principals), Kind::Authn | Kind::Authz) => Some(principals.open(principal, now)),
+            _ => None,
+        };
         let facts = Facts {
             now,
             late,
@@ -161,6 +173,7 @@ impl Detectors {
         for detector in &mut self.detectors {
             let mut shared = Shared {
                 token: open.as_mut().map(|open| open.entry()),
+                principal: principal_open.as_mut().map(|open| open.entry()),
             };
             detector.observe(event, &facts, &mut shared, &mut self.findings);
             // Nearly every call finds nothing; a drain per detector and event cost more
@@ -184,6 +197,10 @@ impl Detectors {
         if let (Some(tokens), Some(token)) = (&mut self.tokens, empty) {
             tokens.remove(token);
         }
+        let empty = principal_open.and_then(|open| open.close());
+        if let (Some(principals), Some(principal)) = (&mut self.principals, empty) {
+            principals.remove(principal);
+        }
         if now >= self.next_sweep {
             self.sweep(now);
         }
@@ -198,6 +215,9 @@ impl Detectors {
         }
         if let Some(tokens) = &mut self.tokens {
             tokens.sweep(horizon);
+        }
+        if let Some(principals) = &mut self.principals {
+            principals.sweep(horizon);
         }
         self.suppressor.sweep(horizon);
         for detector in &mut self.detectors {
@@ -215,6 +235,7 @@ impl Detectors {
             counters: self.counters,
             baseline: self.baseline.as_ref(),
             tokens: self.tokens.as_ref(),
+            principals: self.principals.as_ref(),
             suppressor: &self.suppressor,
             detectors: self
                 .detectors
@@ -255,6 +276,14 @@ impl Detectors {
             )),
             (fresh, _) => fresh,
         };
+        detectors.principals = match (detectors.principals, saved.principals) {
+            (Some(_), Some(saved)) => Some(PrincipalTable::restored(
+                saved,
+                config.max_keys,
+                principal_detectors(config),
+            )),
+            (fresh, _) => fresh,
+        };
         detectors.suppressor = Suppressor::restored(saved.suppressor, config.max_keys);
         for (name, state) in &saved.detectors {
             if let Some(detector) = detectors.detectors.iter_mut().find(|d| d.name() == name) {
@@ -271,7 +300,7 @@ impl Detectors {
             .iter()
             .map(|detector| DetectorStats {
                 name: detector.name(),
-                state: self.with_token_parts(detector.name(), detector.stats()),
+                state: self.with_parts(detector.name(), detector.stats()),
             })
             .collect();
         if let Some(baseline) = &self.baseline {
@@ -299,16 +328,20 @@ impl Detectors {
         }
     }
 
-    /// A detector's stats with those of its part of the token table.
-    fn with_token_parts(&self, name: &str, own: TableStats) -> TableStats {
-        let Some(tokens) = &self.tokens else {
-            return own;
-        };
-        let part = match name {
-            "token_replay" => tokens.counts().replay.stats(),
-            "revoked_token_use" => tokens.counts().revokes.stats(),
+    /// A detector's stats with those of its part of the token or principal table.
+    fn with_parts(&self, name: &str, own: TableStats) -> TableStats {
+        let tokens = self.tokens.as_ref().map(TokenTable::counts);
+        let principals = self.principals.as_ref().map(PrincipalTable::counts);
+        let part = match (name, tokens, principals) {
+            ("token_replay", Some(tokens), _) => tokens.replay,
+            ("revoked_token_use", Some(tokens), _) => tokens.revokes,
+            ("service_fan_out", _, Some(principals)) => principals.fan_out,
+            ("brute_force", _, Some(principals)) => principals.brute_force,
+            ("authz_probing", _, Some(principals)) => principals.authz_probing,
+            ("mfa_fatigue", _, Some(principals)) => principals.mfa_fatigue,
             _ => return own,
         };
+        let part = part.stats();
         TableStats {
             live_keys: own.live_keys + part.live_keys,
             expired: own.expired + part.expired,
@@ -319,6 +352,27 @@ impl Detectors {
     /// The configured cap on keys per table.
     pub fn max_keys(&self) -> usize {
         self.max_keys
+    }
+}
+
+/// Which of the per-principal detectors `config` runs.
+fn principal_detectors(config: &DetectConfig) -> PrincipalDetectors {
+    PrincipalDetectors {
+        fan_out: config.service_fan_out.enabled,
+        brute_force: config.brute_force.enabled,
+        authz_probing: config.authz_probing.enabled,
+        mfa_fatigue: config.mfa_fatigue.enabled,
+    }
+}
+
+#[cfg(test)]
+impl Detectors {
+    pub(crate) fn token_table(&self) -> Option<&TokenTable> {
+        self.tokens.as_ref()
+    }
+
+    pub(crate) fn principal_table(&self) -> Option<&PrincipalTable> {
+        self.principals.as_ref()
     }
 }
 

@@ -112,10 +112,9 @@ impl TokenEntry {
 
     /// Sets the slot's expiry (the latest part's) and `next` (the earliest live part's).
     fn set_expiries(slot: &mut Slot<TokenEntry>) {
-        let untils = slot.value.untils();
-        slot.expires_at = untils.into_iter().max().unwrap_or(Micros::MIN);
-        let live = untils.into_iter().filter(|&until| until != Micros::MIN);
-        slot.value.next = live.min().unwrap_or(Micros::MAX);
+        let (latest, next) = crate::part::latest_and_next(slot.value.untils());
+        slot.expires_at = latest;
+        slot.value.next = next;
     }
 }
 

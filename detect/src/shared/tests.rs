@@ -1,0 +1,150 @@
+//! The token and principal tables: each detector's part of an entry expires, is
+//! counted, checkpointed and dropped on its own, as a table of its own would be.
+
+use authtrail_model::Kind;
+
+use crate::detectors::testkit::{authn, authz, event, feed, text};
+use crate::{DetectConfig, Detectors, TableStats};
+
+/// A bit of everything the token detectors keep: an issue, client presentations from
+/// three addresses, a revoke and a use after it.
+fn tokens_in_use() -> Vec<authtrail_model::Event<'static>> {
+    let mut issue = event("iss", 0.0, Kind::TokenIssue, "user:bob");
+    issue.token_id = text("jti-7");
+    let mut events = vec![issue];
+    for (i, ip) in ["203.0.113.1", "203.0.113.2"].iter().enumerate() {
+        let mut present = authz(&format!("p{i}"), 1.0 + i as f64, "user:bob", "web", true);
+        present.token_id = text("jti-7");
+        present.source_ip = Some(ip.parse().unwrap());
+        events.push(present);
+    }
+    let mut revoke = event("rev", 10.0, Kind::TokenRevoke, "user:bob");
+    revoke.token_id = text("jti-7");
+    events.push(revoke);
+    events
+}
+
+/// Stats of one table by name.
+fn table(detectors: &Detectors, name: &str) -> TableStats {
+    let stats = detectors.stats();
+    stats.tables.iter().find(|t| t.name == name).unwrap().state
+}
+
+#[test]
+fn parts_of_a_token_expire_and_are_counted_on_their_own() {
+    let mut issue = event("i", 0.0, Kind::TokenIssue, "user:bob");
+    issue.token_id = text("jti-1");
+    let mut present = authz("p", 1.0, "user:bob", "web", true);
+    present.token_id = text("jti-1");
+    present.source_ip = Some("203.0.113.1".parse().unwrap());
+    let mut revoke = event("r", 2.0, Kind::TokenRevoke, "user:bob");
+    revoke.token_id = text("jti-1");
+    let mut detectors = Detectors::new(&DetectConfig::default()).unwrap();
+    feed(&mut detectors, &[issue, present, revoke]);
+    let live = |d: &Detectors, name| table(d, name).live_keys;
+    assert_eq!(live(&detectors, "tokens"), 1);
+    assert_eq!(live(&detectors, "token_replay"), 1);
+    assert_eq!(live(&detectors, "revoked_token_use"), 1);
+    // 20 minutes on, the sightings (10 min window) are gone, the rest stays.
+    let tick = |seconds| authn("x", seconds, "user:other", true, "password");
+    feed(&mut detectors, &[tick(1_200.0)]);
+    assert_eq!(live(&detectors, "token_replay"), 0);
+    assert_eq!(table(&detectors, "token_replay").expired, 1);
+    assert_eq!(live(&detectors, "tokens"), 1);
+    assert_eq!(live(&detectors, "revoked_token_use"), 1);
+    // Past the token's TTL (an hour after its last use) only the revoke (24 h) is left,
+    // and it still stops the token.
+    feed(&mut detectors, &[tick(4_000.0)]);
+    assert_eq!(live(&detectors, "tokens"), 0);
+    assert_eq!(table(&detectors, "tokens").expired, 1);
+    assert_eq!(live(&detectors, "revoked_token_use"), 1);
+    let mut reuse = authz("again", 4_001.0, "user:bob", "web", true);
+    reuse.token_id = text("jti-1");
+    let alerts = feed(&mut detectors, &[reuse]);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].detector, "revoked_token_use");
+    assert_eq!(alerts[0].evidence_ids, ["r", "again"]);
+    // A day later nothing is left of the token.
+    feed(&mut detectors, &[tick(100_000.0)]);
+    assert_eq!(live(&detectors, "revoked_token_use"), 0);
+    assert_eq!(detectors.token_table().unwrap().counts().facts.live, 0);
+}
+
+#[test]
+fn restore_without_token_replay_drops_its_part_of_the_token_table() {
+    let mut detectors = Detectors::new(&DetectConfig::default()).unwrap();
+    feed(&mut detectors, &tokens_in_use());
+    assert!(table(&detectors, "token_replay").live_keys > 0);
+    let mut config = DetectConfig::default();
+    config.token_replay.enabled = false;
+    let restored = Detectors::restore(&config, &detectors.checkpoint()).unwrap();
+    let counts = *restored.token_table().unwrap().counts();
+    assert_eq!(counts.replay.live, 0);
+    assert_eq!(
+        counts.facts.live,
+        table(&detectors, "tokens").live_keys,
+        "the token facts stay"
+    );
+    assert!(table(&restored, "revoked_token_use").live_keys > 0);
+}
+
+#[test]
+fn parts_of_a_principal_expire_and_are_counted_on_their_own() {
+    let events = [
+        // brute_force and mfa_fatigue keep the failure 10 min.
+        authn("f", 0.0, "user:alice", false, "mfa_push"),
+        // authz_probing keeps the deny 5 min, service_fan_out the reach 10 min.
+        authz("d", 1.0, "user:alice", "web", false),
+    ];
+    let mut detectors = Detectors::new(&DetectConfig::default()).unwrap();
+    feed(&mut detectors, &events);
+    let live = |d: &Detectors, name| table(d, name).live_keys;
+    for name in [
+        "brute_force",
+        "mfa_fatigue",
+        "authz_probing",
+        "service_fan_out",
+    ] {
+        assert_eq!(live(&detectors, name), 1, "{name}");
+    }
+    let tick = |seconds| authn("x", seconds, "user:other", true, "password");
+    feed(&mut detectors, &[tick(400.0)]);
+    assert_eq!(live(&detectors, "authz_probing"), 0);
+    assert_eq!(table(&detectors, "authz_probing").expired, 1);
+    for name in ["brute_force", "mfa_fatigue", "service_fan_out"] {
+        assert_eq!(live(&detectors, name), 1, "{name}");
+    }
+    feed(&mut detectors, &[tick(700.0)]);
+    for name in ["brute_force", "mfa_fatigue", "service_fan_out"] {
+        assert_eq!(table(&detectors, name).live_keys, 0, "{name}");
+        assert_eq!(table(&detectors, name).expired, 1, "{name}");
+    }
+    // The principal that only logged in successfully left nothing behind.
+    assert_eq!(detectors.principal_table().unwrap().len(), 0);
+}
+
+#[test]
+fn restore_without_brute_force_drops_its_part_of_the_principal_table() {
+    let failures: Vec<_> = (0..3)
+        .map(|i| authn(&format!("f{i}"), i as f64, "user:alice", false, "mfa_push"))
+        .collect();
+    let mut detectors = Detectors::new(&DetectConfig::default()).unwrap();
+    feed(&mut detectors, &failures);
+    let mut config = DetectConfig::default();
+    config.brute_force.enabled = false;
+    let restored = Detectors::restore(&config, &detectors.checkpoint()).unwrap();
+    let counts = *restored.principal_table().unwrap().counts();
+    assert_eq!(counts.brute_force.live, 0);
+    assert_eq!(table(&restored, "mfa_fatigue").live_keys, 1);
+    // Enabled again, brute_force starts from nothing: seven more failures (ten in
+    // all) are not a brute force.
+    let mut again = Detectors::restore(&DetectConfig::default(), &restored.checkpoint()).unwrap();
+    let more: Vec<_> = (3..10)
+        .map(|i| authn(&format!("f{i}"), i as f64, "user:alice", false, "password"))
+        .collect();
+    let alerts = feed(&mut again, &more);
+    assert!(
+        alerts.iter().all(|a| a.detector != "brute_force"),
+        "{alerts:?}"
+    );
+}
