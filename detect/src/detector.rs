@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use authtrail_model::{Event, Micros, Severity};
+use authtrail_model::{Event, Kind, Micros, Severity};
 
 use crate::shared::{EdgeFact, PrincipalEntry, TokenEntry, TokenFacts};
 use crate::state::TableStats;
@@ -92,6 +92,16 @@ impl Finding {
 pub trait Detector: Send {
     /// The name alerts and config use (`brute_force`).
     fn name(&self) -> &'static str;
+    /// The kinds of event the detector takes; the engine calls it for these only
+    /// (ten virtual calls per event cost more than some detectors' whole work).
+    fn kinds(&self) -> &'static [Kind] {
+        &[
+            Kind::Authn,
+            Kind::TokenIssue,
+            Kind::TokenRevoke,
+            Kind::Authz,
+        ]
+    }
     /// How long repeats of an alert for one key are suppressed, in microseconds.
     fn suppression(&self) -> Micros;
     /// Takes in one event; pushes the findings it completes.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use authtrail_model::{Event, Micros, Severity};
+use authtrail_model::{Event, Kind, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{default_suppression, micros};
@@ -53,6 +53,10 @@ impl AudienceMismatch {
 impl Detector for AudienceMismatch {
     fn name(&self) -> &'static str {
         "audience_mismatch"
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Authz, Kind::Authn]
     }
 
     fn suppression(&self) -> Micros {

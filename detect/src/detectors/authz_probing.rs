@@ -87,6 +87,10 @@ impl Detector for AuthzProbing {
         "authz_probing"
     }
 
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Authz]
+    }
+
     fn suppression(&self) -> Micros {
         self.suppression
     }

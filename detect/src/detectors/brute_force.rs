@@ -195,6 +195,10 @@ impl Detector for BruteForce {
         "brute_force"
     }
 
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Authn]
+    }
+
     fn suppression(&self) -> Micros {
         self.suppression
     }

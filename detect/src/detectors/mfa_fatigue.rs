@@ -83,6 +83,10 @@ impl Detector for MfaFatigue {
         "mfa_fatigue"
     }
 
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Authn]
+    }
+
     fn suppression(&self) -> Micros {
         self.suppression
     }

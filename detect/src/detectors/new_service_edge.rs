@@ -64,6 +64,10 @@ impl Detector for NewServiceEdge {
         "new_service_edge"
     }
 
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Authz]
+    }
+
     fn suppression(&self) -> Micros {
         self.suppression
     }

@@ -85,6 +85,10 @@ impl Detector for PasswordSpray {
         "password_spray"
     }
 
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Authn]
+    }
+
     fn suppression(&self) -> Micros {
         self.suppression
     }

@@ -196,6 +196,10 @@ impl Detector for RevokedTokenUse {
         "revoked_token_use"
     }
 
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::TokenRevoke, Kind::Authz, Kind::Authn]
+    }
+
     fn suppression(&self) -> Micros {
         self.suppression
     }

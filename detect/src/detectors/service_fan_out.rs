@@ -93,6 +93,10 @@ impl Detector for ServiceFanOut {
         "service_fan_out"
     }
 
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Authz]
+    }
+
     fn suppression(&self) -> Micros {
         self.suppression
     }

@@ -72,6 +72,10 @@ impl Detector for ServiceInteractiveLogin {
         "service_interactive_login"
     }
 
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Authn]
+    }
+
     fn suppression(&self) -> Micros {
         self.suppression
     }

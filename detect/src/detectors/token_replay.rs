@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use authtrail_model::{Event, Micros, Severity};
+use authtrail_model::{Event, Kind, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
 use super::show;
@@ -162,6 +162,10 @@ impl TokenReplay {
 impl Detector for TokenReplay {
     fn name(&self) -> &'static str {
         "token_replay"
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Authz, Kind::Authn]
     }
 
     fn suppression(&self) -> Micros {

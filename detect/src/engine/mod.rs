@@ -68,6 +68,8 @@ pub struct Detectors {
     principals: Option<PrincipalTable>,
     suppressor: Suppressor,
     detectors: Vec<Box<dyn Detector>>,
+    /// Per event kind (`kind_index`), the detectors that take it, in their order.
+    by_kind: [Vec<usize>; 4],
     /// Scratch buffer reused across events, so observing allocates nothing by itself.
     findings: Vec<Finding>,
 }
@@ -103,6 +105,7 @@ impl Detectors {
     /// The detectors `config` enables, with empty state.
     pub fn new(config: &DetectConfig) -> Result<Self> {
         config.validate()?;
+        let detectors = detectors::build(config);
         let edges = config.new_service_edge.enabled || config.service_fan_out.enabled;
         let tokens = config.token_replay.enabled
             || config.revoked_token_use.enabled
@@ -126,7 +129,8 @@ impl Detectors {
                 .any()
                 .then(|| PrincipalTable::new(config.max_keys)),
             suppressor: Suppressor::new(config.max_keys),
-            detectors: detectors::build(config),
+            by_kind: by_kind(&detectors),
+            detectors,
             findings: Vec::new(),
         })
     }
@@ -170,7 +174,8 @@ impl Detectors {
             token_facts,
         };
 
-        for detector in &mut self.detectors {
+        for &at in &self.by_kind[kind_index(event.kind)] {
+            let detector = &mut self.detectors[at];
             let mut shared = Shared {
                 token: open.as_mut().map(|open| open.entry()),
                 principal: principal_open.as_mut().map(|open| open.entry()),
@@ -353,6 +358,26 @@ impl Detectors {
     pub fn max_keys(&self) -> usize {
         self.max_keys
     }
+}
+
+fn kind_index(kind: Kind) -> usize {
+    match kind {
+        Kind::Authn => 0,
+        Kind::TokenIssue => 1,
+        Kind::TokenRevoke => 2,
+        Kind::Authz => 3,
+    }
+}
+
+/// For each event kind, the detectors that take it.
+fn by_kind(detectors: &[Box<dyn Detector>]) -> [Vec<usize>; 4] {
+    let mut by_kind: [Vec<usize>; 4] = Default::default();
+    for (at, detector) in detectors.iter().enumerate() {
+        for &kind in detector.kinds() {
+            by_kind[kind_index(kind)].push(at);
+        }
+    }
+    by_kind
 }
 
 /// Which of the per-principal detectors `config` runs.
