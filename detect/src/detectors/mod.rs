@@ -26,7 +26,6 @@ pub use token_replay::TokenReplayConfig;
 
 pub(crate) use authz_probing::Deny;
 pub(crate) use brute_force::Account;
-pub(crate) use revoked_token_use::Revoke;
 pub(crate) use service_fan_out::Reaches;
 pub(crate) use token_replay::Sighting;
 

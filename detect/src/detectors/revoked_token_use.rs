@@ -51,10 +51,8 @@ impl Default for RevokedTokenUseConfig {
     }
 }
 
-/// A revoke event. A token's own revoke is kept in its entry of the shared token table
-/// (`TokenEntry::revoke`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Revoke {
+struct Revoke {
     time: Micros,
     id: EventId,
 }
@@ -69,6 +67,8 @@ pub(crate) struct RevokedTokenUse {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
+    /// Revokes of one token, by token.
+    tokens: KeyedState<Revoke>,
     /// Revokes of all tokens of a principal, by principal, oldest first.
     principals: KeyedState<Vec<Revoke>>,
 }
@@ -81,34 +81,26 @@ impl RevokedTokenUse {
             ttl: micros(config.revocation_ttl),
             suppression: micros(config.suppression),
             state: State {
+                tokens: KeyedState::new(max_keys),
                 principals: KeyedState::new(max_keys),
             },
         }
     }
 
-    fn revoke(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
+    fn revoke(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
         let revoke = Revoke {
             time: event.time,
             id: EventId::new(&event.id),
         };
         let keep = event.time + self.ttl;
         match facts.token {
-            Some(_) => {
+            Some(token) => {
                 self.late_revoke(event, facts, findings);
-                // Revokes of one token, by token.
-                let Some(entry) = shared.token.as_deref_mut() else {
-                    return;
-                };
-                let kept = entry.revoke.touch(keep);
+                let init = || revoke.clone();
+                let slot = self.state.tokens.upsert(token, facts.now, keep, init);
                 // The first revoke is the one that ended the token.
-                if kept.as_ref().is_none_or(|first| revoke.time < first.time) {
-                    *kept = Some(Box::new(revoke));
+                if revoke.time < slot.value.time {
+                    slot.value = revoke;
                 }
             }
             None => {
@@ -150,16 +142,10 @@ impl RevokedTokenUse {
     }
 
     /// Why the presentation should not have happened: the revoke's id and a reason.
-    fn violation(
-        &self,
-        event: &Event<'_>,
-        facts: &Facts,
-        shared: &Shared<'_>,
-    ) -> Option<(Option<String>, String)> {
+    fn violation(&self, event: &Event<'_>, facts: &Facts) -> Option<(Option<String>, String)> {
         let time = event.time;
-        let entry = shared.token.as_deref()?;
-        let revoke = entry.revoke.get().and_then(|revoke| revoke.as_deref());
-        if let Some(revoke) = revoke.filter(|r| r.time < time) {
+        let token = facts.token?;
+        if let Some(revoke) = self.state.tokens.get(token).filter(|r| r.time < time) {
             let when = format_micros(revoke.time);
             return Some((
                 Some(revoke.id.to_string()),
@@ -208,17 +194,17 @@ impl Detector for RevokedTokenUse {
         &mut self,
         event: &Event<'_>,
         facts: &Facts,
-        shared: &mut Shared<'_>,
+        _shared: &mut Shared<'_>,
         findings: &mut Vec<Finding>,
     ) {
         if event.kind == Kind::TokenRevoke {
-            self.revoke(event, facts, shared, findings);
+            self.revoke(event, facts, findings);
             return;
         }
         if !is_presentation(event) {
             return;
         }
-        let Some((revoke_id, reason)) = self.violation(event, facts, shared) else {
+        let Some((revoke_id, reason)) = self.violation(event, facts) else {
             return;
         };
         let token_id = event.token_id.as_deref().unwrap_or_default();
@@ -236,13 +222,17 @@ impl Detector for RevokedTokenUse {
     }
 
     fn sweep(&mut self, now: Micros) {
+        self.state.tokens.sweep(now);
         self.state.principals.sweep(now);
     }
 
     fn stats(&self) -> TableStats {
-        // Revokes of single tokens are a part of the shared token table; the engine adds
-        // them here.
-        self.state.principals.stats()
+        let (tokens, principals) = (self.state.tokens.stats(), self.state.principals.stats());
+        TableStats {
+            live_keys: tokens.live_keys + principals.live_keys,
+            expired: tokens.expired + principals.expired,
+            evicted: tokens.evicted + principals.evicted,
+        }
     }
 
     fn save(&self) -> Vec<u8> {
@@ -252,6 +242,7 @@ impl Detector for RevokedTokenUse {
     fn load(&mut self, state: &[u8]) -> Result<()> {
         let saved: State = decode(state)?;
         self.state = State {
+            tokens: saved.tokens.with_cap(self.state.tokens.cap()),
             principals: saved.principals.with_cap(self.state.principals.cap()),
         };
         Ok(())

@@ -17,8 +17,7 @@ use crate::Result;
 /// Expired state is swept once per this much event time; sweeping is O(keys), so it is
 /// amortised over many events rather than paid on each.
 const SWEEP_INTERVAL: Micros = 5_000_000;
-/// 2: `token_replay`'s sightings and `revoked_token_use`'s per-token revokes moved into
-/// the token table; `service_fan_out`, `brute_force`, `authz_probing` and `mfa_fatigue`
+/// 2: `token_replay`'s sightings moved into the token table; `service_fan_out`, `brute_force`, `authz_probing` and `mfa_fatigue`
 /// keep their state in the principal table.
 const CHECKPOINT_VERSION: u32 = 2;
 
@@ -273,12 +272,9 @@ impl Detectors {
             (fresh, _) => fresh,
         };
         detectors.tokens = match (detectors.tokens, saved.tokens) {
-            (Some(fresh), Some(saved)) => Some(fresh.restored(
-                saved,
-                config.max_keys,
-                config.token_replay.enabled,
-                config.revoked_token_use.enabled,
-            )),
+            (Some(fresh), Some(saved)) => {
+                Some(fresh.restored(saved, config.max_keys, config.token_replay.enabled))
+            }
             (fresh, _) => fresh,
         };
         detectors.principals = match (detectors.principals, saved.principals) {
@@ -339,7 +335,6 @@ impl Detectors {
         let principals = self.principals.as_ref().map(PrincipalTable::counts);
         let part = match (name, tokens, principals) {
             ("token_replay", Some(tokens), _) => tokens.replay,
-            ("revoked_token_use", Some(tokens), _) => tokens.revokes,
             ("service_fan_out", _, Some(principals)) => principals.fan_out,
             ("brute_force", _, Some(principals)) => principals.brute_force,
             ("authz_probing", _, Some(principals)) => principals.authz_probing,

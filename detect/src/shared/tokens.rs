@@ -1,14 +1,17 @@
 //! What is known of each token: who it was issued to, when, until when, and for which
 //! audience (read by `token_replay`, `revoked_token_use` and `audience_mismatch`), and
-//! in the same entry `token_replay`'s client addresses and `revoked_token_use`'s revoke
-//! of the token: one probe per presentation instead of three. Each of the three parts
-//! expires and is counted on its own, as its own table would be.
+//! in the same entry `token_replay`'s client addresses: one probe per presentation for
+//! both. Each part expires and is counted on its own, as its own table would be.
+//!
+//! `revoked_token_use` keeps its revokes of single tokens in a table of its own: revokes
+//! of tokens never seen (issued before detection started) would otherwise each take a
+//! whole token entry, and its 40-byte slots in a table of a few MiB stay in cache.
 
 use authtrail_model::{Event, Kind, Micros};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::detectors::{Revoke, Sighting};
+use crate::detectors::Sighting;
 use crate::hash::KeyHasher;
 use crate::part::{Part, PartCounts};
 use crate::state::{KeyedState, Parts, Slot, TableStats};
@@ -81,9 +84,6 @@ pub(crate) struct TokenEntry {
     facts: Part<TokenState>,
     /// `token_replay`: one entry per distinct client address, at its latest presentation.
     pub replay: Part<Window<Sighting>>,
-    /// `revoked_token_use`: the revoke of this token (boxed: most tokens are never
-    /// revoked, and the rest should not pay for the room).
-    pub revoke: Part<Option<Box<Revoke>>>,
 }
 
 impl Default for TokenEntry {
@@ -92,22 +92,17 @@ impl Default for TokenEntry {
             next: Micros::MAX,
             facts: Part::default(),
             replay: Part::default(),
-            revoke: Part::default(),
         }
     }
 }
 
 impl TokenEntry {
-    fn live(&self) -> [bool; 3] {
-        [
-            self.facts.is_live(),
-            self.replay.is_live(),
-            self.revoke.is_live(),
-        ]
+    fn live(&self) -> [bool; 2] {
+        [self.facts.is_live(), self.replay.is_live()]
     }
 
-    fn untils(&self) -> [Micros; 3] {
-        [self.facts.until(), self.replay.until(), self.revoke.until()]
+    fn untils(&self) -> [Micros; 2] {
+        [self.facts.until(), self.replay.until()]
     }
 
     /// Sets the slot's expiry (the latest part's) and `next` (the earliest live part's).
@@ -118,12 +113,11 @@ impl TokenEntry {
     }
 }
 
-/// Per-part counts: `tokens` (the facts), `token_replay`, `revoked_token_use`.
+/// Per-part counts: `tokens` (the facts) and `token_replay`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TokenCounts {
     pub facts: PartCounts,
     pub replay: PartCounts,
-    pub revokes: PartCounts,
 }
 
 impl Parts for TokenEntry {
@@ -136,15 +130,13 @@ impl Parts for TokenEntry {
         let entry = &mut slot.value;
         entry.facts.sweep(now, &mut counts.facts);
         entry.replay.sweep(now, &mut counts.replay);
-        entry.revoke.sweep(now, &mut counts.revokes);
         TokenEntry::set_expiries(slot);
-        slot.value.live() != [false; 3]
+        slot.value.live() != [false; 2]
     }
 
     fn evicted(&self, counts: &mut TokenCounts) {
         self.facts.evicted(&mut counts.facts);
         self.replay.evicted(&mut counts.replay);
-        self.revoke.evicted(&mut counts.revokes);
     }
 }
 
@@ -163,7 +155,7 @@ pub(crate) struct OpenToken<'a> {
     ttl: Micros,
     slot: &'a mut Slot<TokenEntry>,
     counts: &'a mut TokenCounts,
-    was_live: [bool; 3],
+    was_live: [bool; 2],
 }
 
 impl TokenTable {
@@ -178,21 +170,16 @@ impl TokenTable {
 
     /// Restores `saved` under this config; parts of detectors it does not enable are
     /// dropped (a token left with no part goes at the next sweep).
-    pub fn restored(self, saved: TokenTable, max_keys: usize, replay: bool, revoke: bool) -> Self {
+    pub fn restored(self, saved: TokenTable, max_keys: usize, replay: bool) -> Self {
         let mut table = TokenTable {
             tokens: saved.tokens.with_cap(max_keys),
             counts: saved.counts,
             ..self
         };
-        if !(replay && revoke) {
+        if !replay {
             let counts = &mut table.counts;
             for slot in table.tokens.values_mut() {
-                if !replay {
-                    slot.value.replay.clear(&mut counts.replay);
-                }
-                if !revoke {
-                    slot.value.revoke.clear(&mut counts.revokes);
-                }
+                slot.value.replay.clear(&mut counts.replay);
                 TokenEntry::set_expiries(slot);
             }
         }
@@ -222,7 +209,7 @@ impl TokenTable {
         self.tokens.sweep_parts(now, &mut self.counts);
     }
 
-    /// Stats of the token facts (`tokens`), `token_replay`'s and `revoked_token_use`'s parts.
+    /// Counts of the token facts (`tokens`) and of `token_replay`'s part.
     pub fn counts(&self) -> &TokenCounts {
         &self.counts
     }
@@ -295,8 +282,7 @@ impl OpenToken<'_> {
         let live = entry.live();
         self.counts.facts.created(self.was_live[0], live[0]);
         self.counts.replay.created(self.was_live[1], live[1]);
-        self.counts.revokes.created(self.was_live[2], live[2]);
         TokenEntry::set_expiries(self.slot);
-        (live == [false; 3]).then_some(self.key)
+        (live == [false; 2]).then_some(self.key)
     }
 }
