@@ -14,11 +14,9 @@ use crate::state::TableStats;
 use crate::suppress::Suppressor;
 use crate::Result;
 
-/// Expired state is swept once per this much event time; sweeping is O(keys), so it is
-/// amortised over many events rather than paid on each.
-const SWEEP_INTERVAL: Micros = 5_000_000;
-/// 2: `token_replay`'s sightings moved into the token table; `service_fan_out`, `brute_force`, `authz_probing` and `mfa_fatigue`
-/// keep their state in the principal table.
+/// 2: `token_replay`'s sightings moved into the token table; `service_fan_out`,
+/// `brute_force`, `authz_probing` and `mfa_fatigue` keep their state in the principal
+/// table.
 const CHECKPOINT_VERSION: u32 = 2;
 
 /// Counters since the detectors were first started (they survive restores).
@@ -60,7 +58,10 @@ pub struct Detectors {
     max_keys: usize,
     /// The event-time clock: the newest event time seen.
     now: Micros,
+    /// The earliest of `next_sweeps`.
     next_sweep: Micros,
+    /// Per table (`sweep::table`), when it is swept next.
+    next_sweeps: Vec<Micros>,
     counters: Counters,
     baseline: Option<Baseline>,
     tokens: Option<TokenTable>,
@@ -115,6 +116,7 @@ impl Detectors {
             max_keys: config.max_keys,
             now: Micros::MIN,
             next_sweep: Micros::MIN,
+            next_sweeps: vec![Micros::MIN; sweep::TABLES + detectors.len()],
             counters: Counters::default(),
             baseline: edges.then(|| {
                 Baseline::new(
@@ -208,26 +210,6 @@ impl Detectors {
         if now >= self.next_sweep {
             self.sweep(now);
         }
-    }
-
-    fn sweep(&mut self, now: Micros) {
-        // State stays until the allowed lateness has passed its expiry, so a late event
-        // still finds it.
-        let horizon = now - self.lateness;
-        if let Some(baseline) = &mut self.baseline {
-            baseline.sweep(horizon);
-        }
-        if let Some(tokens) = &mut self.tokens {
-            tokens.sweep(horizon);
-        }
-        if let Some(principals) = &mut self.principals {
-            principals.sweep(horizon);
-        }
-        self.suppressor.sweep(horizon);
-        for detector in &mut self.detectors {
-            detector.sweep(horizon);
-        }
-        self.next_sweep = now + SWEEP_INTERVAL;
     }
 
     /// All state as bytes; [`restore`](Self::restore) takes them back.
@@ -396,5 +378,6 @@ impl Detectors {
     }
 }
 
+mod sweep;
 #[cfg(test)]
 mod tests;

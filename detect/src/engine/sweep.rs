@@ -1,0 +1,109 @@
+//! Sweeping expired state, one table at a time.
+//!
+//! Every table is swept once per `SWEEP_INTERVAL` of event time, as before, but each at
+//! its own phase within the interval: an event pays for the sweep of at most one table
+//! (unless event time jumps), not of all of them, which was the largest latency of any
+//! event.
+
+use authtrail_model::Micros;
+
+use super::Detectors;
+
+/// Expired state is swept once per this much event time; sweeping is O(keys), so it is
+/// amortised over many events rather than paid on each.
+pub(super) const SWEEP_INTERVAL: Micros = 5_000_000;
+/// Shared tables swept before the detectors' own: the edge baseline, tokens,
+/// principals, suppression.
+pub(super) const TABLES: usize = 4;
+
+impl Detectors {
+    /// Sweeps the tables due at `now`.
+    pub(super) fn sweep(&mut self, now: Micros) {
+        // State stays until the allowed lateness has passed its expiry, so a late event
+        // still finds it.
+        let horizon = now - self.lateness;
+        let tables = self.next_sweeps.len() as Micros;
+        for table in 0..self.next_sweeps.len() {
+            if self.next_sweeps[table] > now {
+                continue;
+            }
+            self.sweep_table(table, horizon);
+            // The next point of this table's phase on a grid of the interval.
+            let phase = SWEEP_INTERVAL * table as Micros / tables;
+            let period = (now - phase).div_euclid(SWEEP_INTERVAL);
+            self.next_sweeps[table] = (period + 1) * SWEEP_INTERVAL + phase;
+        }
+        self.next_sweep = self
+            .next_sweeps
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(Micros::MAX);
+    }
+
+    fn sweep_table(&mut self, table: usize, horizon: Micros) {
+        match table {
+            0 => {
+                if let Some(baseline) = &mut self.baseline {
+                    baseline.sweep(horizon);
+                }
+            }
+            1 => {
+                if let Some(tokens) = &mut self.tokens {
+                    tokens.sweep(horizon);
+                }
+            }
+            2 => {
+                if let Some(principals) = &mut self.principals {
+                    principals.sweep(horizon);
+                }
+            }
+            3 => self.suppressor.sweep(horizon),
+            detector => self.detectors[detector - TABLES].sweep(horizon),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::detectors::testkit::{authn, feed};
+    use crate::{DetectConfig, Detectors};
+
+    #[test]
+    fn tables_are_swept_within_the_interval_but_not_at_the_same_event() {
+        let mut failure = authn("f", 0.0, "user:alice", false, "password");
+        failure.source_ip = Some("198.51.100.9".parse().unwrap());
+        let mut detectors = Detectors::new(&DetectConfig::default()).unwrap();
+        feed(&mut detectors, &[failure]);
+        let live = |d: &Detectors, name: &str| {
+            let stats = d.stats();
+            stats
+                .tables
+                .iter()
+                .find(|t| t.name == name)
+                .unwrap()
+                .state
+                .live_keys
+        };
+        // Both keep the failure 10 min; it may go once the lateness (30 s) has passed.
+        let (mut brute_gone, mut spray_gone) = (None, None);
+        for tick in 0..60 {
+            let seconds = 625.0 + tick as f64 * 0.25;
+            feed(
+                &mut detectors,
+                &[authn("x", seconds, "user:bob", true, "password")],
+            );
+            if brute_gone.is_none() && live(&detectors, "brute_force") == 0 {
+                brute_gone = Some(seconds);
+            }
+            if spray_gone.is_none() && live(&detectors, "password_spray") == 0 {
+                spray_gone = Some(seconds);
+            }
+        }
+        let (brute, spray) = (brute_gone.unwrap(), spray_gone.unwrap());
+        for gone in [brute, spray] {
+            assert!((630.0..=635.25).contains(&gone), "{gone}");
+        }
+        assert_ne!(brute, spray, "swept at the same event");
+    }
+}
