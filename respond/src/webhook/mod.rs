@@ -1,0 +1,57 @@
+//! Webhook sinks: configuration, bodies, Standard Webhooks signing, and the guards of one
+//! endpoint (circuit breaker, revocation rate limit, requests in flight).
+
+mod body;
+mod breaker;
+mod config;
+mod rate;
+pub mod send;
+mod sign;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+pub use body::BodyBuilder;
+pub use breaker::Breaker;
+pub(crate) use config::redacted_url;
+pub use config::{Action, WebhookConfig};
+pub use rate::RateLimit;
+pub use sign::Secret;
+
+use crate::error::Error;
+
+/// One configured endpoint, ready to send to.
+#[derive(Debug)]
+pub struct Sink {
+    pub config: WebhookConfig,
+    pub secret: Secret,
+    pub body: BodyBuilder,
+    pub breaker: Breaker,
+    pub rate: RateLimit,
+    pub in_flight: Arc<Semaphore>,
+}
+
+impl Sink {
+    /// Validates `config`, loads its secret and checks its template.
+    pub fn new(config: &WebhookConfig, max_in_flight: usize) -> Result<Sink, Error> {
+        config.validate()?;
+        let secret = Secret::load(
+            &config.name,
+            config.secret_env.as_deref(),
+            config.secret_file.as_deref(),
+        )?;
+        Ok(Sink {
+            body: BodyBuilder::new(&config.name, config.action, config.body_template.as_deref())?,
+            breaker: Breaker::new(
+                &config.name,
+                config.breaker_failures,
+                config.breaker_cooldown,
+            ),
+            rate: RateLimit::new(config.rate_limit, config.rate_window),
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            secret,
+            config: config.clone(),
+        })
+    }
+}
