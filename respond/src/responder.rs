@@ -56,7 +56,8 @@ impl Shared {
 /// Alerts to webhooks: durable outbox, delivery runtime, operator requests.
 pub struct Responder {
     shared: Arc<Shared>,
-    runtime: Option<Runtime>,
+    handle: tokio::runtime::Handle,
+    runtime: Mutex<Option<Runtime>>,
 }
 
 impl Responder {
@@ -127,7 +128,8 @@ impl Responder {
         runtime.spawn(housekeeping(shared.clone(), runtime.handle().clone()));
         Ok(Responder {
             shared,
-            runtime: Some(runtime),
+            handle: runtime.handle().clone(),
+            runtime: Mutex::new(Some(runtime)),
         })
     }
 
@@ -135,7 +137,7 @@ impl Responder {
     /// survives this process being killed) and starts its delivery at once. An alert
     /// already recorded (raised again by a replay) is not sent again.
     pub fn record(&self, alert: &Alert) -> Result<()> {
-        let runtime = self.runtime.as_ref().expect("running").handle();
+        let runtime = &self.handle;
         for sink in &self.shared.sinks {
             if !sink.config.accepts(alert) {
                 continue;
@@ -172,12 +174,10 @@ impl Responder {
 
     /// Stops: deliveries waiting to retry stop at once; requests in flight get up to
     /// `drain_timeout`; everything not delivered stays in the outbox for the next start.
-    pub fn shutdown(mut self) -> Result<()> {
-        self.stop()
-    }
-
-    fn stop(&mut self) -> Result<()> {
-        let Some(runtime) = self.runtime.take() else {
+    /// Alerts recorded afterwards stay pending in the outbox.
+    pub fn shutdown(&self) -> Result<()> {
+        let taken = self.runtime.lock().map(|mut r| r.take());
+        let Ok(Some(runtime)) = taken else {
             return Ok(());
         };
         self.shared.cancel.cancel();
@@ -196,7 +196,7 @@ impl Responder {
 
 impl Drop for Responder {
     fn drop(&mut self) {
-        if let Err(error) = self.stop() {
+        if let Err(error) = self.shutdown() {
             tracing::error!(%error, "stopping the responder");
         }
     }
