@@ -40,13 +40,12 @@ pub enum Command {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct AlertsArgs {
     /// Configuration file (TOML), for `lake.path`.
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
-    /// Only entries in this state: pending, retrying, delivered, dead or held.
+    /// List only entries in this state: pending, retrying, delivered, dead or held.
     #[arg(long, value_name = "STATE")]
     pub state: Option<String>,
 
