@@ -174,7 +174,8 @@ impl Responder {
 
     /// Stops: deliveries waiting to retry stop at once; requests in flight get up to
     /// `drain_timeout`; everything not delivered stays in the outbox for the next start.
-    /// Alerts recorded afterwards stay pending in the outbox.
+    /// Alerts recorded afterwards stay pending in the outbox, which stays locked until the
+    /// responder is dropped.
     pub fn shutdown(&self) -> Result<()> {
         let taken = self.runtime.lock().map(|mut r| r.take());
         let Ok(Some(runtime)) = taken else {

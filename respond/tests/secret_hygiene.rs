@@ -54,6 +54,7 @@ fn a_planted_secret_never_appears_in_log_output() {
         done == 6
     });
     responder.shutdown().unwrap();
+    drop(responder);
 
     // A refused connection, and a secret that fails to parse.
     let mut down = webhook(

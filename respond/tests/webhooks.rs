@@ -190,6 +190,7 @@ fn alerts_raised_again_are_not_sent_twice_even_after_a_restart() {
     wait_until("delivery", || count(dir.path(), State::Delivered) == 1);
     responder.record(&alert("a1")).unwrap();
     responder.shutdown().unwrap();
+    drop(responder);
     let responder = Responder::start(dir.path(), &config).unwrap();
     responder.record(&alert("a1")).unwrap();
     responder.record(&alert("a2")).unwrap();
@@ -209,6 +210,7 @@ fn undelivered_alerts_resume_after_a_restart_with_the_same_id() {
     responder.record(&alert("a1")).unwrap();
     wait_until("a failed attempt", || !receiver.deliveries().is_empty());
     responder.shutdown().unwrap();
+    drop(responder);
     assert_eq!(count(dir.path(), State::Retrying), 1);
 
     receiver.answer(Reply(200, None));
@@ -242,4 +244,64 @@ fn filters_pick_alerts_by_detector_and_severity() {
     responder.shutdown().unwrap();
     assert_eq!(entries(dir.path()).len(), 1);
     assert_eq!(receiver.deliveries()[0].id, "critical");
+}
+
+#[test]
+fn an_open_circuit_pauses_requests_to_a_failing_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    receiver.answer(Reply(500, None));
+    let mut config = webhook(dir.path(), &receiver.url());
+    config.breaker_failures = 2;
+    config.breaker_cooldown = Duration::from_secs(1);
+    config.retry_initial = Duration::from_millis(1);
+    config.retry_max_interval = Duration::from_millis(2);
+    let responder = Responder::start(dir.path(), &respond_config(vec![config])).unwrap();
+    responder.record(&alert("a1")).unwrap();
+    wait_until("the probe after the cool-down", || {
+        receiver.deliveries().len() >= 3
+    });
+    responder.shutdown().unwrap();
+    let deliveries = receiver.deliveries();
+    // Backoff alone would retry within 2 ms; the open breaker holds the third attempt.
+    assert!(deliveries[2].at - deliveries[1].at >= Duration::from_secs(1));
+    assert_eq!(
+        count(dir.path(), State::Retrying),
+        1,
+        "still retrying, not dropped"
+    );
+}
+
+#[test]
+fn webhook_config_rejects_bad_values_with_clear_errors() {
+    let parse = |text: &str| toml::from_str::<authtrail_respond::WebhookConfig>(text);
+    let base = "name = \"idp\"\nurl = \"https://idp.example/x\"\naction = \"revoke_token\"\n";
+    assert!(parse(&format!("{base}secret_env = \"S\"\nretries = 3\n")).is_err());
+    assert!(parse(&format!("{base}secret_env = \"S\"\naction2 = 1\n")).is_err());
+    let both = parse(&format!("{base}secret_env = \"S\"\nsecret_file = \"/s\"\n")).unwrap();
+    assert!(both
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("exactly one"));
+    let mut bad_url = parse(&format!("{base}secret_env = \"S\"\n")).unwrap();
+    bad_url.url = "ftp://x".into();
+    assert!(bad_url
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("`url`"));
+    let missing = parse(&format!(
+        "{base}secret_env = \"AUTHTRAIL_TEST_UNSET_VARIABLE\"\n"
+    ));
+    let error = Responder::start(
+        tempfile::tempdir().unwrap().path(),
+        &respond_config(vec![missing.unwrap()]),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        error.to_string().contains("AUTHTRAIL_TEST_UNSET_VARIABLE"),
+        "{error}"
+    );
 }
