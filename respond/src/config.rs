@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::kafka::KafkaPublishConfig;
 use crate::webhook::WebhookConfig;
 
 /// Settings of the response stage. With no webhook configured nothing is recorded.
@@ -13,6 +14,8 @@ pub struct RespondConfig {
     /// The webhook sinks (`[[respond.webhooks]]`); each alert goes to every sink whose
     /// filter it passes.
     pub webhooks: Vec<WebhookConfig>,
+    /// Also produce every alert as JSON to a Kafka topic (`[respond.kafka]`).
+    pub kafka: Option<KafkaPublishConfig>,
     /// On a clean stop, how long deliveries in flight may take to finish; what is left
     /// stays in the outbox and resumes at the next start.
     #[serde(with = "humantime_serde")]
@@ -32,6 +35,7 @@ impl Default for RespondConfig {
     fn default() -> Self {
         RespondConfig {
             webhooks: Vec::new(),
+            kafka: None,
             drain_timeout: Duration::from_secs(5),
             keep_delivered: Duration::from_secs(7 * 24 * 3_600),
             compact_bytes: 16 * 1024 * 1024,
@@ -43,6 +47,6 @@ impl Default for RespondConfig {
 impl RespondConfig {
     /// Whether any sink is configured (otherwise the outbox is not used at all).
     pub fn enabled(&self) -> bool {
-        !self.webhooks.is_empty()
+        !self.webhooks.is_empty() || self.kafka.is_some()
     }
 }

@@ -11,17 +11,22 @@
 //! or `held` (over the revocation rate limit). Operators list, retry and release entries
 //! with `authtrail alerts`, through [`outbox::requests`] while a process runs.
 //!
-//! The crate depends on `authtrail-model` only; the binary wires it to the pipeline.
+//! Optionally, alerts are also produced as JSON to a Kafka topic (`[respond.kafka]`),
+//! through the same outbox.
+//!
+//! The crate depends on `authtrail-model` only (of authtrail's crates); the binary wires it to the pipeline.
 
 mod config;
 mod deliver;
 mod error;
+mod kafka;
 pub mod outbox;
 mod responder;
 pub mod webhook;
 
 pub use config::RespondConfig;
 pub use error::Error;
+pub use kafka::KafkaPublishConfig;
 pub use outbox::{outbox_dir, Entry, Outbox, State};
 pub use responder::Responder;
 pub use webhook::{Action, Secret, WebhookConfig};

@@ -14,7 +14,7 @@ use crate::config::RespondConfig;
 use crate::deliver::deliver;
 use crate::error::Error;
 use crate::outbox::{self, requests, Key, Outbox, State};
-use crate::webhook::{redacted_url, Sink};
+use crate::webhook::{redacted_url, Sink, Target};
 use crate::Result;
 
 /// How often the running process looks for operator requests and syncs delivery state.
@@ -74,6 +74,15 @@ impl Responder {
             }
             sinks.push(Arc::new(Sink::new(webhook, config.max_in_flight)?));
         }
+        if let Some(kafka) = &config.kafka {
+            if sinks.iter().any(|s| s.config.name == kafka.name) {
+                return Err(Error::config(
+                    &kafka.name,
+                    "a webhook has the Kafka sink's name",
+                ));
+            }
+            sinks.push(Arc::new(Sink::kafka(kafka, config.max_in_flight)?));
+        }
         let dir = outbox::outbox_dir(lake_root);
         let mut outbox = Outbox::open(&dir)?.ok_or_else(|| Error::Io {
             path: dir.clone(),
@@ -108,6 +117,10 @@ impl Responder {
             config: config.clone(),
         });
         for sink in &shared.sinks {
+            if let Target::Kafka { topic, .. } = &sink.target {
+                tracing::info!(sink = sink.config.name, topic, "kafka alert sink ready");
+                continue;
+            }
             tracing::info!(
                 webhook = sink.config.name,
                 url = redacted_url(&sink.config.url),

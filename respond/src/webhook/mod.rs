@@ -21,11 +21,31 @@ pub use sign::Secret;
 
 use crate::error::Error;
 
+/// Where a sink's deliveries go.
+pub enum Target {
+    /// POST to `config.url`, signed with the secret.
+    Http(Secret),
+    /// Produce to a Kafka topic.
+    Kafka {
+        producer: rdkafka::producer::FutureProducer,
+        topic: String,
+    },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Http(secret) => f.debug_tuple("Http").field(secret).finish(),
+            Target::Kafka { topic, .. } => f.debug_struct("Kafka").field("topic", topic).finish(),
+        }
+    }
+}
+
 /// One configured endpoint, ready to send to.
 #[derive(Debug)]
 pub struct Sink {
     pub config: WebhookConfig,
-    pub secret: Secret,
+    pub target: Target,
     pub body: BodyBuilder,
     pub breaker: Breaker,
     pub rate: RateLimit,
@@ -41,6 +61,19 @@ impl Sink {
             config.secret_env.as_deref(),
             config.secret_file.as_deref(),
         )?;
+        Sink::build(config, Target::Http(secret), max_in_flight)
+    }
+
+    /// The Kafka publishing sink.
+    pub fn kafka(config: &crate::KafkaPublishConfig, max_in_flight: usize) -> Result<Sink, Error> {
+        let target = Target::Kafka {
+            producer: config.producer()?,
+            topic: config.topic.clone(),
+        };
+        Sink::build(&config.delivery_config(), target, max_in_flight)
+    }
+
+    fn build(config: &WebhookConfig, target: Target, max_in_flight: usize) -> Result<Sink, Error> {
         Ok(Sink {
             body: BodyBuilder::new(&config.name, config.action, config.body_template.as_deref())?,
             breaker: Breaker::new(
@@ -50,7 +83,7 @@ impl Sink {
             ),
             rate: RateLimit::new(config.rate_limit, config.rate_window),
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
-            secret,
+            target,
             config: config.clone(),
         })
     }

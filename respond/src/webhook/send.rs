@@ -6,7 +6,7 @@ use authtrail_model::Alert;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 
-use super::Sink;
+use super::{Sink, Target};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,10 +28,16 @@ pub enum Outcome {
 /// Sends `alert` to `sink` once.
 pub async fn attempt(client: &reqwest::Client, sink: &Sink, alert: &Alert) -> Outcome {
     let body = sink.body.build(alert);
+    let secret = match &sink.target {
+        Target::Http(secret) => secret,
+        Target::Kafka { producer, topic } => {
+            return produce(producer, topic, sink.config.timeout, alert, &body).await
+        }
+    };
     let timestamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64);
-    let signature = sink.secret.sign(&alert.id, timestamp, &body);
+    let signature = secret.sign(&alert.id, timestamp, &body);
     if sink.config.dry_run {
         tracing::info!(webhook = sink.config.name, alert_id = %alert.id, bytes = body.len(), "dry run: request built and signed, not sent");
         return Outcome::DryRun;
@@ -71,6 +77,32 @@ pub async fn attempt(client: &reqwest::Client, sink: &Sink, alert: &Alert) -> Ou
         text => format!("HTTP {status}: {text}"),
     };
     classify(status, error, after)
+}
+
+/// Produces `body` keyed by the alert id; the broker's acknowledgement is the delivery.
+async fn produce(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    timeout: Duration,
+    alert: &Alert,
+    body: &[u8],
+) -> Outcome {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "webhook-id",
+        value: Some(alert.id.as_str()),
+    });
+    let record = rdkafka::producer::FutureRecord::to(topic)
+        .key(alert.id.as_str())
+        .payload(body)
+        .headers(headers);
+    match producer.send(record, timeout).await {
+        Ok(_) => Outcome::Delivered,
+        Err((error, _)) => Outcome::Retry {
+            error: format!("kafka: {error}"),
+            after: None,
+        },
+    }
 }
 
 fn classify(status: StatusCode, error: String, after: Option<Duration>) -> Outcome {
