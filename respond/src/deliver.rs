@@ -35,7 +35,10 @@ pub(crate) async fn deliver(shared: Arc<Shared>, sink: Arc<Sink>, key: Key) {
             record(&shared, &key, State::Held, 0, Some(error));
             return;
         }
+        // Biased: at shutdown an attempt that may go now still goes (within the drain
+        // timeout); only waiting for an open breaker is cut short.
         tokio::select! {
+            biased;
             _ = sink.breaker.admit() => {}
             _ = shared.cancel.cancelled() => return,
         }

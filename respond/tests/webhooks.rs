@@ -305,3 +305,18 @@ fn webhook_config_rejects_bad_values_with_clear_errors() {
         "{error}"
     );
 }
+
+#[test]
+fn a_clean_stop_right_after_recording_still_delivers_within_the_drain_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    let mut config = webhook(dir.path(), &receiver.url());
+    config.rate_limit = 0;
+    let responder = Responder::start(dir.path(), &respond_config(vec![config])).unwrap();
+    for i in 0..20 {
+        responder.record(&alert(&format!("a{i}"))).unwrap();
+    }
+    responder.shutdown().unwrap();
+    assert_eq!(count(dir.path(), State::Delivered), 20);
+    assert_eq!(receiver.deliveries().len(), 20);
+}
