@@ -70,7 +70,13 @@ pub async fn attempt(client: &reqwest::Client, sink: &Sink, alert: &Alert) -> Ou
     let snippet = response
         .text()
         .await
-        .map(|text| text.chars().take(200).collect::<String>())
+        // One line, bounded: it ends up in `authtrail alerts` and in logs.
+        .map(|text| {
+            text.chars()
+                .take(200)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect::<String>()
+        })
         .unwrap_or_default();
     let error = match snippet.trim() {
         "" => format!("HTTP {status}"),
