@@ -34,6 +34,42 @@ pub enum Command {
     /// Ingest events into the lake: from Kafka (an embedded broker when none is
     /// configured), or from a JSON-lines file or stdin.
     Ingest(IngestArgs),
+    /// List the alerts in the webhook outbox, retry dead letters, release held alerts.
+    /// Works while `authtrail ingest` runs on the same lake.
+    Alerts(AlertsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AlertsArgs {
+    /// Configuration file (TOML), for `lake.path`.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// List only entries in this state: pending, retrying, delivered, dead or held.
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<String>,
+
+    #[command(subcommand)]
+    pub action: Option<AlertsAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// Move dead letters back to pending, to be delivered again (same webhook-id).
+    Retry(Target),
+    /// Release held alerts (over the rate limit) for delivery.
+    Release(Target),
+}
+
+/// Which entries: one alert id (all its webhooks), or `--all`.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Target {
+    /// The alert id.
+    pub id: Option<String>,
+    /// Every entry in the state the command applies to.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,6 +6,7 @@ use anyhow::Context;
 use authtrail_detect::DetectConfig;
 use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::PipelineConfig;
+use authtrail_respond::RespondConfig;
 use authtrail_store::EncodeOptions;
 use serde::Deserialize;
 
@@ -24,6 +25,8 @@ pub struct Config {
     pub store: EncodeOptions,
     /// The detectors: which run, their thresholds, windows, severities, suppression.
     pub detect: DetectConfig,
+    /// Webhooks that receive the alerts (revoke, disable, notify), and the outbox.
+    pub respond: RespondConfig,
 }
 
 /// `[lake]`.
@@ -56,6 +59,34 @@ mod tests {
         assert_eq!(example.kafka.group_id, KafkaConfig::default().group_id);
         assert_eq!(example.kafka.brokers, None, "embedded broker by default");
         assert_eq!(example.detect, DetectConfig::default());
+        assert_eq!(
+            example.respond,
+            RespondConfig::default(),
+            "no webhook by default"
+        );
+    }
+
+    #[test]
+    fn webhook_example_parses_with_its_defaults() {
+        // The commented `[[respond.webhooks]]` example of authtrail.example.toml.
+        let example = include_str!("../authtrail.example.toml");
+        let start = example
+            .find("# [[respond.webhooks]]")
+            .expect("webhook example");
+        let uncommented: String = example[start..]
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .map(|line| format!("{}\n", line.strip_prefix("# ").unwrap_or(line)))
+            .collect();
+        let config: Config = toml::from_str(&uncommented).unwrap();
+        let hook = &config.respond.webhooks[0];
+        let defaults = authtrail_respond::WebhookConfig::new("x", "http://x", hook.action);
+        assert_eq!(hook.name, "idp-revoke");
+        assert_eq!(hook.rate_limit, 60);
+        assert_eq!(hook.rate_limit, defaults.rate_limit);
+        assert_eq!(hook.retry_max_age, defaults.retry_max_age);
+        assert_eq!(hook.timeout, defaults.timeout);
+        hook.validate().unwrap();
     }
 
     #[test]

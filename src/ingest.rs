@@ -11,10 +11,12 @@ use anyhow::Context;
 use authtrail_ingest::file::file_source_name;
 use authtrail_ingest::kafka::EmbeddedKafka;
 use authtrail_ingest::{Detection, IngestStats, StatsSnapshot};
+use authtrail_respond::Responder;
 use authtrail_store::Lake;
 
 use crate::cli::{Cli, IngestArgs};
 use crate::config::Config;
+use crate::respond::ResponderSink;
 
 const DEFAULT_LAKE: &str = "./authtrail-data";
 
@@ -28,21 +30,44 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let lake = Lake::open(&lake_root, config.store)
         .with_context(|| format!("opening the lake at `{}`", lake_root.display()))?;
     let stats = Arc::new(IngestStats::default());
+    // Started even with `--no-detect`, so undelivered alerts of earlier runs go out.
+    let responder = if config.respond.enabled() {
+        let responder = Responder::start(&lake_root, &config.respond)
+            .context("starting the webhook responder")?;
+        Some(Arc::new(responder))
+    } else {
+        None
+    };
     let detection = if args.no_detect {
         None
     } else {
-        Some(
-            Detection::open(&lake, &config.detect, stats.clone())
-                .context("starting the detectors")?,
-        )
+        let detection = Detection::open(&lake, &config.detect, stats.clone())
+            .context("starting the detectors")?;
+        Some(match &responder {
+            Some(responder) => detection.with_sink(Box::new(ResponderSink(responder.clone()))),
+            None => detection,
+        })
     };
     let stop = Arc::new(AtomicBool::new(false));
     install_signal_handlers(stop.clone())?;
 
-    match &args.from_file {
+    let result = match &args.from_file {
         Some(path) => ingest_file(lake, &config, path, detection, stats, &stop),
         None => ingest_kafka(lake, &config, detection, stats, &stop),
+    };
+    if let Some(responder) = responder {
+        // Deliveries in flight get `respond.drain_timeout`; the rest wait in the outbox.
+        responder
+            .shutdown()
+            .context("stopping the webhook responder")?;
+        let counts = responder.counts();
+        let counts: Vec<String> = counts
+            .iter()
+            .map(|(state, n)| format!("{n} {}", state.as_str()))
+            .collect();
+        tracing::info!(outbox = counts.join(", "), "webhook responder stopped");
     }
+    result
 }
 
 fn apply_flags(config: &mut Config, args: &IngestArgs) {

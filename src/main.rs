@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod ingest;
+mod respond;
 
 use clap::Parser;
 
@@ -12,6 +13,7 @@ fn main() -> std::process::ExitCode {
     cli::init_logging(&cli);
     let result = match &cli.command {
         cli::Command::Ingest(args) => ingest::run(&cli, args),
+        cli::Command::Alerts(args) => respond::alerts(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,9 @@
 //! detectors again without storing them twice, so a pattern that straddles the crash is
 //! still caught. Alerts raised again by that replay carry the same ids and land in the
 //! same file name.
+//!
+//! An [`AlertSink`] (the binary plugs in the webhook responder) gets each alert the moment
+//! it is raised, and is synced at every checkpoint, before the offsets are committed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -36,6 +39,18 @@ struct CheckpointHeader {
     covered: Vec<(String, i32, i64)>,
 }
 
+/// Where raised alerts go besides the lake: recorded at once (without waiting on the
+/// network), made durable by `sync` before the source commits the offsets that raised them.
+pub trait AlertSink: Send {
+    /// Takes a newly raised alert (possibly one raised again by a replay: same id).
+    fn record(&mut self, alert: &Alert) -> Result<(), BoxError>;
+    /// Makes every recorded alert durable.
+    fn sync(&mut self) -> Result<(), BoxError>;
+}
+
+/// The error of an [`AlertSink`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The detectors, the offsets their state covers, and the alerts not yet in the lake.
 pub struct Detection {
     detectors: Detectors,
@@ -44,6 +59,7 @@ pub struct Detection {
     pending: BTreeMap<i64, AlertBatchBuilder>,
     raised: Vec<Alert>,
     stats: Arc<IngestStats>,
+    sink: Option<Box<dyn AlertSink>>,
 }
 
 impl Detection {
@@ -56,6 +72,7 @@ impl Detection {
             pending: BTreeMap::new(),
             raised: Vec::new(),
             stats: stats.clone(),
+            sink: None,
         };
         let Some(bytes) = lake.load_checkpoint(CHECKPOINT_NAME)? else {
             let detectors = Detectors::new(config)?;
@@ -83,13 +100,20 @@ impl Detection {
         Ok(detection(detectors, covered, header.number))
     }
 
+    /// Hands every alert raised from now on to `sink` as well.
+    pub fn with_sink(mut self, sink: Box<dyn AlertSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
     /// The first offset of a partition the detector state has not seen, if it saw any.
     pub(crate) fn covered(&self, source: &str, partition: i32) -> Option<i64> {
         self.covered.get(&(source.to_owned(), partition)).copied()
     }
 
-    /// Runs the detectors on one event; alerts are logged now and kept for the lake.
-    pub(crate) fn observe(&mut self, event: &Event<'_>) {
+    /// Runs the detectors on one event; alerts are logged and handed to the sink now, and
+    /// kept for the lake.
+    pub(crate) fn observe(&mut self, event: &Event<'_>) -> Result<()> {
         self.detectors.observe(event, &mut self.raised);
         for alert in self.raised.drain(..) {
             IngestStats::add(&self.stats.alerts, 1);
@@ -108,11 +132,15 @@ impl Detection {
                 "{}",
                 alert.summary
             );
+            if let Some(sink) = &mut self.sink {
+                sink.record(&alert).map_err(Error::AlertSink)?;
+            }
             self.pending
                 .entry(hour_of(alert.time))
                 .or_default()
                 .append(&alert);
         }
+        Ok(())
     }
 
     /// Saves the state as covering `positions` (source, partition, next offset) — called
@@ -128,6 +156,9 @@ impl Detection {
                 .entry((source.to_owned(), partition))
                 .or_insert(next);
             *entry = (*entry).max(next);
+        }
+        if let Some(sink) = &mut self.sink {
+            sink.sync().map_err(Error::AlertSink)?;
         }
         let number = self.last_checkpoint + 1;
         let mut batches = Vec::with_capacity(self.pending.len());

@@ -18,6 +18,8 @@ pub enum Error {
     Checkpoint(String),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("alert sink: {0}")]
+    AlertSink(crate::detection::BoxError),
     #[error("the pipeline thread stopped unexpectedly")]
     PipelineGone,
 }

@@ -26,7 +26,7 @@ use std::thread;
 use authtrail_store::Lake;
 
 pub use config::PipelineConfig;
-pub use detection::Detection;
+pub use detection::{AlertSink, BoxError, Detection};
 pub use error::Error;
 pub use message::{Durable, Input, RawMessage, SOURCE_BATCH};
 pub use pipeline::{OnDurable, Pipeline};

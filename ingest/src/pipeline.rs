@@ -218,7 +218,7 @@ impl Pipeline {
         };
         if let (Ok(event), Some(detection)) = (&outcome, &mut self.detection) {
             if detect {
-                detection.observe(event);
+                detection.observe(event)?;
                 self.detection_dirty = true;
             }
         }

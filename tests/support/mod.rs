@@ -175,11 +175,22 @@ impl Broker {
 
 /// Starts the real `authtrail` binary with `args`, logging to `log_dir/<name>.log`.
 pub fn authtrail(log_dir: &Path, name: &'static str, args: &[&str]) -> Process {
+    authtrail_env(log_dir, name, args, &[])
+}
+
+/// Like [`authtrail`], with extra environment variables.
+pub fn authtrail_env(
+    log_dir: &Path,
+    name: &'static str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Process {
     let stdout = std::fs::File::create(log_dir.join(format!("{name}.out"))).unwrap();
     let stderr = std::fs::File::create(log_dir.join(format!("{name}.log"))).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_authtrail"))
         .args(args)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
