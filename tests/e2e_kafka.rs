@@ -234,6 +234,12 @@ fn sigkill_mid_stream_then_restart_keeps_exactly_once() {
         "killed before the end ({after_kill} rows)"
     );
 
+    // Let the killed member's session (`session.timeout.ms` = 6 s) expire before the
+    // restart joins. Observed with tansu 0.6.0: a member that joins while a dead member
+    // still holds the partitions is assigned none, and no rebalance follows when the dead
+    // member expires, so the restarted process would wait forever. (Kafka rebalances then.)
+    std::thread::sleep(Duration::from_secs(7));
+
     // More events arrive while authtrail is down.
     let second = work.path().join("second.jsonl");
     ids.extend(write_input(&second, 30_000, 10_000, false));
