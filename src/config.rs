@@ -6,6 +6,7 @@ use anyhow::Context;
 use authtrail_detect::DetectConfig;
 use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::PipelineConfig;
+use authtrail_query::{ApiConfig, QueryConfig};
 use authtrail_store::EncodeOptions;
 use serde::Deserialize;
 
@@ -24,6 +25,10 @@ pub struct Config {
     pub store: EncodeOptions,
     /// The detectors: which run, their thresholds, windows, severities, suppression.
     pub detect: DetectConfig,
+    /// Limits of SQL queries (CLI and HTTP API).
+    pub query: QueryConfig,
+    /// The HTTP API's listener and keys.
+    pub api: ApiConfig,
 }
 
 /// `[lake]`.
@@ -56,6 +61,8 @@ mod tests {
         assert_eq!(example.kafka.group_id, KafkaConfig::default().group_id);
         assert_eq!(example.kafka.brokers, None, "embedded broker by default");
         assert_eq!(example.detect, DetectConfig::default());
+        assert_eq!(example.query, QueryConfig::default());
+        assert_eq!(example.api, ApiConfig::default());
     }
 
     #[test]

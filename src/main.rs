@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod ingest;
+mod query;
 
 use clap::Parser;
 
@@ -12,6 +13,8 @@ fn main() -> std::process::ExitCode {
     cli::init_logging(&cli);
     let result = match &cli.command {
         cli::Command::Ingest(args) => ingest::run(&cli, args),
+        cli::Command::Query(args) => query::run(&cli, args),
+        cli::Command::Serve(args) => query::serve(&cli, args),
     };
     match result {
         Ok(code) => code,
