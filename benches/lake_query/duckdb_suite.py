@@ -27,12 +27,19 @@ def main() -> None:
             f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{files}', hive_partitioning=true)"
         )
     results = {}
+
+    def arrow(sql):
+        # The relation API hands Arrow over without the extra copy a DB-API cursor makes.
+        relation = con.sql(sql)
+        fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
+        return fetch()
+
     for query in queries:
-        con.execute(query["sql"]).fetch_arrow_table()
+        arrow(query["sql"])
         best, rows = None, None
         for _ in range(runs):
             start = time.perf_counter()
-            table = con.execute(query["sql"]).fetch_arrow_table()
+            table = arrow(query["sql"])
             seconds = time.perf_counter() - start
             rows = table.num_rows
             best = seconds if best is None else min(best, seconds)
