@@ -17,6 +17,7 @@ const T0_MILLIS: i64 = 1_795_420_800_000;
 /// Event time advances by 0.5 ms per event (2k events/s) unless [`Mix::with_step`] says
 /// otherwise; a jitter of up to 2 s makes arrival order differ from event-time order, as
 /// it does between reporters.
+#[allow(dead_code)] // each bench compiles this file; lake_query sets its own step
 const STEP_MICROS: i64 = 500;
 
 /// Bumped whenever the generated lines change, so cached lakes built from them are rebuilt.
@@ -196,6 +197,7 @@ pub struct Mix {
 
 impl Mix {
     /// The world of principals, seeded the same way every run.
+    #[allow(dead_code)] // lake_query uses `with_step`
     pub fn new() -> Mix {
         Mix::with_step(STEP_MICROS)
     }
