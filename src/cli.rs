@@ -37,6 +37,10 @@ pub enum Command {
     /// List the alerts in the webhook outbox, retry dead letters, release held alerts.
     /// Works while `authtrail ingest` runs on the same lake.
     Alerts(AlertsArgs),
+    /// Run one read-only SQL query over the lake (tables `events`, `alerts`, `rejects`).
+    Query(QueryArgs),
+    /// Serve the HTTP API (SQL and forensic endpoints) over the lake.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +74,53 @@ pub struct Target {
     /// Every entry in the state the command applies to.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The query: SELECT, WITH or EXPLAIN.
+    pub sql: String,
+
+    /// Configuration file (TOML); see authtrail.example.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+
+    /// Write the result to this file instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Return at most this many rows.
+    #[arg(long, value_name = "ROWS")]
+    pub limit: Option<usize>,
+
+    /// Cancel the query after this long (e.g. 30s); overrides `query.timeout`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// How `authtrail query` writes its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+    Jsonl,
+    Parquet,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); see authtrail.example.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on; overrides `api.listen`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

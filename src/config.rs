@@ -6,6 +6,7 @@ use anyhow::Context;
 use authtrail_detect::DetectConfig;
 use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::PipelineConfig;
+use authtrail_query::{ApiConfig, QueryConfig};
 use authtrail_respond::RespondConfig;
 use authtrail_store::EncodeOptions;
 use serde::Deserialize;
@@ -27,6 +28,10 @@ pub struct Config {
     pub detect: DetectConfig,
     /// Webhooks that receive the alerts (revoke, disable, notify), and the outbox.
     pub respond: RespondConfig,
+    /// Limits of SQL queries (CLI and HTTP API).
+    pub query: QueryConfig,
+    /// The HTTP API's listener and keys.
+    pub api: ApiConfig,
 }
 
 /// `[lake]`.
@@ -64,6 +69,8 @@ mod tests {
             RespondConfig::default(),
             "no webhook by default"
         );
+        assert_eq!(example.query, QueryConfig::default());
+        assert_eq!(example.api, ApiConfig::default());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod ingest;
+mod query;
 mod respond;
 
 use clap::Parser;
@@ -14,6 +15,8 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         cli::Command::Ingest(args) => ingest::run(&cli, args),
         cli::Command::Alerts(args) => respond::alerts(&cli, args),
+        cli::Command::Query(args) => query::run(&cli, args),
+        cli::Command::Serve(args) => query::serve(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -14,9 +14,15 @@ const SERVICES: usize = 300;
 /// 2026-11-23T08:00:00Z: in the past of any ingest clock this bench runs under, so the
 /// contract's future-skew check passes.
 const T0_MILLIS: i64 = 1_795_420_800_000;
-/// Event time advances by 0.5 ms per event (2k events/s); a jitter of up to 2 s makes
-/// arrival order differ from event-time order, as it does between reporters.
+/// Event time advances by 0.5 ms per event (2k events/s) unless [`Mix::with_step`] says
+/// otherwise; a jitter of up to 2 s makes arrival order differ from event-time order, as
+/// it does between reporters.
+#[allow(dead_code)] // each bench compiles this file; lake_query sets its own step
 const STEP_MICROS: i64 = 500;
+
+/// Bumped whenever the generated lines change, so cached lakes built from them are rebuilt.
+#[allow(dead_code)]
+pub const VERSION: u32 = 1;
 
 const FIRST: [&str; 24] = [
     "maria", "james", "li", "fatima", "olga", "david", "aiko", "carlos", "emma", "noah", "sofia",
@@ -186,11 +192,19 @@ pub struct Mix {
     principals: Vec<Principal>,
     rng: Rng,
     seq: i64,
+    step_micros: i64,
 }
 
 impl Mix {
     /// The world of principals, seeded the same way every run.
+    #[allow(dead_code)] // lake_query uses `with_step`
     pub fn new() -> Mix {
+        Mix::with_step(STEP_MICROS)
+    }
+
+    /// The same world, with event time advancing `step_micros` per event (a slower
+    /// stream spreads the same number of events over more hours).
+    pub fn with_step(step_micros: i64) -> Mix {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let mut principals = Vec::with_capacity(SERVICES + USERS);
         for i in 0..SERVICES {
@@ -276,6 +290,7 @@ impl Mix {
             principals,
             rng,
             seq: 0,
+            step_micros,
         }
     }
 
@@ -287,7 +302,7 @@ impl Mix {
         let rng = &mut self.rng;
         let seq = self.seq;
         self.seq += 1;
-        let time_micros = T0_MILLIS * 1_000 + seq * STEP_MICROS + rng.below(2_000_000) as i64;
+        let time_micros = T0_MILLIS * 1_000 + seq * self.step_micros + rng.below(2_000_000) as i64;
         let millis = time_micros / 1_000;
         let p = if rng.below(100) < 45 {
             rng.skewed(SERVICES)

@@ -1,0 +1,144 @@
+//! The HTTP API: `POST /api/v1/query` and the forensic endpoints, behind bearer keys.
+//!
+//! Every route, including unknown ones, requires `Authorization: Bearer <key>`; keys are
+//! compared as SHA-256 digests in constant time, so neither their content nor their length
+//! leaks through timing. Errors are JSON (`{"error": {"code", "message"}}`); internal
+//! failures are logged and answered with a generic message.
+
+mod error;
+mod forensics;
+mod json;
+mod query;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub use error::ApiError;
+
+use crate::QueryEngine;
+
+/// What every handler shares: the engine and the accepted keys.
+#[derive(Clone)]
+pub struct AppState {
+    engine: Arc<QueryEngine>,
+    keys: Arc<ApiKeys>,
+}
+
+impl AppState {
+    /// State serving `engine` to holders of any of `keys`.
+    pub fn new(engine: Arc<QueryEngine>, keys: Vec<String>) -> AppState {
+        let digests = keys
+            .iter()
+            .map(|key| Sha256::digest(key.as_bytes()).into())
+            .collect();
+        AppState {
+            engine,
+            keys: Arc::new(ApiKeys(digests)),
+        }
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("lake", &self.engine.root())
+            .field("keys", &format_args!("<{} redacted>", self.keys.0.len()))
+            .finish()
+    }
+}
+
+/// SHA-256 digests of the accepted keys.
+struct ApiKeys(Vec<[u8; 32]>);
+
+impl ApiKeys {
+    fn accepts(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Check every key, so the time taken does not say which one matched.
+        let mut accepted = subtle::Choice::from(0);
+        for key in &self.0 {
+            accepted |= key.ct_eq(&digest);
+        }
+        accepted.into()
+    }
+}
+
+/// Request bodies are small JSON documents; refuse anything larger than this.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The API's routes, all behind bearer-key authentication.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/query", post(query::run))
+        .route("/api/v1/alerts", get(forensics::alerts))
+        .route(
+            "/api/v1/principals/{principal}/timeline",
+            get(forensics::timeline),
+        )
+        .route(
+            "/api/v1/principals/{principal}/reach",
+            get(forensics::reach),
+        )
+        .route("/api/v1/tokens/{token_id}", get(forensics::token))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves the API on `listen` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listen: &str,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), crate::Error> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| crate::Error::Config(format!("listening on `{listen}`: {error}")))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| crate::Error::Internal(error.to_string()))?;
+    tracing::info!(%address, lake = %state.engine.root().display(), "serving the HTTP API");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|error| crate::Error::Internal(format!("serving: {error}")))
+}
+
+async fn require_key(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(key) if state.keys.accepts(key) => Ok(next.run(request).await),
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_match_exactly() {
+        let keys = ApiKeys(vec![Sha256::digest(b"key-one-0123456789").into()]);
+        assert!(keys.accepts("key-one-0123456789"));
+        assert!(!keys.accepts("key-one-012345678"));
+        assert!(!keys.accepts("key-one-0123456789x"));
+        assert!(!keys.accepts(""));
+    }
+}

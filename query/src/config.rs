@@ -1,0 +1,156 @@
+//! `[query]` and `[api]` configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// `[query]`: limits every query runs under (CLI and HTTP API).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// A query running longer than this is cancelled. Default 60s.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Most rows the HTTP API returns for one query (a request's `limit` may lower it).
+    /// Default 100000.
+    pub max_rows: usize,
+    /// Memory the engine may use for joins, sorts and aggregations across running queries,
+    /// in MiB; a query needing more fails instead of exhausting the host. Default 4096.
+    pub memory_limit_mib: usize,
+    /// Threads (DataFusion target partitions) one query uses; 0 means one per CPU.
+    /// Default 0.
+    pub threads: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            timeout: Duration::from_secs(60),
+            max_rows: 100_000,
+            memory_limit_mib: 4096,
+            threads: 0,
+        }
+    }
+}
+
+/// `[api]`: the HTTP API's listener and its bearer keys.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address to listen on; `--listen` overrides it. Default `127.0.0.1:8080`.
+    pub listen: String,
+    /// Environment variable holding API keys, comma-separated. Default `AUTHTRAIL_API_KEYS`.
+    pub keys_env: String,
+    /// File holding API keys, one per line (blank lines and `#` comments ignored).
+    /// Keys from the file and the environment are both accepted.
+    pub keys_file: Option<PathBuf>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:8080".into(),
+            keys_env: "AUTHTRAIL_API_KEYS".into(),
+            keys_file: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Only where keys come from, never keys: this struct holds none.
+        f.debug_struct("ApiConfig")
+            .field("listen", &self.listen)
+            .field("keys_env", &self.keys_env)
+            .field("keys_file", &self.keys_file)
+            .finish()
+    }
+}
+
+/// Keys shorter than this are refused: a bearer key is the only thing between the network
+/// and the whole audit trail.
+pub const MIN_KEY_LEN: usize = 16;
+
+impl ApiConfig {
+    /// Collects the API keys from `keys_file` and the `keys_env` variable. At least one key
+    /// is required: the API never runs open.
+    pub fn load_keys(&self) -> Result<Vec<String>, Error> {
+        let mut keys = Vec::new();
+        if let Some(path) = &self.keys_file {
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                Error::Config(format!("reading `keys_file` `{}`: {error}", path.display()))
+            })?;
+            keys.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                    .map(str::to_owned),
+            );
+        }
+        if let Ok(value) = std::env::var(&self.keys_env) {
+            keys.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|key| !key.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        if keys.is_empty() {
+            return Err(Error::Config(format!(
+                "no API keys: set `{}` (comma-separated) or `api.keys_file`",
+                self.keys_env
+            )));
+        }
+        if keys.iter().any(|key| key.len() < MIN_KEY_LEN) {
+            return Err(Error::Config(format!(
+                "API keys must be at least {MIN_KEY_LEN} characters"
+            )));
+        }
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "# ops team\nfile-key-0123456789abcdef\n\n").unwrap();
+        let env = "AUTHTRAIL_TEST_KEYS_FILE_AND_ENV";
+        std::env::set_var(env, "env-key-0123456789abcdef, ");
+        let config = ApiConfig {
+            keys_env: env.into(),
+            keys_file: Some(file),
+            ..ApiConfig::default()
+        };
+        let keys = config.load_keys().unwrap();
+        assert_eq!(
+            keys,
+            ["file-key-0123456789abcdef", "env-key-0123456789abcdef"]
+        );
+    }
+
+    #[test]
+    fn no_keys_or_short_keys_are_refused() {
+        let config = ApiConfig {
+            keys_env: "AUTHTRAIL_TEST_KEYS_UNSET".into(),
+            ..ApiConfig::default()
+        };
+        let error = config.load_keys().unwrap_err().to_string();
+        assert!(error.contains("no API keys"), "{error}");
+        std::env::set_var("AUTHTRAIL_TEST_KEYS_SHORT", "short");
+        let config = ApiConfig {
+            keys_env: "AUTHTRAIL_TEST_KEYS_SHORT".into(),
+            ..ApiConfig::default()
+        };
+        let error = config.load_keys().unwrap_err().to_string();
+        assert!(error.contains("at least 16"), "{error}");
+    }
+}

@@ -1,0 +1,215 @@
+//! The read-only DataFusion session over one lake.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::config::QueryConfig;
+use crate::{cidr, guard, prune, Error};
+
+/// The lake's tables and their file schemas.
+pub fn lake_tables() -> [(&'static str, SchemaRef); 3] {
+    [
+        ("events", authtrail_model::events_schema()),
+        ("alerts", authtrail_model::alerts_schema()),
+        ("rejects", authtrail_model::rejects_schema()),
+    ]
+}
+
+/// A query's result: at most the requested rows, and whether more were available.
+#[derive(Debug)]
+pub struct QueryOutput {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub truncated: bool,
+}
+
+impl QueryOutput {
+    /// Rows in the result.
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// A DataFusion session whose only tables are the lake's, and which runs only queries.
+pub struct QueryEngine {
+    ctx: SessionContext,
+    root: PathBuf,
+    config: QueryConfig,
+}
+
+impl QueryEngine {
+    /// Opens a session over the lake at `root`. Table directories that do not exist yet
+    /// are empty tables (a lake before its first alert has no `alerts/`); they are listed
+    /// on every query, so files written since are seen.
+    pub fn open(root: &Path, config: QueryConfig) -> Result<QueryEngine, Error> {
+        let root = std::fs::canonicalize(root)
+            .map_err(|error| Error::Config(format!("lake `{}`: {error}", root.display())))?;
+        if !root.is_dir() {
+            return Err(Error::Config(format!(
+                "lake `{}` is not a directory",
+                root.display()
+            )));
+        }
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let mut session = SessionConfig::new()
+            .with_target_partitions(threads)
+            .with_information_schema(false);
+        let parquet = &mut session.options_mut().execution.parquet;
+        // Late materialisation: evaluate filters while decoding, cheapest first, so the
+        // wide columns of a point lookup are only decoded for matching rows.
+        parquet.pushdown_filters = true;
+        parquet.reorder_filters = true;
+        parquet.enable_page_index = true;
+        parquet.bloom_filter_on_read = true;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(config.memory_limit_mib.saturating_mul(1 << 20), 1.0)
+            .build_arc()?;
+        let state = SessionStateBuilder::new()
+            .with_config(session)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            // No CREATE EXTERNAL TABLE factories: nothing may register file-backed tables.
+            .with_table_factories(Default::default())
+            .with_optimizer_rule(Arc::new(prune::TimePartitionPruning))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_udf(cidr::cidr_contains_udf());
+        for (name, schema) in lake_tables() {
+            let table = listing_table(&root.join(name), &schema)?;
+            ctx.register_table(name, Arc::new(table))?;
+        }
+        Ok(QueryEngine { ctx, root, config })
+    }
+
+    /// The lake's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The limits queries run under.
+    pub fn config(&self) -> &QueryConfig {
+        &self.config
+    }
+
+    /// The session, for building DataFrames with bound parameters (never raw SQL text).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Parses and plans `sql`, refusing anything but a read-only query over the lake.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame, Error> {
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let statement = state
+            .sql_to_statement(sql, &dialect)
+            .map_err(|error| Error::InvalidQuery(error.find_root().message().into_owned()))?;
+        guard::check_statement(&statement)?;
+        let plan = state.statement_to_plan(statement).await?;
+        guard::check_plan(&plan)?;
+        Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// Runs `frame` to completion under the configured timeout, keeping at most `limit`
+    /// rows (the plan is limited to `limit + 1`, so only the extra row is read to tell
+    /// that the result was truncated).
+    pub async fn collect(
+        &self,
+        frame: DataFrame,
+        limit: Option<usize>,
+    ) -> Result<QueryOutput, Error> {
+        let frame = match limit {
+            Some(limit) => frame.limit(0, Some(limit.saturating_add(1)))?,
+            None => frame,
+        };
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = tokio::time::timeout(self.config.timeout, frame.collect())
+            .await
+            .map_err(|_| Error::Timeout(self.config.timeout))??;
+        let (batches, truncated) = match limit {
+            Some(limit) => truncate(batches, limit),
+            None => (batches, false),
+        };
+        Ok(QueryOutput {
+            schema,
+            batches,
+            truncated,
+        })
+    }
+
+    /// `sql` planned and collected, at most `limit` rows.
+    pub async fn query(&self, sql: &str, limit: Option<usize>) -> Result<QueryOutput, Error> {
+        let frame = self.sql(sql).await?;
+        self.collect(frame, limit).await
+    }
+}
+
+/// Keeps the first `limit` rows; whether any were dropped.
+fn truncate(batches: Vec<RecordBatch>, limit: usize) -> (Vec<RecordBatch>, bool) {
+    let mut kept = Vec::with_capacity(batches.len());
+    let mut left = limit;
+    let mut truncated = false;
+    for batch in batches {
+        if batch.num_rows() <= left {
+            left -= batch.num_rows();
+            kept.push(batch);
+        } else {
+            truncated = true;
+            if left > 0 {
+                kept.push(batch.slice(0, left));
+                left = 0;
+            }
+        }
+    }
+    (kept, truncated)
+}
+
+/// A Hive-partitioned Parquet listing table over `dir` (`date=../hour=../*.parquet`).
+fn listing_table(dir: &Path, schema: &SchemaRef) -> Result<ListingTable, Error> {
+    // Built from a URL, not parsed from text: a lake path with `*` or `?` in it must not
+    // turn into a glob.
+    let url = url::Url::from_directory_path(dir)
+        .map_err(|()| Error::Config(format!("lake path `{}` is not absolute", dir.display())))?;
+    let url = ListingTableUrl::try_new(url, None)?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![
+            ("date".into(), DataType::Utf8),
+            ("hour".into(), DataType::Int32),
+        ]);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(view_types(schema));
+    Ok(ListingTable::try_new(config)?)
+}
+
+/// The schema with top-level strings and binaries as view types, which is how DataFusion
+/// reads Parquet (`schema_force_view_types`); declaring them so avoids a cast per batch.
+fn view_types(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let view = match field.data_type() {
+                DataType::Utf8 => DataType::Utf8View,
+                DataType::Binary => DataType::BinaryView,
+                other => other.clone(),
+            };
+            field.as_ref().clone().with_data_type(view)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
