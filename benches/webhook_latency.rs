@@ -44,14 +44,14 @@ fn env_number(name: &str, default: u64) -> u64 {
 struct Sink(Arc<Responder>, Arc<Measure>);
 
 impl AlertSink for Sink {
-    fn record(&mut self, alert: &Alert) -> Result<(), BoxError> {
+    fn record(&self, alert: &Alert) -> Result<(), BoxError> {
         if let Some(token) = &alert.token_id {
             let mut raised = self.1.raised.lock().unwrap();
             raised.insert(token.clone(), Instant::now());
         }
         Ok(self.0.record(alert)?)
     }
-    fn sync(&mut self) -> Result<(), BoxError> {
+    fn sync(&self) -> Result<(), BoxError> {
         Ok(self.0.sync()?)
     }
 }
