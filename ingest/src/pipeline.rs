@@ -109,7 +109,7 @@ impl Pipeline {
         let writer = thread::Builder::new()
             .name("authtrail-writer".into())
             .spawn(move || writer.run(queue))
-            .map_err(|error| Error::Config(format!("cannot start the writer thread: {error}")))?;
+            .map_err(Error::Thread)?;
         let decoded = self.decode(input, &flushes);
         drop(flushes);
         let written = writer.join().map_err(|_| Error::PipelineGone)?;
