@@ -12,7 +12,8 @@
 //!
 //! `cargo bench --bench webhook_latency`; env `BENCH_SECONDS` (default 30, after 2 s of warm-up),
 //! `RATE` (background events/s, default 50000), `TRIGGER_EVERY_MS` (default 5),
-//! `FLUSH_ROWS` (default: the pipeline's, 100000).
+//! `FLUSH_ROWS` (default: the pipeline's, 100000), `RUST_LOG` (e.g. `authtrail_ingest=debug`:
+//! each flush's write time and detector checkpoint cut, on stderr).
 //! Results: `docs/benchmarks.md`.
 
 use std::collections::HashMap;
@@ -44,14 +45,14 @@ fn env_number(name: &str, default: u64) -> u64 {
 struct Sink(Arc<Responder>, Arc<Measure>);
 
 impl AlertSink for Sink {
-    fn record(&mut self, alert: &Alert) -> Result<(), BoxError> {
+    fn record(&self, alert: &Alert) -> Result<(), BoxError> {
         if let Some(token) = &alert.token_id {
             let mut raised = self.1.raised.lock().unwrap();
             raised.insert(token.clone(), Instant::now());
         }
         Ok(self.0.record(alert)?)
     }
-    fn sync(&mut self) -> Result<(), BoxError> {
+    fn sync(&self) -> Result<(), BoxError> {
         Ok(self.0.sync()?)
     }
 }
@@ -146,6 +147,13 @@ fn main() {
         webhooks: vec![hook],
         ..RespondConfig::default()
     };
+    // `RUST_LOG=authtrail_ingest=debug` shows each flush's write time and checkpoint cut.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let lake_root = dir.path().join("lake");
     let lake = Lake::open(&lake_root, EncodeOptions::default()).unwrap();
     let responder = Arc::new(Responder::start(&lake_root, &respond).unwrap());

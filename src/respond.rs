@@ -22,11 +22,11 @@ use crate::config::Config;
 pub struct ResponderSink(pub Arc<Responder>);
 
 impl AlertSink for ResponderSink {
-    fn record(&mut self, alert: &Alert) -> Result<(), BoxError> {
+    fn record(&self, alert: &Alert) -> Result<(), BoxError> {
         Ok(self.0.record(alert)?)
     }
 
-    fn sync(&mut self) -> Result<(), BoxError> {
+    fn sync(&self) -> Result<(), BoxError> {
         Ok(self.0.sync()?)
     }
 }

@@ -13,10 +13,15 @@
 //!
 //! An [`AlertSink`] (the binary plugs in the webhook responder) gets each alert the moment
 //! it is raised, and is synced at every checkpoint, before the offsets are committed.
+//!
+//! The checkpoint is cut on the decode thread when a flush is handed to the writer (so it
+//! covers exactly the offsets of that flush and earlier ones), and saved by the writer after
+//! it committed that flush's lake files.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
 use authtrail_detect::{DetectConfig, Detectors};
 use authtrail_model::time::hour_of;
 use authtrail_model::{Alert, AlertBatchBuilder, Event};
@@ -41,11 +46,14 @@ struct CheckpointHeader {
 
 /// Where raised alerts go besides the lake: recorded at once (without waiting on the
 /// network), made durable by `sync` before the source commits the offsets that raised them.
-pub trait AlertSink: Send {
+///
+/// `record` is called on the pipeline's decode thread and `sync` on its writer thread, at
+/// the same time: `sync` must make at least every alert whose `record` returned durable.
+pub trait AlertSink: Send + Sync {
     /// Takes a newly raised alert (possibly one raised again by a replay: same id).
-    fn record(&mut self, alert: &Alert) -> Result<(), BoxError>;
+    fn record(&self, alert: &Alert) -> Result<(), BoxError>;
     /// Makes every recorded alert durable.
-    fn sync(&mut self) -> Result<(), BoxError>;
+    fn sync(&self) -> Result<(), BoxError>;
 }
 
 /// The error of an [`AlertSink`].
@@ -59,7 +67,7 @@ pub struct Detection {
     pending: BTreeMap<i64, AlertBatchBuilder>,
     raised: Vec<Alert>,
     stats: Arc<IngestStats>,
-    sink: Option<Box<dyn AlertSink>>,
+    sink: Option<Arc<dyn AlertSink>>,
 }
 
 impl Detection {
@@ -102,7 +110,7 @@ impl Detection {
 
     /// Hands every alert raised from now on to `sink` as well.
     pub fn with_sink(mut self, sink: Box<dyn AlertSink>) -> Self {
-        self.sink = Some(sink);
+        self.sink = Some(Arc::from(sink));
         self
     }
 
@@ -132,7 +140,7 @@ impl Detection {
                 "{}",
                 alert.summary
             );
-            if let Some(sink) = &mut self.sink {
+            if let Some(sink) = &self.sink {
                 sink.record(&alert).map_err(Error::AlertSink)?;
             }
             self.pending
@@ -143,13 +151,13 @@ impl Detection {
         Ok(())
     }
 
-    /// Saves the state as covering `positions` (source, partition, next offset) — called
-    /// once the lake holds every event observed — after writing the pending alerts.
-    pub(crate) fn checkpoint<'a>(
+    /// Cuts a checkpoint covering `positions` (source, partition, next offset) — called
+    /// when the events observed so far are handed to the writer — with the alerts raised
+    /// since the previous one. The writer saves it once the lake holds those events.
+    pub(crate) fn cut<'a>(
         &mut self,
-        lake: &mut Lake,
         positions: impl Iterator<Item = (&'a str, i32, i64)>,
-    ) -> Result<()> {
+    ) -> Result<Checkpoint> {
         for (source, partition, next) in positions {
             let entry = self
                 .covered
@@ -157,25 +165,13 @@ impl Detection {
                 .or_insert(next);
             *entry = (*entry).max(next);
         }
-        if let Some(sink) = &mut self.sink {
-            sink.sync().map_err(Error::AlertSink)?;
-        }
         let number = self.last_checkpoint + 1;
-        let mut batches = Vec::with_capacity(self.pending.len());
+        let mut alerts = Vec::with_capacity(self.pending.len());
         for (hour, mut builder) in std::mem::take(&mut self.pending) {
-            batches.push((
+            alerts.push((
                 hour,
                 builder.finish().map_err(authtrail_store::Error::from)?,
             ));
-        }
-        if !batches.is_empty() {
-            let summary = lake.write_alerts(number, &batches)?;
-            tracing::info!(
-                alerts = summary.rows,
-                files = summary.files.len(),
-                checkpoint = number,
-                "alerts written to the lake"
-            );
         }
         let header = CheckpointHeader {
             version: CHECKPOINT_VERSION,
@@ -189,8 +185,44 @@ impl Detection {
         let mut bytes = serde_json::to_vec(&header).expect("header serializes");
         bytes.push(b'\n');
         bytes.extend(self.detectors.checkpoint());
-        lake.save_checkpoint(CHECKPOINT_NAME, &bytes)?;
         self.last_checkpoint = number;
-        Ok(())
+        Ok(Checkpoint {
+            number,
+            alerts,
+            bytes,
+        })
+    }
+
+    /// The sink, for the writer to sync at every checkpoint.
+    pub(crate) fn sink(&self) -> Option<Arc<dyn AlertSink>> {
+        self.sink.clone()
+    }
+}
+
+/// A detector checkpoint cut on the decode thread, saved by the writer.
+pub(crate) struct Checkpoint {
+    number: u64,
+    alerts: Vec<(i64, RecordBatch)>,
+    bytes: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// Syncs the sink, writes the alerts, then replaces the checkpoint file — called once
+    /// the lake holds every event the checkpoint covers.
+    pub(crate) fn save(self, lake: &mut Lake, sink: Option<&dyn AlertSink>) -> Result<()> {
+        if let Some(sink) = sink {
+            sink.sync().map_err(Error::AlertSink)?;
+        }
+        if !self.alerts.is_empty() {
+            let summary = lake.write_alerts(self.number, &self.alerts)?;
+            tracing::info!(
+                alerts = summary.rows,
+                files = summary.files.len(),
+                checkpoint = self.number,
+                "alerts written to the lake"
+            );
+        }
+        lake.save_checkpoint(CHECKPOINT_NAME, &self.bytes)
+            .map_err(Error::from)
     }
 }

@@ -20,6 +20,8 @@ pub enum Error {
     Config(String),
     #[error("alert sink: {0}")]
     AlertSink(crate::detection::BoxError),
+    #[error("starting the writer thread: {0}")]
+    Thread(std::io::Error),
     #[error("the pipeline thread stopped unexpectedly")]
     PipelineGone,
 }

@@ -15,6 +15,7 @@ pub mod kafka;
 mod message;
 mod pipeline;
 mod stats;
+mod writer;
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -31,6 +32,7 @@ pub use error::Error;
 pub use message::{Durable, Input, RawMessage, SOURCE_BATCH};
 pub use pipeline::{OnDurable, Pipeline};
 pub use stats::{IngestStats, StatsSnapshot};
+pub use writer::WriteHook;
 
 /// The ingest crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -2,24 +2,28 @@
 //! source partition, flush them to the lake on row count or age, and report which offsets
 //! became durable so the source can commit them.
 //!
-//! It runs on its own thread (decoding and Parquet encoding are CPU work that must not sit
-//! on an async reactor) and reads a bounded channel, so a slow disk stops the source from
+//! It runs on its own thread (decoding is CPU work that must not sit on an async reactor)
+//! and hands each flush to a writer thread ([`crate::writer`]) that encodes and commits it,
+//! so decoding and detection go on while the disk works. Both channels are bounded (the
+//! source's, and one flush queued for the writer), so a slow disk stops the source from
 //! reading instead of growing memory.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
+use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use authtrail_model::{parse_event, ContractError, ContractLimits, IngestMeta, Micros, RejectKind};
-use authtrail_store::{Lake, PartitionLog, SegmentBuilder};
+use authtrail_store::{Lake, SegmentBuilder};
 
 use crate::config::PipelineConfig;
 use crate::detection::Detection;
 use crate::message::{Durable, Input, RawMessage};
 use crate::stats::IngestStats;
-use crate::Result;
+use crate::writer::{Flush, PartitionKey, WriteHook, Writer, QUEUED_FLUSHES};
+use crate::{Error, Result};
 
 /// Called with the offsets each flush made durable.
 pub type OnDurable = Box<dyn FnMut(&[Durable]) + Send>;
@@ -30,17 +34,22 @@ pub struct Pipeline {
     config: PipelineConfig,
     limits: ContractLimits,
     stats: Arc<IngestStats>,
-    partitions: HashMap<(Arc<str>, i32), PartitionState>,
+    partitions: HashMap<PartitionKey, PartitionState>,
     buffered_rows: usize,
     oldest_buffered: Option<Instant>,
-    on_durable: OnDurable,
+    /// Moves to the writer thread when `run` starts.
+    writer: Option<Writer>,
+    /// Manifests opened since the last flush, for the writer.
+    opened: Vec<(PartitionKey, authtrail_store::PartitionLog)>,
     detection: Option<Detection>,
     /// Whether the detectors saw events since their last checkpoint.
     detection_dirty: bool,
 }
 
 struct PartitionState {
-    log: PartitionLog,
+    /// Where the lake ends once the flushes handed to the writer are committed (what the
+    /// manifest's `next_offset` will say); `None` while it holds nothing of this partition.
+    flushed_until: Option<i64>,
     segment: SegmentBuilder,
     /// The offset the next message should have; `None` until the first one when the lake
     /// holds nothing of this partition yet.
@@ -59,6 +68,14 @@ impl Pipeline {
         on_durable: OnDurable,
         detection: Option<Detection>,
     ) -> Self {
+        let writer = Writer {
+            lake: lake.handle(),
+            stats: stats.clone(),
+            on_durable,
+            sink: detection.as_ref().and_then(Detection::sink),
+            hook: None,
+            logs: HashMap::new(),
+        };
         Pipeline {
             lake,
             limits: config.contract_limits(),
@@ -67,14 +84,40 @@ impl Pipeline {
             partitions: HashMap::new(),
             buffered_rows: 0,
             oldest_buffered: None,
-            on_durable,
+            writer: Some(writer),
+            opened: Vec::new(),
             detection,
             detection_dirty: false,
         }
     }
 
-    /// Processes input until every sender is gone, then flushes what is left.
+    /// Runs `hook` on the writer thread before each flush is written. For tests: a hook
+    /// that blocks shows what the decode thread does while a flush is in progress.
+    #[doc(hidden)]
+    pub fn with_write_hook(mut self, hook: WriteHook) -> Self {
+        if let Some(writer) = &mut self.writer {
+            writer.hook = Some(hook);
+        }
+        self
+    }
+
+    /// Processes input until every sender is gone, then flushes what is left and waits
+    /// until the writer has written it.
     pub fn run(mut self, input: Receiver<Input>) -> Result<()> {
+        let writer = self.writer.take().expect("run once");
+        let (flushes, queue) = sync_channel(QUEUED_FLUSHES);
+        let writer = thread::Builder::new()
+            .name("authtrail-writer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(Error::Thread)?;
+        let decoded = self.decode(input, &flushes);
+        drop(flushes);
+        let written = writer.join().map_err(|_| Error::PipelineGone)?;
+        // The writer's error first: it is the cause when the decode side saw it go away.
+        written.and(decoded)
+    }
+
+    fn decode(&mut self, input: Receiver<Input>, flushes: &SyncSender<Flush>) -> Result<()> {
         loop {
             let wait = match self.oldest_buffered {
                 Some(oldest) => self.config.flush_age.saturating_sub(oldest.elapsed()),
@@ -86,34 +129,25 @@ impl Pipeline {
                         self.process(message)?;
                     }
                     if self.buffered_rows >= self.config.flush_rows {
-                        self.flush_and_report()?;
+                        self.flush(flushes, Flush::default())?;
                     }
                 }
                 Ok(Input::Revoke { partitions, reply }) => {
-                    let durable = self.release(&partitions)?;
+                    let durable = self.release(flushes, partitions)?;
                     // The source may have given up waiting (it is shutting down): nothing
                     // is lost, the offsets are in the lake's manifest.
                     let _ = reply.send(durable);
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if self.oldest_buffered.is_some() || self.detection_dirty {
-                        self.flush_and_report()?;
+                        self.flush(flushes, Flush::default())?;
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.flush_and_report()?;
-                    return Ok(());
+                    return self.flush(flushes, Flush::default());
                 }
             }
         }
-    }
-
-    fn flush_and_report(&mut self) -> Result<()> {
-        let durable = self.flush_all()?;
-        if !durable.is_empty() {
-            (self.on_durable)(&durable);
-        }
-        Ok(())
     }
 
     fn process(&mut self, message: RawMessage) -> Result<()> {
@@ -140,10 +174,12 @@ impl Pipeline {
                     (Some(next), Some(covered), Some(_)) => Some(next.min(covered)),
                     (Some(next), _, None) => Some(next),
                 };
+                let flushed_until = log.next_offset();
+                self.opened.push((entry.key().clone(), log));
                 entry.insert(PartitionState {
                     expected,
                     detected_until: covered,
-                    log,
+                    flushed_until,
                     segment: SegmentBuilder::new(
                         &message.source,
                         message.partition,
@@ -158,8 +194,7 @@ impl Pipeline {
                 // crash between the lake commit and the offset commit), or delivered twice
                 // in this session.
                 let in_lake = state
-                    .log
-                    .next_offset()
+                    .flushed_until
                     .is_some_and(|next| message.offset < next);
                 let counter = if in_lake {
                     &self.stats.already_in_lake
@@ -171,8 +206,7 @@ impl Pipeline {
             }
             Some(expected) if message.offset > expected => {
                 IngestStats::add(&self.stats.offset_gaps, 1);
-                let resuming =
-                    state.segment.is_empty() && state.log.next_offset() == Some(expected);
+                let resuming = state.segment.is_empty() && state.flushed_until == Some(expected);
                 if resuming {
                     // Where a consumer resumes, a gap means the broker skipped messages the
                     // lake never received; compaction or transaction markers also leave gaps.
@@ -186,8 +220,7 @@ impl Pipeline {
         state.expected = Some(message.offset + 1);
 
         let store = state
-            .log
-            .next_offset()
+            .flushed_until
             .is_none_or(|next| message.offset >= next);
         let detect = self.detection.is_some()
             && state
@@ -254,63 +287,57 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Flushes every partition with buffered rows to the lake, then checkpoints the
-    /// detectors (covering exactly what the lake now holds), and returns the offsets the
-    /// source may commit.
-    fn flush_all(&mut self) -> Result<Vec<Durable>> {
-        let started = Instant::now();
-        let mut durable = Vec::new();
-        let (mut rows, mut bytes, mut files) = (0, 0, 0);
+    /// Hands every partition's buffered rows to the writer, with a detector checkpoint
+    /// covering exactly those offsets (the writer saves it after committing them). Blocks
+    /// while the writer is a full flush behind.
+    fn flush(&mut self, flushes: &SyncSender<Flush>, mut flush: Flush) -> Result<()> {
         for (key, state) in &mut self.partitions {
             let Some(segment) = state.segment.finish()? else {
                 continue;
             };
-            let summary = self.lake.commit(&mut state.log, segment)?;
-            rows += summary.rows;
-            bytes += summary.bytes;
-            files += summary.files.len() as u64;
-            durable.push(Durable {
-                source: key.0.clone(),
-                partition: key.1,
-                next_offset: state.log.next_offset().expect("just committed"),
-            });
+            state.flushed_until = Some(segment.last_offset + 1);
+            flush.segments.push((key.clone(), segment));
         }
+        flush.opened = std::mem::take(&mut self.opened);
         self.buffered_rows = 0;
         self.oldest_buffered = None;
-        if files > 0 {
-            IngestStats::add(&self.stats.flushes, 1);
-            IngestStats::add(&self.stats.files, files);
-            IngestStats::add(&self.stats.bytes, bytes);
-            tracing::info!(
-                rows,
-                files,
-                bytes,
-                partitions = durable.len(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "flushed to the lake"
-            );
-        }
         if let Some(detection) = &mut self.detection {
-            if self.detection_dirty || files > 0 {
+            if self.detection_dirty || !flush.segments.is_empty() {
+                let started = Instant::now();
                 let positions = self.partitions.iter().filter_map(|(key, state)| {
                     state.expected.map(|next| (key.0.as_ref(), key.1, next))
                 });
-                detection.checkpoint(&mut self.lake, positions)?;
+                flush.checkpoint = Some(detection.cut(positions)?);
                 self.detection_dirty = false;
+                tracing::debug!(
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "detector checkpoint cut"
+                );
             }
         }
-        Ok(durable)
+        flushes.send(flush).map_err(|_| Error::PipelineGone)
     }
 
     /// Flushes everything and forgets the given partitions: they move to another consumer,
-    /// or come back later and are re-read from the lake's manifest. Returns every durable
-    /// offset; the caller commits them before the partitions change hands.
-    fn release(&mut self, partitions: &[(Arc<str>, i32)]) -> Result<Vec<Durable>> {
-        let durable = self.flush_all()?;
-        for key in partitions {
+    /// or come back later and are re-read from the lake's manifest. Waits until the writer
+    /// has committed every flush before returning the offsets this one made durable; the
+    /// caller commits them before the partitions change hands.
+    fn release(
+        &mut self,
+        flushes: &SyncSender<Flush>,
+        partitions: Vec<PartitionKey>,
+    ) -> Result<Vec<Durable>> {
+        let (reply, written) = sync_channel(1);
+        let flush = Flush {
+            released: partitions.clone(),
+            reply: Some(reply),
+            ..Flush::default()
+        };
+        self.flush(flushes, flush)?;
+        for key in &partitions {
             self.partitions.remove(key);
         }
-        Ok(durable)
+        written.recv().map_err(|_| Error::PipelineGone)
     }
 }
 

@@ -238,8 +238,20 @@ async fn housekeeping(shared: Arc<Shared>, runtime: tokio::runtime::Handle) {
             (moved, handle)
         };
         // Delivery state is synced here, off the lock: losing the last transitions to a
-        // power cut only means an alert is sent again with the same id.
-        if let Some(Err(error)) = handle.map(|h| h.and_then(|h| h.sync())) {
+        // power cut only means an alert is sent again with the same id. The fsync runs on a
+        // blocking thread: behind a lake flush's fsyncs it can take a second, and on the
+        // runtime's one worker it would hold every delivery that long.
+        let synced = match handle {
+            Some(Ok(handle)) => tokio::task::spawn_blocking(move || handle.sync())
+                .await
+                .unwrap_or_else(|_| {
+                    tracing::error!("the outbox sync task panicked");
+                    Ok(())
+                }),
+            Some(Err(error)) => Err(error),
+            None => Ok(()),
+        };
+        if let Err(error) = synced {
             tracing::error!(%error, "syncing the outbox failed");
         }
         match moved {

@@ -55,6 +55,16 @@ impl Lake {
         })
     }
 
+    /// A second handle on the same lake, for another thread (the pipeline opens partitions
+    /// on its decode thread and commits on its writer thread).
+    pub fn handle(&self) -> Lake {
+        Lake {
+            root: self.root.clone(),
+            options: self.options,
+            dirs: durable::DurableDirs::default(),
+        }
+    }
+
     /// The lake's root directory.
     pub fn root(&self) -> &Path {
         &self.root
