@@ -50,6 +50,8 @@ struct PartitionState {
     /// Where the lake ends once the flushes handed to the writer are committed (what the
     /// manifest's `next_offset` will say); `None` while it holds nothing of this partition.
     flushed_until: Option<i64>,
+    /// The lake end last handed to the source to commit (`None`: never).
+    reported_until: Option<i64>,
     segment: SegmentBuilder,
     /// The offset the next message should have; `None` until the first one when the lake
     /// holds nothing of this partition yet.
@@ -180,6 +182,7 @@ impl Pipeline {
                     expected,
                     detected_until: covered,
                     flushed_until,
+                    reported_until: None,
                     segment: SegmentBuilder::new(
                         &message.source,
                         message.partition,
@@ -228,6 +231,9 @@ impl Pipeline {
                 .is_none_or(|next| message.offset >= next);
         if !store {
             IngestStats::add(&self.stats.already_in_lake, 1);
+            // A flush soon lets the source commit the lake's end for this partition, so a
+            // re-read of what the lake holds is not repeated after the next restart.
+            self.oldest_buffered.get_or_insert_with(Instant::now);
             if !detect {
                 return Ok(());
             }
@@ -292,11 +298,34 @@ impl Pipeline {
     /// while the writer is a full flush behind.
     fn flush(&mut self, flushes: &SyncSender<Flush>, mut flush: Flush) -> Result<()> {
         for (key, state) in &mut self.partitions {
-            let Some(segment) = state.segment.finish()? else {
-                continue;
-            };
-            state.flushed_until = Some(segment.last_offset + 1);
-            flush.segments.push((key.clone(), segment));
+            match state.segment.finish()? {
+                Some(segment) => {
+                    state.flushed_until = Some(segment.last_offset + 1);
+                    flush.segments.push((key.clone(), segment));
+                }
+                None => {
+                    // Not past what was read: the detector checkpoint covers only that.
+                    let committable = match (state.flushed_until, state.expected) {
+                        (Some(end), Some(read)) => Some(end.min(read)),
+                        _ => None,
+                    };
+                    if let Some(next_offset) = committable {
+                        if state
+                            .reported_until
+                            .is_none_or(|reported| reported < next_offset)
+                        {
+                            flush.caught_up.push(Durable {
+                                source: key.0.clone(),
+                                partition: key.1,
+                                next_offset,
+                            });
+                            state.reported_until = Some(next_offset);
+                        }
+                    }
+                    continue;
+                }
+            }
+            state.reported_until = state.flushed_until;
         }
         flush.opened = std::mem::take(&mut self.opened);
         self.buffered_rows = 0;

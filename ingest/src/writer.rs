@@ -40,6 +40,10 @@ pub(crate) struct Flush {
     pub released: Vec<PartitionKey>,
     /// For a revoke: where to send the durable offsets instead of `on_durable`.
     pub reply: Option<SyncSender<Vec<Durable>>>,
+    /// Partitions without a segment here whose lake end was never reported: every
+    /// message read since was already in the lake (a re-read after another member or an
+    /// earlier run wrote it). Reported once the flushes before this one are committed.
+    pub caught_up: Vec<Durable>,
 }
 
 /// A hook run before each flush is written (tests block the writer with it).
@@ -103,6 +107,7 @@ impl Writer {
         if let Some(checkpoint) = flush.checkpoint {
             checkpoint.save(&mut self.lake, self.sink.as_deref())?;
         }
+        durable.extend(flush.caught_up);
         for key in &flush.released {
             self.logs.remove(key);
         }
