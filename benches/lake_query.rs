@@ -11,6 +11,8 @@
 //! `THREADS` (default: one per CPU), `ONLY` (comma-separated query names),
 //! `AUTHTRAIL_PYTHON` (an interpreter with duckdb). Results: `docs/benchmarks.md`.
 
+#[path = "common/env.rs"]
+mod env;
 #[path = "lake_query/lake.rs"]
 mod lake;
 #[path = "lake_write/mix.rs"]
@@ -18,28 +20,13 @@ mod mix;
 #[path = "lake_query/queries.rs"]
 mod queries;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use authtrail_query::{QueryConfig, QueryEngine};
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|value| value.replace('_', "").parse().expect("a number"))
-        .unwrap_or(default)
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("AUTHTRAIL_PYTHON").map_or_else(
-        || {
-            PathBuf::from(std::env::var("HOME").expect("HOME is set"))
-                .join(".cache/authtrail-venv/bin/python")
-        },
-        PathBuf::from,
-    )
-}
+use env::{env_number, python};
 
 /// Best time and row count of each query on authtrail's engine.
 fn run_authtrail(

@@ -14,18 +14,22 @@
 //! sides' bytes per column, `KEEP_EVENTS=PATH` keeps a copy of the generated JSON lines.
 //! Results and what they mean: `docs/benchmarks.md`.
 
+#[path = "common/env.rs"]
+mod env;
 #[path = "lake_write/mix.rs"]
 mod mix;
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use authtrail_model::{parse_event, ContractLimits, IngestMeta, Micros};
 use authtrail_store::{encode, EncodeOptions, Lake, SegmentBuilder};
 use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use env::{env_number, python};
 
 /// The pipeline's default flush size.
 const SEGMENT_ROWS: usize = 100_000;
@@ -36,13 +40,6 @@ const INGEST_COLUMNS: [&str; 4] = [
     "ingest_offset",
     "ingest_time",
 ];
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .map(|value| value.replace('_', "").parse().expect("a number"))
-        .unwrap_or(default)
-}
 
 fn wall_clock_micros() -> Micros {
     SystemTime::now()
@@ -151,16 +148,6 @@ fn column_sizes(dir: &Path) -> BTreeMap<String, (u64, u64)> {
         }
     }
     sizes
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("AUTHTRAIL_PYTHON").map_or_else(
-        || {
-            PathBuf::from(std::env::var("HOME").expect("HOME is set"))
-                .join(".cache/authtrail-venv/bin/python")
-        },
-        PathBuf::from,
-    )
 }
 
 fn duckdb(input: &Path, output: &Path, lake: &Path) -> serde_json::Value {

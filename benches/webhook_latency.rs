@@ -16,6 +16,9 @@
 //! each flush's write time and detector checkpoint cut, on stderr).
 //! Results: `docs/benchmarks.md`.
 
+#[path = "common/env.rs"]
+mod env;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -32,14 +35,9 @@ use authtrail_store::{EncodeOptions, Lake};
 use axum::body::Bytes;
 use hdrhistogram::Histogram;
 
-const SECRET: &str = "whsec_YmVuY2htYXJrLXNpZ25pbmcta2V5LTAxMjM0NTY3";
+use env::env_number;
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.replace('_', "").parse().expect("a number"))
-        .unwrap_or(default)
-}
+const SECRET: &str = "whsec_YmVuY2htYXJrLXNpZ25pbmcta2V5LTAxMjM0NTY3";
 
 /// The responder as the pipeline's sink, noting when each alert reached it.
 struct Sink(Arc<Responder>, Arc<Measure>);
