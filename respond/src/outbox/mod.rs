@@ -160,28 +160,14 @@ impl Outbox {
         if self.entries.contains_key(&key) {
             return Ok(false);
         }
-        let at = now_micros();
-        let alert = Arc::new(alert.clone());
-        self.append(&Record::Alert {
+        // The same path as a replay of the log takes, so memory and log agree.
+        let record = Record::Alert {
             webhook: webhook.to_owned(),
-            at,
-            alert: alert.clone(),
-        })?;
-        self.entries.insert(
-            key,
-            Entry {
-                alert_id: alert.id.clone(),
-                webhook: webhook.to_owned(),
-                alert: Some(alert),
-                state: State::Pending,
-                attempts: 0,
-                last_error: None,
-                created: at,
-                updated: at,
-                since: at,
-                released: false,
-            },
-        );
+            at: now_micros(),
+            alert: Arc::new(alert.clone()),
+        };
+        self.append(&record)?;
+        apply(&mut self.entries, record);
         Ok(true)
     }
 
