@@ -86,6 +86,20 @@ impl AppState {
         Ok(self.engine.context().table(name).await?)
     }
 
+    /// The events of `principal` in the `from`..`to` range of `params`.
+    async fn principal_events(
+        &self,
+        principal: &str,
+        params: &RangeParams,
+    ) -> Result<DataFrame, Error> {
+        let mut filters = time_range(
+            ("from", params.from.as_deref()),
+            ("to", params.to.as_deref()),
+        )?;
+        filters.push(col("principal").eq(lit(principal)));
+        filtered(self.table("events").await?, filters)
+    }
+
     /// Runs `frame` and renders `{"rows", "row_count", "truncated"}`.
     async fn rows(&self, frame: DataFrame, limit: usize) -> Result<Value, Error> {
         let output = self.engine.collect(frame, Some(limit)).await?;
@@ -148,12 +162,9 @@ pub async fn timeline(
     params: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(bad_query)?;
-    let mut filters = time_range(
-        ("from", params.from.as_deref()),
-        ("to", params.to.as_deref()),
-    )?;
-    filters.push(col("principal").eq(lit(principal.clone())));
-    let frame = filtered(state.table("events").await?, filters)?
+    let frame = state
+        .principal_events(&principal, &params)
+        .await?
         .sort(vec![
             col("time").sort(true, false),
             col("id").sort(true, false),
@@ -173,19 +184,17 @@ pub async fn reach(
     params: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(bad_query)?;
-    let mut filters = time_range(
-        ("from", params.from.as_deref()),
-        ("to", params.to.as_deref()),
-    )?;
-    filters.push(col("principal").eq(lit(principal.clone())));
-    filters.push(col("kind").eq(lit("authz")));
     let target =
         datafusion::functions::expr_fn::coalesce(vec![col("target_service"), col("service")]);
     let counted = |outcome: &str| -> Result<Expr, Error> {
         let one = when(col("outcome").eq(lit(outcome)), lit(1i64)).end()?;
         Ok(count(one))
     };
-    let frame = filtered(state.table("events").await?, filters)?
+    let frame = state
+        .principal_events(&principal, &params)
+        .await?
+        .filter(col("kind").eq(lit("authz")))
+        .map_err(Error::from)?
         .filter(target.clone().is_not_null())
         .map_err(Error::from)?
         .aggregate(
