@@ -12,10 +12,11 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::QueryConfig;
-use crate::{cidr, guard, prune, Error};
+use crate::{cidr, distinct, guard, prune, Error};
 
 /// The lake's tables and their file schemas.
 pub fn lake_tables() -> [(&'static str, SchemaRef); 3] {
@@ -24,6 +25,19 @@ pub fn lake_tables() -> [(&'static str, SchemaRef); 3] {
         ("alerts", authtrail_model::alerts_schema()),
         ("rejects", authtrail_model::rejects_schema()),
     ]
+}
+
+/// DataFusion's optimizer rules plus authtrail's: the count rewrite just before the
+/// single-distinct rewrite it enables, and partition pruning last (after filter pushdown).
+fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let mut rules = Optimizer::new().rules;
+    let single_distinct = rules
+        .iter()
+        .position(|rule| rule.name() == distinct::SINGLE_DISTINCT_RULE)
+        .unwrap_or(0);
+    rules.insert(single_distinct, Arc::new(distinct::CountBesideDistinct));
+    rules.push(Arc::new(prune::TimePartitionPruning));
+    rules
 }
 
 /// A query's result: at most the requested rows, and whether more were available.
@@ -84,7 +98,7 @@ impl QueryEngine {
             .with_default_features()
             // No CREATE EXTERNAL TABLE factories: nothing may register file-backed tables.
             .with_table_factories(Default::default())
-            .with_optimizer_rule(Arc::new(prune::TimePartitionPruning))
+            .with_optimizer_rules(optimizer_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_udf(cidr::cidr_contains_udf());

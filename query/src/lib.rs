@@ -11,6 +11,7 @@
 pub mod api;
 mod cidr;
 mod config;
+mod distinct;
 mod engine;
 mod error;
 mod guard;

@@ -141,6 +141,39 @@ async fn cidr_contains_matches_ipv4_and_ipv6_and_propagates_nulls() {
     assert!(error.to_string().contains("10.0.0.0/33"), "{error}");
 }
 
+#[tokio::test]
+async fn distinct_counts_beside_plain_counts_are_exact_and_grouped_twice() {
+    let fixture = Fixture::new();
+    let engine = &fixture.engine;
+    // user:bob's only event has no source_ip: no distinct IPs, one event.
+    let per_principal = "SELECT principal, count(DISTINCT source_ip) AS ips, count(*) AS n \
+                         FROM events GROUP BY principal ORDER BY principal";
+    assert_eq!(
+        rows(engine, per_principal).await,
+        [
+            json!({"principal": "svc:checkout", "ips": 3, "n": 6}),
+            json!({"principal": "user:alice", "ips": 1, "n": 2}),
+            json!({"principal": "user:bob", "ips": 0, "n": 1}),
+            json!({"principal": "user:o'brien", "ips": 1, "n": 1}),
+        ]
+    );
+    let relayed = "SELECT token_id, count(DISTINCT source_ip) AS ips, count(*) AS uses \
+                   FROM events WHERE token_id IS NOT NULL GROUP BY token_id \
+                   HAVING count(DISTINCT source_ip) > 1";
+    assert_eq!(
+        rows(engine, relayed).await,
+        [json!({"token_id": "jti-1", "ips": 2, "uses": 5})]
+    );
+    // Planned as two hash aggregations, not one hash set per group.
+    let plan = rows(engine, &format!("EXPLAIN {relayed}")).await;
+    let physical = plan
+        .iter()
+        .find(|row| row["plan_type"] == "physical_plan")
+        .expect("a physical plan");
+    let physical = physical["plan"].as_str().unwrap();
+    assert!(!physical.contains("count(DISTINCT"), "{physical}");
+}
+
 /// The `.parquet` files a plan's scans would read.
 async fn files_scanned(engine: &QueryEngine, sql: &str) -> usize {
     let plan = rows(engine, &format!("EXPLAIN {sql}")).await;
