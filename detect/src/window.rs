@@ -69,6 +69,11 @@ pub(crate) fn prune<T, A: Array<Item = Timed<T>>>(entries: &mut SmallVec<A>, hor
     if stale > 0 {
         entries.drain(..stale);
     }
+    // A window that once spilled keeps its heap block however far it shrinks; back
+    // inline, most keys hold no block again.
+    if entries.spilled() && entries.len() <= entries.inline_size() {
+        entries.shrink_to_fit();
+    }
 }
 
 /// The first window `[end - width, end]` that contains entry `at` and satisfies `hit`,
@@ -174,6 +179,16 @@ mod tests {
         assert_eq!(entries.len(), 2);
         prune(&mut entries, 0);
         assert_eq!(entries.len(), 2);
+    }
+
+    #[test]
+    fn a_pruned_window_goes_back_inline() {
+        let mut entries = window(&[10, 20, 30]);
+        assert!(entries.spilled());
+        prune(&mut entries, 25);
+        assert_eq!(entries.len(), 1);
+        assert!(!entries.spilled());
+        assert_eq!(entries[0].time, 30);
     }
 
     #[test]
