@@ -28,6 +28,11 @@ pub(crate) fn insert<T, A: Array<Item = Timed<T>>>(
     time: Micros,
     item: T,
 ) -> usize {
+    // Windows are short and most keys hold a few entries: grow a spilled window by one
+    // entry rather than doubling it (a doubled block is mostly empty, kept for minutes).
+    if entries.len() == entries.capacity() {
+        entries.reserve_exact(1);
+    }
     // Nearly every event is the newest of its window: append without a search.
     if entries.last().is_none_or(|last| last.time <= time) {
         entries.push(Timed { time, item });
