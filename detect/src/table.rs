@@ -17,6 +17,9 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Entries a table can hold: entry numbers are `u32`, and `u32::MAX` marks an empty
+/// bucket. `max_keys` is checked against it.
+pub(crate) const MAX_ENTRIES: usize = u32::MAX as usize - 1;
 /// Entries the vector grows by at least.
 const MIN_GROWTH: usize = 64;
 /// An empty bucket.
@@ -266,6 +269,9 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Table<V> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Table<V>, A::Error> {
                 let mut table = Table::default();
                 while let Some((key, value)) = map.next_entry::<u64, V>()? {
+                    if table.len() >= MAX_ENTRIES {
+                        return Err(serde::de::Error::custom("more entries than a table holds"));
+                    }
                     // A repeated key keeps its first value, as no encoder writes one.
                     let mut value = Some(value);
                     table.get_or_insert_with(key, || value.take().expect("taken once"));
