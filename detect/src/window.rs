@@ -66,10 +66,15 @@ pub(crate) fn replace<T, A: Array<Item = Timed<T>>>(
 }
 
 /// Drops entries older than `horizon`.
+#[inline]
 pub(crate) fn prune<T, A: Array<Item = Timed<T>>>(entries: &mut SmallVec<A>, horizon: Micros) {
-    if entries.first().is_none_or(|first| first.time >= horizon) {
-        return;
+    // Nearly always nothing is stale: no call.
+    if entries.first().is_some_and(|first| first.time < horizon) {
+        prune_stale(entries, horizon);
     }
+}
+
+fn prune_stale<T, A: Array<Item = Timed<T>>>(entries: &mut SmallVec<A>, horizon: Micros) {
     let stale = entries.partition_point(|entry| entry.time < horizon);
     if stale > 0 {
         entries.drain(..stale);
@@ -104,6 +109,22 @@ pub(crate) fn find<T>(
     None
 }
 
+/// [`find`] for a `hit` that needs at least `min` entries: with fewer in the whole
+/// window none can hit, so the search is skipped (most keys hold fewer than a
+/// detector's threshold, and this runs on nearly every event).
+pub(crate) fn find_min<T>(
+    entries: &[Timed<T>],
+    at: usize,
+    width: Micros,
+    min: usize,
+    hit: impl FnMut(&[Timed<T>]) -> bool,
+) -> Option<Range<usize>> {
+    if entries.len() < min {
+        return None;
+    }
+    find(entries, at, width, hit)
+}
+
 /// Number of distinct values in a short slice (windows hold tens of entries, so a
 /// quadratic scan beats hashing).
 pub(crate) fn distinct<T, K: PartialEq>(entries: &[Timed<T>], key: impl Fn(&T) -> K) -> usize {
@@ -119,7 +140,19 @@ pub(crate) fn distinct<T, K: PartialEq>(entries: &[Timed<T>], key: impl Fn(&T) -
 
 /// Keeps at most `cap` entries. Entries whose key occurs again later go first, so a
 /// flood of repeats cannot push the only entry of a distinct key out of the window.
+#[inline]
 pub(crate) fn trim<T, K: PartialEq, A: Array<Item = Timed<T>>>(
+    entries: &mut SmallVec<A>,
+    cap: usize,
+    key: impl Fn(&T) -> K,
+) {
+    // Nearly always under the cap: no call.
+    if entries.len() > cap {
+        trim_over(entries, cap, key);
+    }
+}
+
+fn trim_over<T, K: PartialEq, A: Array<Item = Timed<T>>>(
     entries: &mut SmallVec<A>,
     cap: usize,
     key: impl Fn(&T) -> K,
@@ -160,6 +193,13 @@ mod tests {
         let at = insert(&mut entries, 15, 9);
         let found = find(&entries, at, 20, |slice| slice.len() >= 3);
         assert_eq!(found, Some(0..3));
+    }
+
+    #[test]
+    fn find_min_skips_windows_too_small_to_hit() {
+        let entries = window(&[0, 10, 20]);
+        assert_eq!(find_min(&entries, 2, 20, 4, |_| true), None);
+        assert_eq!(find_min(&entries, 2, 20, 3, |s| s.len() >= 3), Some(0..3));
     }
 
     #[test]
