@@ -2,10 +2,15 @@
 //! core: events/s through `Detectors::observe`, event-in -> alerts-out latency
 //! quantiles, and the memory the detector state takes per active principal.
 //!
-//! Memory is measured as the growth of the process's resident set while the detectors
-//! fill (events are made one at a time and dropped, so they do not count); that
-//! includes the allocator's own overhead, so it is an upper bound. The checkpoint size
-//! is printed next to it as a lower bound.
+//! Memory is measured by a counting global allocator: the heap bytes the detectors hold
+//! at the end of the run (requested sizes, live allocations only; events are made in
+//! batches and dropped, alerts are drained, so neither counts). The growth of the
+//! process's resident set is printed next to it (it includes the allocator's own
+//! overhead and pages freed but not returned), and the checkpoint size.
+//!
+//! The run ends with a digest of every alert (id, detector, severity, evidence) and of
+//! every table's live / expired / evicted counts: an optimisation must leave it
+//! unchanged. With `EXPECT_DIGEST` set the bench exits non-zero when it differs.
 //!
 //! Throughput is printed twice: per wall-clock second, and per second the thread was
 //! on a CPU (the scheduler's accounting), which stays comparable when other processes
@@ -13,6 +18,7 @@
 //!
 //! `cargo bench -p authtrail-detect` (env `EVENTS` overrides the event count).
 
+use std::alloc::System;
 use std::borrow::Cow;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -21,6 +27,20 @@ use std::time::{Duration, Instant};
 use authtrail_detect::{DetectConfig, Detectors};
 use authtrail_model::{Event, Kind, Micros, Outcome, PrincipalType};
 use hdrhistogram::Histogram;
+use sha2::{Digest, Sha256};
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
+
+/// The system allocator, counting the bytes allocated and freed.
+#[global_allocator]
+static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Heap bytes held now (requested sizes of live allocations).
+fn held_bytes() -> isize {
+    let stats = ALLOCATOR.stats();
+    // A realloc's growth is counted in the first, a shrink in the second
+    // (`bytes_reallocated` only repeats them).
+    stats.bytes_allocated as isize - stats.bytes_deallocated as isize
+}
 
 const PRINCIPALS: usize = 100_000;
 const SERVICES: usize = 1_000;
@@ -240,7 +260,9 @@ fn main() {
 
     // Throughput: time batches of observe calls; latency: time every 16th call on its
     // own (an `Instant::now` pair per event would distort the throughput figure).
+    let mut digest = Sha256::new();
     let resident_before = resident_bytes();
+    let held_before = held_bytes();
     let mut batch = Vec::with_capacity(4_096);
     let mut done = 0u64;
     while done < events {
@@ -263,6 +285,18 @@ fn main() {
             }
             raised += alerts.len() as u64;
             for alert in alerts.drain(..) {
+                for field in [
+                    alert.id.as_str(),
+                    alert.detector.as_str(),
+                    alert.severity.as_str(),
+                ] {
+                    digest.update(field.as_bytes());
+                    digest.update([0]);
+                }
+                for id in &alert.evidence_ids {
+                    digest.update(id.as_bytes());
+                    digest.update([1]);
+                }
                 *by_detector.entry(alert.detector).or_default() += 1;
             }
         }
@@ -274,9 +308,26 @@ fn main() {
         done += n;
     }
     drop(batch);
+    let held = (held_bytes() - held_before).max(0) as usize;
     let resident_after = resident_bytes();
     let stats = detectors.stats();
     let checkpoint = black_box(detectors.checkpoint());
+    for table in &stats.tables {
+        let state = table.state;
+        digest.update(table.name.as_bytes());
+        for count in [state.live_keys as u64, state.expired, state.evicted] {
+            digest.update(count.to_le_bytes());
+        }
+    }
+    for count in [
+        stats.events,
+        stats.late_events,
+        stats.alerts,
+        stats.suppressed,
+    ] {
+        digest.update(count.to_le_bytes());
+    }
+    let digest = hex::encode(&digest.finalize()[..8]);
 
     let state = resident_after.saturating_sub(resident_before);
     println!("events:              {done}");
@@ -306,6 +357,11 @@ fn main() {
         latency.max() as f64 / 1_000.0
     );
     println!(
+        "state (heap held):   {:.1} MiB = {:.0} bytes per active principal",
+        held as f64 / (1 << 20) as f64,
+        held as f64 / PRINCIPALS as f64
+    );
+    println!(
         "state (RSS growth):  {:.1} MiB = {:.0} bytes per active principal",
         state as f64 / (1 << 20) as f64,
         state as f64 / PRINCIPALS as f64
@@ -320,5 +376,13 @@ fn main() {
             "  {:<26} live {:>8}  expired {:>8}  evicted {:>3}",
             table.name, table.state.live_keys, table.state.expired, table.state.evicted
         );
+    }
+    println!("alerts by detector:  {by_detector:?}");
+    println!("digest:              {digest} (alerts and table counts)");
+    if let Ok(expected) = std::env::var("EXPECT_DIGEST") {
+        if expected != digest {
+            eprintln!("digest {digest} differs from the expected {expected}");
+            std::process::exit(1);
+        }
     }
 }

@@ -25,6 +25,7 @@ pub struct DetectConfig {
     pub allowed_lateness: Duration,
     /// Most keys one state table holds (per detector, and for the shared baseline,
     /// token and suppression tables); past it the soonest-expiring keys are evicted.
+    /// At most 2^32 - 2 (a table numbers its entries in 32 bits).
     pub max_keys: usize,
     /// How long a token is remembered after its expiry or last use, whichever is later.
     #[serde(with = "humantime_serde")]
@@ -70,6 +71,12 @@ impl DetectConfig {
     pub fn validate(&self) -> Result<(), Error> {
         if self.max_keys == 0 {
             return Err(Error::Config("`max_keys` must be at least 1".into()));
+        }
+        if self.max_keys > crate::table::MAX_ENTRIES {
+            return Err(Error::Config(format!(
+                "`max_keys` must be at most {}",
+                crate::table::MAX_ENTRIES
+            )));
         }
         self.service_fan_out.validate()?;
         self.authz_probing.validate()?;
@@ -151,6 +158,21 @@ mod tests {
     fn rejects_unknown_fields() {
         let error = toml::from_str::<DetectConfig>("[brute_force]\nthreshold = 3\n").unwrap_err();
         assert!(error.to_string().contains("unknown field"), "{error}");
+    }
+
+    #[test]
+    fn rejects_more_keys_than_a_table_holds() {
+        let config = DetectConfig {
+            max_keys: crate::table::MAX_ENTRIES + 1,
+            ..DetectConfig::default()
+        };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("`max_keys` must be at most"), "{error}");
+        let config = DetectConfig {
+            max_keys: crate::table::MAX_ENTRIES,
+            ..DetectConfig::default()
+        };
+        config.validate().unwrap();
     }
 
     #[test]

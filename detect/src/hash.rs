@@ -7,7 +7,7 @@
 //! purpose; alert ids never depend on it.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
@@ -99,8 +99,6 @@ impl Hasher for Passthrough {
     }
 }
 
-/// Map keyed by a hash.
-pub(crate) type HashedMap<V> = HashMap<u64, V, BuildHasherDefault<Passthrough>>;
 /// Set of hashes.
 pub(crate) type HashedSet = HashSet<u64, BuildHasherDefault<Passthrough>>;
 

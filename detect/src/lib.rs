@@ -21,6 +21,7 @@ mod part;
 mod shared;
 mod state;
 mod suppress;
+mod table;
 mod window;
 
 pub use config::DetectConfig;

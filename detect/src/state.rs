@@ -4,7 +4,7 @@
 use authtrail_model::Micros;
 use serde::{Deserialize, Serialize};
 
-use crate::hash::HashedMap;
+use crate::table::Table;
 
 /// The value of one key and when (event time) it may be forgotten.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,7 +27,7 @@ pub struct TableStats {
 /// A map from key hashes to values with expiry and a cap on keys.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct KeyedState<V> {
-    slots: HashedMap<Slot<V>>,
+    slots: Table<Slot<V>>,
     // The cap comes from the config, not from the checkpoint.
     #[serde(skip)]
     cap: usize,
@@ -39,7 +39,7 @@ impl<V> KeyedState<V> {
     /// An empty table holding at most `cap` keys.
     pub fn new(cap: usize) -> Self {
         KeyedState {
-            slots: HashedMap::default(),
+            slots: Table::default(),
             cap: cap.max(1),
             expired: 0,
             evicted: 0,
@@ -57,12 +57,12 @@ impl<V> KeyedState<V> {
     }
 
     pub fn get(&self, key: u64) -> Option<&V> {
-        self.slots.get(&key).map(|slot| &slot.value)
+        self.slots.get(key).map(|slot| &slot.value)
     }
 
     #[cfg(test)]
     pub fn get_mut(&mut self, key: u64) -> Option<&mut Slot<V>> {
-        self.slots.get_mut(&key)
+        self.slots.get_mut(key)
     }
 
     /// The slot of `key`, created with `init` when absent (making room first if the
@@ -75,11 +75,11 @@ impl<V> KeyedState<V> {
         init: impl FnOnce() -> V,
     ) -> &mut Slot<V> {
         // The length check first: below the cap (nearly always) the key is probed once.
-        if self.slots.len() >= self.cap && !self.slots.contains_key(&key) {
+        if self.slots.len() >= self.cap && !self.slots.contains_key(key) {
             let keep = |slot: &mut Slot<V>, _: &mut ()| slot.expires_at >= now;
             self.make_room(keep, |_, _| (), &mut ());
         }
-        let slot = self.slots.entry(key).or_insert_with(|| Slot {
+        let slot = self.slots.get_or_insert_with(key, || Slot {
             expires_at,
             value: init(),
         });
@@ -89,7 +89,7 @@ impl<V> KeyedState<V> {
 
     /// Forgets `key` (a value with nothing left in it); not counted as a removal.
     pub fn remove(&mut self, key: u64) {
-        self.slots.remove(&key);
+        self.slots.remove(key);
     }
 
     /// Drops the keys whose expiry lies before `now`.
@@ -183,11 +183,11 @@ impl<V: Parts> KeyedState<V> {
         init: impl FnOnce() -> V,
         counts: &mut V::Counts,
     ) -> &mut Slot<V> {
-        if self.slots.len() >= self.cap && !self.slots.contains_key(&key) {
+        if self.slots.len() >= self.cap && !self.slots.contains_key(key) {
             let keep = |slot: &mut Slot<V>, counts: &mut V::Counts| V::sweep(slot, now, counts);
             self.make_room(keep, V::evicted, counts);
         }
-        self.slots.entry(key).or_insert_with(|| Slot {
+        self.slots.get_or_insert_with(key, || Slot {
             expires_at: Micros::MIN,
             value: init(),
         })

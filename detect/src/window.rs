@@ -28,6 +28,11 @@ pub(crate) fn insert<T, A: Array<Item = Timed<T>>>(
     time: Micros,
     item: T,
 ) -> usize {
+    // Windows are short and most keys hold a few entries: grow a spilled window by one
+    // entry rather than doubling it (a doubled block is mostly empty, kept for minutes).
+    if entries.len() == entries.capacity() {
+        entries.reserve_exact(1);
+    }
     // Nearly every event is the newest of its window: append without a search.
     if entries.last().is_none_or(|last| last.time <= time) {
         entries.push(Timed { time, item });
@@ -61,13 +66,23 @@ pub(crate) fn replace<T, A: Array<Item = Timed<T>>>(
 }
 
 /// Drops entries older than `horizon`.
+#[inline]
 pub(crate) fn prune<T, A: Array<Item = Timed<T>>>(entries: &mut SmallVec<A>, horizon: Micros) {
-    if entries.first().is_none_or(|first| first.time >= horizon) {
-        return;
+    // Nearly always nothing is stale: no call.
+    if entries.first().is_some_and(|first| first.time < horizon) {
+        prune_stale(entries, horizon);
     }
+}
+
+fn prune_stale<T, A: Array<Item = Timed<T>>>(entries: &mut SmallVec<A>, horizon: Micros) {
     let stale = entries.partition_point(|entry| entry.time < horizon);
     if stale > 0 {
         entries.drain(..stale);
+    }
+    // A window that once spilled keeps its heap block however far it shrinks; back
+    // inline, most keys hold no block again.
+    if entries.spilled() && entries.len() <= entries.inline_size() {
+        entries.shrink_to_fit();
     }
 }
 
@@ -94,6 +109,22 @@ pub(crate) fn find<T>(
     None
 }
 
+/// [`find`] for a `hit` that needs at least `min` entries: with fewer in the whole
+/// window none can hit, so the search is skipped (most keys hold fewer than a
+/// detector's threshold, and this runs on nearly every event).
+pub(crate) fn find_min<T>(
+    entries: &[Timed<T>],
+    at: usize,
+    width: Micros,
+    min: usize,
+    hit: impl FnMut(&[Timed<T>]) -> bool,
+) -> Option<Range<usize>> {
+    if entries.len() < min {
+        return None;
+    }
+    find(entries, at, width, hit)
+}
+
 /// Number of distinct values in a short slice (windows hold tens of entries, so a
 /// quadratic scan beats hashing).
 pub(crate) fn distinct<T, K: PartialEq>(entries: &[Timed<T>], key: impl Fn(&T) -> K) -> usize {
@@ -109,7 +140,19 @@ pub(crate) fn distinct<T, K: PartialEq>(entries: &[Timed<T>], key: impl Fn(&T) -
 
 /// Keeps at most `cap` entries. Entries whose key occurs again later go first, so a
 /// flood of repeats cannot push the only entry of a distinct key out of the window.
+#[inline]
 pub(crate) fn trim<T, K: PartialEq, A: Array<Item = Timed<T>>>(
+    entries: &mut SmallVec<A>,
+    cap: usize,
+    key: impl Fn(&T) -> K,
+) {
+    // Nearly always under the cap: no call.
+    if entries.len() > cap {
+        trim_over(entries, cap, key);
+    }
+}
+
+fn trim_over<T, K: PartialEq, A: Array<Item = Timed<T>>>(
     entries: &mut SmallVec<A>,
     cap: usize,
     key: impl Fn(&T) -> K,
@@ -153,6 +196,13 @@ mod tests {
     }
 
     #[test]
+    fn find_min_skips_windows_too_small_to_hit() {
+        let entries = window(&[0, 10, 20]);
+        assert_eq!(find_min(&entries, 2, 20, 4, |_| true), None);
+        assert_eq!(find_min(&entries, 2, 20, 3, |s| s.len() >= 3), Some(0..3));
+    }
+
+    #[test]
     fn window_bounds_are_inclusive() {
         let entries = window(&[0, 20]);
         assert_eq!(find(&entries, 1, 20, |s| s.len() >= 2), Some(0..2));
@@ -174,6 +224,16 @@ mod tests {
         assert_eq!(entries.len(), 2);
         prune(&mut entries, 0);
         assert_eq!(entries.len(), 2);
+    }
+
+    #[test]
+    fn a_pruned_window_goes_back_inline() {
+        let mut entries = window(&[10, 20, 30]);
+        assert!(entries.spilled());
+        prune(&mut entries, 25);
+        assert_eq!(entries.len(), 1);
+        assert!(!entries.spilled());
+        assert_eq!(entries[0].time, 30);
     }
 
     #[test]

@@ -121,7 +121,7 @@ impl Detector for AuthzProbing {
         let at = window::insert(denies, time, deny);
         let (n, m) = (self.config.min_denies, self.config.min_targets);
         let hit = |w: &[Timed<Deny>]| w.len() >= n && window::distinct(w, |d| d.target) >= m;
-        let Some(range) = window::find(denies, at, self.window, hit) else {
+        let Some(range) = window::find_min(denies, at, self.window, n, hit) else {
             // Repeats of one target go first, so the distinct targets survive a flood.
             window::trim(denies, 4 * n.max(m) + 16, |d| d.target);
             return;

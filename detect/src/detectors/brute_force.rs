@@ -121,7 +121,8 @@ impl BruteForce {
         );
         let at = window::insert(&mut account.failures, time, EventId::new(&event.id));
         let n = self.min_failures;
-        let Some(range) = window::find(&account.failures, at, self.window, |w| w.len() >= n) else {
+        let Some(range) = window::find_min(&account.failures, at, self.window, n, |w| w.len() >= n)
+        else {
             // Below N in every window, the entries within W + lateness stay few; the
             // cap only guards against a flood of failures at one instant.
             window::trim(&mut account.failures, 4 * n + 16, |_| ());

@@ -122,7 +122,7 @@ impl Detector for PasswordSpray {
         let at = window::insert(attempts, time, attempt);
         let n = self.config.min_principals;
         let hit = |w: &[Timed<Attempt>]| window::distinct(w, |a| a.principal) >= n;
-        let Some(range) = window::find(attempts, at, self.window, hit) else {
+        let Some(range) = window::find_min(attempts, at, self.window, n, hit) else {
             // A user retrying from a shared address must not push other principals out.
             window::trim(attempts, 4 * n + 16, |a| a.principal);
             return;

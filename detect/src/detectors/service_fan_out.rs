@@ -137,7 +137,7 @@ impl Detector for ServiceFanOut {
         let hit = |w: &[Timed<Reach>]| {
             w.len() >= n && w.iter().filter(|r| r.item.new_id.is_some()).count() >= k
         };
-        let Some(range) = window::find(reaches, at, self.window, hit) else {
+        let Some(range) = window::find_min(reaches, at, self.window, n, hit) else {
             window::trim(reaches, 4 * n + 16, |_| ());
             return;
         };

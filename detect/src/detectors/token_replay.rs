@@ -133,7 +133,7 @@ impl TokenReplay {
             None => window::insert(sightings, time, sighting),
         };
         let n = self.config.min_source_ips;
-        let Some(range) = window::find(sightings, at, self.window, |w| w.len() >= n) else {
+        let Some(range) = window::find_min(sightings, at, self.window, n, |w| w.len() >= n) else {
             window::trim(sightings, 4 * n + 16, |_| ());
             return;
         };
