@@ -116,6 +116,17 @@ impl Lake {
     /// The segment's first offset must be the log's next offset (or later): ranges never
     /// overlap what the lake already holds.
     pub fn commit(&mut self, log: &mut PartitionLog, segment: Segment) -> Result<CommitSummary> {
+        self.commit_ref(log, &segment)
+    }
+
+    /// [`commit`](Self::commit) that leaves the segment with the caller, to retry it after
+    /// an I/O error (a full disk): a retry appends a new pending record and rewrites the
+    /// same files under the same names.
+    pub fn commit_ref(
+        &mut self,
+        log: &mut PartitionLog,
+        segment: &Segment,
+    ) -> Result<CommitSummary> {
         debug_assert!(log
             .next_offset()
             .is_none_or(|next| segment.first_offset >= next));
