@@ -7,11 +7,13 @@
 mod support;
 
 use std::io::Write;
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    authtrail_env, column_counts, good_event, row_count, wait_for_rows, Broker, WorkDir,
+    authtrail_env, column_counts, good_event, row_count, wait_for_rows, Broker, Process, WorkDir,
 };
 
 /// The command that runs the whole pipeline (ingest, store, detect, respond). Kept in one
@@ -143,6 +145,90 @@ fn a_full_disk_stops_commits_and_nothing_is_lost_once_space_returns() {
         "the lake accepts writes again",
         Duration::from_secs(30),
     );
+    ingest.signal(SIGTERM);
+    assert!(ingest.wait(Duration::from_secs(60)).success(), "clean exit");
+    assert_exactly_once(&lake, &ids);
+    assert_verifies(work.path(), &lake_arg);
+}
+
+/// A tansu broker with durable storage (`sqlite://tansu.db` in `dir`) on a fixed port, so
+/// it can be stopped and started again with its topics, messages and committed offsets.
+fn start_durable_broker(dir: &Path, port: u16, run: &str) -> Process {
+    let tansu = std::env::var_os("AUTHTRAIL_TANSU").map_or_else(
+        || Path::new(&std::env::var("HOME").unwrap()).join(".cache/authtrail-tools/bin/tansu"),
+        Into::into,
+    );
+    let url = format!("tcp://127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.join(format!("tansu-{run}.log"))).unwrap();
+    let child = Command::new(tansu)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .current_dir(dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start tansu (scripts/install-test-deps.sh)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Process {
+        child,
+        name: "tansu",
+    }
+}
+
+#[test]
+fn a_broker_restart_mid_stream_loses_nothing() {
+    let work = WorkDir::new();
+    let lake = work.path().join("lake");
+    let lake_arg = lake.to_string_lossy().into_owned();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut tansu = start_durable_broker(work.path(), port, "first");
+    let broker = Broker::existing(&format!("127.0.0.1:{port}"));
+    let config = write_config(work.path());
+
+    let first = work.path().join("first.jsonl");
+    let mut ids = write_events(&first, 0..3_000);
+    broker.produce(TOPIC, &first, Some(PARTITIONS));
+    let mut ingest = authtrail_env(
+        work.path(),
+        "ingest",
+        &[
+            "--lake",
+            &lake_arg,
+            PIPELINE_COMMAND,
+            "--config",
+            &config,
+            "--brokers",
+            &broker.address,
+        ],
+        &[],
+    );
+    wait_for_rows(&lake, ids.len(), Duration::from_secs(120));
+
+    // The broker goes away while authtrail runs, and comes back with its storage.
+    tansu.signal(SIGTERM);
+    tansu.wait(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    let _tansu = start_durable_broker(work.path(), port, "second");
+    let second = work.path().join("second.jsonl");
+    ids.extend(write_events(&second, 3_000..6_000));
+    broker.produce(TOPIC, &second, None);
+
+    wait_for_rows(&lake, ids.len(), Duration::from_secs(180));
     ingest.signal(SIGTERM);
     assert!(ingest.wait(Duration::from_secs(60)).success(), "clean exit");
     assert_exactly_once(&lake, &ids);
