@@ -56,10 +56,15 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     install_signal_handlers(stop.clone())?;
 
+    let maintenance = crate::lake::spawn_maintenance(lake.handle(), &config, stop.clone());
     let result = match &args.from_file {
         Some(path) => ingest_file(lake, &config, path, detection, stats, &stop),
         None => ingest_kafka(lake, &config, detection, stats, &stop),
     };
+    stop.store(true, Ordering::Relaxed);
+    if let Some(maintenance) = maintenance {
+        let _ = maintenance.join();
+    }
     if let Some(responder) = responder {
         // Deliveries in flight get `respond.drain_timeout`; the rest wait in the outbox.
         responder

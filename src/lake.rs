@@ -100,3 +100,41 @@ fn wall_clock_micros() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_micros() as i64)
 }
+
+/// Runs retention and compaction every `lake.maintenance.interval` on its own thread (off
+/// with `0s`), until `stop` is set. A run that fails (another `authtrail maintain` holds
+/// the lock, a full disk) is logged and tried again next interval.
+pub fn spawn_maintenance(
+    mut lake: Lake,
+    config: &Config,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let maintenance = config.lake.maintenance.clone();
+    if maintenance.interval.is_zero() {
+        return None;
+    }
+    let thread = std::thread::Builder::new()
+        .name("maintenance".into())
+        .spawn(move || {
+            let tick = std::time::Duration::from_millis(200);
+            let mut next = std::time::Instant::now() + maintenance.interval;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if std::time::Instant::now() < next {
+                    std::thread::sleep(tick);
+                    continue;
+                }
+                match lake.maintain(&maintenance, wall_clock_micros()) {
+                    Ok(report) => tracing::info!(?report, "lake maintenance done"),
+                    Err(error) => tracing::warn!(%error, "lake maintenance failed"),
+                }
+                next = std::time::Instant::now() + maintenance.interval;
+            }
+        });
+    match thread {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::warn!(%error, "could not start the maintenance thread");
+            None
+        }
+    }
+}

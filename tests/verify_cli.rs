@@ -84,3 +84,56 @@ fn verify_passes_a_signed_lake_and_fails_a_tampered_one() {
     );
     assert!(text(&verify).contains("1 findings"), "{}", text(&verify));
 }
+
+#[test]
+fn maintain_compacts_then_expires_and_verify_still_passes() {
+    let work = WorkDir::new();
+    let input = work.path().join("events.jsonl");
+    let mut file = std::fs::File::create(&input).unwrap();
+    for i in 0..2_000 {
+        writeln!(file, "{}", good_event(i)).unwrap();
+    }
+    drop(file);
+    let lake_dir = work.path().join("lake");
+    let lake = lake_dir.to_str().unwrap();
+    let ingest = authtrail(
+        lake,
+        &[
+            "ingest",
+            "--from-file",
+            input.to_str().unwrap(),
+            "--flush-rows",
+            "100",
+        ],
+    );
+    assert!(ingest.status.success(), "{}", text(&ingest));
+    let files_before = support::parquet_files(&lake_dir.join("events")).len();
+    let rows_before = support::row_count(&lake_dir, "events");
+
+    // The events' hours (2026-11-23) are closed: compaction folds each hour's files into one.
+    let config = work.path().join("authtrail.toml");
+    std::fs::write(&config, "[lake.maintenance]\ncompact_min_files = 2\n").unwrap();
+    let config = config.to_str().unwrap();
+    let maintain = authtrail(lake, &["maintain", "--config", config]);
+    assert!(maintain.status.success(), "{}", text(&maintain));
+    let files_after = support::parquet_files(&lake_dir.join("events")).len();
+    assert!(
+        files_after < files_before,
+        "{files_before} -> {files_after} files"
+    );
+    assert_eq!(support::row_count(&lake_dir, "events"), rows_before);
+    let verify = authtrail(lake, &["verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+
+    // A one-day retention expires them all (they are older than a day).
+    std::fs::write(
+        config,
+        "[lake.maintenance]\nretention_days = { events = 1, rejects = 1, alerts = 1 }\n",
+    )
+    .unwrap();
+    let maintain = authtrail(lake, &["maintain", "--config", config]);
+    assert!(maintain.status.success(), "{}", text(&maintain));
+    assert_eq!(support::row_count(&lake_dir, "events"), 0);
+    let verify = authtrail(lake, &["verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+}
