@@ -108,15 +108,12 @@ enum Expect {
 }
 
 /// Checks every file of the lake at `root` against the manifests and their chain.
+///
+/// A lake being written meanwhile may change between reading the logs and hashing the
+/// files; a file finding is therefore checked again against the logs as they are after the
+/// walk, and dropped if they now account for it (a flush or maintenance step in between).
 pub fn verify(root: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
-    let mut report = VerifyReport::default();
-    let mut expected = BTreeMap::new();
-    let mut logs = list_logs(&root.join(MANIFEST_DIR))?;
-    // The maintenance log last: its removals apply to files the other logs committed.
-    logs.sort_by_key(|path| (path.ends_with(MAINTENANCE_MANIFEST), path.clone()));
-    for log in &logs {
-        replay_log(log, options, &mut expected, &mut report)?;
-    }
+    let (logs, mut expected, mut report) = read_logs(root, options)?;
     for table in [Table::Events, Table::Rejects, Table::Alerts] {
         check_files(root, &root.join(table.as_str()), &mut expected, &mut report)?;
     }
@@ -124,6 +121,12 @@ pub fn verify(root: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
         if let Expect::File(_) = expect {
             report.findings.push(Finding::Missing { path });
         }
+    }
+    if report.findings.iter().any(Finding::is_about_a_file) {
+        let (_, now_expected, _) = read_logs(root, options)?;
+        report
+            .findings
+            .retain(|finding| !accounted_for(root, finding, &now_expected));
     }
     if !logs.iter().any(|log| log.ends_with(crate::ALERTS_MANIFEST))
         && report
@@ -138,6 +141,50 @@ pub fn verify(root: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
         );
     }
     Ok(report)
+}
+
+type Logs = (Vec<PathBuf>, BTreeMap<String, Expect>, VerifyReport);
+
+/// Replays every manifest log: the files the lake should hold, and the chain's findings.
+fn read_logs(root: &Path, options: &VerifyOptions) -> Result<Logs> {
+    let mut report = VerifyReport::default();
+    let mut expected = BTreeMap::new();
+    let mut logs = list_logs(&root.join(MANIFEST_DIR))?;
+    // The maintenance log last: its removals apply to files the other logs committed.
+    logs.sort_by_key(|path| (path.ends_with(MAINTENANCE_MANIFEST), path.clone()));
+    for log in &logs {
+        replay_log(log, options, &mut expected, &mut report)?;
+    }
+    Ok((logs, expected, report))
+}
+
+impl Finding {
+    fn is_about_a_file(&self) -> bool {
+        matches!(
+            self,
+            Finding::Modified { .. } | Finding::Missing { .. } | Finding::Unexpected { .. }
+        )
+    }
+}
+
+/// Whether the logs as they are now explain a file finding of the walk.
+fn accounted_for(root: &Path, finding: &Finding, expected: &BTreeMap<String, Expect>) -> bool {
+    let path = match finding {
+        Finding::Modified { path, .. } | Finding::Unexpected { path } => path,
+        Finding::Missing { path } => {
+            return !matches!(expected.get(path), Some(Expect::File(_)));
+        }
+        _ => return false,
+    };
+    let base = path.strip_suffix(".tmp").unwrap_or(path);
+    match expected.get(base) {
+        Some(Expect::InFlight) => true,
+        Some(Expect::File(entry)) if base == path => sha256_file(&root.join(path))
+            .is_ok_and(|actual| entry.sha256.as_deref() == Some(actual.as_str())),
+        // Deleted since the walk (retention, compaction) and no longer expected.
+        None => !root.join(path).exists(),
+        _ => false,
+    }
 }
 
 fn list_logs(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -315,4 +362,42 @@ fn sha256_file(path: &Path) -> Result<String> {
         hasher.update(&buffer[..read]);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_look_drops_findings_the_logs_now_explain() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("landed.parquet"), b"new").unwrap();
+        fs::write(root.join("planted.parquet"), b"x").unwrap();
+        let mut now = BTreeMap::new();
+        // Written and committed while the walk ran.
+        let digest = hex::encode(Sha256::digest(b"new"));
+        now.insert(
+            "landed.parquet".to_owned(),
+            Expect::File(FileEntry {
+                path: "landed.parquet".into(),
+                rows: None,
+                bytes: None,
+                sha256: Some(digest),
+                time_range: None,
+            }),
+        );
+        let unexpected = |path: &str| Finding::Unexpected { path: path.into() };
+        assert!(accounted_for(root, &unexpected("landed.parquet"), &now));
+        assert!(!accounted_for(root, &unexpected("planted.parquet"), &now));
+        // Removed by maintenance while the walk ran: no longer expected, so not missing.
+        let missing = Finding::Missing {
+            path: "expired.parquet".into(),
+        };
+        assert!(accounted_for(root, &missing, &now));
+        let still_missing = Finding::Missing {
+            path: "landed.parquet".into(),
+        };
+        assert!(!accounted_for(root, &still_missing, &now));
+    }
 }
