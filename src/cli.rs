@@ -41,6 +41,35 @@ pub enum Command {
     Query(QueryArgs),
     /// Serve the HTTP API (SQL and forensic endpoints) over the lake.
     Serve(ServeArgs),
+    /// Check every lake file against the manifests, their hash chain and signatures;
+    /// exits non-zero on any modified, missing or unexpected file or broken record.
+    Verify(VerifyArgs),
+    /// Apply retention (`lake.maintenance.retention_days`) and compact the small files of
+    /// closed hours; both are recorded in the manifest. Safe while `authtrail ingest` runs.
+    Maintain(MaintainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MaintainArgs {
+    /// Configuration file (TOML), for `lake.path`, `[lake.maintenance]` and the signing key.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Configuration file (TOML), for `lake.path` and the keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Ed25519 public key (64 hex characters) to check signatures with; overrides
+    /// `lake.public_key`.
+    #[arg(long, value_name = "HEX")]
+    pub public_key: Option<String>,
+
+    /// Accept unsigned records even with a key (records written before signing was on).
+    #[arg(long)]
+    pub allow_unsigned: bool,
 }
 
 #[derive(Debug, clap::Args)]

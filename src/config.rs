@@ -40,6 +40,15 @@ pub struct Config {
 pub struct LakeConfig {
     /// The lake's root directory; `--lake` overrides it. Default `./authtrail-data`.
     pub path: Option<PathBuf>,
+    /// File holding the Ed25519 key (64 hex characters) that signs every manifest record;
+    /// the `AUTHTRAIL_SIGNING_KEY` environment variable (the key itself) overrides it.
+    /// Unset: records are hash-chained but not signed.
+    pub signing_key_file: Option<PathBuf>,
+    /// Public key (64 hex characters) `authtrail verify` checks signatures with; derived
+    /// from the signing key when unset.
+    pub public_key: Option<String>,
+    /// `[lake.maintenance]`: how long each table is kept, and compaction of closed hours.
+    pub maintenance: authtrail_store::MaintenanceConfig,
 }
 
 impl Config {
@@ -71,6 +80,7 @@ mod tests {
         );
         assert_eq!(example.query, QueryConfig::default());
         assert_eq!(example.api, ApiConfig::default());
+        assert_eq!(example.lake, LakeConfig::default());
     }
 
     #[test]

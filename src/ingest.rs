@@ -27,8 +27,13 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     };
     apply_flags(&mut config, args);
     let lake_root = lake_root(cli, &config);
+    let key = crate::lake::manifest_key(&config)?;
+    if let Some(key) = &key {
+        tracing::info!(public_key = %key.public().to_hex(), "signing manifest records");
+    }
     let lake = Lake::open(&lake_root, config.store)
-        .with_context(|| format!("opening the lake at `{}`", lake_root.display()))?;
+        .with_context(|| format!("opening the lake at `{}`", lake_root.display()))?
+        .with_manifest_key(key);
     let stats = Arc::new(IngestStats::default());
     // Started even with `--no-detect`, so undelivered alerts of earlier runs go out.
     let responder = if config.respond.enabled() {
@@ -51,10 +56,15 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     install_signal_handlers(stop.clone())?;
 
+    let maintenance = crate::lake::spawn_maintenance(lake.handle(), &config, stop.clone());
     let result = match &args.from_file {
         Some(path) => ingest_file(lake, &config, path, detection, stats, &stop),
         None => ingest_kafka(lake, &config, detection, stats, &stop),
     };
+    stop.store(true, Ordering::Relaxed);
+    if let Some(maintenance) = maintenance {
+        let _ = maintenance.join();
+    }
     if let Some(responder) = responder {
         // Deliveries in flight get `respond.drain_timeout`; the rest wait in the outbox.
         responder

@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod ingest;
+mod lake;
 mod query;
 mod respond;
 
@@ -17,6 +18,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Alerts(args) => respond::alerts(&cli, args),
         cli::Command::Query(args) => query::run(&cli, args),
         cli::Command::Serve(args) => query::serve(&cli, args),
+        cli::Command::Verify(args) => lake::verify_lake(&cli, args),
+        cli::Command::Maintain(args) => lake::maintain(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -209,7 +209,7 @@ pub(crate) struct Checkpoint {
 impl Checkpoint {
     /// Syncs the sink, writes the alerts, then replaces the checkpoint file — called once
     /// the lake holds every event the checkpoint covers.
-    pub(crate) fn save(self, lake: &mut Lake, sink: Option<&dyn AlertSink>) -> Result<()> {
+    pub(crate) fn save(&self, lake: &mut Lake, sink: Option<&dyn AlertSink>) -> Result<()> {
         if let Some(sink) = sink {
             sink.sync().map_err(Error::AlertSink)?;
         }

@@ -32,6 +32,9 @@ pub struct IngestStats {
     pub files: AtomicU64,
     /// Bytes of Parquet written.
     pub bytes: AtomicU64,
+    /// Lake writes that failed with an I/O error (a full disk) and were retried; offsets
+    /// are not committed meanwhile.
+    pub lake_write_retries: AtomicU64,
 }
 
 /// A point-in-time copy of [`IngestStats`].
@@ -49,6 +52,7 @@ pub struct StatsSnapshot {
     pub flushes: u64,
     pub files: u64,
     pub bytes: u64,
+    pub lake_write_retries: u64,
 }
 
 impl IngestStats {
@@ -72,6 +76,7 @@ impl IngestStats {
             flushes: read(&self.flushes),
             files: read(&self.files),
             bytes: read(&self.bytes),
+            lake_write_retries: read(&self.lake_write_retries),
         }
     }
 }

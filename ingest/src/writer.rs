@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use authtrail_store::{Lake, PartitionLog, Segment};
 
@@ -19,7 +19,7 @@ use crate::detection::{AlertSink, Checkpoint};
 use crate::message::Durable;
 use crate::pipeline::OnDurable;
 use crate::stats::IngestStats;
-use crate::Result;
+use crate::{Error, Result};
 
 /// A source partition: its name and number.
 pub(crate) type PartitionKey = (Arc<str>, i32);
@@ -81,7 +81,9 @@ impl Writer {
                 .logs
                 .get_mut(&key)
                 .expect("a partition's manifest arrives with or before its first segment");
-            let summary = self.lake.commit(log, segment)?;
+            let summary = retry_io(&self.stats, "committing a flush to the lake", || {
+                self.lake.commit_ref(log, &segment).map_err(Error::from)
+            })?;
             rows += summary.rows;
             bytes += summary.bytes;
             files += summary.files.len() as u64;
@@ -105,7 +107,10 @@ impl Writer {
             );
         }
         if let Some(checkpoint) = flush.checkpoint {
-            checkpoint.save(&mut self.lake, self.sink.as_deref())?;
+            let (lake, sink) = (&mut self.lake, self.sink.as_deref());
+            retry_io(&self.stats, "saving the detector checkpoint", || {
+                checkpoint.save(lake, sink)
+            })?;
         }
         durable.extend(flush.caught_up);
         for key in &flush.released {
@@ -120,5 +125,41 @@ impl Writer {
             None => {}
         }
         Ok(())
+    }
+}
+
+/// The longest wait between two attempts of a failing lake write.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs `write` until it succeeds, retrying I/O errors (a full or failing disk) with a
+/// growing wait: nothing is reported durable meanwhile, so offsets stay uncommitted and
+/// the source backs up, and once the disk has room again the same data is written. Other
+/// errors (encoding) would fail the same way again and are returned.
+fn retry_io<T>(stats: &IngestStats, what: &str, mut write: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut wait = Duration::from_millis(100);
+    let mut failures = 0u64;
+    loop {
+        match write() {
+            Ok(value) => {
+                if failures > 0 {
+                    tracing::info!(failures, "{what}: the lake accepts writes again");
+                }
+                return Ok(value);
+            }
+            Err(Error::Store(authtrail_store::Error::Io { path, source })) => {
+                failures += 1;
+                IngestStats::add(&stats.lake_write_retries, 1);
+                tracing::error!(
+                    path = %path.display(),
+                    error = %source,
+                    failures,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "{what} failed; offsets are not committed, retrying"
+                );
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(MAX_RETRY_WAIT);
+            }
+            Err(other) => return Err(other),
+        }
     }
 }

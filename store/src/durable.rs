@@ -12,12 +12,29 @@ use crate::Result;
 /// Writes `bytes` to `path` via `path.tmp`: write, fsync, rename, fsync the directory.
 /// Writing the same bytes to the same path again (a replay) leaves one file.
 pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_file_staged(path, bytes)?;
+    publish(path)
+}
+
+/// Writes `bytes` durably under `path`'s temporary name, for [`publish`] to rename later.
+pub(crate) fn write_file_staged(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path);
     let mut file = File::create(&tmp).map_err(Error::io(&tmp))?;
-    file.write_all(bytes).map_err(Error::io(&tmp))?;
-    file.sync_all().map_err(Error::io(&tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(Error::io(path))?;
+    let written = crate::fault::check(&tmp)
+        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| file.sync_all());
+    if let Err(error) = written {
+        drop(file);
+        // Leave no half-written temporary behind to fill the disk further.
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(&tmp)(error));
+    }
+    Ok(())
+}
+
+/// Renames a staged file into place and makes the rename durable.
+pub(crate) fn publish(path: &Path) -> Result<()> {
+    fs::rename(temp_path(path), path).map_err(Error::io(path))?;
     sync_dir(path.parent().expect("lake files live in a directory"))
 }
 
@@ -36,9 +53,19 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Appends `bytes` to an open file and makes them durable before returning.
+/// On failure (a full disk) the file is cut back to where it was, so a retried append
+/// does not follow a torn line.
 pub(crate) fn append_durably(file: &mut File, path: &Path, bytes: &[u8]) -> Result<()> {
-    file.write_all(bytes).map_err(Error::io(path))?;
-    file.sync_data().map_err(Error::io(path))
+    let before = file.metadata().map_err(Error::io(path))?.len();
+    let written = crate::fault::check(path)
+        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| file.sync_data());
+    written.map_err(|error| {
+        if let Err(truncate) = file.set_len(before) {
+            tracing::warn!(path = %path.display(), error = %truncate, "could not cut back a failed manifest append");
+        }
+        Error::io(path)(error)
+    })
 }
 
 /// Opens a file for appending, creating it (durably) when it does not exist yet.

@@ -20,6 +20,10 @@ pub enum Error {
         line: usize,
         message: String,
     },
+    #[error("manifest signing key: {0}")]
+    Key(String),
+    #[error("lake maintenance: {0}")]
+    Maintenance(String),
 }
 
 impl Error {

@@ -7,13 +7,21 @@
 //! manifest ([`PartitionLog`]). Once `commit` returns, the range is in the lake and the
 //! source may commit its offsets; [`PartitionLog::next_offset`] tells a restarted pipeline
 //! where the lake ends, so nothing is written twice.
+//!
+//! Alerts files are recorded the same way in `_manifest/_alerts.jsonl`. Every record
+//! carries the hash of the previous one and, with a [`ManifestKey`], an Ed25519 signature;
+//! [`verify`] checks the files on disk against the logs.
 
 mod durable;
 mod encode;
 mod error;
+mod fault;
 mod layout;
+mod maintain;
 mod manifest;
 mod segment;
+mod sign;
+mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -21,9 +29,13 @@ use sha2::{Digest, Sha256};
 
 pub use encode::{encode, EncodeOptions, EncodedFile};
 pub use error::Error;
+pub use fault::FAULT_LAKE_FULL_ENV;
 pub use layout::{data_file_path, manifest_path, safe_source_name, Table, MANIFEST_DIR};
+pub use maintain::{MaintenanceConfig, MaintenanceReport, RetentionDays};
 pub use manifest::{FileEntry, ManifestRecord, PartitionLog, RecordState};
 pub use segment::{Segment, SegmentBuilder};
+pub use sign::{ManifestKey, PublicKey};
+pub use verify::{verify, Finding, VerifyOptions, VerifyReport};
 
 /// The store's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -33,6 +45,9 @@ pub struct Lake {
     root: PathBuf,
     options: EncodeOptions,
     dirs: durable::DurableDirs,
+    key: Option<ManifestKey>,
+    /// The alerts manifest, opened on the first alerts write.
+    alerts_log: Option<PartitionLog>,
 }
 
 /// What one commit wrote.
@@ -52,7 +67,15 @@ impl Lake {
             root,
             options,
             dirs: durable::DurableDirs::default(),
+            key: None,
+            alerts_log: None,
         })
+    }
+
+    /// Signs every manifest record this lake (and its handles) writes with `key`.
+    pub fn with_manifest_key(mut self, key: Option<ManifestKey>) -> Lake {
+        self.key = key;
+        self
     }
 
     /// A second handle on the same lake, for another thread (the pipeline opens partitions
@@ -62,6 +85,8 @@ impl Lake {
             root: self.root.clone(),
             options: self.options,
             dirs: durable::DurableDirs::default(),
+            key: self.key.clone(),
+            alerts_log: None,
         }
     }
 
@@ -75,7 +100,7 @@ impl Lake {
         let path = self.root.join(manifest_path(source, partition));
         self.dirs
             .ensure(&self.root, path.parent().expect("manifest dir"))?;
-        PartitionLog::open(&self.root, path, source, partition)
+        PartitionLog::open(&self.root, path, source, partition, self.key.clone())
     }
 
     /// The lowest partition number of `source` that has no manifest yet: a fresh stream for
@@ -91,6 +116,17 @@ impl Lake {
     /// The segment's first offset must be the log's next offset (or later): ranges never
     /// overlap what the lake already holds.
     pub fn commit(&mut self, log: &mut PartitionLog, segment: Segment) -> Result<CommitSummary> {
+        self.commit_ref(log, &segment)
+    }
+
+    /// [`commit`](Self::commit) that leaves the segment with the caller, to retry it after
+    /// an I/O error (a full disk): a retry appends a new pending record and rewrites the
+    /// same files under the same names.
+    pub fn commit_ref(
+        &mut self,
+        log: &mut PartitionLog,
+        segment: &Segment,
+    ) -> Result<CommitSummary> {
         debug_assert!(log
             .next_offset()
             .is_none_or(|next| segment.first_offset >= next));
@@ -111,13 +147,7 @@ impl Lake {
             .collect();
         let pending = planned
             .iter()
-            .map(|(path, _, _)| FileEntry {
-                path: path_text(path),
-                rows: None,
-                bytes: None,
-                sha256: None,
-                time_range: None,
-            })
+            .map(|(path, _, _)| FileEntry::planned(path))
             .collect();
         log.append(
             RecordState::Pending,
@@ -132,20 +162,8 @@ impl Lake {
             bytes: 0,
         };
         for (relative, table, batch) in planned {
-            let encoded = encode(table, batch, &self.options)?;
-            let path = self.root.join(&relative);
-            self.dirs
-                .ensure(&self.root, path.parent().expect("file has a directory"))?;
-            durable::write_file_atomically(&path, &encoded.bytes)?;
-            summary.rows += encoded.rows as u64;
-            summary.bytes += encoded.bytes.len() as u64;
-            summary.files.push(FileEntry {
-                path: path_text(&relative),
-                rows: Some(encoded.rows as u64),
-                bytes: Some(encoded.bytes.len() as u64),
-                sha256: Some(hex::encode(Sha256::digest(&encoded.bytes))),
-                time_range: encoded.time_range,
-            });
+            let entry = self.write_file(&relative, table, batch, &mut summary)?;
+            summary.files.push(entry);
         }
         log.append(
             RecordState::Committed,
@@ -158,41 +176,80 @@ impl Lake {
 }
 
 impl Lake {
-    /// Writes one alerts file per hour, named `alerts-<checkpoint>.parquet`, durably.
+    /// Writes one alerts file per hour, named `alerts-<checkpoint>.parquet`, durably, and
+    /// records them in the alerts manifest (pending before, committed after, like a flush).
     ///
     /// Alerts are written with the detector checkpoint that covers the events raising
     /// them; after a crash the same checkpoint number is written again and replaces its
-    /// files rather than adding copies.
+    /// files rather than adding copies (the newer record supersedes the older).
     pub fn write_alerts(
         &mut self,
         checkpoint: u64,
         batches: &[(i64, arrow_array::RecordBatch)],
     ) -> Result<CommitSummary> {
+        if self.alerts_log.is_none() {
+            let path = self.root.join(MANIFEST_DIR).join(ALERTS_MANIFEST);
+            self.dirs
+                .ensure(&self.root, path.parent().expect("manifest dir"))?;
+            let log = PartitionLog::open(&self.root, path, "_alerts", 0, self.key.clone())?;
+            self.alerts_log = Some(log);
+        }
+        let number = i64::try_from(checkpoint).unwrap_or(i64::MAX);
+        let planned: Vec<PathBuf> = batches
+            .iter()
+            .map(|(hour, _)| {
+                Path::new(Table::Alerts.as_str())
+                    .join(authtrail_model::time::partition_path(*hour))
+                    .join(format!("alerts-{checkpoint}.parquet"))
+            })
+            .collect();
+        let pending = planned
+            .iter()
+            .map(|path| FileEntry::planned(path))
+            .collect();
+        let log = self.alerts_log.as_mut().expect("opened above");
+        log.append(RecordState::Pending, number, number, pending)?;
         let mut summary = CommitSummary {
             files: Vec::with_capacity(batches.len()),
             rows: 0,
             bytes: 0,
         };
-        for (hour, batch) in batches {
-            let relative = Path::new(Table::Alerts.as_str())
-                .join(authtrail_model::time::partition_path(*hour))
-                .join(format!("alerts-{checkpoint}.parquet"));
-            let encoded = encode(Table::Alerts, batch, &self.options)?;
-            let path = self.root.join(&relative);
-            self.dirs
-                .ensure(&self.root, path.parent().expect("file has a directory"))?;
-            durable::write_file_atomically(&path, &encoded.bytes)?;
-            summary.rows += encoded.rows as u64;
-            summary.bytes += encoded.bytes.len() as u64;
-            summary.files.push(FileEntry {
-                path: path_text(&relative),
-                rows: Some(encoded.rows as u64),
-                bytes: Some(encoded.bytes.len() as u64),
-                sha256: Some(hex::encode(Sha256::digest(&encoded.bytes))),
-                time_range: encoded.time_range,
-            });
+        for (relative, (_, batch)) in planned.iter().zip(batches) {
+            let entry = self.write_file(relative, Table::Alerts, batch, &mut summary)?;
+            summary.files.push(entry);
         }
+        let log = self.alerts_log.as_mut().expect("opened above");
+        log.append(
+            RecordState::Committed,
+            number,
+            number,
+            summary.files.clone(),
+        )?;
         Ok(summary)
+    }
+
+    /// Encodes `batch` and writes it durably at `relative`; returns its manifest entry.
+    fn write_file(
+        &mut self,
+        relative: &Path,
+        table: Table,
+        batch: &arrow_array::RecordBatch,
+        summary: &mut CommitSummary,
+    ) -> Result<FileEntry> {
+        let encoded = encode(table, batch, &self.options)?;
+        let path = self.root.join(relative);
+        self.dirs
+            .ensure(&self.root, path.parent().expect("file has a directory"))?;
+        durable::write_file_atomically(&path, &encoded.bytes)?;
+        summary.rows += encoded.rows as u64;
+        summary.bytes += encoded.bytes.len() as u64;
+        Ok(FileEntry {
+            path: path_text(relative),
+            rows: Some(encoded.rows as u64),
+            bytes: Some(encoded.bytes.len() as u64),
+            sha256: Some(hex::encode(Sha256::digest(&encoded.bytes))),
+            time_range: encoded.time_range,
+        })
     }
 
     /// Replaces the checkpoint `name` (under `_checkpoint/`) atomically and durably.
@@ -210,6 +267,23 @@ impl Lake {
             Ok(bytes) => Ok(Some(bytes)),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(Error::io(&path)(error)),
+        }
+    }
+}
+
+/// The alerts manifest's file name under `_manifest/` (partition manifests always end in
+/// `-<partition>.jsonl`, so no topic's manifest can take this name).
+pub const ALERTS_MANIFEST: &str = "_alerts.jsonl";
+
+impl FileEntry {
+    /// The entry of a file about to be written: its path only.
+    pub(crate) fn planned(path: &Path) -> FileEntry {
+        FileEntry {
+            path: path_text(path),
+            rows: None,
+            bytes: None,
+            sha256: None,
+            time_range: None,
         }
     }
 }

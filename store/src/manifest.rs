@@ -7,6 +7,12 @@
 //! its `committed` record (a crash mid-flush) is rolled back: its files are deleted and an
 //! `aborted` record appended, so the range is written afresh and never twice. Each record
 //! carries the sha256 of the previous line, chaining the log.
+//!
+//! The same log format records the lake's other changes: the alerts writer keeps one
+//! (`_alerts.jsonl`, offsets are checkpoint numbers), and retention and compaction keep one
+//! (`_maintenance.jsonl`), whose records name the files they remove. A record that removes
+//! files is appended before they are deleted; opening the log finishes deletions a crash
+//! interrupted. With a [`ManifestKey`] every record is signed (see `sign.rs`).
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -18,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::durable::{append_durably, open_for_append, temp_path};
 use crate::error::Error;
+use crate::sign::ManifestKey;
 use crate::Result;
 
 /// The state a manifest record declares.
@@ -30,6 +37,8 @@ pub enum RecordState {
     Committed,
     /// A pending flush rolled back after a crash; its files were deleted.
     Aborted,
+    /// Files deleted from the lake (retention); they are named in `removed`.
+    Removed,
 }
 
 /// One file named by a manifest record.
@@ -59,10 +68,37 @@ pub struct ManifestRecord {
     pub first_offset: i64,
     pub last_offset: i64,
     pub files: Vec<FileEntry>,
+    /// Lake-relative paths this record takes out of the lake (retention, or the small files
+    /// a compaction replaced).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub removed: Vec<String>,
     /// Wall clock when the record was written, µs since the epoch.
     pub recorded_at: Micros,
     /// sha256 (hex) of the previous line, empty for the first.
     pub prev: String,
+    /// Ed25519 signature (hex) of the record serialized without this field.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sig: Option<String>,
+}
+
+impl ManifestRecord {
+    /// The bytes a signature covers: the record serialized without its signature.
+    pub(crate) fn signed_bytes(&self) -> Vec<u8> {
+        let unsigned = ManifestRecord {
+            sig: None,
+            ..self.clone()
+        };
+        serde_json::to_vec(&unsigned).expect("manifest records serialize")
+    }
+}
+
+/// Parses one manifest line.
+pub(crate) fn parse_line(path: &Path, index: usize, line: &str) -> Result<ManifestRecord> {
+    serde_json::from_str(line).map_err(|error| Error::Manifest {
+        path: path.to_path_buf(),
+        line: index + 1,
+        message: error.to_string(),
+    })
 }
 
 /// An open manifest: where the partition's committed data ends, and the log's tail.
@@ -75,12 +111,19 @@ pub struct PartitionLog {
     prev: String,
     next_offset: Option<i64>,
     pending: Option<ManifestRecord>,
+    key: Option<ManifestKey>,
 }
 
 impl PartitionLog {
     /// Opens (creating if needed) the manifest at `path` and rolls back an interrupted
     /// flush, deleting its files below `root`.
-    pub(crate) fn open(root: &Path, path: PathBuf, source: &str, partition: i32) -> Result<Self> {
+    pub(crate) fn open(
+        root: &Path,
+        path: PathBuf,
+        source: &str,
+        partition: i32,
+        key: Option<ManifestKey>,
+    ) -> Result<Self> {
         let mut file = open_for_append(&path)?;
         let mut text = String::new();
         file.read_to_string(&mut text).map_err(Error::io(&path))?;
@@ -103,14 +146,22 @@ impl PartitionLog {
             prev: String::new(),
             next_offset: None,
             pending: None,
+            key,
         };
+        let mut unfinished_removal = Vec::new();
+        let mut unpublished = Vec::new();
         for (index, line) in text[..complete].lines().enumerate() {
-            let record: ManifestRecord =
-                serde_json::from_str(line).map_err(|error| Error::Manifest {
-                    path: log.path.clone(),
-                    line: index + 1,
-                    message: error.to_string(),
-                })?;
+            let record = parse_line(&log.path, index, line)?;
+            unfinished_removal = match record.state {
+                RecordState::Pending => Vec::new(),
+                _ => record.removed.clone(),
+            };
+            unpublished = match record.state {
+                RecordState::Committed => {
+                    record.files.iter().map(|file| file.path.clone()).collect()
+                }
+                _ => Vec::new(),
+            };
             log.next_seq = record.seq + 1;
             log.prev = hex::encode(Sha256::digest(line.as_bytes()));
             match record.state {
@@ -119,12 +170,23 @@ impl PartitionLog {
                     log.next_offset = Some(record.last_offset + 1);
                     log.pending = None;
                 }
-                RecordState::Aborted => log.pending = None,
+                RecordState::Aborted | RecordState::Removed => log.pending = None,
             }
         }
         if let Some(pending) = log.pending.take() {
             log.roll_back(root, pending)?;
         }
+        // A compaction commits its file before renaming it into place (see `maintain`):
+        // a crash in between leaves it under its temporary name.
+        for relative in unpublished {
+            let path = root.join(&relative);
+            if !path.exists() && temp_path(&path).exists() {
+                crate::durable::publish(&path)?;
+            }
+        }
+        // The last record's removals may have been cut short by a crash; deleting is
+        // idempotent, so finish them.
+        remove_files(root, unfinished_removal.iter().map(String::as_str))?;
         Ok(log)
     }
 
@@ -146,28 +208,7 @@ impl PartitionLog {
             last_offset = pending.last_offset,
             "rolling back a flush interrupted by a crash"
         );
-        for entry in &pending.files {
-            let path = root.join(&entry.path);
-            for candidate in [temp_path(&path), path] {
-                match fs::remove_file(&candidate) {
-                    Ok(()) => {}
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(error) => return Err(Error::io(&candidate)(error)),
-                }
-            }
-        }
-        for entry in &pending.files {
-            if let Some(dir) = root.join(&entry.path).parent() {
-                crate::durable::sync_dir(dir).or_else(|error| match error {
-                    Error::Io { ref source, .. }
-                        if source.kind() == std::io::ErrorKind::NotFound =>
-                    {
-                        Ok(())
-                    }
-                    other => Err(other),
-                })?;
-            }
-        }
+        remove_files(root, pending.files.iter().map(|entry| entry.path.as_str()))?;
         self.append(
             RecordState::Aborted,
             pending.first_offset,
@@ -184,7 +225,20 @@ impl PartitionLog {
         last_offset: i64,
         files: Vec<FileEntry>,
     ) -> Result<()> {
-        let record = ManifestRecord {
+        self.append_removing(state, first_offset, last_offset, files, Vec::new())
+    }
+
+    /// Durably appends a record that also takes `removed` out of the lake (the caller
+    /// deletes them afterwards; a reopened log finishes the deletion).
+    pub(crate) fn append_removing(
+        &mut self,
+        state: RecordState,
+        first_offset: i64,
+        last_offset: i64,
+        files: Vec<FileEntry>,
+        removed: Vec<String>,
+    ) -> Result<()> {
+        let mut record = ManifestRecord {
             seq: self.next_seq,
             state,
             source: self.source.clone(),
@@ -192,19 +246,53 @@ impl PartitionLog {
             first_offset,
             last_offset,
             files,
+            removed,
             recorded_at: wall_clock_micros(),
-            prev: std::mem::take(&mut self.prev),
+            prev: self.prev.clone(),
+            sig: None,
         };
+        if let Some(key) = &self.key {
+            record.sig = Some(key.sign(&record.signed_bytes()));
+        }
         let mut line = serde_json::to_string(&record).expect("manifest records serialize");
-        self.prev = hex::encode(Sha256::digest(line.as_bytes()));
+        let hash = hex::encode(Sha256::digest(line.as_bytes()));
         line.push('\n');
         append_durably(&mut self.file, &self.path, line.as_bytes())?;
+        // Only a durable line becomes the chain's tail: after a failed append (disk full)
+        // the next record still links to the last one on disk.
+        self.prev = hash;
         self.next_seq += 1;
         if state == RecordState::Committed {
             self.next_offset = Some(last_offset + 1);
         }
         Ok(())
     }
+}
+
+/// Deletes lake files (and their temporary twins) that may or may not exist, then makes
+/// the deletions durable.
+pub(crate) fn remove_files<'a>(root: &Path, paths: impl Iterator<Item = &'a str>) -> Result<()> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for relative in paths {
+        let path = root.join(relative);
+        for candidate in [temp_path(&path), path.clone()] {
+            match fs::remove_file(&candidate) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(Error::io(&candidate)(error)),
+            }
+        }
+        if let Some(dir) = path.parent() {
+            dirs.insert(dir.to_path_buf());
+        }
+    }
+    for dir in dirs {
+        crate::durable::sync_dir(&dir).or_else(|error| match error {
+            Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => Err(other),
+        })?;
+    }
+    Ok(())
 }
 
 fn wall_clock_micros() -> Micros {

@@ -1,0 +1,183 @@
+//! Compaction of closed hours (the steps are described in the module above).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow_array::RecordBatch;
+use authtrail_model::time::MICROS_PER_HOUR;
+use authtrail_model::Micros;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sha2::{Digest, Sha256};
+
+use super::{files_in, hour_dirs, Maintenance, MaintenanceConfig, MaintenanceReport, Step};
+use crate::durable::{publish, write_file_staged};
+use crate::encode::encode;
+use crate::error::Error;
+use crate::layout::Table;
+use crate::manifest::{remove_files, FileEntry, RecordState};
+use crate::Result;
+
+/// At most this many rows go into one compacted file, bounding the memory a run needs;
+/// an hour with more is compacted in several files.
+const MAX_COMPACTED_ROWS: u64 = 1_000_000;
+
+/// One small file: its offset range and lake-relative path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Member {
+    first: i64,
+    last: i64,
+    path: String,
+}
+
+impl Maintenance<'_> {
+    /// Compacts every closed hour of `events` and `rejects` whose source partitions left
+    /// at least `compact_min_files` files there.
+    pub(crate) fn compact(
+        &mut self,
+        config: &MaintenanceConfig,
+        now: Micros,
+        report: &mut MaintenanceReport,
+    ) -> Result<()> {
+        let min_files = config.compact_min_files.max(2);
+        let grace = i64::try_from(config.compact_after.as_micros()).unwrap_or(i64::MAX);
+        for table in [Table::Events, Table::Rejects] {
+            let root = self.lake.root.clone();
+            for (start, dir) in hour_dirs(&root.join(table.as_str()))? {
+                if start.saturating_add(MICROS_PER_HOUR).saturating_add(grace) > now {
+                    continue;
+                }
+                let mut groups: BTreeMap<(String, i32), Vec<Member>> = BTreeMap::new();
+                for path in files_in(&root, &dir, |_| true)? {
+                    if let Some((source, partition, first, last)) = parse_name(&path) {
+                        groups.entry((source, partition)).or_default().push(Member {
+                            first,
+                            last,
+                            path,
+                        });
+                    }
+                }
+                for ((source, partition), mut members) in groups {
+                    members.sort();
+                    for chunk in chunks(&root, members, min_files)? {
+                        self.compact_files(table, &dir, &source, partition, chunk, report)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn compact_files(
+        &mut self,
+        table: Table,
+        dir: &Path,
+        source: &str,
+        partition: i32,
+        members: Vec<Member>,
+        report: &mut MaintenanceReport,
+    ) -> Result<()> {
+        let root = self.lake.root.clone();
+        let first = members[0].first;
+        let last = members
+            .iter()
+            .map(|member| member.last)
+            .max()
+            .unwrap_or(first);
+        let path = dir.join(format!("{source}-{partition}-{first}-{last}.parquet"));
+        let relative = path.strip_prefix(&root).expect("below the root");
+        if path.exists() {
+            tracing::warn!(path = %path.display(), "compacted file already exists; hour skipped");
+            return Ok(());
+        }
+        let mut batches = Vec::new();
+        for member in &members {
+            batches.extend(read_batches(&root.join(&member.path))?);
+        }
+        let schema = batches[0].schema();
+        let batch = arrow_select::concat::concat_batches(&schema, &batches)?;
+        drop(batches);
+
+        self.log.append(
+            RecordState::Pending,
+            first,
+            last,
+            vec![FileEntry::planned(relative)],
+        )?;
+        self.step(Step::Pending)?;
+        let encoded = encode(table, &batch, &self.lake.options)?;
+        write_file_staged(&path, &encoded.bytes)?;
+        self.step(Step::Written)?;
+        let entry = FileEntry {
+            path: crate::path_text(relative),
+            rows: Some(encoded.rows as u64),
+            bytes: Some(encoded.bytes.len() as u64),
+            sha256: Some(hex::encode(Sha256::digest(&encoded.bytes))),
+            time_range: encoded.time_range,
+        };
+        let removed: Vec<String> = members.into_iter().map(|member| member.path).collect();
+        self.log.append_removing(
+            RecordState::Committed,
+            first,
+            last,
+            vec![entry],
+            removed.clone(),
+        )?;
+        self.step(Step::Committed)?;
+        publish(&path)?;
+        self.step(Step::Renamed)?;
+        remove_files(&root, removed.iter().map(String::as_str))?;
+        tracing::info!(path = %relative.display(), rows = encoded.rows, replaced = removed.len(), "compacted an hour's small files");
+        report.files_compacted += 1;
+        report.files_replaced += removed.len();
+        Ok(())
+    }
+}
+
+/// Splits a partition's files of one hour into runs of at most [`MAX_COMPACTED_ROWS`]
+/// rows, keeping only runs of at least `min_files` files.
+fn chunks(root: &Path, members: Vec<Member>, min_files: usize) -> Result<Vec<Vec<Member>>> {
+    if members.len() < min_files {
+        return Ok(Vec::new());
+    }
+    let mut chunks = vec![Vec::new()];
+    let mut rows = 0;
+    for member in members {
+        let file_rows = row_count(&root.join(&member.path))?;
+        if rows + file_rows > MAX_COMPACTED_ROWS && !chunks.last().expect("one").is_empty() {
+            chunks.push(Vec::new());
+            rows = 0;
+        }
+        rows += file_rows;
+        chunks.last_mut().expect("one").push(member);
+    }
+    chunks.retain(|chunk| chunk.len() >= min_files);
+    Ok(chunks)
+}
+
+/// `<source>-<partition>-<first>-<last>.parquet` → its parts.
+fn parse_name(path: &str) -> Option<(String, i32, i64, i64)> {
+    let stem = path.rsplit('/').next()?.strip_suffix(".parquet")?;
+    let mut parts = stem.rsplitn(4, '-');
+    let last = parts.next()?.parse().ok()?;
+    let first = parts.next()?.parse().ok()?;
+    let partition = parts.next()?.parse().ok()?;
+    let source = parts.next()?.to_owned();
+    Some((source, partition, first, last))
+}
+
+fn reader(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>> {
+    let file = std::fs::File::open(path).map_err(Error::io(path))?;
+    Ok(ParquetRecordBatchReaderBuilder::try_new(file)?)
+}
+
+fn row_count(path: &Path) -> Result<u64> {
+    Ok(reader(path)?.metadata().file_metadata().num_rows() as u64)
+}
+
+fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
+    let mut batches = Vec::new();
+    for batch in reader(path)?.build()? {
+        batches.push(batch?);
+    }
+    Ok(batches)
+}

@@ -1,0 +1,403 @@
+//! `authtrail verify`: checks the lake's files against its manifests.
+//!
+//! Every log under `_manifest/` is read front to back. Each record must follow its
+//! predecessor (`seq` one higher, `prev` the sha256 of the previous line) and, given a
+//! public key, carry a valid signature. Replaying the records yields the files the lake
+//! should hold, with their digests: a committed record adds its files (a newer record for
+//! the same path supersedes an older one), an aborted record takes its pending files out
+//! again, and a record's `removed` list (retention, compaction) takes those out. The
+//! maintenance log is replayed last, since it only removes or replaces files the other
+//! logs committed earlier. Then every file of every table is hashed and compared.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::layout::{Table, MANIFEST_DIR};
+use crate::manifest::{parse_line, FileEntry, RecordState};
+use crate::sign::PublicKey;
+use crate::Result;
+
+/// The maintenance log's file name under `_manifest/`.
+pub(crate) const MAINTENANCE_MANIFEST: &str = "_maintenance.jsonl";
+
+/// How to verify.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Check every record's signature with this key; unsigned records are findings.
+    pub public_key: Option<PublicKey>,
+    /// With a key: accept unsigned records (a lake that turned signing on later).
+    pub allow_unsigned: bool,
+}
+
+/// One thing wrong with the lake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// A file whose content differs from its manifest record.
+    Modified {
+        path: String,
+        expected: String,
+        actual: String,
+    },
+    /// A file the manifest holds that is not on disk.
+    Missing { path: String },
+    /// A file on disk that no manifest record holds.
+    Unexpected { path: String },
+    /// A record that does not follow its predecessor, or cannot be read.
+    ChainBroken {
+        log: String,
+        line: usize,
+        message: String,
+    },
+    /// A record whose signature does not verify with the given key.
+    BadSignature { log: String, line: usize },
+    /// A record without a signature, while a key was given.
+    Unsigned { log: String, line: usize },
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::Modified {
+                path,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "modified: `{path}` has sha256 {actual}, the manifest says {expected}"
+            ),
+            Finding::Missing { path } => write!(f, "missing: `{path}` is in the manifest"),
+            Finding::Unexpected { path } => write!(f, "unexpected: `{path}` is in no manifest"),
+            Finding::ChainBroken { log, line, message } => {
+                write!(f, "chain broken: `{log}` line {line}: {message}")
+            }
+            Finding::BadSignature { log, line } => {
+                write!(f, "bad signature: `{log}` line {line}")
+            }
+            Finding::Unsigned { log, line } => write!(f, "unsigned: `{log}` line {line}"),
+        }
+    }
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Manifest logs read.
+    pub logs: usize,
+    /// Records read.
+    pub records: usize,
+    /// Data files hashed.
+    pub files: usize,
+    /// Everything wrong; empty when the lake is intact.
+    pub findings: Vec<Finding>,
+    /// Observations that are not findings (a crash's torn line, an unchecked signature).
+    pub notes: Vec<String>,
+}
+
+/// What the manifests say about one path.
+enum Expect {
+    File(FileEntry),
+    /// Named by a trailing pending record: a crash (or a writer right now) left it in any
+    /// state; the next open rolls it back or it gets committed.
+    InFlight,
+}
+
+/// Checks every file of the lake at `root` against the manifests and their chain.
+///
+/// A lake being written meanwhile may change between reading the logs and hashing the
+/// files; a file finding is therefore checked again against the logs as they are after the
+/// walk, and dropped if they now account for it (a flush or maintenance step in between).
+pub fn verify(root: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
+    let (logs, mut expected, mut report) = read_logs(root, options)?;
+    for table in [Table::Events, Table::Rejects, Table::Alerts] {
+        check_files(root, &root.join(table.as_str()), &mut expected, &mut report)?;
+    }
+    for (path, expect) in expected {
+        if let Expect::File(_) = expect {
+            report.findings.push(Finding::Missing { path });
+        }
+    }
+    if report.findings.iter().any(Finding::is_about_a_file) {
+        let (_, now_expected, _) = read_logs(root, options)?;
+        report
+            .findings
+            .retain(|finding| !accounted_for(root, finding, &now_expected));
+    }
+    if !logs.iter().any(|log| log.ends_with(crate::ALERTS_MANIFEST))
+        && report
+            .findings
+            .iter()
+            .any(|finding| matches!(finding, Finding::Unexpected { path } if path.starts_with("alerts/")))
+    {
+        report.notes.push(
+            "the lake has no alerts manifest: alerts files written before version 0.2 \
+             recorded them are reported as unexpected"
+                .to_owned(),
+        );
+    }
+    Ok(report)
+}
+
+type Logs = (Vec<PathBuf>, BTreeMap<String, Expect>, VerifyReport);
+
+/// Replays every manifest log: the files the lake should hold, and the chain's findings.
+fn read_logs(root: &Path, options: &VerifyOptions) -> Result<Logs> {
+    let mut report = VerifyReport::default();
+    let mut expected = BTreeMap::new();
+    let mut logs = list_logs(&root.join(MANIFEST_DIR))?;
+    // The maintenance log last: its removals apply to files the other logs committed.
+    logs.sort_by_key(|path| (path.ends_with(MAINTENANCE_MANIFEST), path.clone()));
+    for log in &logs {
+        replay_log(log, options, &mut expected, &mut report)?;
+    }
+    Ok((logs, expected, report))
+}
+
+impl Finding {
+    fn is_about_a_file(&self) -> bool {
+        matches!(
+            self,
+            Finding::Modified { .. } | Finding::Missing { .. } | Finding::Unexpected { .. }
+        )
+    }
+}
+
+/// Whether the logs as they are now explain a file finding of the walk.
+fn accounted_for(root: &Path, finding: &Finding, expected: &BTreeMap<String, Expect>) -> bool {
+    let path = match finding {
+        Finding::Modified { path, .. } | Finding::Unexpected { path } => path,
+        Finding::Missing { path } => {
+            return !matches!(expected.get(path), Some(Expect::File(_)));
+        }
+        _ => return false,
+    };
+    let base = path.strip_suffix(".tmp").unwrap_or(path);
+    match expected.get(base) {
+        Some(Expect::InFlight) => true,
+        Some(Expect::File(entry)) if base == path => sha256_file(&root.join(path))
+            .is_ok_and(|actual| entry.sha256.as_deref() == Some(actual.as_str())),
+        // Deleted since the walk (retention, compaction) and no longer expected.
+        None => !root.join(path).exists(),
+        _ => false,
+    }
+}
+
+fn list_logs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(Error::io(dir)(error)),
+    };
+    let mut logs = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(Error::io(dir))?.path();
+        if path.extension().is_some_and(|ext| ext == "jsonl") {
+            logs.push(path);
+        }
+    }
+    Ok(logs)
+}
+
+fn replay_log(
+    path: &Path,
+    options: &VerifyOptions,
+    expected: &mut BTreeMap<String, Expect>,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let bytes = fs::read(path).map_err(Error::io(path))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let complete = text.rfind('\n').map_or(0, |end| end + 1);
+    if complete < text.len() {
+        report.notes.push(format!(
+            "`{name}` ends in a torn line (a crash mid-append); the next open drops it"
+        ));
+    }
+    report.logs += 1;
+    let mut prev = String::new();
+    let mut next_seq = 0;
+    let mut pending: Vec<String> = Vec::new();
+    let mut unchecked_signatures = 0;
+    for (index, line) in text[..complete].lines().enumerate() {
+        report.records += 1;
+        let broken = |message: String| Finding::ChainBroken {
+            log: name.clone(),
+            line: index + 1,
+            message,
+        };
+        let record = match parse_line(path, index, line) {
+            Ok(record) => record,
+            Err(error) => {
+                report
+                    .findings
+                    .push(broken(format!("unreadable record: {error}")));
+                prev = hex::encode(Sha256::digest(line.as_bytes()));
+                continue;
+            }
+        };
+        if record.seq != next_seq {
+            report.findings.push(broken(format!(
+                "`seq` is {}, expected {next_seq}",
+                record.seq
+            )));
+        }
+        if record.prev != prev {
+            report.findings.push(broken(
+                "`prev` is not the hash of the previous record".to_owned(),
+            ));
+        }
+        next_seq = record.seq + 1;
+        prev = hex::encode(Sha256::digest(line.as_bytes()));
+        match (&options.public_key, &record.sig) {
+            (Some(key), Some(sig)) if !key.verifies(&record.signed_bytes(), sig) => {
+                report.findings.push(Finding::BadSignature {
+                    log: name.clone(),
+                    line: index + 1,
+                });
+            }
+            (Some(_), None) if !options.allow_unsigned => {
+                report.findings.push(Finding::Unsigned {
+                    log: name.clone(),
+                    line: index + 1,
+                });
+            }
+            (None, Some(_)) => unchecked_signatures += 1,
+            _ => {}
+        }
+        match record.state {
+            RecordState::Pending => {
+                pending = record.files.iter().map(|file| file.path.clone()).collect();
+            }
+            RecordState::Committed => {
+                pending.clear();
+                for file in record.files {
+                    expected.insert(file.path.clone(), Expect::File(file));
+                }
+            }
+            RecordState::Aborted => {
+                pending.clear();
+                for file in &record.files {
+                    expected.remove(&file.path);
+                }
+            }
+            RecordState::Removed => pending.clear(),
+        }
+        for path in &record.removed {
+            expected.remove(path);
+        }
+    }
+    for path in pending {
+        expected.insert(path, Expect::InFlight);
+    }
+    if unchecked_signatures > 0 {
+        report.notes.push(format!(
+            "`{name}`: {unchecked_signatures} signed records not checked (no public key given)"
+        ));
+    }
+    Ok(())
+}
+
+/// Hashes every file below `dir` and compares it with what the manifests expect.
+fn check_files(
+    root: &Path,
+    dir: &Path,
+    expected: &mut BTreeMap<String, Expect>,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(Error::io(&dir)(error)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(Error::io(&dir))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(Error::io(&path))?;
+            if kind.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = crate::path_text(path.strip_prefix(root).expect("below the root"));
+            let base = relative.strip_suffix(".tmp").unwrap_or(&relative);
+            match expected.get(base) {
+                Some(Expect::InFlight) => {}
+                Some(Expect::File(entry)) if base == relative && kind.is_file() => {
+                    report.files += 1;
+                    let actual = sha256_file(&path)?;
+                    if entry.sha256.as_deref() != Some(actual.as_str()) {
+                        report.findings.push(Finding::Modified {
+                            path: relative.clone(),
+                            expected: entry.sha256.clone().unwrap_or_default(),
+                            actual,
+                        });
+                    }
+                    expected.remove(&relative);
+                }
+                _ => report.findings.push(Finding::Unexpected { path: relative }),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = fs::File::open(path).map_err(Error::io(path))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 1 << 16];
+    loop {
+        let read = file.read(&mut buffer).map_err(Error::io(path))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_look_drops_findings_the_logs_now_explain() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("landed.parquet"), b"new").unwrap();
+        fs::write(root.join("planted.parquet"), b"x").unwrap();
+        let mut now = BTreeMap::new();
+        // Written and committed while the walk ran.
+        let digest = hex::encode(Sha256::digest(b"new"));
+        now.insert(
+            "landed.parquet".to_owned(),
+            Expect::File(FileEntry {
+                path: "landed.parquet".into(),
+                rows: None,
+                bytes: None,
+                sha256: Some(digest),
+                time_range: None,
+            }),
+        );
+        let unexpected = |path: &str| Finding::Unexpected { path: path.into() };
+        assert!(accounted_for(root, &unexpected("landed.parquet"), &now));
+        assert!(!accounted_for(root, &unexpected("planted.parquet"), &now));
+        // Removed by maintenance while the walk ran: no longer expected, so not missing.
+        let missing = Finding::Missing {
+            path: "expired.parquet".into(),
+        };
+        assert!(accounted_for(root, &missing, &now));
+        let still_missing = Finding::Missing {
+            path: "landed.parquet".into(),
+        };
+        assert!(!accounted_for(root, &still_missing, &now));
+    }
+}
