@@ -74,6 +74,12 @@ pub struct LatencySnapshot {
     pub count: u64,
 }
 
+impl std::fmt::Debug for LatencyWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatencyWindow").finish_non_exhaustive()
+    }
+}
+
 impl LatencyWindow {
     /// Moves what `recorder` holds into the window (one lock per publish, not per event).
     pub fn publish(&self, recorder: &mut LatencyRecorder) {
