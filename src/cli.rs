@@ -41,6 +41,24 @@ pub enum Command {
     Query(QueryArgs),
     /// Serve the HTTP API (SQL and forensic endpoints) over the lake.
     Serve(ServeArgs),
+    /// Run everything in one process: ingest from Kafka (an embedded broker when none is
+    /// configured), store, detect, respond, and serve the API, /metrics and the web UI.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Configuration file (TOML); see authtrail.example.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address of the HTTP API, metrics and UI; overrides `api.listen`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+
+    /// Kafka bootstrap servers; overrides `kafka.brokers`.
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub brokers: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

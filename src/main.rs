@@ -3,9 +3,14 @@
 
 mod cli;
 mod config;
+mod http;
 mod ingest;
+mod live;
+mod metrics;
 mod query;
 mod respond;
+mod run;
+mod ui;
 
 use clap::Parser;
 
@@ -17,6 +22,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Alerts(args) => respond::alerts(&cli, args),
         cli::Command::Query(args) => query::run(&cli, args),
         cli::Command::Serve(args) => query::serve(&cli, args),
+        cli::Command::Run(args) => run::command(&cli, args),
     };
     match result {
         Ok(code) => code,
