@@ -3,11 +3,25 @@
 # find everything cached and return in a second):
 #   - the Kafka-compatible broker tansu (built from crates.io, ~12-20 minutes once);
 #   - a Python virtualenv with the real clients and readers the end-to-end tests use:
-#     confluent-kafka (producer), duckdb and pyarrow (independent lake readers).
+#     confluent-kafka (producer), duckdb and pyarrow (independent lake readers), selenium
+#     (drives the web UI);
+#   - Debian packages: prometheus (for `promtool check metrics`), chromium and
+#     chromium-driver (headless browser for the web UI test).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
 "$here/install-tansu.sh" >/dev/null
+
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]} with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y --no-install-recommends "${missing[@]}" >&2
+fi
 
 venv="${AUTHTRAIL_VENV:-$HOME/.cache/authtrail-venv}"
 requirements="$here/test-requirements.txt"

@@ -47,6 +47,9 @@ pub enum Command {
     /// Apply retention (`lake.maintenance.retention_days`) and compact the small files of
     /// closed hours; both are recorded in the manifest. Safe while `authtrail ingest` runs.
     Maintain(MaintainArgs),
+    /// Run everything in one process: ingest from Kafka (an embedded broker when none is
+    /// configured), store, detect, respond, and serve the API, /metrics and the web UI.
+    Run(RunArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +73,21 @@ pub struct VerifyArgs {
     /// Accept unsigned records even with a key (records written before signing was on).
     #[arg(long)]
     pub allow_unsigned: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Configuration file (TOML); see authtrail.example.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address of the HTTP API, metrics and UI; overrides `api.listen`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+
+    /// Kafka bootstrap servers; overrides `kafka.brokers`.
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub brokers: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

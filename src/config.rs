@@ -1,6 +1,7 @@
 //! authtrail.toml: one file composed of each component's section.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use authtrail_detect::DetectConfig;
@@ -32,6 +33,28 @@ pub struct Config {
     pub query: QueryConfig,
     /// The HTTP API's listener and keys.
     pub api: ApiConfig,
+    /// `authtrail run`: shutdown deadline.
+    pub run: RunConfig,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// After SIGINT/SIGTERM, the clean shutdown (stop consuming, flush, checkpoint, commit,
+    /// drain webhooks) must finish within this, e.g. "30s"; past it the process exits with
+    /// an error, and whatever was not committed is read again at the next start. It should
+    /// exceed `respond.drain_timeout` plus one flush.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `[lake]`.
@@ -81,6 +104,7 @@ mod tests {
         assert_eq!(example.query, QueryConfig::default());
         assert_eq!(example.api, ApiConfig::default());
         assert_eq!(example.lake, LakeConfig::default());
+        assert_eq!(example.run, RunConfig::default());
     }
 
     #[test]

@@ -3,10 +3,15 @@
 
 mod cli;
 mod config;
+mod http;
 mod ingest;
 mod lake;
+mod live;
+mod metrics;
 mod query;
 mod respond;
+mod run;
+mod ui;
 
 use clap::Parser;
 
@@ -20,6 +25,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Serve(args) => query::serve(&cli, args),
         cli::Command::Verify(args) => lake::verify_lake(&cli, args),
         cli::Command::Maintain(args) => lake::maintain(&cli, args),
+        cli::Command::Run(args) => run::command(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -20,19 +20,23 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use authtrail_detect::{DetectConfig, Detectors};
+use authtrail_metrics::LatencyRecorder;
 use authtrail_model::time::hour_of;
 use authtrail_model::{Alert, AlertBatchBuilder, Event};
 use authtrail_store::Lake;
 use serde::{Deserialize, Serialize};
 
-use crate::stats::IngestStats;
+use crate::stats::{lock, IngestStats};
 use crate::{Error, Result};
 
 const CHECKPOINT_NAME: &str = "detect";
 const CHECKPOINT_VERSION: u32 = 1;
+/// How often the decode thread publishes detector latency and state sizes.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// The first line of the checkpoint file; the detector state's bytes follow it.
 #[derive(Serialize, Deserialize)]
@@ -68,6 +72,9 @@ pub struct Detection {
     raised: Vec<Alert>,
     stats: Arc<IngestStats>,
     sink: Option<Arc<dyn AlertSink>>,
+    /// Per-event detector latency, recorded without synchronisation.
+    latency: LatencyRecorder,
+    published: Instant,
 }
 
 impl Detection {
@@ -81,6 +88,8 @@ impl Detection {
             raised: Vec::new(),
             stats: stats.clone(),
             sink: None,
+            latency: LatencyRecorder::default(),
+            published: Instant::now(),
         };
         let Some(bytes) = lake.load_checkpoint(CHECKPOINT_NAME)? else {
             let detectors = Detectors::new(config)?;
@@ -122,9 +131,14 @@ impl Detection {
     /// Runs the detectors on one event; alerts are logged and handed to the sink now, and
     /// kept for the lake.
     pub(crate) fn observe(&mut self, event: &Event<'_>) -> Result<()> {
+        let started = Instant::now();
         self.detectors.observe(event, &mut self.raised);
+        self.latency.record(started.elapsed());
         for alert in self.raised.drain(..) {
             IngestStats::add(&self.stats.alerts, 1);
+            *lock(&self.stats.alerts_by)
+                .entry((alert.detector.clone(), alert.severity.as_str()))
+                .or_insert(0) += 1;
             tracing::warn!(
                 target: "authtrail::alert",
                 alert_id = %alert.id,
@@ -149,6 +163,17 @@ impl Detection {
                 .append(&alert);
         }
         Ok(())
+    }
+
+    /// Publishes detector latency and state sizes for the metrics endpoint, at most once a
+    /// second unless `now` (idle, or stopping).
+    pub(crate) fn publish_metrics(&mut self, now: bool) {
+        if !now && self.published.elapsed() < PUBLISH_EVERY {
+            return;
+        }
+        self.published = Instant::now();
+        self.stats.detect_latency.publish(&mut self.latency);
+        *lock(&self.stats.detect_state) = Some(self.detectors.stats());
     }
 
     /// Cuts a checkpoint covering `positions` (source, partition, next offset) — called

@@ -31,7 +31,7 @@ pub use detection::{AlertSink, BoxError, Detection};
 pub use error::Error;
 pub use message::{Durable, Input, RawMessage, SOURCE_BATCH};
 pub use pipeline::{OnDurable, Pipeline};
-pub use stats::{IngestStats, StatsSnapshot};
+pub use stats::{lock, IngestStats, PartitionStats, StatsSnapshot};
 pub use writer::WriteHook;
 
 /// The ingest crate's result type.

@@ -21,7 +21,7 @@ use authtrail_store::{Lake, SegmentBuilder};
 use crate::config::PipelineConfig;
 use crate::detection::Detection;
 use crate::message::{Durable, Input, RawMessage};
-use crate::stats::IngestStats;
+use crate::stats::{IngestStats, PartitionStats};
 use crate::writer::{Flush, PartitionKey, WriteHook, Writer, QUEUED_FLUSHES};
 use crate::{Error, Result};
 
@@ -58,6 +58,8 @@ struct PartitionState {
     expected: Option<i64>,
     /// The first offset the detectors' restored state has not seen (`None`: none seen).
     detected_until: Option<i64>,
+    /// This partition's metrics (atomics: no lock per message).
+    counters: Arc<PartitionStats>,
 }
 
 impl Pipeline {
@@ -112,9 +114,19 @@ impl Pipeline {
             .name("authtrail-writer".into())
             .spawn(move || writer.run(queue))
             .map_err(Error::Thread)?;
+        self.stats
+            .pipeline_running
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let decoded = self.decode(input, &flushes);
+        if let Some(detection) = &mut self.detection {
+            detection.publish_metrics(true);
+        }
         drop(flushes);
-        let written = writer.join().map_err(|_| Error::PipelineGone)?;
+        let written = writer.join().map_err(|_| Error::PipelineGone);
+        self.stats
+            .pipeline_running
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let written = written?;
         // The writer's error first: it is the cause when the decode side saw it go away.
         written.and(decoded)
     }
@@ -130,6 +142,9 @@ impl Pipeline {
                     for message in messages {
                         self.process(message)?;
                     }
+                    if let Some(detection) = &mut self.detection {
+                        detection.publish_metrics(false);
+                    }
                     if self.buffered_rows >= self.config.flush_rows {
                         self.flush(flushes, Flush::default())?;
                     }
@@ -141,6 +156,9 @@ impl Pipeline {
                     let _ = reply.send(durable);
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    if let Some(detection) = &mut self.detection {
+                        detection.publish_metrics(true);
+                    }
                     if self.oldest_buffered.is_some() || self.detection_dirty {
                         self.flush(flushes, Flush::default())?;
                     }
@@ -178,7 +196,9 @@ impl Pipeline {
                 };
                 let flushed_until = log.next_offset();
                 self.opened.push((entry.key().clone(), log));
+                let counters = self.stats.partition(&message.source, message.partition);
                 entry.insert(PartitionState {
+                    counters,
                     expected,
                     detected_until: covered,
                     flushed_until,
@@ -191,6 +211,7 @@ impl Pipeline {
                 })
             }
         };
+        IngestStats::add(&state.counters.received, 1);
         match state.expected {
             Some(expected) if message.offset < expected => {
                 // Already handled: in the lake and seen by the detectors (a replay after a
@@ -273,10 +294,12 @@ impl Pipeline {
         match outcome {
             Ok(event) => {
                 IngestStats::add(&self.stats.accepted, 1);
+                IngestStats::add(&state.counters.accepted, 1);
                 state.segment.push_event(&event, &meta);
             }
             Err(error) => {
                 IngestStats::add(&self.stats.rejected, 1);
+                IngestStats::add(&state.counters.rejected, 1);
                 tracing::debug!(source = %message.source, partition = message.partition, offset = message.offset, kind = %error.kind, "rejected message");
                 let partition_time = message.timestamp.unwrap_or(now);
                 state.segment.push_reject(

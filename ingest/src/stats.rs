@@ -1,10 +1,17 @@
-//! Counters of the ingest path, shared between threads and read by the CLI (and later by
-//! the metrics endpoint).
+//! Counters of the ingest path, shared between threads and read by the CLI and the metrics
+//! endpoint. The decode thread only touches atomics per event; anything behind a lock is
+//! updated per partition opened, per alert, per flush or about once a second.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use authtrail_detect::DetectStats;
+use authtrail_metrics::{Histogram, LatencyWindow};
 
 /// Running totals since the process started.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IngestStats {
     /// Messages (or non-blank lines) the pipeline received.
     pub received: AtomicU64,
@@ -35,6 +42,85 @@ pub struct IngestStats {
     /// Lake writes that failed with an I/O error (a full disk) and were retried; offsets
     /// are not committed meanwhile.
     pub lake_write_retries: AtomicU64,
+    /// Per source partition: messages received, accepted, rejected.
+    pub partitions: Mutex<Vec<Arc<PartitionStats>>>,
+    /// How long each flush took on the writer thread (lake files, checkpoint, sink sync),
+    /// in microseconds.
+    pub flush_micros: Histogram,
+    /// Size of each Parquet file written, in bytes.
+    pub file_bytes: Histogram,
+    /// Time the detectors took per event, published by the decode thread about once a second.
+    pub detect_latency: LatencyWindow,
+    /// Alerts raised per (detector, severity).
+    pub alerts_by: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// The detectors' state sizes, published with `detect_latency`.
+    pub detect_state: Mutex<Option<DetectStats>>,
+    /// Per Kafka partition: messages in the log past the committed offset, from
+    /// librdkafka's statistics.
+    pub consumer_lag: Mutex<BTreeMap<(String, i32), i64>>,
+    /// When the source last polled for input (ms since the epoch; 0: not yet).
+    pub source_heartbeat_ms: AtomicU64,
+    /// Set while the pipeline runs; cleared when it stops (cleanly or not).
+    pub pipeline_running: AtomicBool,
+    /// Set when the writer thread failed: nothing more reaches the lake.
+    pub writer_failed: AtomicBool,
+}
+
+impl Default for IngestStats {
+    fn default() -> Self {
+        IngestStats {
+            received: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            already_in_lake: AtomicU64::new(0),
+            redelivered: AtomicU64::new(0),
+            offset_gaps: AtomicU64::new(0),
+            blank_lines: AtomicU64::new(0),
+            alerts: AtomicU64::new(0),
+            assigned_partitions: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            lake_write_retries: AtomicU64::new(0),
+            partitions: Mutex::default(),
+            flush_micros: Histogram::seconds(),
+            file_bytes: Histogram::bytes(),
+            detect_latency: LatencyWindow::default(),
+            alerts_by: Mutex::default(),
+            detect_state: Mutex::default(),
+            consumer_lag: Mutex::default(),
+            source_heartbeat_ms: AtomicU64::new(0),
+            pipeline_running: AtomicBool::new(false),
+            writer_failed: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Counters of one source partition.
+#[derive(Debug)]
+pub struct PartitionStats {
+    pub source: Arc<str>,
+    pub partition: i32,
+    /// Messages received (consumed).
+    pub received: AtomicU64,
+    /// Messages accepted into `events`.
+    pub accepted: AtomicU64,
+    /// Messages written to `rejects`.
+    pub rejected: AtomicU64,
+}
+
+/// Locks a metrics map; values stay meaningful whatever panicked while it was held.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// A point-in-time copy of [`IngestStats`].
@@ -60,6 +146,50 @@ impl IngestStats {
         counter.fetch_add(value, Ordering::Relaxed);
     }
 
+    /// The counters of a source partition (created on first use, kept across revokes).
+    pub(crate) fn partition(&self, source: &Arc<str>, partition: i32) -> Arc<PartitionStats> {
+        let mut partitions = lock(&self.partitions);
+        if let Some(found) = partitions
+            .iter()
+            .find(|p| p.partition == partition && p.source == *source)
+        {
+            return found.clone();
+        }
+        let stats = Arc::new(PartitionStats {
+            source: source.clone(),
+            partition,
+            received: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        });
+        partitions.push(stats.clone());
+        stats
+    }
+
+    /// Records that the source is polling (cheap: one relaxed store).
+    pub(crate) fn heartbeat(&self) {
+        self.source_heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Ready: the pipeline runs, its writer has not failed, and the source polled within
+    /// `max_silence_ms`. The reason when not.
+    pub fn readiness(&self, max_silence_ms: u64) -> Result<(), &'static str> {
+        if self.writer_failed.load(Ordering::Relaxed) {
+            return Err("the lake writer failed");
+        }
+        if !self.pipeline_running.load(Ordering::Relaxed) {
+            return Err("the pipeline is not running");
+        }
+        let heartbeat = self.source_heartbeat_ms.load(Ordering::Relaxed);
+        if heartbeat == 0 {
+            return Err("the source has not started consuming");
+        }
+        if now_ms().saturating_sub(heartbeat) > max_silence_ms {
+            return Err("the source has stopped polling");
+        }
+        Ok(())
+    }
+
     /// The current totals.
     pub fn snapshot(&self) -> StatsSnapshot {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -78,5 +208,37 @@ impl IngestStats {
             bytes: read(&self.bytes),
             lake_write_retries: read(&self.lake_write_retries),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_keeps_its_counters_when_opened_again() {
+        let stats = IngestStats::default();
+        let topic: Arc<str> = Arc::from("auth-events");
+        let first = stats.partition(&topic, 3);
+        IngestStats::add(&first.received, 2);
+        let again = stats.partition(&topic, 3);
+        assert_eq!(again.received.load(Ordering::Relaxed), 2);
+        stats.partition(&topic, 4);
+        assert_eq!(lock(&stats.partitions).len(), 2);
+    }
+
+    #[test]
+    fn ready_only_while_running_polling_and_writing() {
+        let stats = IngestStats::default();
+        assert!(stats.readiness(10_000).is_err(), "not started");
+        stats.pipeline_running.store(true, Ordering::Relaxed);
+        assert!(stats.readiness(10_000).is_err(), "not polled yet");
+        stats.heartbeat();
+        assert_eq!(stats.readiness(10_000), Ok(()));
+        stats.source_heartbeat_ms.store(1, Ordering::Relaxed);
+        assert!(stats.readiness(10_000).is_err(), "silent source");
+        stats.heartbeat();
+        stats.writer_failed.store(true, Ordering::Relaxed);
+        assert_eq!(stats.readiness(10_000), Err("the lake writer failed"));
     }
 }

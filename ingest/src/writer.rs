@@ -66,7 +66,12 @@ impl Writer {
             if let Some(hook) = &mut self.hook {
                 hook();
             }
-            self.write(flush)?;
+            if let Err(error) = self.write(flush) {
+                self.stats
+                    .writer_failed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err(error);
+            }
         }
         Ok(())
     }
@@ -87,6 +92,9 @@ impl Writer {
             rows += summary.rows;
             bytes += summary.bytes;
             files += summary.files.len() as u64;
+            for file in &summary.files {
+                self.stats.file_bytes.observe(file.bytes.unwrap_or(0));
+            }
             durable.push(Durable {
                 next_offset: log.next_offset().expect("just committed"),
                 source: key.0,
@@ -106,11 +114,18 @@ impl Writer {
                 "flushed to the lake"
             );
         }
+        let checkpointed = flush.checkpoint.is_some();
         if let Some(checkpoint) = flush.checkpoint {
             let (lake, sink) = (&mut self.lake, self.sink.as_deref());
             retry_io(&self.stats, "saving the detector checkpoint", || {
                 checkpoint.save(lake, sink)
             })?;
+        }
+        if files > 0 || checkpointed {
+            let elapsed = started.elapsed().as_micros();
+            self.stats
+                .flush_micros
+                .observe(u64::try_from(elapsed).unwrap_or(u64::MAX));
         }
         durable.extend(flush.caught_up);
         for key in &flush.released {

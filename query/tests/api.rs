@@ -274,3 +274,29 @@ async fn token_shows_issue_presentations_revocation_and_alerts() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+fn post_lookup(body: &str) -> Request<Body> {
+    Request::post("/api/v1/events/lookup")
+        .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn lookup_returns_the_evidence_events_oldest_first() {
+    let fixture = Fixture::new();
+    let (status, body) = send(
+        &fixture,
+        post_lookup(r#"{"ids": ["e-9", "e-4", "no-such", "x' OR '1'='1"]}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ids(&body), ["e-4", "e-9"]);
+    let (status, _) = send(&fixture, post_lookup(r#"{"ids": 5}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let many: Vec<String> = (0..1_001).map(|i| format!("e-{i}")).collect();
+    let (status, _) = send(&fixture, post_lookup(&json!({ "ids": many }).to_string())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::outbox::{now_micros, Key, State};
 use crate::responder::Shared;
 use crate::webhook::send::{attempt, backoff, Outcome};
-use crate::webhook::Sink;
+use crate::webhook::{DeliveryCounters, Sink};
 
 pub(crate) async fn deliver(shared: Arc<Shared>, sink: Arc<Sink>, key: Key) {
     let name = sink.config.name.as_str();
@@ -32,6 +32,7 @@ pub(crate) async fn deliver(shared: Arc<Shared>, sink: Arc<Sink>, key: Key) {
                 "over the rate limit of {} per {:?}",
                 sink.config.rate_limit, sink.config.rate_window
             );
+            DeliveryCounters::add(&sink.counters.held);
             record(&shared, &key, State::Held, 0, Some(error));
             return;
         }
@@ -56,11 +57,13 @@ pub(crate) async fn deliver(shared: Arc<Shared>, sink: Arc<Sink>, key: Key) {
                     attempts,
                     "alert delivered"
                 );
+                DeliveryCounters::add(&sink.counters.delivered);
                 record(&shared, &key, State::Delivered, attempts, None);
                 return;
             }
             Outcome::DryRun => {
                 let note = Some("dry run: built and signed, not sent".to_owned());
+                DeliveryCounters::add(&sink.counters.delivered);
                 record(&shared, &key, State::Delivered, attempts, note);
                 return;
             }
@@ -74,6 +77,7 @@ pub(crate) async fn deliver(shared: Arc<Shared>, sink: Arc<Sink>, key: Key) {
                     error,
                     "alert refused: dead letter (`authtrail alerts retry` resends it)"
                 );
+                DeliveryCounters::add(&sink.counters.dead);
                 record(&shared, &key, State::Dead, attempts, Some(error));
                 return;
             }
@@ -99,9 +103,11 @@ pub(crate) async fn deliver(shared: Arc<Shared>, sink: Arc<Sink>, key: Key) {
                 error,
                 "alert not delivered within the max age: dead letter"
             );
+            DeliveryCounters::add(&sink.counters.dead);
             record(&shared, &key, State::Dead, attempts, Some(error));
             return;
         }
+        DeliveryCounters::add(&sink.counters.retries);
         tracing::warn!(webhook = name, alert_id = key.0, attempts, error, retry_in = ?delay, "delivery failed; retrying");
         record(&shared, &key, State::Retrying, attempts, Some(error));
         tokio::select! {

@@ -185,6 +185,22 @@ impl Responder {
         counts
     }
 
+    /// Per sink: its name, `[delivered, retries, dead, held]` since start, and whether its
+    /// circuit breaker is open.
+    pub fn delivery_stats(&self) -> Vec<(String, [u64; 4], bool)> {
+        self.shared
+            .sinks
+            .iter()
+            .map(|sink| {
+                (
+                    sink.config.name.clone(),
+                    sink.counters.snapshot(),
+                    sink.breaker.is_open(),
+                )
+            })
+            .collect()
+    }
+
     /// Stops: deliveries waiting to retry stop at once; requests in flight get up to
     /// `drain_timeout`; everything not delivered stays in the outbox for the next start.
     /// Alerts recorded afterwards stay pending in the outbox, which stays locked until the

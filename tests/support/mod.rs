@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod run;
+
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

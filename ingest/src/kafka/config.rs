@@ -56,7 +56,9 @@ impl KafkaConfig {
             .set("auto.offset.reset", "earliest")
             // Bounds what librdkafka prefetches for the whole consumer, not per partition.
             .set("queued.max.messages.kbytes", "16384")
-            .set("client.id", "authtrail");
+            .set("client.id", "authtrail")
+            // Per-partition consumer lag for the metrics endpoint (settings may override).
+            .set("statistics.interval.ms", "5000");
         for (key, value) in &self.settings {
             reject_managed(key)?;
             config.set(key, value);

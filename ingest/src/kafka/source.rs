@@ -42,7 +42,22 @@ struct IngestContext {
     stats: Arc<IngestStats>,
 }
 
-impl ClientContext for IngestContext {}
+impl ClientContext for IngestContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`): keeps each assigned
+    /// partition's lag behind the log end, for the metrics endpoint.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut lag = crate::stats::lock(&self.stats.consumer_lag);
+        lag.clear();
+        for (topic, stats) in statistics.topics {
+            for (partition, stats) in stats.partitions {
+                // -1: the internal unassigned partition; negative lag: not known yet.
+                if partition >= 0 && stats.consumer_lag >= 0 {
+                    lag.insert((topic.clone(), partition), stats.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for IngestContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -154,6 +169,7 @@ impl KafkaSource {
         let mut topics: HashMap<String, (Arc<str>, HashMap<i32, i64>)> = HashMap::new();
         let mut batch: Vec<RawMessage> = Vec::with_capacity(SOURCE_BATCH);
         while !stop.load(Ordering::Relaxed) {
+            self.consumer.context().stats.heartbeat();
             let timeout = if batch.is_empty() {
                 Duration::from_millis(100)
             } else {

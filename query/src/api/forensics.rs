@@ -215,6 +215,49 @@ pub async fn reach(
     Ok(Json(body))
 }
 
+/// Most ids one lookup takes (an alert's evidence is a handful to a few hundred).
+const MAX_LOOKUP_IDS: usize = 1_000;
+
+/// Body of `POST /api/v1/events/lookup`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupBody {
+    ids: Vec<String>,
+}
+
+/// `POST /api/v1/events/lookup` with `{"ids": [...]}`: the events with these ids (an
+/// alert's evidence), oldest first. Ids the lake does not hold (yet) are simply absent.
+pub async fn lookup(
+    State(state): State<AppState>,
+    body: Result<Json<LookupBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    if body.ids.len() > MAX_LOOKUP_IDS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_LOOKUP_IDS} ids per lookup, got {}",
+            body.ids.len()
+        )));
+    }
+    if body.ids.is_empty() {
+        return Ok(Json(
+            json!({"rows": [], "row_count": 0, "truncated": false}),
+        ));
+    }
+    let ids = body.ids.into_iter().map(lit).collect();
+    let frame = state
+        .table("events")
+        .await?
+        .filter(col("id").in_list(ids, false))
+        .and_then(|frame| {
+            frame.sort(vec![
+                col("time").sort(true, false),
+                col("id").sort(true, false),
+            ])
+        })
+        .map_err(Error::from)?;
+    Ok(Json(state.rows(frame, state.limit(None)).await?))
+}
+
 /// `GET /api/v1/tokens/{token_id}`: the token's issue, every presentation, its
 /// revocation, and the alerts naming it. 404 when the lake knows nothing of it.
 pub async fn token(

@@ -75,6 +75,12 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// The API's routes, all behind bearer-key authentication.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API's routes and `extra` ones (the binary's metrics and live alerts), all behind
+/// bearer-key authentication; unknown routes answer 401 without a key, 404 with one.
+pub fn router_with(state: AppState, extra: Router) -> Router {
     Router::new()
         .route("/api/v1/query", post(query::run))
         .route("/api/v1/alerts", get(forensics::alerts))
@@ -87,10 +93,12 @@ pub fn router(state: AppState) -> Router {
             get(forensics::reach),
         )
         .route("/api/v1/tokens/{token_id}", get(forensics::token))
+        .route("/api/v1/events/lookup", post(forensics::lookup))
+        .with_state(state.clone())
+        .merge(extra)
         .fallback(|| async { ApiError::NotFound })
-        .layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .layer(middleware::from_fn_with_state(state, require_key))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
 }
 
 /// Serves the API on `listen` until `shutdown` completes, then finishes in-flight requests.

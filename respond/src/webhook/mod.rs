@@ -8,6 +8,7 @@ mod rate;
 pub mod send;
 mod sign;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -50,6 +51,31 @@ pub struct Sink {
     pub breaker: Breaker,
     pub rate: RateLimit,
     pub in_flight: Arc<Semaphore>,
+    pub counters: DeliveryCounters,
+}
+
+/// Outcomes of one sink's delivery attempts since the process started, for metrics.
+#[derive(Debug, Default)]
+pub struct DeliveryCounters {
+    /// Alerts the endpoint accepted (or a dry run built).
+    pub delivered: AtomicU64,
+    /// Attempts that failed and will be retried.
+    pub retries: AtomicU64,
+    /// Alerts that became dead letters (refused, or out of retry time).
+    pub dead: AtomicU64,
+    /// Alerts held by the revocation rate limit.
+    pub held: AtomicU64,
+}
+
+impl DeliveryCounters {
+    /// `(delivered, retries, dead, held)`.
+    pub fn snapshot(&self) -> [u64; 4] {
+        [&self.delivered, &self.retries, &self.dead, &self.held].map(|c| c.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Sink {
@@ -83,6 +109,7 @@ impl Sink {
             ),
             rate: RateLimit::new(config.rate_limit, config.rate_window),
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            counters: DeliveryCounters::default(),
             target,
             config: config.clone(),
         })
