@@ -3,6 +3,8 @@
 
 mod cli;
 mod config;
+mod eval;
+mod gen;
 mod ingest;
 mod query;
 mod respond;
@@ -17,6 +19,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Alerts(args) => respond::alerts(&cli, args),
         cli::Command::Query(args) => query::run(&cli, args),
         cli::Command::Serve(args) => query::serve(&cli, args),
+        cli::Command::Gen(args) => gen::run(args),
+        cli::Command::Eval(args) => eval::run(args),
     };
     match result {
         Ok(code) => code,

@@ -20,6 +20,7 @@ mod event;
 mod lookalikes;
 mod output;
 mod scenario;
+mod services;
 mod sim;
 mod topology;
 mod traffic;
