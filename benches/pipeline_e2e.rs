@@ -19,6 +19,7 @@
 //! (calls/s per service at the daily peak, default 1.0) size the traffic, `PARTITIONS`
 //! (default 4), `LATENCY_SECONDS` (default 20, after 3 s of warm-up), `LATENCY_RATE`
 //! (default half of phase 4's rate), `TRIGGER_EVERY_MS` (default 10), `AUTHTRAIL_PYTHON`,
+//! `FETCH_WAIT_MS` (the latency run's `fetch.wait.max.ms`, default librdkafka's 500),
 //! `AUTHTRAIL_TANSU`. Results: `docs/benchmarks.md`.
 
 #[path = "pipeline_e2e/broker.rs"]
@@ -316,7 +317,11 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
         let (stats, stop, brokers) = (stats.clone(), stop.clone(), broker.address.clone());
-        let kafka = kafka_config("latency", "authtrail-latency");
+        let mut kafka = kafka_config("latency", "authtrail-latency");
+        // librdkafka waits up to 500 ms for a fetch to fill by default; a low-latency
+        // deployment sets this in `kafka.settings`.
+        let wait = env_number("FETCH_WAIT_MS", 500u64).to_string();
+        kafka.settings.insert("fetch.wait.max.ms".into(), wait);
         std::thread::spawn(move || {
             let config = PipelineConfig::default();
             authtrail_ingest::ingest_kafka(
@@ -357,9 +362,11 @@ fn main() {
     worker.join().unwrap().unwrap();
     responder.shutdown().unwrap();
     println!(
-        "5. at {rate} events/s for {} s, {triggers} triggers, {} webhooks received:",
+        "5. at {rate} events/s for {} s (fetch.wait.max.ms {}), {triggers} triggers, {} webhooks received, {} alerts:",
         seconds.as_secs(),
-        measure.received.load(Ordering::Relaxed)
+        env_number("FETCH_WAIT_MS", 500u64),
+        measure.received.load(Ordering::Relaxed),
+        stats.alerts.load(Ordering::Relaxed)
     );
     println!(
         "   produce -> alert:   {}",

@@ -106,12 +106,28 @@ fn now_micros() -> i64 {
         .as_micros() as i64
 }
 
-/// `json` with its `time` replaced by `time` (the generator writes it second, as a
-/// 24-character RFC 3339 string), so background events are current.
-fn retimed(json: &str, time: &str) -> String {
-    const FIELD: &str = "\"time\":\"";
-    let at = json.find(FIELD).expect("a time field") + FIELD.len();
-    format!("{}{time}{}", &json[..at], &json[at + 24..])
+/// `json` with its `time` replaced by `time` and any `token_expires` by `expires` (the
+/// generator writes both as 24-character RFC 3339 strings), so background events are
+/// current and their tokens valid.
+fn retimed(json: &str, time: &str, expires: &str) -> String {
+    let mut out = json.to_owned();
+    for (field, value) in [("\"time\":\"", time), ("\"token_expires\":\"", expires)] {
+        if let Some(at) = out.find(field) {
+            let at = at + field.len();
+            out.replace_range(at..at + 24, value);
+        }
+    }
+    out
+}
+
+/// RFC 3339 with milliseconds of a Unix time in microseconds.
+fn millis_text(micros: i64) -> String {
+    let text = format_micros(micros - micros % 1000);
+    // `format_micros` leaves out a zero fraction; the generator's width has it.
+    match text.len() {
+        20 => format!("{}.000Z", &text[..19]),
+        _ => text,
+    }
 }
 
 /// Produces `background` (cycled, retimed to now) at `rate` events/s for `warmup` plus
@@ -131,7 +147,8 @@ pub fn produce_at_rate(
     let per_tick = (rate / 1000).max(1) as usize;
     let started = Instant::now();
     let (mut tick, mut next, mut triggers) = (0u64, 0usize, 0u64);
-    let mut pending: Option<String> = None;
+    // The token of the last revoke, and its time: the use must come strictly later.
+    let mut pending: Option<(String, i64)> = None;
     while started.elapsed() < warmup + seconds {
         let due = started + Duration::from_millis(tick);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
@@ -140,14 +157,16 @@ pub fn produce_at_rate(
         measure
             .recording
             .store(started.elapsed() >= warmup, Ordering::Relaxed);
-        let now = format_micros(now_micros() / 1000 * 1000);
-        let now = format!("{}Z", &now[..23.min(now.len() - 1)]);
+        let now_us = now_micros();
+        let now = millis_text(now_us);
+        let expires = millis_text(now_us + 3_600_000_000);
         for _ in 0..per_tick {
             let (key, json) = &background[next % background.len()];
             next += 1;
-            send(&producer, topic, key, &retimed(json, &now));
+            send(&producer, topic, key, &retimed(json, &now, &expires));
         }
-        if let Some(token) = pending.take() {
+        if let Some((token, revoked)) = pending.take() {
+            let now = millis_text(now_us.max(revoked + 1_000));
             let use_ = format!(
                 r#"{{"id":"use-{token}","time":"{now}","kind":"authz","principal":"svc:bench","service":"payments","outcome":"allow","token_id":"{token}","source_ip":"10.0.0.1","resource":"/x","action":"GET"}}"#
             );
@@ -164,7 +183,7 @@ pub fn produce_at_rate(
                 r#"{{"id":"rev-{token}","time":"{now}","kind":"token_revoke","principal":"svc:bench","service":"idp","token_id":"{token}","reason":"bench"}}"#
             );
             send(&producer, topic, "svc:bench", &revoke);
-            pending = Some(token);
+            pending = Some((token, now_us - now_us % 1_000));
         }
         tick += 1;
     }
