@@ -55,8 +55,11 @@ impl Default for GenConfig {
 impl GenConfig {
     /// Checks values the model cannot run with.
     pub fn validate(&self) -> Result<(), Error> {
-        if self.users < 50 {
-            return Err(Error::Config("`users` must be at least 50".into()));
+        // The population is held in memory (about 100 bytes a person).
+        if !(50..=10_000_000).contains(&self.users) {
+            return Err(Error::Config(
+                "`users` must be between 50 and 10000000".into(),
+            ));
         }
         if self.duration.is_zero() {
             return Err(Error::Config("`duration` must be longer than zero".into()));
