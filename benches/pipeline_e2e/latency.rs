@@ -161,7 +161,11 @@ pub fn produce_at_rate(
         let now = millis_text(now_us);
         let expires = millis_text(now_us + 3_600_000_000);
         for _ in 0..per_tick {
-            let (key, json) = &background[next % background.len()];
+            assert!(
+                next < background.len(),
+                "background exhausted: lower LATENCY_RATE or LATENCY_SECONDS"
+            );
+            let (key, json) = &background[next];
             next += 1;
             send(&producer, topic, key, &retimed(json, &now, &expires));
         }
