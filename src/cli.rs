@@ -50,6 +50,13 @@ pub enum Command {
     /// Run everything in one process: ingest from Kafka (an embedded broker when none is
     /// configured), store, detect, respond, and serve the API, /metrics and the web UI.
     Run(RunArgs),
+    /// Generate realistic identity traffic of a microservice system, with attacks and
+    /// benign look-alikes, to a JSON-lines file, stdout or Kafka; the labels go to a
+    /// separate ground-truth file.
+    Gen(GenArgs),
+    /// Replay a labelled stream through the detectors and print precision, recall,
+    /// time to detect and false alerts per detector.
+    Eval(EvalArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,6 +95,93 @@ pub struct RunArgs {
     /// Kafka bootstrap servers; overrides `kafka.brokers`.
     #[arg(long, value_name = "HOST:PORT,...")]
     pub brokers: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenArgs {
+    /// Seed of every random choice: the same flags and seed give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Event time of the first event (RFC 3339) [default: now minus `--duration`, on the
+    /// hour, so the whole stream lies in the past].
+    #[arg(long, value_name = "TIME")]
+    pub start: Option<String>,
+
+    /// Event time the stream covers.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "26h")]
+    pub duration: Duration,
+
+    /// The detectors' learning period (`detect.new_service_edge.learning`); attacks and
+    /// look-alikes come after it.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "24h")]
+    pub learning: Duration,
+
+    /// People with an account.
+    #[arg(long, default_value_t = 1_000)]
+    pub users: usize,
+
+    /// Sessions per user and day, on average.
+    #[arg(long, default_value_t = 3.0)]
+    pub sessions_per_user_day: f64,
+
+    /// Calls per second each calling service makes at the daily peak.
+    #[arg(long, default_value_t = 0.2)]
+    pub service_calls_per_second: f64,
+
+    /// Attacks to inject: `all`, `none`, or a comma-separated list of scenario names
+    /// (`brute_force,token_replay_addresses,...`).
+    #[arg(long, default_value = "all", value_name = "LIST")]
+    pub attacks: String,
+
+    /// Leave out the benign look-alikes.
+    #[arg(long)]
+    pub no_lookalikes: bool,
+
+    /// Write the events to this file (`-` for stdout) [default: stdout, unless `--brokers`].
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Write the ground truth (JSON lines) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub truth: Option<PathBuf>,
+
+    /// Produce to Kafka at these bootstrap servers instead of writing lines.
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub brokers: Option<String>,
+
+    /// Topic to produce to [default: the first of `kafka.topics`].
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+
+    /// Events per second of wall-clock time when producing [default: as fast as the
+    /// broker takes them].
+    #[arg(long, value_name = "EVENTS")]
+    pub rate: Option<f64>,
+
+    /// Configuration file (TOML), for `kafka.topics` and `kafka.settings`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// The ground truth written by `authtrail gen --truth`.
+    #[arg(long, value_name = "PATH")]
+    pub truth: PathBuf,
+
+    /// The events, JSON lines (`-` for stdin).
+    #[arg(long, value_name = "PATH", default_value = "-")]
+    pub events: PathBuf,
+
+    /// Configuration file (TOML), for the `[detect]` section; the learning period is
+    /// taken from the ground truth, which placed the scenarios after it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print every alert too.
+    #[arg(long)]
+    pub alerts: bool,
 }
 
 #[derive(Debug, clap::Args)]

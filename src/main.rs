@@ -3,6 +3,8 @@
 
 mod cli;
 mod config;
+mod eval;
+mod gen;
 mod http;
 mod ingest;
 mod lake;
@@ -26,6 +28,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Verify(args) => lake::verify_lake(&cli, args),
         cli::Command::Maintain(args) => lake::maintain(&cli, args),
         cli::Command::Run(args) => run::command(&cli, args),
+        cli::Command::Gen(args) => gen::run(args),
+        cli::Command::Eval(args) => eval::run(args),
     };
     match result {
         Ok(code) => code,

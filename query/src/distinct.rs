@@ -76,7 +76,8 @@ impl OptimizerRule for CountBesideDistinct {
                     .alias_qualified(old_qualifier.cloned(), old_field.name())
             })
             .collect();
-        let projection = Projection::try_new(restore_names, Arc::new(LogicalPlan::Aggregate(rewritten)))?;
+        let projection =
+            Projection::try_new(restore_names, Arc::new(LogicalPlan::Aggregate(rewritten)))?;
         Ok(Transformed::yes(LogicalPlan::Projection(projection)))
     }
 }

@@ -1,0 +1,149 @@
+//! `authtrail gen`: the traffic model's events to a file, stdout or Kafka, and its
+//! ground truth to a file of its own.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use authtrail_gen::{GenConfig, Generator, KafkaOutput, ScenarioKind};
+use authtrail_model::time::{parse_rfc3339, MICROS_PER_HOUR};
+use authtrail_model::Micros;
+
+use crate::cli::GenArgs;
+use crate::config::Config;
+
+pub fn run(args: &GenArgs) -> anyhow::Result<ExitCode> {
+    let config = gen_config(args)?;
+    let mut generator = Generator::new(config.clone())?;
+    let stop = AtomicBool::new(false);
+    let events = match &args.brokers {
+        Some(brokers) => {
+            let output = kafka_output(args, brokers)?;
+            eprintln!(
+                "authtrail: producing to topic `{}` at {brokers}",
+                output.topic
+            );
+            authtrail_gen::send_kafka(&mut generator, &output, &stop)?
+        }
+        None => match args
+            .output
+            .as_deref()
+            .filter(|path| *path != Path::new("-"))
+        {
+            None => {
+                let stdout = std::io::stdout().lock();
+                authtrail_gen::write_jsonl(&mut generator, BufWriter::new(stdout), "stdout", &stop)?
+            }
+            Some(path) => {
+                let file =
+                    File::create(path).with_context(|| format!("creating `{}`", path.display()))?;
+                let label = path.display().to_string();
+                authtrail_gen::write_jsonl(&mut generator, BufWriter::new(file), &label, &stop)?
+            }
+        },
+    };
+    let truth = generator.truth();
+    if let Some(path) = &args.truth {
+        let file = File::create(path).with_context(|| format!("creating `{}`", path.display()))?;
+        let mut out = BufWriter::new(file);
+        truth
+            .write_jsonl(&mut out)
+            .and_then(|()| out.into_inner().map_err(|e| e.into_error())?.sync_all())
+            .with_context(|| format!("writing `{}`", path.display()))?;
+    }
+    let attacks = truth
+        .scenarios
+        .iter()
+        .filter(|s| !s.expect.is_empty())
+        .count();
+    eprintln!(
+        "authtrail: {events} events from {} to {}, {attacks} attacks and {} look-alikes",
+        authtrail_model::time::format_micros(config.start),
+        authtrail_model::time::format_micros(config.end()),
+        truth.scenarios.len() - attacks
+    );
+    std::io::stderr().flush().ok();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gen_config(args: &GenArgs) -> anyhow::Result<GenConfig> {
+    let start = match &args.start {
+        Some(text) => parse_rfc3339(text)
+            .with_context(|| format!("`--start {text}` is not an RFC 3339 time"))?,
+        None => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .context("the clock is before 1970")?
+                .as_micros() as Micros;
+            let start = now - args.duration.as_micros() as Micros;
+            start - start.rem_euclid(MICROS_PER_HOUR)
+        }
+    };
+    Ok(GenConfig {
+        seed: args.seed,
+        start,
+        duration: args.duration,
+        learning: args.learning,
+        users: args.users,
+        sessions_per_user_day: args.sessions_per_user_day,
+        service_calls_per_second: args.service_calls_per_second,
+        attacks: parse_attacks(&args.attacks)?,
+        lookalikes: !args.no_lookalikes,
+    })
+}
+
+/// `all`, `none`, or a comma-separated list of attack scenario names.
+fn parse_attacks(list: &str) -> anyhow::Result<Vec<ScenarioKind>> {
+    match list {
+        "all" => return Ok(ScenarioKind::ATTACKS.to_vec()),
+        "none" | "" => return Ok(Vec::new()),
+        _ => {}
+    }
+    let mut attacks = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        let kind: ScenarioKind = name.parse().map_err(anyhow::Error::msg)?;
+        if kind.expect().is_empty() {
+            bail!("`{name}` is a look-alike, not an attack (look-alikes come with every run unless `--no-lookalikes`)");
+        }
+        attacks.push(kind);
+    }
+    Ok(attacks)
+}
+
+fn kafka_output(args: &GenArgs, brokers: &str) -> anyhow::Result<KafkaOutput> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let topic = match &args.topic {
+        Some(topic) => topic.clone(),
+        None => config
+            .kafka
+            .topics
+            .first()
+            .cloned()
+            .context("no `--topic` and no `kafka.topics` in the config")?,
+    };
+    let mut settings: Vec<(String, String)> = config.kafka.settings.into_iter().collect();
+    for (key, variable) in config.kafka.settings_from_env {
+        let value = std::env::var(&variable).with_context(|| {
+            format!("`kafka.settings_from_env.{key}` names `{variable}`, which is not set")
+        })?;
+        settings.push((key, value));
+    }
+    if let Some(rate) = args.rate {
+        if rate.is_nan() || rate <= 0.0 {
+            bail!("`--rate` must be more than zero");
+        }
+    }
+    Ok(KafkaOutput {
+        brokers: brokers.to_owned(),
+        topic,
+        rate: args.rate,
+        settings,
+    })
+}
