@@ -57,6 +57,34 @@ pub enum Command {
     /// Replay a labelled stream through the detectors and print precision, recall,
     /// time to detect and false alerts per detector.
     Eval(EvalArgs),
+    /// Everything on this machine, nothing else needed: the embedded broker, generated
+    /// traffic with attacks, the pipeline, a local webhook receiver printing revocations,
+    /// and the web UI. Prints the URL, an API key and example queries.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Address of the web UI and API.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Stop after this long (e.g. 2m) [default: at Ctrl-C].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Wall-clock time over which the traffic after the learning period (attacks and
+    /// look-alikes among it) is replayed.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub replay: Duration,
+
+    /// People with an account in the generated system.
+    #[arg(long, default_value_t = 300)]
+    pub users: usize,
+
+    /// Seed of the generated traffic.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, clap::Args)]

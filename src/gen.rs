@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use authtrail_gen::{GenConfig, Generator, KafkaOutput, ScenarioKind};
+use authtrail_gen::{GenConfig, Generator, KafkaOutput, Pace, ScenarioKind};
 use authtrail_model::time::{parse_rfc3339, MICROS_PER_HOUR};
 use authtrail_model::Micros;
 
@@ -143,7 +143,7 @@ fn kafka_output(args: &GenArgs, brokers: &str) -> anyhow::Result<KafkaOutput> {
     Ok(KafkaOutput {
         brokers: brokers.to_owned(),
         topic,
-        rate: args.rate,
+        pace: args.rate.map_or(Pace::FlatOut, Pace::Rate),
         settings,
     })
 }

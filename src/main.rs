@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod demo;
 mod eval;
 mod gen;
 mod http;
@@ -30,6 +31,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Run(args) => run::command(&cli, args),
         cli::Command::Gen(args) => gen::run(args),
         cli::Command::Eval(args) => eval::run(args),
+        cli::Command::Demo(args) => demo::command(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -71,8 +71,13 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
     let keys = config.api.load_keys()?;
+    let key = crate::lake::manifest_key(&config)?;
+    if let Some(key) = &key {
+        tracing::info!(public_key = %key.public().to_hex(), "signing manifest records");
+    }
     let mut lake = Lake::open(lake_root, config.store)
-        .with_context(|| format!("opening the lake at `{}`", lake_root.display()))?;
+        .with_context(|| format!("opening the lake at `{}`", lake_root.display()))?
+        .with_manifest_key(key);
     let engine = QueryEngine::open(lake_root, config.query.clone())
         .with_context(|| format!("opening the lake at `{}` for queries", lake_root.display()))?;
     let stats = Arc::new(IngestStats::default());
@@ -138,6 +143,7 @@ pub fn start(
             stop.store(true, Ordering::Relaxed);
         }
     });
+    let maintenance = crate::lake::spawn_maintenance(lake.handle(), &config, stop.clone());
     let ingest = config.ingest.clone();
     // The embedded broker cannot move between threads: it lives on the supervisor's,
     // which reports its address (or why it did not start) before consuming.
@@ -149,6 +155,7 @@ pub fn start(
                 Ok(found) => found,
                 Err(error) => {
                     let _ = started.send(Err(error));
+                    stop.store(true, Ordering::Relaxed);
                     http_stop.cancel();
                     return Err(anyhow::anyhow!("the embedded broker did not start"));
                 }
@@ -166,6 +173,10 @@ pub fn start(
                 &stop,
             );
             drop(embedded);
+            stop.store(true, Ordering::Relaxed);
+            if let Some(maintenance) = maintenance {
+                let _ = maintenance.join();
+            }
             let stopped = responder.map_or(Ok(()), |responder| responder.shutdown());
             http_stop.cancel();
             let served = runtime.block_on(async { tokio::time::timeout(HTTP_DRAIN, server).await });
@@ -250,7 +261,10 @@ pub fn command(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// First SIGINT/SIGTERM: cancel `shutdown` and arm the deadline (past it, exit 1 with
 /// whatever is committed); a second one exits at once.
-fn install_signal_handlers(shutdown: CancellationToken, deadline: Duration) -> anyhow::Result<()> {
+pub fn install_signal_handlers(
+    shutdown: CancellationToken,
+    deadline: Duration,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -17,9 +17,12 @@ use support::{
     authtrail_env, column_counts, good_event, row_count, wait_for_rows, Broker, Process, WorkDir,
 };
 
-/// The command that runs the whole pipeline (ingest, store, detect, respond). Kept in one
-/// place so it can switch to `run` once that command exists.
-const PIPELINE_COMMAND: &str = "ingest";
+/// The command that runs the whole pipeline (ingest, store, detect, respond, and the HTTP
+/// API on a free port: `API_CONFIG`).
+const PIPELINE_COMMAND: &str = "run";
+const API_CONFIG: &str =
+    "[api]\nlisten = \"127.0.0.1:0\"\nkeys_env = \"AUTHTRAIL_FAULT_API_KEYS\"\n\n";
+const API_KEY: (&str, &str) = ("AUTHTRAIL_FAULT_API_KEYS", "fault-test-key");
 const TOPIC: &str = "auth-events";
 const PARTITIONS: i32 = 3;
 const SIGTERM: i32 = 15;
@@ -38,11 +41,12 @@ fn write_config(dir: &Path) -> String {
     let path = dir.join("authtrail.toml");
     std::fs::write(
         &path,
-        concat!(
-            "[ingest]\nflush_rows = 1000\nflush_age = \"300ms\"\n\n",
-            "[kafka]\ntopics = [\"auth-events\"]\ngroup_id = \"faults\"\n\n",
-            "[kafka.settings]\n\"session.timeout.ms\" = \"6000\"\n",
-        ),
+        API_CONFIG.to_owned()
+            + concat!(
+                "[ingest]\nflush_rows = 1000\nflush_age = \"300ms\"\n\n",
+                "[kafka]\ntopics = [\"auth-events\"]\ngroup_id = \"faults\"\n\n",
+                "[kafka.settings]\n\"session.timeout.ms\" = \"6000\"\n",
+            ),
     )
     .unwrap();
     path.to_string_lossy().into_owned()
@@ -113,7 +117,10 @@ fn a_full_disk_stops_commits_and_nothing_is_lost_once_space_returns() {
             "--brokers",
             &broker.address,
         ],
-        &[(authtrail_store::FAULT_LAKE_FULL_ENV, flag.to_str().unwrap())],
+        &[
+            (authtrail_store::FAULT_LAKE_FULL_ENV, flag.to_str().unwrap()),
+            API_KEY,
+        ],
     );
     wait_for_rows(&lake, ids.len(), Duration::from_secs(120));
 
@@ -218,7 +225,7 @@ fn a_broker_restart_mid_stream_loses_nothing() {
             "--brokers",
             &broker.address,
         ],
-        &[],
+        &[API_KEY],
     );
     wait_for_rows(&lake, ids.len(), Duration::from_secs(120));
 
@@ -303,8 +310,9 @@ fn five_sigkills_under_load_lose_nothing_and_every_alert_reaches_the_webhook() {
     let config = dir.join("authtrail.toml");
     std::fs::write(
         &config,
-        format!(
-            concat!(
+        API_CONFIG.to_owned()
+            + &format!(
+                concat!(
                 "[ingest]\nflush_rows = 1000\nflush_age = \"300ms\"\n\n",
                 "[kafka]\ntopics = [\"auth-events\"]\ngroup_id = \"kills\"\n\n",
                 "[kafka.settings]\n\"session.timeout.ms\" = \"6000\"\n\n",
@@ -313,8 +321,8 @@ fn five_sigkills_under_load_lose_nothing_and_every_alert_reaches_the_webhook() {
                 "secret_env = \"AUTHTRAIL_FAULT_WEBHOOK_SECRET\"\naction = \"notify\"\n",
                 "rate_limit = 1000000\nretry_initial = \"50ms\"\nretry_max_interval = \"500ms\"\n",
             ),
-            port = port
-        ),
+                port = port
+            ),
     )
     .unwrap();
     let seed = std::env::var("AUTHTRAIL_FAULT_SEED")
@@ -358,7 +366,7 @@ fn five_sigkills_under_load_lose_nothing_and_every_alert_reaches_the_webhook() {
         "--brokers",
         &broker.address,
     ];
-    let env = [("AUTHTRAIL_FAULT_WEBHOOK_SECRET", WEBHOOK_SECRET)];
+    let env = [("AUTHTRAIL_FAULT_WEBHOOK_SECRET", WEBHOOK_SECRET), API_KEY];
     let names = ["run-1", "run-2", "run-3", "run-4", "run-5"];
     for name in names {
         let mut pipeline = authtrail_env(dir, name, &args, &env);

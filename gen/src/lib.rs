@@ -29,7 +29,7 @@ mod truth;
 pub use config::GenConfig;
 pub use error::Error;
 pub use eval::{Evaluator, Report};
-pub use output::{send_kafka, write_jsonl, KafkaOutput};
+pub use output::{send_kafka, write_jsonl, KafkaOutput, Pace};
 pub use scenario::ScenarioKind;
 pub use sim::{Generated, Generator};
 pub use truth::{Label, Truth, TruthMeta, TruthScenario};

@@ -12,6 +12,8 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
+use authtrail_model::Micros;
+
 use crate::error::Error;
 use crate::sim::Generator;
 use crate::Result;
@@ -47,10 +49,46 @@ pub struct KafkaOutput {
     /// Bootstrap servers.
     pub brokers: String,
     pub topic: String,
-    /// Events per second of wall-clock time; `None` for as fast as the broker takes them.
-    pub rate: Option<f64>,
+    /// How fast to send.
+    pub pace: Pace,
     /// Further librdkafka settings (`security.protocol`, ...).
     pub settings: Vec<(String, String)>,
+}
+
+/// How fast events are sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// As fast as the broker takes them.
+    FlatOut,
+    /// Events per second of wall-clock time.
+    Rate(f64),
+    /// Flat out up to event time `from` (say, a learning period), then the rest in event
+    /// time `speedup` times faster than real time, so what follows unfolds while one watches.
+    Replay { from: Micros, speedup: f64 },
+}
+
+impl Pace {
+    /// How long after `started` (when the first event was sent) the `sent`-th event, at
+    /// event time `time`, is due; `None`: at once. `replay_started` is when the first event
+    /// at or after `from` was sent.
+    fn due(
+        self,
+        started: Instant,
+        sent: u64,
+        time: Micros,
+        replay_started: &mut Option<(Instant, Micros)>,
+    ) -> Option<Instant> {
+        match self {
+            Pace::FlatOut => None,
+            Pace::Rate(rate) => Some(started + Duration::from_secs_f64(sent as f64 / rate)),
+            Pace::Replay { from, .. } if time < from => None,
+            Pace::Replay { speedup, .. } => {
+                let (wall, event) = *replay_started.get_or_insert((Instant::now(), time));
+                let behind = (time - event).max(0) as f64 / 1e6 / speedup;
+                Some(wall + Duration::from_secs_f64(behind))
+            }
+        }
+    }
 }
 
 /// Counts deliveries that failed after librdkafka's retries.
@@ -88,6 +126,7 @@ pub fn send_kafka(
     let failures = Failures::default();
     let producer: ThreadedProducer<Failures> = config.create_with_context(failures.clone())?;
     let started = Instant::now();
+    let mut replay_started = None;
     let mut sent: u64 = 0;
     while let Some(event) = generator.next_event() {
         if stop.load(Ordering::Relaxed) {
@@ -108,8 +147,10 @@ pub fn send_kafka(
             }
         }
         sent += 1;
-        if let Some(rate) = output.rate {
-            let due = started + Duration::from_secs_f64(sent as f64 / rate);
+        if let Some(due) = output
+            .pace
+            .due(started, sent, event.time, &mut replay_started)
+        {
             let now = Instant::now();
             if due > now + Duration::from_millis(2) {
                 std::thread::sleep(due - now);
@@ -126,4 +167,35 @@ pub fn send_kafka(
         });
     }
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_is_flat_out_before_its_start_then_follows_event_time_sped_up() {
+        let pace = Pace::Replay {
+            from: 1_000_000,
+            speedup: 10.0,
+        };
+        let started = Instant::now();
+        let mut replay_started = None;
+        assert_eq!(pace.due(started, 1, 999_999, &mut replay_started), None);
+        let first = pace
+            .due(started, 2, 1_500_000, &mut replay_started)
+            .unwrap();
+        // 20 s of event time later, at 10x: due 2 s after the first replayed event.
+        let later = pace
+            .due(started, 3, 21_500_000, &mut replay_started)
+            .unwrap();
+        assert_eq!(later - first, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_rate_spaces_events_evenly_from_the_start() {
+        let started = Instant::now();
+        let due = Pace::Rate(4.0).due(started, 2, 0, &mut None).unwrap();
+        assert_eq!(due - started, Duration::from_millis(500));
+    }
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use authtrail_gen::{send_kafka, GenConfig, Generator, KafkaOutput};
+use authtrail_gen::{send_kafka, GenConfig, Generator, KafkaOutput, Pace};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::{ClientConfig, Message};
@@ -28,7 +28,7 @@ fn produces_every_event_keyed_by_principal() {
     let output = KafkaOutput {
         brokers: brokers.clone(),
         topic: "auth-events".into(),
-        rate: None,
+        pace: Pace::FlatOut,
         settings: Vec::new(),
     };
     let sent = send_kafka(
