@@ -229,33 +229,8 @@ fn print_summary(totals: &StatsSnapshot) {
 
 /// SIGINT or SIGTERM asks for a clean stop (flush, commit); a second one exits at once.
 fn install_signal_handlers(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the signal handler")?;
-    std::thread::Builder::new()
-        .name("authtrail-signals".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let mut terminate =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("install SIGTERM handler");
-                for attempt in 0.. {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = terminate.recv() => {}
-                    }
-                    if attempt > 0 {
-                        eprintln!("authtrail: second signal, exiting without flushing");
-                        std::process::exit(130);
-                    }
-                    tracing::info!(
-                        "stopping: flushing and committing (signal again to exit at once)"
-                    );
-                    stop.store(true, Ordering::Relaxed);
-                }
-            });
-        })
-        .context("spawning the signal handler thread")?;
-    Ok(())
+    crate::signals::install(move || {
+        tracing::info!("stopping: flushing and committing (signal again to exit at once)");
+        stop.store(true, Ordering::Relaxed);
+    })
 }

@@ -14,6 +14,7 @@ mod metrics;
 mod query;
 mod respond;
 mod run;
+mod signals;
 mod ui;
 
 use clap::Parser;

@@ -265,36 +265,13 @@ pub fn install_signal_handlers(
     shutdown: CancellationToken,
     deadline: Duration,
 ) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the signal handler")?;
-    std::thread::Builder::new()
-        .name("authtrail-signals".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let mut terminate =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("install SIGTERM handler");
-                for attempt in 0.. {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = terminate.recv() => {}
-                    }
-                    if attempt > 0 {
-                        eprintln!("authtrail: second signal, exiting without flushing");
-                        std::process::exit(130);
-                    }
-                    shutdown.cancel();
-                    let started = Instant::now();
-                    std::thread::spawn(move || {
-                        std::thread::sleep(deadline);
-                        tracing::error!(deadline = ?deadline, elapsed = ?started.elapsed(), "clean shutdown did not finish within `run.shutdown_timeout`; exiting; uncommitted input is read again at the next start");
-                        std::process::exit(1);
-                    });
-                }
-            });
-        })
-        .context("spawning the signal handler thread")?;
-    Ok(())
+    crate::signals::install(move || {
+        shutdown.cancel();
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            std::thread::sleep(deadline);
+            tracing::error!(deadline = ?deadline, elapsed = ?started.elapsed(), "clean shutdown did not finish within `run.shutdown_timeout`; exiting; uncommitted input is read again at the next start");
+            std::process::exit(1);
+        });
+    })
 }

@@ -22,7 +22,7 @@ use support::{
 const PIPELINE_COMMAND: &str = "run";
 const API_CONFIG: &str =
     "[api]\nlisten = \"127.0.0.1:0\"\nkeys_env = \"AUTHTRAIL_FAULT_API_KEYS\"\n\n";
-const API_KEY: (&str, &str) = ("AUTHTRAIL_FAULT_API_KEYS", "fault-test-key");
+const API_KEY: (&str, &str) = ("AUTHTRAIL_FAULT_API_KEYS", "fault-test-api-key-0123456789");
 const TOPIC: &str = "auth-events";
 const PARTITIONS: i32 = 3;
 const SIGTERM: i32 = 15;
