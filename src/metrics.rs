@@ -177,6 +177,12 @@ fn ingest(out: &mut Exposition, stats: &IngestStats) {
         "Bytes of Parquet written to the lake.",
     )
     .sample(&[], totals.bytes as f64);
+    out.family(
+        "authtrail_lake_write_retries_total",
+        Kind::Counter,
+        "Lake writes that failed with an I/O error (a full disk) and are retried; offsets are not committed meanwhile.",
+    )
+    .sample(&[], totals.lake_write_retries as f64);
     out.family("authtrail_lake_flush_duration_seconds", Kind::Histogram, "Time one flush took on the writer thread: encode, fsync and commit the Parquet files, save the detector checkpoint, sync the alert outbox.")
         .histogram(&[], &stats.flush_micros.snapshot());
     out.family(

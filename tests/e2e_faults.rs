@@ -146,6 +146,16 @@ fn a_full_disk_stops_commits_and_nothing_is_lost_once_space_returns() {
         during,
         "still nothing while full"
     );
+    // ... and /metrics says so.
+    let address = support::run::printed(work.path(), "ingest", "web UI on http://");
+    let (status, metrics) = support::run::http(&address, "GET", "/metrics", Some(API_KEY.1), None);
+    assert_eq!(status, 200, "{metrics}");
+    let retries: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("authtrail_lake_write_retries_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no `authtrail_lake_write_retries_total` in {metrics}"));
+    assert!(retries >= 1.0, "{retries}");
 
     // Space returns: the same flush is written and the rest follows.
     std::fs::remove_file(&flag).unwrap();
