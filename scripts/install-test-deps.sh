@@ -19,8 +19,11 @@ command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  # As root (CI), or through sudo for a developer.
+  as_root=()
+  if ((EUID != 0)); then as_root=(sudo --preserve-env=DEBIAN_FRONTEND); fi
+  "${as_root[@]}" apt-get update -qq >&2
+  "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >&2
 fi
 
 venv="${AUTHTRAIL_VENV:-$HOME/.cache/authtrail-venv}"
