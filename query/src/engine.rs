@@ -16,7 +16,7 @@ use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::QueryConfig;
-use crate::{cidr, distinct, guard, prune, Error};
+use crate::{cidr, distinct, guard, prune, utc_trunc, Error};
 
 /// The lake's tables and their file schemas.
 pub fn lake_tables() -> [(&'static str, SchemaRef); 3] {
@@ -28,7 +28,8 @@ pub fn lake_tables() -> [(&'static str, SchemaRef); 3] {
 }
 
 /// DataFusion's optimizer rules plus authtrail's: the count rewrite just before the
-/// single-distinct rewrite it enables, and partition pruning last (after filter pushdown).
+/// single-distinct rewrite it enables, then partition pruning (after filter pushdown) and
+/// hour and day truncation of UTC timestamps as arithmetic.
 fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let mut rules = Optimizer::new().rules;
     let single_distinct = rules
@@ -37,6 +38,7 @@ fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         .unwrap_or(0);
     rules.insert(single_distinct, Arc::new(distinct::CountBesideDistinct));
     rules.push(Arc::new(prune::TimePartitionPruning));
+    rules.push(Arc::new(utc_trunc::UtcDateTrunc));
     rules
 }
 

@@ -17,6 +17,7 @@ mod error;
 mod guard;
 pub mod output;
 mod prune;
+mod utc_trunc;
 
 pub use cidr::{cidr_contains_udf, Cidr};
 pub use config::{ApiConfig, QueryConfig, MIN_KEY_LEN};

@@ -174,6 +174,69 @@ async fn distinct_counts_beside_plain_counts_are_exact_and_grouped_twice() {
     assert!(!physical.contains("count(DISTINCT"), "{physical}");
 }
 
+#[tokio::test]
+async fn hours_and_days_of_utc_times_truncate_as_arithmetic_with_the_same_answers() {
+    let fixture = Fixture::new();
+    let engine = &fixture.engine;
+    // date_bin is DataFusion's own arithmetic on the same instants: the reference.
+    let per_hour = rows(
+        engine,
+        "SELECT date_trunc('hour', time) AS hour, count(*) AS n FROM events \
+         GROUP BY date_trunc('hour', time) ORDER BY hour",
+    )
+    .await;
+    let by_bin = rows(
+        engine,
+        "SELECT date_bin(INTERVAL '1 hour', time) AS hour, count(*) AS n FROM events \
+         GROUP BY 1 ORDER BY hour",
+    )
+    .await;
+    assert_eq!(per_hour, by_bin);
+    let counts: Vec<_> = per_hour.iter().map(|row| row["n"].clone()).collect();
+    assert_eq!(counts, [json!(3), json!(3), json!(3), json!(1)]);
+    let per_day = rows(
+        engine,
+        "SELECT date_trunc('DAY', time) AS day, count(*) AS n FROM events GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    let day_bins = rows(
+        engine,
+        "SELECT date_bin(INTERVAL '1 day', time) AS day, count(*) AS n FROM events \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    assert_eq!(per_day, day_bins);
+    assert_eq!(per_day.len(), 2);
+    // The output keeps its type and name, and no row takes the time-zone path.
+    let plan = rows(
+        engine,
+        "EXPLAIN SELECT date_trunc('hour', time) FROM events",
+    )
+    .await;
+    let physical = plan
+        .iter()
+        .find(|row| row["plan_type"] == "physical_plan")
+        .expect("a physical plan");
+    let physical = physical["plan"].as_str().unwrap();
+    assert!(physical.contains("% 3600000000"), "{physical}");
+    assert!(
+        !physical.contains("date_trunc(Utf8(\"hour\"), time@"),
+        "{physical}"
+    );
+    let named = rows(
+        engine,
+        "SELECT date_trunc('hour', time) FROM events LIMIT 1",
+    )
+    .await;
+    assert!(
+        named[0]
+            .as_object()
+            .unwrap()
+            .contains_key("date_trunc(Utf8(\"hour\"),events.time)"),
+        "{named:?}"
+    );
+}
+
 /// The `.parquet` files a plan's scans would read.
 async fn files_scanned(engine: &QueryEngine, sql: &str) -> usize {
     let plan = rows(engine, &format!("EXPLAIN {sql}")).await;
