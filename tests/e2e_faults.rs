@@ -29,6 +29,30 @@ const SIGTERM: i32 = 15;
 const SIGKILL: i32 = 9;
 const WEBHOOK_SECRET: &str = "whsec_RkFVTFRTLWUyZS1zaWduaW5nLWtleS0wMTIzNDU2Nzg=";
 
+/// Starts the pipeline (`PIPELINE_COMMAND`) on `lake`, consuming from `brokers`, with the
+/// API key and any further environment.
+fn start_pipeline(
+    dir: &Path,
+    name: &'static str,
+    lake: &str,
+    config: &str,
+    brokers: &str,
+    env: &[(&str, &str)],
+) -> Process {
+    let mut env = env.to_vec();
+    env.push(API_KEY);
+    let args = [
+        "--lake",
+        lake,
+        PIPELINE_COMMAND,
+        "--config",
+        config,
+        "--brokers",
+        brokers,
+    ];
+    authtrail_env(dir, name, &args, &env)
+}
+
 fn write_events(path: &Path, range: std::ops::Range<usize>) -> Vec<String> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for i in range.clone() {
@@ -105,22 +129,13 @@ fn a_full_disk_stops_commits_and_nothing_is_lost_once_space_returns() {
     let first = work.path().join("first.jsonl");
     let mut ids = write_events(&first, 0..3_000);
     broker.produce(TOPIC, &first, Some(PARTITIONS));
-    let mut ingest = authtrail_env(
+    let mut ingest = start_pipeline(
         work.path(),
         "ingest",
-        &[
-            "--lake",
-            &lake_arg,
-            PIPELINE_COMMAND,
-            "--config",
-            &config,
-            "--brokers",
-            &broker.address,
-        ],
-        &[
-            (authtrail_store::FAULT_LAKE_FULL_ENV, flag.to_str().unwrap()),
-            API_KEY,
-        ],
+        &lake_arg,
+        &config,
+        &broker.address,
+        &[(authtrail_store::FAULT_LAKE_FULL_ENV, flag.to_str().unwrap())],
     );
     wait_for_rows(&lake, ids.len(), Duration::from_secs(120));
 
@@ -223,19 +238,13 @@ fn a_broker_restart_mid_stream_loses_nothing() {
     let first = work.path().join("first.jsonl");
     let mut ids = write_events(&first, 0..3_000);
     broker.produce(TOPIC, &first, Some(PARTITIONS));
-    let mut ingest = authtrail_env(
+    let mut ingest = start_pipeline(
         work.path(),
         "ingest",
-        &[
-            "--lake",
-            &lake_arg,
-            PIPELINE_COMMAND,
-            "--config",
-            &config,
-            "--brokers",
-            &broker.address,
-        ],
-        &[API_KEY],
+        &lake_arg,
+        &config,
+        &broker.address,
+        &[],
     );
     wait_for_rows(&lake, ids.len(), Duration::from_secs(120));
 
@@ -367,19 +376,10 @@ fn five_sigkills_under_load_lose_nothing_and_every_alert_reaches_the_webhook() {
         })
     };
     let config_arg = config.to_str().unwrap();
-    let args = [
-        "--lake",
-        &lake_arg,
-        PIPELINE_COMMAND,
-        "--config",
-        config_arg,
-        "--brokers",
-        &broker.address,
-    ];
-    let env = [("AUTHTRAIL_FAULT_WEBHOOK_SECRET", WEBHOOK_SECRET), API_KEY];
+    let env = [("AUTHTRAIL_FAULT_WEBHOOK_SECRET", WEBHOOK_SECRET)];
     let names = ["run-1", "run-2", "run-3", "run-4", "run-5"];
     for name in names {
-        let mut pipeline = authtrail_env(dir, name, &args, &env);
+        let mut pipeline = start_pipeline(dir, name, &lake_arg, config_arg, &broker.address, &env);
         // Kill at a random moment once this run has started consuming.
         wait_for_log(
             &dir.join(format!("{name}.log")),
@@ -398,7 +398,14 @@ fn five_sigkills_under_load_lose_nothing_and_every_alert_reaches_the_webhook() {
         std::thread::sleep(Duration::from_secs(7));
     }
     producer.join().unwrap();
-    let mut last = authtrail_env(dir, "run-last", &args, &env);
+    let mut last = start_pipeline(
+        dir,
+        "run-last",
+        &lake_arg,
+        config_arg,
+        &broker.address,
+        &env,
+    );
     wait_for_rows(&lake, ids.len(), Duration::from_secs(180));
 
     // Every alert in the lake reaches the receiver, always under one webhook-id.

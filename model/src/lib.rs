@@ -19,5 +19,8 @@ pub use alert::{alerts_schema, Alert, AlertBatchBuilder, Severity};
 pub use batch::{EventBatchBuilder, IngestMeta, RejectBatchBuilder};
 pub use error::{ContractError, RejectKind};
 pub use event::{Event, Kind, Micros, Outcome, PrincipalType, Text};
-pub use parse::{jwt_fingerprint, parse_event, ContractLimits, TOKEN_ID_REDACTED_ATTRIBUTE};
+pub use parse::{
+    jwt_fingerprint, parse_event, ContractLimits, FIELD_NAMES as CONTRACT_FIELDS,
+    TOKEN_ID_REDACTED_ATTRIBUTE,
+};
 pub use schema::{events_schema, rejects_schema, timestamp_type, EVENT_LOOKUP_COLUMNS};

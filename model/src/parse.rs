@@ -113,7 +113,8 @@ enum Field {
 
 const FIELD_COUNT: usize = 25;
 
-const FIELD_NAMES: [&str; FIELD_COUNT] = [
+/// Every field name of the event contract (events.md), in its order.
+pub const FIELD_NAMES: [&str; FIELD_COUNT] = [
     "id",
     "time",
     "kind",
