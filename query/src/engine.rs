@@ -10,6 +10,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::optimizer::{Optimizer, OptimizerRule};
@@ -91,7 +92,12 @@ impl QueryEngine {
         parquet.reorder_filters = true;
         parquet.enable_page_index = true;
         parquet.bloom_filter_on_read = true;
+        // No listing cache: DataFusion keeps a table's file list forever by default, and
+        // the lake under `run` gains files every flush. The per-file caches (footers,
+        // statistics) stay; they check each file's size and modification time.
+        let caches = CacheManagerConfig::default().with_list_files_cache_limit(0);
         let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(caches)
             .with_memory_limit(config.memory_limit_mib.saturating_mul(1 << 20), 1.0)
             .build_arc()?;
         let state = SessionStateBuilder::new()
@@ -104,8 +110,12 @@ impl QueryEngine {
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_udf(cidr::cidr_contains_udf());
+        // Each file's statistics are read from its footer once and kept (keyed by path,
+        // size and modification time, so a rewritten file is read again); without the
+        // cache every query re-derived them from all files' footers while planning.
+        let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
         for (name, schema) in lake_tables() {
-            let table = listing_table(&root.join(name), &schema)?;
+            let table = listing_table(&root.join(name), &schema)?.with_cache(statistics.clone());
             ctx.register_table(name, Arc::new(table))?;
         }
         Ok(QueryEngine { ctx, root, config })
