@@ -17,7 +17,7 @@ use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::QueryConfig;
-use crate::{cidr, distinct, guard, prune, utc_trunc, Error};
+use crate::{cidr, distinct, guard, prune, pushdown, utc_trunc, Error};
 
 /// The lake's tables and their file schemas.
 pub fn lake_tables() -> [(&'static str, SchemaRef); 3] {
@@ -87,7 +87,9 @@ impl QueryEngine {
             .with_information_schema(false);
         let parquet = &mut session.options_mut().execution.parquet;
         // Late materialisation: evaluate filters while decoding, cheapest first, so the
-        // wide columns of a point lookup are only decoded for matching rows.
+        // wide columns of a point lookup are only decoded for matching rows. This is the
+        // default for plans built through `context()` (the API's lookups); `sql` decides
+        // per query (`pushdown.rs`).
         parquet.pushdown_filters = true;
         parquet.reorder_filters = true;
         parquet.enable_page_index = true;
@@ -146,7 +148,16 @@ impl QueryEngine {
         guard::check_statement(&statement)?;
         let plan = state.statement_to_plan(statement).await?;
         guard::check_plan(&plan)?;
-        Ok(self.ctx.execute_logical_plan(plan).await?)
+        // The session's default (on) suits the lookups the API builds; a query typed by
+        // an investigator gets the choice its filters call for.
+        let mut state = state;
+        state
+            .config_mut()
+            .options_mut()
+            .execution
+            .parquet
+            .pushdown_filters = pushdown::filters_on_selective_column(&plan);
+        Ok(DataFrame::new(state, plan))
     }
 
     /// Runs `frame` to completion under the configured timeout, keeping at most `limit`
