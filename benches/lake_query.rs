@@ -28,6 +28,11 @@ use authtrail_query::{QueryConfig, QueryEngine};
 
 use env::{env_number, python};
 
+/// The allocator the `authtrail` binary runs with (src/main.rs), so the bench measures the
+/// engine as shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Best time and row count of each query on authtrail's engine.
 fn run_authtrail(
     root: &Path,
