@@ -9,7 +9,7 @@
 //! every page, and testing it first, then decoding the other columns row range by row
 //! range, costs more than decoding them whole and filtering after: on the 10M-event
 //! forensic bench `top_denied` took 25% and `failed_logins_day` 13% more CPU with it on,
-//! while the lookups took 35-45% less (docs/benchmarks.md).
+//! while the lookups took 32-43% less (docs/benchmarks.md).
 
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::{Expr, LogicalPlan};
