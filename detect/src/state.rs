@@ -108,6 +108,11 @@ impl<V> KeyedState<V> {
         self.expired += (before - self.slots.len()) as u64;
     }
 
+    /// Every value, for a pass over the whole table.
+    pub fn values(&self) -> impl Iterator<Item = &Slot<V>> {
+        self.slots.values()
+    }
+
     /// Every value, for a pass over the whole table (restores, tests).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Slot<V>> {
         self.slots.values_mut()
