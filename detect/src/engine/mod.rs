@@ -17,7 +17,8 @@ use crate::Result;
 /// 2: `token_replay`'s sightings moved into the token table; `service_fan_out`,
 /// `brute_force`, `authz_probing` and `mfa_fatigue` keep their state in the principal
 /// table.
-/// 3: token audiences are interned (a token holds the id of its audience set).
+/// 3: token audiences are interned (a token holds the id of its audience set); token
+/// and principal entries no longer repeat their earliest part expiry.
 const CHECKPOINT_VERSION: u32 = 3;
 
 /// Counters since the detectors were first started (they survive restores).

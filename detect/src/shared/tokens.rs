@@ -75,25 +75,13 @@ impl TokenState {
     }
 }
 
-/// Everything kept on one token.
-#[derive(Debug, Serialize, Deserialize)]
+/// Everything kept on one token. (No copy of the earliest part expiry: it cost 8 bytes
+/// per token, and a sweep reads the two `until`s in order as cheaply.)
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct TokenEntry {
-    /// The earliest expiry of a live part, so a sweep looks at one field of most tokens
-    /// (and one cache line) instead of three parts.
-    next: Micros,
     facts: Part<TokenState>,
     /// `token_replay`: one entry per distinct client address, at its latest presentation.
     pub replay: Part<Window<Sighting>>,
-}
-
-impl Default for TokenEntry {
-    fn default() -> Self {
-        TokenEntry {
-            next: Micros::MAX,
-            facts: Part::default(),
-            replay: Part::default(),
-        }
-    }
 }
 
 impl TokenEntry {
@@ -105,11 +93,9 @@ impl TokenEntry {
         [self.facts.until(), self.replay.until()]
     }
 
-    /// Sets the slot's expiry (the latest part's) and `next` (the earliest live part's).
+    /// Sets the slot's expiry (the latest part's).
     fn set_expiries(slot: &mut Slot<TokenEntry>) {
-        let (latest, next) = crate::part::latest_and_next(slot.value.untils());
-        slot.expires_at = latest;
-        slot.value.next = next;
+        slot.expires_at = crate::part::latest_and_next(slot.value.untils()).0;
     }
 }
 
@@ -124,7 +110,7 @@ impl Parts for TokenEntry {
     type Counts = TokenCounts;
 
     fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut TokenCounts) -> bool {
-        if slot.value.next >= now {
+        if crate::part::latest_and_next(slot.value.untils()).1 >= now {
             return true;
         }
         let entry = &mut slot.value;
