@@ -68,7 +68,10 @@ impl Uuid {
         }
         let mut bytes = [0; 16];
         let mut case = None;
-        let digits = text.iter().enumerate().filter(|(at, _)| !DASHES.contains(at));
+        let digits = text
+            .iter()
+            .enumerate()
+            .filter(|(at, _)| !DASHES.contains(at));
         for (i, (_, &digit)) in digits.enumerate() {
             let (value, upper) = hex_value(digit)?;
             if upper.is_some() {
