@@ -13,9 +13,9 @@ use crate::part::{Part, PartCounts};
 use crate::state::{KeyedState, Parts, Slot};
 use crate::window::Window;
 
-/// Everything kept on one principal. (A copy of the earliest part expiry, to let a
-/// sweep read one field, cost 8 bytes per principal; the sweep reads the entries in
-/// order, so the four `until`s cost little more.)
+/// Everything kept on one principal. The slot's `expires_at` is the earliest expiry of
+/// a live part (see `Slot`), so a sweep reads one field of most principals instead of
+/// four parts; the latest is computed from the parts when an eviction needs it.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct PrincipalEntry {
     pub fan_out: Part<Reaches>,
@@ -43,9 +43,15 @@ impl PrincipalEntry {
         ]
     }
 
-    /// Sets the slot's expiry (the latest part's).
+    /// Sets the slot's `expires_at` to the earliest expiry of a live part (see
+    /// `Slot`), or to the past when none is live, so the next sweep drops the entry.
     fn set_expiries(slot: &mut Slot<PrincipalEntry>) {
-        slot.expires_at = crate::part::latest_and_next(slot.value.untils()).0;
+        let (latest, next) = crate::part::latest_and_next(slot.value.untils());
+        slot.expires_at = if latest == Micros::MIN {
+            Micros::MIN
+        } else {
+            next
+        };
     }
 }
 
@@ -73,7 +79,7 @@ impl Parts for PrincipalEntry {
     type Counts = PrincipalCounts;
 
     fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut PrincipalCounts) -> bool {
-        if crate::part::latest_and_next(slot.value.untils()).1 >= now {
+        if slot.expires_at >= now {
             return true;
         }
         let entry = &mut slot.value;
@@ -83,6 +89,10 @@ impl Parts for PrincipalEntry {
         entry.mfa_fatigue.sweep(now, &mut counts.mfa_fatigue);
         PrincipalEntry::set_expiries(slot);
         slot.value.live() != [false; 4]
+    }
+
+    fn latest(&self) -> Micros {
+        crate::part::latest_and_next(self.untils()).0
     }
 
     fn evicted(&self, counts: &mut PrincipalCounts) {

@@ -205,3 +205,23 @@ fn a_checkpoint_whose_token_names_an_unsaved_audience_is_refused() {
     let sound = plain.token_table().unwrap().encoded_without_audiences();
     assert!(postcard::from_bytes::<TokenTable>(&sound).is_ok());
 }
+
+#[test]
+fn an_entry_left_with_no_part_by_a_restore_goes_at_the_next_sweep() {
+    let mut detectors = Detectors::new(&DetectConfig::default()).unwrap();
+    feed(
+        &mut detectors,
+        &[authn("f", 0.0, "user:alice", false, "password")],
+    );
+    assert_eq!(detectors.principal_table().unwrap().len(), 1);
+    let mut config = DetectConfig::default();
+    config.brute_force.enabled = false;
+    config.mfa_fatigue.enabled = false;
+    let mut restored = Detectors::restore(&config, &detectors.checkpoint()).unwrap();
+    assert_eq!(restored.principal_table().unwrap().len(), 1);
+    // Ten seconds on (past the 5 s sweep interval), with no part of it expiring yet.
+    let tick = |seconds| authz("x", seconds, "svc:other", "web", true);
+    feed(&mut restored, &[tick(10.0), tick(20.0)]);
+    let principals = restored.principal_table().unwrap();
+    assert_eq!(principals.len(), 1, "only svc:other's entry is left");
+}

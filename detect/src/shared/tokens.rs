@@ -75,8 +75,8 @@ impl TokenState {
     }
 }
 
-/// Everything kept on one token. (No copy of the earliest part expiry: it cost 8 bytes
-/// per token, and a sweep reads the two `until`s in order as cheaply.)
+/// Everything kept on one token. The slot's `expires_at` is the earliest expiry of a
+/// live part (see `Slot`), so a sweep reads one field of most tokens.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct TokenEntry {
     facts: Part<TokenState>,
@@ -93,9 +93,15 @@ impl TokenEntry {
         [self.facts.until(), self.replay.until()]
     }
 
-    /// Sets the slot's expiry (the latest part's).
+    /// Sets the slot's `expires_at` to the earliest expiry of a live part (see
+    /// `Slot`), or to the past when none is live, so the next sweep drops the entry.
     fn set_expiries(slot: &mut Slot<TokenEntry>) {
-        slot.expires_at = crate::part::latest_and_next(slot.value.untils()).0;
+        let (latest, next) = crate::part::latest_and_next(slot.value.untils());
+        slot.expires_at = if latest == Micros::MIN {
+            Micros::MIN
+        } else {
+            next
+        };
     }
 }
 
@@ -110,7 +116,7 @@ impl Parts for TokenEntry {
     type Counts = TokenCounts;
 
     fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut TokenCounts) -> bool {
-        if crate::part::latest_and_next(slot.value.untils()).1 >= now {
+        if slot.expires_at >= now {
             return true;
         }
         let entry = &mut slot.value;
@@ -118,6 +124,10 @@ impl Parts for TokenEntry {
         entry.replay.sweep(now, &mut counts.replay);
         TokenEntry::set_expiries(slot);
         slot.value.live() != [false; 2]
+    }
+
+    fn latest(&self) -> Micros {
+        crate::part::latest_and_next(self.untils()).0
     }
 
     fn evicted(&self, counts: &mut TokenCounts) {
