@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detectors::{Account, Deny, Reaches};
 use crate::id::EventId;
-use crate::part::{Part, PartCounts};
+use crate::part::{BoxedPart, Part, PartCounts};
 use crate::state::{KeyedState, Parts, Slot};
 use crate::window::Window;
 
@@ -20,8 +20,10 @@ use crate::window::Window;
 pub(crate) struct PrincipalEntry {
     pub fan_out: Part<Reaches>,
     pub brute_force: Part<Account>,
-    pub authz_probing: Part<Window<Deny>>,
-    pub mfa_fatigue: Part<Window<EventId>>,
+    // Boxed: denies and MFA failures come from a minority of principals, and an absent
+    // boxed part costs 16 bytes instead of 48 and 40.
+    pub authz_probing: BoxedPart<Window<Deny>>,
+    pub mfa_fatigue: BoxedPart<Window<EventId>>,
 }
 
 impl PrincipalEntry {
