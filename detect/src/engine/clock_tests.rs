@@ -1,0 +1,231 @@
+//! The per-source clocks: lateness per partition, expiry on the slowest active one.
+
+use std::time::{Duration, Instant};
+
+use authtrail_model::{Alert, Event};
+
+use super::SourceId;
+use crate::detectors::testkit::{at, authn, feed, only};
+use crate::{DetectConfig, Detectors};
+
+fn feed_from(detectors: &mut Detectors, source: SourceId, events: &[Event<'_>]) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for event in events {
+        detectors.observe_from(source, event, &mut alerts);
+    }
+    alerts
+}
+
+/// Ten password failures of `principal`, 5 s apart from `start`: a brute force.
+fn brute_force(start: f64, principal: &str) -> Vec<Event<'static>> {
+    (0..10)
+        .map(|i| {
+            let id = format!("{principal}-f{i}");
+            authn(&id, start + i as f64 * 5.0, principal, false, "password")
+        })
+        .collect()
+}
+
+fn live_keys(detectors: &Detectors, name: &str) -> usize {
+    let stats = detectors.stats();
+    let table = stats.tables.iter().find(|t| t.name == name).unwrap();
+    table.state.live_keys
+}
+
+#[test]
+fn a_lagging_partition_s_events_are_not_late() {
+    let config = only("brute_force");
+    // Partition 0 was read an hour of event time ahead before partition 1's backlog.
+    let ahead = brute_force(3_600.0, "user:alice");
+    let behind = brute_force(0.0, "user:bob");
+
+    let mut detectors = Detectors::new(&config).unwrap();
+    let (p0, p1) = (detectors.source("auth", 0), detectors.source("auth", 1));
+    let mut alerts = feed_from(&mut detectors, p0, &ahead);
+    alerts.extend(feed_from(&mut detectors, p1, &behind));
+    assert_eq!(detectors.stats().late_events, 0);
+    let keys: Vec<_> = alerts.iter().map(|a| a.key.as_str()).collect();
+    assert_eq!(keys, ["user:alice", "user:bob"]);
+
+    // One clock for both (what a single stream gets) counts bob's failures late.
+    let mut one = Detectors::new(&config).unwrap();
+    let alerts = [feed(&mut one, &ahead), feed(&mut one, &behind)].concat();
+    assert_eq!(one.stats().late_events, 10);
+    assert_eq!(alerts.len(), 1);
+}
+
+#[test]
+fn out_of_order_within_one_partition_is_still_late() {
+    let mut detectors = Detectors::new(&only("brute_force")).unwrap();
+    let (p0, p1) = (detectors.source("auth", 0), detectors.source("auth", 1));
+    let events = brute_force(0.0, "user:alice");
+    // p0 reaches 100 s; its event at 45 s is 55 s behind: late. p1 is unaffected.
+    feed_from(
+        &mut detectors,
+        p0,
+        &[authn("x", 100.0, "user:x", true, "password")],
+    );
+    feed_from(&mut detectors, p0, &events[9..]);
+    assert_eq!(detectors.stats().late_events, 1);
+    feed_from(&mut detectors, p1, &events[..9]);
+    assert_eq!(detectors.stats().late_events, 1);
+    // Within the lateness (30 s) behind its own partition it is not.
+    feed_from(
+        &mut detectors,
+        p0,
+        &[authn("y", 75.0, "user:y", true, "password")],
+    );
+    assert_eq!(detectors.stats().late_events, 1);
+}
+
+#[test]
+fn expiry_follows_the_slowest_active_partition() {
+    let mut detectors = Detectors::new(&only("brute_force")).unwrap();
+    let (p0, p1) = (detectors.source("auth", 0), detectors.source("auth", 1));
+    assert_eq!(
+        detectors.clock(),
+        None,
+        "registered partitions hold it until they speak"
+    );
+    feed_from(&mut detectors, p1, &brute_force(0.0, "user:bob")[..3]);
+    assert_eq!(detectors.clock(), None);
+    feed_from(&mut detectors, p0, &brute_force(3_600.0, "user:alice")[..3]);
+    assert_eq!(detectors.clock(), Some(at(10.0)));
+    // p0 an hour ahead does not expire bob's failures: p1 may still bring the rest.
+    assert_eq!(live_keys(&detectors, "brute_force"), 2);
+    let alerts = feed_from(&mut detectors, p1, &brute_force(0.0, "user:bob")[3..]);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(detectors.clock(), Some(at(45.0)));
+}
+
+#[test]
+fn an_idle_partition_does_not_hold_expiry_back_forever() {
+    let config = only("brute_force");
+    let mut detectors = Detectors::new(&config).unwrap();
+    let (p0, p1) = (detectors.source("auth", 0), detectors.source("auth", 1));
+    let start = Instant::now();
+    feed_from(&mut detectors, p1, &brute_force(0.0, "user:bob")[..1]);
+    feed_from(
+        &mut detectors,
+        p0,
+        &[authn("a0", 1.0, "user:a", true, "password")],
+    );
+    detectors.tick(start);
+    // p0 goes on for two hours of event time while p1 delivers nothing.
+    let mut step = 0;
+    let mut advance = |detectors: &mut Detectors, wall: Duration| {
+        step += 1;
+        let seconds = step as f64 * 600.0;
+        let event = authn(&format!("a{step}"), seconds, "user:a", true, "password");
+        feed_from(detectors, p0, &[event]);
+        detectors.tick(start + wall);
+    };
+    advance(&mut detectors, Duration::from_secs(10));
+    advance(&mut detectors, Duration::from_secs(29));
+    assert_eq!(
+        detectors.clock(),
+        Some(at(0.0)),
+        "p1 holds it while not idle"
+    );
+    assert_eq!(live_keys(&detectors, "brute_force"), 1);
+    advance(&mut detectors, Duration::from_secs(31));
+    assert_eq!(detectors.clock(), Some(at(1_800.0)), "p1 idle after 30 s");
+    advance(&mut detectors, Duration::from_secs(40));
+    assert_eq!(
+        live_keys(&detectors, "brute_force"),
+        0,
+        "bob's failure expired"
+    );
+
+    // p1's next event makes it active again, and it is judged by its own watermark.
+    feed_from(
+        &mut detectors,
+        p1,
+        &[authn("b", 20.0, "user:bob", false, "password")],
+    );
+    assert_eq!(detectors.clock(), Some(at(20.0)));
+    assert_eq!(detectors.stats().late_events, 0);
+}
+
+#[test]
+fn a_revoked_partition_s_watermark_is_dropped() {
+    let mut detectors = Detectors::new(&only("brute_force")).unwrap();
+    let (p0, p1) = (detectors.source("auth", 0), detectors.source("auth", 1));
+    feed_from(&mut detectors, p0, &brute_force(3_600.0, "user:alice"));
+    feed_from(&mut detectors, p1, &brute_force(0.0, "user:bob")[..1]);
+    assert_eq!(detectors.clock(), Some(at(0.0)));
+    detectors.release(p1);
+    assert_eq!(detectors.clock(), Some(at(3_645.0)));
+    let checkpoint = detectors.checkpoint();
+    let restored = Detectors::restore(&only("brute_force"), &checkpoint).unwrap();
+    assert_eq!(
+        restored.clock(),
+        Some(at(3_645.0)),
+        "not in the checkpoint either"
+    );
+
+    // Assigned again later, it starts without a watermark, and its slot is reused.
+    let again = detectors.source("auth", 1);
+    assert_eq!(again, p1);
+    assert_eq!(detectors.clock(), None);
+    feed_from(&mut detectors, again, &brute_force(0.0, "user:bob")[1..2]);
+    assert_eq!(detectors.clock(), Some(at(5.0)));
+    assert_eq!(detectors.stats().late_events, 0);
+}
+
+#[test]
+fn watermarks_survive_a_checkpoint_and_unclaimed_ones_leave_when_idle() {
+    let config = only("brute_force");
+    let mut before = Detectors::new(&config).unwrap();
+    let (p0, p1) = (before.source("auth", 0), before.source("auth", 1));
+    feed_from(
+        &mut before,
+        p0,
+        &[authn("a", 100.0, "user:a", true, "password")],
+    );
+    feed_from(
+        &mut before,
+        p1,
+        &[authn("b", 50.0, "user:b", true, "password")],
+    );
+    let mut after = Detectors::restore(&config, &before.checkpoint()).unwrap();
+    assert_eq!(after.clock(), Some(at(50.0)));
+    let p0 = after.source("auth", 0);
+    // 60 s is 40 s behind p0's watermark: late, as it was before the restart.
+    feed_from(
+        &mut after,
+        p0,
+        &[authn("c", 60.0, "user:c", true, "password")],
+    );
+    assert_eq!(after.stats().late_events, 1);
+    // p1 was not registered again in this process: once idle it is forgotten.
+    let start = Instant::now();
+    after.tick(start);
+    feed_from(
+        &mut after,
+        p0,
+        &[authn("d", 120.0, "user:d", true, "password")],
+    );
+    after.tick(start + Duration::from_secs(31));
+    assert_eq!(after.clock(), Some(at(120.0)));
+    let checkpoint = Detectors::restore(&config, &after.checkpoint()).unwrap();
+    assert_eq!(checkpoint.clock(), Some(at(120.0)), "only p0 was kept");
+}
+
+#[test]
+fn a_single_stream_needs_no_registration_and_keeps_its_clock_across_a_restart() {
+    let config = DetectConfig::default();
+    let mut before = Detectors::new(&config).unwrap();
+    feed(
+        &mut before,
+        &[authn("a", 100.0, "user:a", true, "password")],
+    );
+    // Ticks do not idle out the only source (nothing else could move the clock).
+    let start = Instant::now();
+    before.tick(start);
+    before.tick(start + Duration::from_secs(3_600));
+    let mut after = Detectors::restore(&config, &before.checkpoint()).unwrap();
+    assert_eq!(after.clock(), Some(at(100.0)));
+    feed(&mut after, &[authn("b", 60.0, "user:b", true, "password")]);
+    assert_eq!(after.stats().late_events, 1);
+}
