@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use authtrail_detect::{DetectConfig, Detectors};
+use authtrail_detect::{DetectConfig, Detectors, SourceId};
 use authtrail_metrics::LatencyRecorder;
 use authtrail_model::time::hour_of;
 use authtrail_model::{Alert, AlertBatchBuilder, Event};
@@ -128,11 +128,28 @@ impl Detection {
         self.covered.get(&(source.to_owned(), partition)).copied()
     }
 
-    /// Runs the detectors on one event; alerts are logged and handed to the sink now, and
-    /// kept for the lake.
-    pub(crate) fn observe(&mut self, event: &Event<'_>) -> Result<()> {
+    /// The detectors' watermark of a source partition (registered at its first message;
+    /// restored ones keep the watermark of the checkpoint).
+    pub(crate) fn source(&mut self, source: &str, partition: i32) -> SourceId {
+        self.detectors.source(source, partition)
+    }
+
+    /// Forgets a revoked partition's watermark, so it no longer holds expiry back.
+    pub(crate) fn release(&mut self, source: SourceId) {
+        self.detectors.release(source);
+    }
+
+    /// Tells the detectors the wall-clock time: partitions silent for `source_idle_after`
+    /// stop holding expiry back. Called per batch of messages and when idle.
+    pub(crate) fn tick(&mut self) {
+        self.detectors.tick(Instant::now());
+    }
+
+    /// Runs the detectors on one event of `source`; alerts are logged and handed to the
+    /// sink now, and kept for the lake.
+    pub(crate) fn observe(&mut self, source: SourceId, event: &Event<'_>) -> Result<()> {
         let started = Instant::now();
-        self.detectors.observe(event, &mut self.raised);
+        self.detectors.observe_from(source, event, &mut self.raised);
         self.latency.record(started.elapsed());
         for alert in self.raised.drain(..) {
             IngestStats::add(&self.stats.alerts, 1);
