@@ -406,10 +406,11 @@ impl Pipeline {
         };
         self.flush(flushes, flush)?;
         for key in &partitions {
-            let state = self.partitions.remove(key);
-            // Its events come to another consumer now: it must not hold expiry back.
-            let source = state.and_then(|state| state.detect_source);
-            if let (Some(detection), Some(source)) = (&mut self.detection, source) {
+            self.partitions.remove(key);
+            // Its events go to another consumer now: it must not hold the detectors'
+            // expiry back (also when it was assigned but never delivered here).
+            if let Some(detection) = &mut self.detection {
+                let source = detection.source(&key.0, key.1);
                 detection.release(source);
             }
         }
