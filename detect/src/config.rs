@@ -25,7 +25,8 @@ pub struct DetectConfig {
     pub allowed_lateness: Duration,
     /// Lateness is judged per source (Kafka partition), and state expires on the oldest
     /// watermark of the sources; a source that delivers nothing for this long (wall-clock
-    /// time) stops holding expiry back until its next event.
+    /// time while the pipeline runs: a gap between two of its ticks counts at most 1 s)
+    /// stops holding expiry back until its next event.
     #[serde(with = "humantime_serde")]
     pub source_idle_after: Duration,
     /// Most keys one state table holds (per detector, and for the shared baseline,

@@ -7,9 +7,9 @@
 //! principals on every partition, tokens are presented by services on others), so what
 //! expires and what windows forget follows the *slowest* active source: the clock is
 //! the minimum of the active sources' watermarks. A source that delivers nothing for
-//! `source_idle_after` (wall-clock time, reported through [`Detectors::tick`]) stops
-//! holding the clock back until its next event; a released source (revoked in a
-//! rebalance) is forgotten.
+//! `source_idle_after` (wall-clock time, reported through [`Detectors::tick`], each gap
+//! between ticks counted up to 1 s) stops holding the clock back until its next event;
+//! a released source (revoked in a rebalance) is forgotten.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,11 @@ use super::Detectors;
 /// detectors' `now - lateness - window` cannot overflow (durations are capped at
 /// `Micros::MAX / 4`).
 pub(super) const FLOOR: Micros = Micros::MIN / 4;
+
+/// A gap between two ticks counts at most this much toward a source's idleness: while
+/// the pipeline stalls (a slow disk, backpressure) no partition delivers, and the first
+/// batch after the stall must not find every partition but its own idle.
+const MAX_TICK_GAP: Duration = Duration::from_secs(1);
 
 /// A source of events with its own watermark, from [`Detectors::source`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,8 +63,8 @@ struct Source {
     claimed: bool,
     /// Had an event since the last tick.
     seen: bool,
-    /// Wall-clock time of the last tick that found it had events (or of its first tick).
-    last_seen: Option<Instant>,
+    /// `Clocks::running` at the last tick that found it had events (or its first tick).
+    last_seen: Option<Duration>,
 }
 
 impl Source {
@@ -92,6 +97,9 @@ pub(super) struct Clocks {
     /// none yet (or none was ever active).
     clock: Micros,
     idle_after: Duration,
+    /// Wall-clock time between ticks, each gap counted up to `MAX_TICK_GAP`.
+    running: Duration,
+    last_tick: Option<Instant>,
 }
 
 impl Clocks {
@@ -101,6 +109,8 @@ impl Clocks {
             sources: vec![Source::new("", 0, Micros::MIN, State::Idle)],
             clock: Micros::MIN,
             idle_after,
+            running: Duration::ZERO,
+            last_tick: None,
         }
     }
 
@@ -176,17 +186,22 @@ impl Clocks {
     }
 
     pub fn tick(&mut self, now: Instant) {
+        if let Some(last) = self.last_tick {
+            self.running += now.saturating_duration_since(last).min(MAX_TICK_GAP);
+        }
+        self.last_tick = Some(now);
+        let running = self.running;
         let mut changed = false;
         for (at, source) in self.sources.iter_mut().enumerate() {
             if source.state != State::Active {
                 continue;
             }
             if std::mem::take(&mut source.seen) {
-                source.last_seen = Some(now);
+                source.last_seen = Some(running);
                 continue;
             }
-            let since = *source.last_seen.get_or_insert(now);
-            if now.saturating_duration_since(since) < self.idle_after {
+            let since = *source.last_seen.get_or_insert(running);
+            if running - since < self.idle_after {
                 continue;
             }
             changed = true;
@@ -248,7 +263,8 @@ impl Detectors {
 
     /// Reports the wall-clock time: active sources that delivered nothing for
     /// `source_idle_after` stop holding expiry back. Call it regularly (the pipeline
-    /// does per batch and when idle); without ticks no source is ever idle.
+    /// does per batch and when idle); without ticks no source is ever idle. A gap between
+    /// two ticks counts at most 1 s, so a stall of the caller idles nobody.
     pub fn tick(&mut self, now: Instant) {
         self.clocks.tick(now);
     }
