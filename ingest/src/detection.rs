@@ -134,9 +134,22 @@ impl Detection {
         self.detectors.source(source, partition)
     }
 
-    /// Forgets a revoked partition's watermark, so it no longer holds expiry back.
-    pub(crate) fn release(&mut self, source: SourceId) {
-        self.detectors.release(source);
+    /// Registers assigned partitions: each holds expiry back until its first event (or
+    /// until it turns out idle), so shared state a partition read later still needs is
+    /// not expired by the partitions read first.
+    pub(crate) fn assign(&mut self, partitions: &[(Arc<str>, i32)]) {
+        for (source, partition) in partitions {
+            self.detectors.source(source, *partition);
+        }
+    }
+
+    /// Forgets revoked partitions' watermarks: their events go to another consumer now,
+    /// so they must not hold expiry back (also when assigned but never delivered here).
+    pub(crate) fn revoke(&mut self, partitions: &[(Arc<str>, i32)]) {
+        for (source, partition) in partitions {
+            let source = self.detectors.source(source, *partition);
+            self.detectors.release(source);
+        }
     }
 
     /// Tells the detectors the wall-clock time: partitions silent for `source_idle_after`

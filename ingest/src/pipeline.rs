@@ -155,9 +155,7 @@ impl Pipeline {
                 }
                 Ok(Input::Assign(partitions)) => {
                     if let Some(detection) = &mut self.detection {
-                        for (source, partition) in partitions {
-                            detection.source(&source, partition);
-                        }
+                        detection.assign(&partitions);
                     }
                 }
                 Ok(Input::Revoke { partitions, reply }) => {
@@ -407,12 +405,9 @@ impl Pipeline {
         self.flush(flushes, flush)?;
         for key in &partitions {
             self.partitions.remove(key);
-            // Its events go to another consumer now: it must not hold the detectors'
-            // expiry back (also when it was assigned but never delivered here).
-            if let Some(detection) = &mut self.detection {
-                let source = detection.source(&key.0, key.1);
-                detection.release(source);
-            }
+        }
+        if let Some(detection) = &mut self.detection {
+            detection.revoke(&partitions);
         }
         written.recv().map_err(|_| Error::PipelineGone)
     }
