@@ -152,6 +152,14 @@ impl Clocks {
         }
     }
 
+    /// Sources holding the clock.
+    pub fn active(&self) -> usize {
+        self.sources
+            .iter()
+            .filter(|s| s.state == State::Active)
+            .count()
+    }
+
     pub fn register(&mut self, name: &str, partition: i32) -> SourceId {
         let known =
             |s: &Source| s.state != State::Vacant && s.partition == partition && *s.name == *name;

@@ -123,6 +123,7 @@ fn an_idle_partition_does_not_hold_expiry_back_forever() {
     }
     assert_eq!(clocks[28], Some(at(0.0)), "p1 holds it for 29 s");
     assert_eq!(clocks[29], Some(at(1_800.0)), "idle after 30 s");
+    assert_eq!(detectors.stats().active_sources, 1);
     assert_eq!(clocks[39], Some(at(2_400.0)));
     assert_eq!(
         live_keys(&detectors, "brute_force"),
@@ -173,8 +174,11 @@ fn a_revoked_partition_s_watermark_is_dropped() {
     feed_from(&mut detectors, p0, &brute_force(3_600.0, "user:alice"));
     feed_from(&mut detectors, p1, &brute_force(0.0, "user:bob")[..1]);
     assert_eq!(detectors.clock(), Some(at(0.0)));
+    assert_eq!(detectors.stats().active_sources, 2);
     detectors.release(p1);
     assert_eq!(detectors.clock(), Some(at(3_645.0)));
+    assert_eq!(detectors.stats().clock, Some(at(3_645.0)));
+    assert_eq!(detectors.stats().active_sources, 1);
     let checkpoint = detectors.checkpoint();
     let restored = Detectors::restore(&only("brute_force"), &checkpoint).unwrap();
     assert_eq!(

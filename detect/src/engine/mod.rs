@@ -47,6 +47,11 @@ pub struct DetectStats {
     pub alerts: u64,
     /// Alerts suppressed as repeats.
     pub suppressed: u64,
+    /// The clock state expires on (the oldest watermark of the active sources); `None`
+    /// before every active source has shown an event time.
+    pub clock: Option<Micros>,
+    /// Sources (partitions) holding the clock: active, neither idle nor released.
+    pub active_sources: usize,
     /// Per detector and shared table: live keys, expiries, evictions.
     pub tables: Vec<DetectorStats>,
 }
@@ -308,6 +313,8 @@ impl Detectors {
             late_events: self.counters.late_events,
             alerts: self.counters.alerts,
             suppressed: self.counters.suppressed,
+            clock: self.clock(),
+            active_sources: self.clocks.active(),
             tables,
         }
     }
