@@ -34,6 +34,8 @@ use crate::stats::{lock, IngestStats};
 use crate::{Error, Result};
 
 const CHECKPOINT_NAME: &str = "detect";
+/// Where the lake keeps checkpoints (for messages).
+const CHECKPOINT_DIR: &str = "_checkpoint";
 const CHECKPOINT_VERSION: u32 = 1;
 /// How often the decode thread publishes detector latency and state sizes.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
@@ -107,7 +109,17 @@ impl Detection {
                 header.version
             )));
         }
-        let detectors = Detectors::restore(config, &bytes[split + 1..])?;
+        let detectors = Detectors::restore(config, &bytes[split + 1..]).map_err(|error| {
+            match error {
+                // Written by an older build (version 2 kept one clock for all partitions):
+                // say what to do rather than only what is wrong.
+                authtrail_detect::Error::CheckpointVersion { .. } => Error::Checkpoint(format!(
+                    "{error}; remove `{CHECKPOINT_DIR}/{CHECKPOINT_NAME}` in the lake to start \
+                     the detectors afresh (the lake keeps every event)"
+                )),
+                other => Error::Detect(other),
+            }
+        })?;
         let covered = header
             .covered
             .into_iter()

@@ -217,3 +217,27 @@ fn an_assigned_partition_holds_detector_expiry_until_it_is_revoked() {
     let released = brute_force_state(true);
     assert_eq!((released.live_keys, released.expired), (0, 1));
 }
+
+#[test]
+fn a_detector_checkpoint_of_an_older_version_is_refused_with_what_to_do() {
+    let lake = tempfile::tempdir().unwrap();
+    let mut store = Lake::open(lake.path(), EncodeOptions::default()).unwrap();
+    // The pipeline's header, then detector state that leads with its version (2: one
+    // event-time clock for all partitions).
+    let mut bytes = br#"{"version":1,"number":4,"covered":[["auth-events",0,10]]}"#.to_vec();
+    bytes.push(b'\n');
+    bytes.extend([2, 7, 0, 0, 3]);
+    store.save_checkpoint("detect", &bytes).unwrap();
+    let stats = Arc::new(IngestStats::default());
+    let config = authtrail_detect::DetectConfig::default();
+    let error = authtrail_ingest::Detection::open(&store, &config, stats)
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        error,
+        "detector checkpoint: checkpoint version 2 is not supported (expected 3); remove \
+         `_checkpoint/detect` in the lake to start the detectors afresh (the lake keeps every \
+         event)"
+    );
+}
