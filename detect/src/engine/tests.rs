@@ -237,7 +237,8 @@ fn restore_under_a_config_that_disables_a_detector_drops_its_state() {
 #[test]
 fn a_checkpoint_of_another_version_is_refused_by_its_version() {
     // Versions 1 and 2 led with their version too; what follows no longer decodes as
-    // version 3 (2 kept each token's audience set in the token, 3 an id of an interned set).
+    // version 3 (2 kept each token's audience set in the token and one event-time clock; 3 an id of an
+    // interned set and a watermark per source).
     for version in [1u32, 2] {
         let mut old = postcard::to_allocvec(&version).unwrap();
         old.extend([7, 0, 0, 3]);
