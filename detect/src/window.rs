@@ -32,6 +32,9 @@ pub(crate) struct Timed<T> {
 #[serde(transparent)]
 pub(crate) struct Slim<T>(Box<[Timed<T>]>);
 
+// A boxed slice: pointer and length, the size the entries' parts are budgeted with.
+const _: () = assert!(std::mem::size_of::<Slim<crate::id::EventId>>() == 16);
+
 impl<T> Default for Slim<T> {
     fn default() -> Self {
         // An empty boxed slice allocates nothing.
@@ -340,7 +343,7 @@ mod tests {
             insert(&mut slim, time, i as u32);
             insert(&mut inline, time, i as u32);
         }
-        assert_eq!(slim.0.len(), 5, "one block of exactly its entries");
+        assert_eq!(slim.len(), 5);
         assert_eq!(&*slim, &*inline);
         assert_eq!(replace(&mut slim, 0, 35, 9), 3);
         assert_eq!(replace(&mut inline, 0, 35, 9), 3);
