@@ -18,11 +18,17 @@ use crate::error::Error;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectConfig {
-    /// How far behind the newest event time seen an event may arrive and still enter
-    /// windowed state; older events are counted as late and only checked by the
-    /// detectors that need no window.
+    /// How far behind the newest event time seen from its source (Kafka partition) an
+    /// event may arrive and still enter windowed state; older events are counted as late
+    /// and only checked by the detectors that need no window.
     #[serde(with = "humantime_serde")]
     pub allowed_lateness: Duration,
+    /// Lateness is judged per source (Kafka partition), and state expires on the oldest
+    /// watermark of the sources; a source that delivers nothing for this long (wall-clock
+    /// time while the pipeline runs: a gap between two of its ticks counts at most 1 s)
+    /// stops holding expiry back until its next event.
+    #[serde(with = "humantime_serde")]
+    pub source_idle_after: Duration,
     /// Most keys one state table holds (per detector, and for the shared baseline,
     /// token and suppression tables); past it the soonest-expiring keys are evicted.
     /// At most 2^32 - 2 (a table numbers its entries in 32 bits).
@@ -49,6 +55,7 @@ impl Default for DetectConfig {
     fn default() -> Self {
         DetectConfig {
             allowed_lateness: Duration::from_secs(30),
+            source_idle_after: Duration::from_secs(30),
             max_keys: 1_000_000,
             token_ttl: Duration::from_secs(3_600),
             baseline_ttl: Duration::from_secs(30 * 24 * 3_600),

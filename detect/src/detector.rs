@@ -12,9 +12,12 @@ use crate::Result;
 /// not hash the same strings or look up the same shared tables again.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
-    /// The event-time clock: the newest event time seen so far (this event included).
+    /// The clock state lives on: the oldest watermark (newest event time) of the active
+    /// sources, this event's included, so never ahead of this event's source. Windows
+    /// forget and tables expire by it; it can step back when a lagging source resumes.
     pub now: Micros,
-    /// Older than the allowed lateness: windowed state must not take it in any more.
+    /// Older than the allowed lateness behind its source's watermark: windowed state
+    /// must not take it in any more.
     pub late: bool,
     /// Hash of `principal`.
     pub principal: u64,

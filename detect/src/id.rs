@@ -1,19 +1,107 @@
-//! Event ids as detector state keeps them: inline when short, so that a window entry
-//! costs no allocation of its own.
+//! Event ids as detector state keeps them: 16 bytes, with ids of up to 15 bytes inline
+//! and canonical UUIDs (the usual production id) in a 17-byte heap block instead of
+//! their 36 characters, so that a window entry (time and id) is 24 bytes.
+//!
+//! Ids are reported in alerts and hashed into alert ids, so every form gives back the
+//! exact string it was made from.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Bytes an id may have and still be kept inline (the enum is then 24 bytes, the size
-/// of a `String`, with no heap block behind it).
-const INLINE: usize = 22;
+/// Bytes an id may have and still be kept inline.
+const INLINE: usize = 15;
+/// Characters of a UUID in its canonical text form.
+const UUID_TEXT: usize = 36;
+/// Where the canonical form has its dashes.
+const DASHES: [usize; 4] = [8, 13, 18, 23];
 
-/// An event id: up to 22 bytes inline, longer ones on the heap.
+/// The length of an inline id. An enum of 16 values rather than a `u8`: its other 240
+/// values are free for the compiler to tell the heap forms apart, so `EventId` needs
+/// no tag byte of its own and stays 16 bytes.
+#[rustfmt::skip]
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Len { L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15 }
+
+#[rustfmt::skip]
+const LENS: [Len; INLINE + 1] = [
+    Len::L0, Len::L1, Len::L2, Len::L3, Len::L4, Len::L5, Len::L6, Len::L7, Len::L8,
+    Len::L9, Len::L10, Len::L11, Len::L12, Len::L13, Len::L14, Len::L15,
+];
+
+/// A UUID id: its 16 bytes and whether its hex digits were upper case.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Uuid {
+    bytes: [u8; 16],
+    upper: bool,
+}
+
+/// An event id: up to 15 bytes inline, a canonical UUID as its 16 bytes, any other
+/// (up to the contract's 128 bytes) as its string.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) enum EventId {
-    Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Box<str>),
+    Inline { len: Len, bytes: [u8; INLINE] },
+    Uuid(Box<Uuid>),
+    // Boxed twice: a `Box<str>` is 16 bytes and would make every id 24.
+    Long(Box<Box<str>>),
+}
+
+const _: () = assert!(std::mem::size_of::<EventId>() == 16);
+
+fn hex_value(digit: u8) -> Option<(u8, Option<bool>)> {
+    match digit {
+        b'0'..=b'9' => Some((digit - b'0', None)),
+        b'a'..=b'f' => Some((digit - b'a' + 10, Some(false))),
+        b'A'..=b'F' => Some((digit - b'A' + 10, Some(true))),
+        _ => None,
+    }
+}
+
+impl Uuid {
+    /// `id` as a UUID if it is one in canonical form with hex digits of one case (so
+    /// that [`Uuid::text`] gives it back byte for byte).
+    fn parse(id: &str) -> Option<Uuid> {
+        let text = id.as_bytes();
+        if text.len() != UUID_TEXT || DASHES.iter().any(|&at| text[at] != b'-') {
+            return None;
+        }
+        let mut bytes = [0; 16];
+        let mut case = None;
+        let digits = text
+            .iter()
+            .enumerate()
+            .filter(|(at, _)| !DASHES.contains(at));
+        for (i, (_, &digit)) in digits.enumerate() {
+            let (value, upper) = hex_value(digit)?;
+            if upper.is_some() {
+                if case.is_some_and(|case| Some(case) != upper) {
+                    return None;
+                }
+                case = upper;
+            }
+            bytes[i / 2] |= value << (4 * (1 - i % 2));
+        }
+        Some(Uuid {
+            bytes,
+            upper: case.unwrap_or(false),
+        })
+    }
+
+    fn text(&self) -> [u8; UUID_TEXT] {
+        let digits: &[u8; 16] = if self.upper {
+            b"0123456789ABCDEF"
+        } else {
+            b"0123456789abcdef"
+        };
+        let mut text = [b'-'; UUID_TEXT];
+        let places = (0..UUID_TEXT).filter(|at| !DASHES.contains(at));
+        for (i, at) in places.enumerate() {
+            let nibble = (self.bytes[i / 2] >> (4 * (1 - i % 2))) & 0xF;
+            text[at] = digits[usize::from(nibble)];
+        }
+        text
+    }
 }
 
 impl EventId {
@@ -21,51 +109,55 @@ impl EventId {
         if id.len() <= INLINE {
             let mut bytes = [0; INLINE];
             bytes[..id.len()].copy_from_slice(id.as_bytes());
-            EventId::Inline {
-                len: id.len() as u8,
+            return EventId::Inline {
+                len: LENS[id.len()],
                 bytes,
+            };
+        }
+        match Uuid::parse(id) {
+            Some(uuid) => EventId::Uuid(Box::new(uuid)),
+            None => EventId::Long(Box::new(id.into())),
+        }
+    }
+
+    /// Calls `f` with the id's text (a UUID's is written out on the stack).
+    fn with_str<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match self {
+            // Inline bytes were copied from a `&str` whole, and a UUID's text is ASCII,
+            // so both are valid UTF-8.
+            EventId::Inline { len, bytes } => {
+                f(std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default())
             }
-        } else {
-            EventId::Heap(id.into())
+            EventId::Uuid(uuid) => f(std::str::from_utf8(&uuid.text()).unwrap_or_default()),
+            EventId::Long(id) => f(id),
         }
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            EventId::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            EventId::Heap(id) => id.as_bytes(),
-        }
-    }
-
-    /// Whether this is the id `id` (no UTF-8 check needed to compare bytes).
+    /// Whether this is the id `id`.
     pub fn is(&self, id: &str) -> bool {
-        self.as_bytes() == id.as_bytes()
-    }
-
-    pub fn as_str(&self) -> &str {
         match self {
-            // Inline bytes were copied from a `&str` whole, so they are valid UTF-8.
-            EventId::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
-            EventId::Heap(id) => id,
+            EventId::Inline { len, bytes } => &bytes[..*len as usize] == id.as_bytes(),
+            EventId::Uuid(uuid) => uuid.text() == id.as_bytes(),
+            EventId::Long(long) => ***long == *id,
         }
     }
 }
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.with_str(|id| f.write_str(id))
     }
 }
 
 impl fmt::Debug for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
+        self.with_str(|id| fmt::Debug::fmt(id, f))
     }
 }
 
 impl Serialize for EventId {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        self.with_str(|id| serializer.serialize_str(id))
     }
 }
 
@@ -82,16 +174,56 @@ mod tests {
 
     #[test]
     fn short_ids_are_inline_and_long_ones_round_trip() {
-        assert_eq!(std::mem::size_of::<EventId>(), 24);
-        assert_eq!(std::mem::size_of::<Option<EventId>>(), 24);
+        assert_eq!(std::mem::size_of::<EventId>(), 16);
+        assert_eq!(std::mem::size_of::<Option<EventId>>(), 16);
         let short = EventId::new("e-1");
         assert!(matches!(short, EventId::Inline { .. }));
         assert!(short.is("e-1") && !short.is("e-12"));
-        let long = "0190b6e4-8c1a-7d3e-9f00-0a1b2c3d4e5f";
+        let fifteen = EventId::new("123456789012345");
+        assert!(matches!(fifteen, EventId::Inline { .. }));
+        assert_eq!(fifteen.to_string(), "123456789012345");
+        let long = "evt-2026-11-25T08:00:00.123456Z-gateway-eu-west-1";
         let id = EventId::new(long);
-        assert_eq!(id.as_str(), long);
-        let bytes = postcard::to_allocvec(&short).unwrap();
-        assert_eq!(postcard::from_bytes::<EventId>(&bytes).unwrap(), short);
+        assert!(matches!(id, EventId::Long(_)));
+        assert!(id.is(long) && !id.is("evt"));
+        assert_eq!(id.to_string(), long);
+        for id in [short, fifteen, id] {
+            let bytes = postcard::to_allocvec(&id).unwrap();
+            assert_eq!(postcard::from_bytes::<EventId>(&bytes).unwrap(), id);
+        }
         assert_eq!(EventId::new("ü").to_string(), "ü");
+        assert_eq!(EventId::new("").to_string(), "");
+    }
+
+    #[test]
+    fn uuids_are_kept_as_bytes_and_give_back_their_exact_text() {
+        for text in [
+            "0190b6e4-8c1a-7d3e-9f00-0a1b2c3d4e5f",
+            "0190B6E4-8C1A-7D3E-9F00-0A1B2C3D4E5F",
+            "01234567-8901-2345-6789-012345678901",
+        ] {
+            let id = EventId::new(text);
+            assert!(matches!(id, EventId::Uuid(_)), "{text}");
+            assert_eq!(id.to_string(), text);
+            assert_eq!(format!("{id:?}"), format!("{text:?}"));
+            assert!(id.is(text));
+            let bytes = postcard::to_allocvec(&id).unwrap();
+            assert_eq!(bytes, postcard::to_allocvec(text).unwrap());
+            assert_eq!(postcard::from_bytes::<EventId>(&bytes).unwrap(), id);
+        }
+        let lower = EventId::new("0190b6e4-8c1a-7d3e-9f00-0a1b2c3d4e5f");
+        assert!(!lower.is("0190B6E4-8C1A-7D3E-9F00-0A1B2C3D4E5F"));
+        // Mixed case, a misplaced dash or a non-hex digit would not come back exactly:
+        // kept as strings.
+        for text in [
+            "0190b6e4-8c1a-7d3e-9f00-0A1B2C3D4E5F",
+            "0190b6e48-c1a-7d3e-9f00-0a1b2c3d4e5f",
+            "0190b6e4-8c1a-7d3e-9f00-0a1b2c3d4e5g",
+            "{190b6e4-8c1a-7d3e-9f00-0a1b2c3d4e5}",
+        ] {
+            let id = EventId::new(text);
+            assert!(matches!(id, EventId::Long(_)), "{text}");
+            assert_eq!(id.to_string(), text);
+        }
     }
 }

@@ -31,7 +31,7 @@ pub use detectors::{
     NewServiceEdgeConfig, PasswordSprayConfig, RevokedTokenUseConfig, ServiceFanOutConfig,
     ServiceInteractiveLoginConfig, TokenReplayConfig,
 };
-pub use engine::{DetectStats, DetectorStats, Detectors};
+pub use engine::{DetectStats, DetectorStats, Detectors, SourceId};
 pub use error::Error;
 pub use shared::{Audience, EdgeFact, TokenFacts};
 pub use state::TableStats;

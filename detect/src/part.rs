@@ -81,6 +81,115 @@ impl<T: Default> Part<T> {
     }
 }
 
+/// A [`Part`] whose value is kept in a heap block only while it is live: 16 bytes in
+/// its entry while absent instead of the part's full size. For the parts of detectors
+/// that see only a minority of principals (MFA failures, denies): every principal's
+/// entry holds a slot for them, and most slots stay empty. The expiry stays inline, as
+/// it is read on every event of the principal (a block would be one more cache miss).
+#[derive(Debug)]
+pub(crate) struct BoxedPart<T> {
+    until: Micros,
+    value: Option<Box<T>>,
+}
+
+impl<T> Default for BoxedPart<T> {
+    fn default() -> Self {
+        BoxedPart {
+            until: ABSENT,
+            value: None,
+        }
+    }
+}
+
+impl<T: Default> BoxedPart<T> {
+    pub fn is_live(&self) -> bool {
+        self.until != ABSENT
+    }
+
+    /// When the part may be forgotten (`Micros::MIN` when absent).
+    pub fn until(&self) -> Micros {
+        self.until
+    }
+
+    #[cfg(test)]
+    pub fn get(&self) -> Option<&T> {
+        self.value.as_deref()
+    }
+
+    pub fn get_mut(&mut self) -> Option<&mut T> {
+        self.value.as_deref_mut()
+    }
+
+    /// As [`Part::touch`]; allocates the block when the part was absent.
+    pub fn touch(&mut self, until: Micros) -> &mut T {
+        self.until = self.until.max(until);
+        self.value.get_or_insert_with(Box::default)
+    }
+
+    /// As [`Part::sweep`]; an expired part gives its block back.
+    pub fn sweep(&mut self, now: Micros, counts: &mut PartCounts) {
+        if self.is_live() && self.until < now {
+            *self = BoxedPart::default();
+            counts.live -= 1;
+            counts.expired += 1;
+        }
+    }
+
+    pub fn evicted(&self, counts: &mut PartCounts) {
+        if self.is_live() {
+            counts.live -= 1;
+            counts.evicted += 1;
+        }
+    }
+
+    pub fn clear(&mut self, counts: &mut PartCounts) {
+        if self.is_live() {
+            *self = BoxedPart::default();
+            counts.live -= 1;
+        }
+    }
+}
+
+/// [`Part`]'s encoding, borrowed.
+#[derive(Serialize)]
+struct PartRef<'a, T> {
+    until: Micros,
+    value: &'a T,
+}
+
+/// Encoded as the [`Part`] it stands for, so a checkpoint does not depend on which
+/// parts are boxed.
+impl<T: Default + Serialize> Serialize for BoxedPart<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let until = self.until;
+        match &self.value {
+            Some(value) => PartRef {
+                until,
+                value: &**value,
+            }
+            .serialize(serializer),
+            None => PartRef {
+                until,
+                value: &T::default(),
+            }
+            .serialize(serializer),
+        }
+    }
+}
+
+impl<'de, T: Default + Deserialize<'de>> Deserialize<'de> for BoxedPart<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let part = Part::<T>::deserialize(deserializer)?;
+        Ok(match part.is_live() {
+            true => BoxedPart {
+                until: part.until,
+                value: Some(Box::new(part.value)),
+            },
+            false => BoxedPart::default(),
+        })
+    }
+}
+
 /// The latest expiry of the parts whose `until`s these are (`Micros::MIN` when none is
 /// live), and the earliest of a live one (`Micros::MAX` when none is).
 pub(crate) fn latest_and_next<const N: usize>(untils: [Micros; N]) -> (Micros, Micros) {
@@ -138,6 +247,40 @@ mod tests {
         assert!(part.get().is_none());
         assert_eq!(counts.stats().expired, 1);
         assert_eq!(counts.stats().live_keys, 0);
+    }
+
+    #[test]
+    fn a_boxed_part_holds_a_block_only_while_live_and_encodes_as_a_part() {
+        let mut counts = PartCounts::default();
+        let mut part = BoxedPart::<u32>::default();
+        let absent = postcard::to_allocvec(&part).unwrap();
+        assert_eq!(
+            absent,
+            postcard::to_allocvec(&Part::<u32>::default()).unwrap()
+        );
+        assert!(part.get_mut().is_none() && part.until() == ABSENT);
+        *part.touch(500) = 7;
+        part.touch(100); // never shortened
+        counts.created(false, part.is_live());
+        assert_eq!((part.until(), part.get()), (500, Some(&7)));
+        let bytes = postcard::to_allocvec(&part).unwrap();
+        let mut plain = Part::<u32>::default();
+        *plain.touch(500) = 7;
+        assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap());
+        let back: BoxedPart<u32> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.get(), Some(&7));
+        let back: BoxedPart<u32> = postcard::from_bytes(&absent).unwrap();
+        assert!(back.value.is_none() && !back.is_live());
+        part.sweep(500, &mut counts);
+        assert!(part.is_live());
+        part.sweep(501, &mut counts);
+        assert!(part.value.is_none(), "the block is given back");
+        assert_eq!((counts.live, counts.expired), (0, 1));
+        part.touch(10);
+        counts.created(false, true);
+        part.clear(&mut counts);
+        assert!(part.value.is_none());
+        assert_eq!(counts.live, 0);
     }
 
     #[test]

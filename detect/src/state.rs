@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::table::Table;
 
-/// The value of one key and when (event time) it may be forgotten.
+/// The value of one key and when (event time) it may be forgotten. For a value of
+/// [`Parts`], `expires_at` is instead the earliest expiry of a live part (when a sweep
+/// next has something to do with it), so a sweep reads one field of most entries; the
+/// latest, which orders evictions, is taken from the parts when needed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Slot<V> {
     pub expires_at: Micros,
@@ -77,7 +80,8 @@ impl<V> KeyedState<V> {
         // The length check first: below the cap (nearly always) the key is probed once.
         if self.slots.len() >= self.cap && !self.slots.contains_key(key) {
             let keep = |slot: &mut Slot<V>, _: &mut ()| slot.expires_at >= now;
-            self.make_room(keep, |_, _| (), &mut ());
+            let expiry = |slot: &Slot<V>| slot.expires_at;
+            self.make_room(keep, expiry, |_, _| (), &mut ());
         }
         let slot = self.slots.get_or_insert_with(key, || Slot {
             expires_at,
@@ -108,6 +112,11 @@ impl<V> KeyedState<V> {
         self.expired += (before - self.slots.len()) as u64;
     }
 
+    /// Every value, for a pass over the whole table.
+    pub fn values(&self) -> impl Iterator<Item = &Slot<V>> {
+        self.slots.values()
+    }
+
     /// Every value, for a pass over the whole table (restores, tests).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Slot<V>> {
         self.slots.values_mut()
@@ -131,6 +140,7 @@ impl<V> KeyedState<V> {
     fn make_room<C>(
         &mut self,
         keep: impl FnMut(&mut Slot<V>, &mut C) -> bool,
+        expiry: impl Fn(&Slot<V>) -> Micros,
         mut evicted: impl FnMut(&V, &mut C),
         counts: &mut C,
     ) {
@@ -139,15 +149,16 @@ impl<V> KeyedState<V> {
             return;
         }
         let quota = (self.cap / 8).max(1);
-        let mut expiries: Vec<Micros> = self.slots.values().map(|s| s.expires_at).collect();
+        let mut expiries: Vec<Micros> = self.slots.values().map(&expiry).collect();
         let (_, &mut cutoff, _) = expiries.select_nth_unstable(quota - 1);
         // Ties at the cutoff are evicted only up to the quota.
         let mut at_cutoff = quota - expiries.iter().filter(|&&e| e < cutoff).count();
         let before = self.slots.len();
         self.slots.retain(|_, slot| {
-            let evict = if slot.expires_at < cutoff {
+            let expires_at = expiry(slot);
+            let evict = if expires_at < cutoff {
                 true
-            } else if slot.expires_at == cutoff && at_cutoff > 0 {
+            } else if expires_at == cutoff && at_cutoff > 0 {
                 at_cutoff -= 1;
                 true
             } else {
@@ -167,9 +178,11 @@ impl<V> KeyedState<V> {
 pub(crate) trait Parts: Sized {
     /// The per-part counts, kept next to the table.
     type Counts;
-    /// Expires the parts that ran out before `now` and sets the slot's expiry to the
-    /// latest left; false when nothing is left.
+    /// Expires the parts that ran out before `now` and sets the slot's `expires_at` to
+    /// the earliest expiry of a part left; false when nothing is left.
     fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut Self::Counts) -> bool;
+    /// The latest expiry of a live part (orders evictions at the cap).
+    fn latest(&self) -> Micros;
     /// Counts the live parts of a value evicted at the cap.
     fn evicted(&self, counts: &mut Self::Counts);
 }
@@ -185,10 +198,11 @@ impl<V: Parts> KeyedState<V> {
     ) -> &mut Slot<V> {
         if self.slots.len() >= self.cap && !self.slots.contains_key(key) {
             let keep = |slot: &mut Slot<V>, counts: &mut V::Counts| V::sweep(slot, now, counts);
-            self.make_room(keep, V::evicted, counts);
+            let expiry = |slot: &Slot<V>| slot.value.latest();
+            self.make_room(keep, expiry, V::evicted, counts);
         }
         self.slots.get_or_insert_with(key, || Slot {
-            expires_at: Micros::MIN,
+            expires_at: Micros::MAX,
             value: init(),
         })
     }

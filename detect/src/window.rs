@@ -1,11 +1,12 @@
 //! Sliding windows on event time: small time-ordered vectors per key, with the first
-//! entries inline (most keys hold one entry or none, and then cost no allocation).
+//! entries inline (most keys hold one entry or none, and then cost no allocation), or
+//! as an exactly sized heap block ([`Slim`]) for windows that usually hold several.
 //!
 //! Events may arrive out of order (up to the allowed lateness), so entries are inserted
 //! in time order, and a new entry is checked against every window of width `w` that
 //! contains it, not only the one ending at it.
 
-use std::ops::Range;
+use std::ops::{Deref, DerefMut, Range};
 
 use authtrail_model::Micros;
 use serde::{Deserialize, Serialize};
@@ -21,32 +22,127 @@ pub(crate) struct Timed<T> {
     pub item: T,
 }
 
+/// A window's entries in one heap block of exactly their size, 16 bytes in its key's
+/// entry (a [`Window`] with one inline entry takes 8 + its entry's size, and wastes
+/// that inline room once it spills). For windows that usually hold several entries
+/// (an address's or a principal's failures): a one-entry window costs 8 bytes more
+/// than inline, a spilled one 16–24 bytes less. Encoded as a [`Window`] is (a
+/// sequence), so checkpoints do not depend on which form a detector keeps.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Slim<T>(Box<[Timed<T>]>);
+
+// A boxed slice: pointer and length, the size the entries' parts are budgeted with.
+const _: () = assert!(std::mem::size_of::<Slim<crate::id::EventId>>() == 16);
+
+impl<T> Default for Slim<T> {
+    fn default() -> Self {
+        // An empty boxed slice allocates nothing.
+        Slim(Box::default())
+    }
+}
+
+impl<T> Slim<T> {
+    pub fn new() -> Self {
+        Slim::default()
+    }
+
+    /// Edits the entries as a `Vec` (moving the block in and out costs no copy) and
+    /// gives back any room the edit left unused.
+    fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<Timed<T>>) -> R) -> R {
+        let mut entries = std::mem::take(&mut self.0).into_vec();
+        let result = f(&mut entries);
+        self.0 = entries.into_boxed_slice();
+        result
+    }
+}
+
+impl<T> Deref for Slim<T> {
+    type Target = [Timed<T>];
+
+    fn deref(&self) -> &[Timed<T>] {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for Slim<T> {
+    fn deref_mut(&mut self) -> &mut [Timed<T>] {
+        &mut self.0
+    }
+}
+
+/// What the window functions need of a window's storage.
+pub(crate) trait Entries<T>: DerefMut<Target = [Timed<T>]> {
+    /// Inserts `entry` at `at`, growing a heap block by one entry (windows are short
+    /// and live for minutes: a doubled block would be mostly empty).
+    fn insert_at(&mut self, at: usize, entry: Timed<T>);
+    fn remove_at(&mut self, at: usize);
+    /// Drops the first `n` entries and gives back room no longer needed.
+    fn drop_front(&mut self, n: usize);
+}
+
+impl<T, A: Array<Item = Timed<T>>> Entries<T> for SmallVec<A> {
+    fn insert_at(&mut self, at: usize, entry: Timed<T>) {
+        if self.len() == self.capacity() {
+            self.reserve_exact(1);
+        }
+        self.insert(at, entry);
+    }
+
+    fn remove_at(&mut self, at: usize) {
+        self.remove(at);
+    }
+
+    fn drop_front(&mut self, n: usize) {
+        self.drain(..n);
+        // A window that once spilled keeps its heap block however far it shrinks; back
+        // inline, most keys hold no block again.
+        if self.spilled() && self.len() <= self.inline_size() {
+            self.shrink_to_fit();
+        }
+    }
+}
+
+impl<T> Entries<T> for Slim<T> {
+    fn insert_at(&mut self, at: usize, entry: Timed<T>) {
+        self.edit(|entries| {
+            entries.reserve_exact(1);
+            entries.insert(at, entry);
+        });
+    }
+
+    fn remove_at(&mut self, at: usize) {
+        self.edit(|entries| {
+            entries.remove(at);
+        });
+    }
+
+    fn drop_front(&mut self, n: usize) {
+        if n > 0 {
+            self.edit(|entries| {
+                entries.drain(..n);
+            });
+        }
+    }
+}
+
 /// Inserts keeping time order (after equal times, so arrival order breaks ties);
 /// returns the entry's index.
-pub(crate) fn insert<T, A: Array<Item = Timed<T>>>(
-    entries: &mut SmallVec<A>,
-    time: Micros,
-    item: T,
-) -> usize {
-    // Windows are short and most keys hold a few entries: grow a spilled window by one
-    // entry rather than doubling it (a doubled block is mostly empty, kept for minutes).
-    if entries.len() == entries.capacity() {
-        entries.reserve_exact(1);
-    }
+pub(crate) fn insert<T>(entries: &mut impl Entries<T>, time: Micros, item: T) -> usize {
     // Nearly every event is the newest of its window: append without a search.
-    if entries.last().is_none_or(|last| last.time <= time) {
-        entries.push(Timed { time, item });
-        return entries.len() - 1;
-    }
-    let at = entries.partition_point(|entry| entry.time <= time);
-    entries.insert(at, Timed { time, item });
+    let at = if entries.last().is_none_or(|last| last.time <= time) {
+        entries.len()
+    } else {
+        entries.partition_point(|entry| entry.time <= time)
+    };
+    entries.insert_at(at, Timed { time, item });
     at
 }
 
 /// Replaces entry `index` by `item` at `time`, keeping time order (as a removal and an
 /// [`insert`]); returns the new entry's index.
-pub(crate) fn replace<T, A: Array<Item = Timed<T>>>(
-    entries: &mut SmallVec<A>,
+pub(crate) fn replace<T>(
+    entries: &mut impl Entries<T>,
     index: usize,
     time: Micros,
     item: T,
@@ -61,29 +157,22 @@ pub(crate) fn replace<T, A: Array<Item = Timed<T>>>(
         entries[last] = Timed { time, item };
         return last;
     }
-    entries.remove(index);
+    entries.remove_at(index);
     insert(entries, time, item)
 }
 
 /// Drops entries older than `horizon`.
 #[inline]
-pub(crate) fn prune<T, A: Array<Item = Timed<T>>>(entries: &mut SmallVec<A>, horizon: Micros) {
+pub(crate) fn prune<T>(entries: &mut impl Entries<T>, horizon: Micros) {
     // Nearly always nothing is stale: no call.
     if entries.first().is_some_and(|first| first.time < horizon) {
         prune_stale(entries, horizon);
     }
 }
 
-fn prune_stale<T, A: Array<Item = Timed<T>>>(entries: &mut SmallVec<A>, horizon: Micros) {
+fn prune_stale<T>(entries: &mut impl Entries<T>, horizon: Micros) {
     let stale = entries.partition_point(|entry| entry.time < horizon);
-    if stale > 0 {
-        entries.drain(..stale);
-    }
-    // A window that once spilled keeps its heap block however far it shrinks; back
-    // inline, most keys hold no block again.
-    if entries.spilled() && entries.len() <= entries.inline_size() {
-        entries.shrink_to_fit();
-    }
+    entries.drop_front(stale);
 }
 
 /// The first window `[end - width, end]` that contains entry `at` and satisfies `hit`,
@@ -141,8 +230,8 @@ pub(crate) fn distinct<T, K: PartialEq>(entries: &[Timed<T>], key: impl Fn(&T) -
 /// Keeps at most `cap` entries. Entries whose key occurs again later go first, so a
 /// flood of repeats cannot push the only entry of a distinct key out of the window.
 #[inline]
-pub(crate) fn trim<T, K: PartialEq, A: Array<Item = Timed<T>>>(
-    entries: &mut SmallVec<A>,
+pub(crate) fn trim<T, K: PartialEq>(
+    entries: &mut impl Entries<T>,
     cap: usize,
     key: impl Fn(&T) -> K,
 ) {
@@ -152,17 +241,13 @@ pub(crate) fn trim<T, K: PartialEq, A: Array<Item = Timed<T>>>(
     }
 }
 
-fn trim_over<T, K: PartialEq, A: Array<Item = Timed<T>>>(
-    entries: &mut SmallVec<A>,
-    cap: usize,
-    key: impl Fn(&T) -> K,
-) {
+fn trim_over<T, K: PartialEq>(entries: &mut impl Entries<T>, cap: usize, key: impl Fn(&T) -> K) {
     while entries.len() > cap {
         let repeated = (0..entries.len()).find(|&i| {
             let k = key(&entries[i].item);
             entries[i + 1..].iter().any(|later| key(&later.item) == k)
         });
-        entries.remove(repeated.unwrap_or(0));
+        entries.remove_at(repeated.unwrap_or(0));
     }
 }
 
@@ -248,5 +333,32 @@ mod tests {
         let items: Vec<_> = entries.iter().map(|e| e.item).collect();
         assert_eq!(items, ['b', 'a', 'c']);
         assert_eq!(distinct(&entries, |item| *item), 3);
+    }
+
+    #[test]
+    fn a_slim_window_keeps_order_holds_exactly_its_entries_and_encodes_as_a_window() {
+        let mut slim = Slim::<u32>::new();
+        let mut inline = Window::<u32>::new();
+        for (i, time) in [10, 30, 20, 5, 40].into_iter().enumerate() {
+            insert(&mut slim, time, i as u32);
+            insert(&mut inline, time, i as u32);
+        }
+        assert_eq!(slim.len(), 5);
+        assert_eq!(&*slim, &*inline);
+        assert_eq!(replace(&mut slim, 0, 35, 9), 3);
+        assert_eq!(replace(&mut inline, 0, 35, 9), 3);
+        prune(&mut slim, 15);
+        prune(&mut inline, 15);
+        trim(&mut slim, 2, |_| ());
+        trim(&mut inline, 2, |_| ());
+        assert_eq!(&*slim, &*inline);
+        let bytes = postcard::to_allocvec(&slim).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&inline).unwrap());
+        let back: Slim<u32> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(&*back, &*inline);
+        slim.drop_front(2);
+        assert!(slim.is_empty());
+        slim.drop_front(0);
+        assert!(slim.is_empty());
     }
 }

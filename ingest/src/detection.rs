@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use authtrail_detect::{DetectConfig, Detectors};
+use authtrail_detect::{DetectConfig, Detectors, SourceId};
 use authtrail_metrics::LatencyRecorder;
 use authtrail_model::time::hour_of;
 use authtrail_model::{Alert, AlertBatchBuilder, Event};
@@ -34,6 +34,8 @@ use crate::stats::{lock, IngestStats};
 use crate::{Error, Result};
 
 const CHECKPOINT_NAME: &str = "detect";
+/// Where the lake keeps checkpoints (for messages).
+const CHECKPOINT_DIR: &str = "_checkpoint";
 const CHECKPOINT_VERSION: u32 = 1;
 /// How often the decode thread publishes detector latency and state sizes.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
@@ -107,7 +109,17 @@ impl Detection {
                 header.version
             )));
         }
-        let detectors = Detectors::restore(config, &bytes[split + 1..])?;
+        let detectors = Detectors::restore(config, &bytes[split + 1..]).map_err(|error| {
+            match error {
+                // Written by an older build (version 2 kept one clock for all partitions):
+                // say what to do rather than only what is wrong.
+                authtrail_detect::Error::CheckpointVersion { .. } => Error::Checkpoint(format!(
+                    "{error}; remove `{CHECKPOINT_DIR}/{CHECKPOINT_NAME}` in the lake to start \
+                     the detectors afresh (the lake keeps every event)"
+                )),
+                other => Error::Detect(other),
+            }
+        })?;
         let covered = header
             .covered
             .into_iter()
@@ -128,11 +140,41 @@ impl Detection {
         self.covered.get(&(source.to_owned(), partition)).copied()
     }
 
-    /// Runs the detectors on one event; alerts are logged and handed to the sink now, and
-    /// kept for the lake.
-    pub(crate) fn observe(&mut self, event: &Event<'_>) -> Result<()> {
+    /// The detectors' watermark of a source partition (registered at its first message;
+    /// restored ones keep the watermark of the checkpoint).
+    pub(crate) fn source(&mut self, source: &str, partition: i32) -> SourceId {
+        self.detectors.source(source, partition)
+    }
+
+    /// Registers assigned partitions: each holds expiry back until its first event (or
+    /// until it turns out idle), so shared state a partition read later still needs is
+    /// not expired by the partitions read first.
+    pub(crate) fn assign(&mut self, partitions: &[(Arc<str>, i32)]) {
+        for (source, partition) in partitions {
+            self.detectors.source(source, *partition);
+        }
+    }
+
+    /// Forgets revoked partitions' watermarks: their events go to another consumer now,
+    /// so they must not hold expiry back (also when assigned but never delivered here).
+    pub(crate) fn revoke(&mut self, partitions: &[(Arc<str>, i32)]) {
+        for (source, partition) in partitions {
+            let source = self.detectors.source(source, *partition);
+            self.detectors.release(source);
+        }
+    }
+
+    /// Tells the detectors the wall-clock time: partitions silent for `source_idle_after`
+    /// stop holding expiry back. Called per batch of messages and when idle.
+    pub(crate) fn tick(&mut self) {
+        self.detectors.tick(Instant::now());
+    }
+
+    /// Runs the detectors on one event of `source`; alerts are logged and handed to the
+    /// sink now, and kept for the lake.
+    pub(crate) fn observe(&mut self, source: SourceId, event: &Event<'_>) -> Result<()> {
         let started = Instant::now();
-        self.detectors.observe(event, &mut self.raised);
+        self.detectors.observe_from(source, event, &mut self.raised);
         self.latency.record(started.elapsed());
         for alert in self.raised.drain(..) {
             IngestStats::add(&self.stats.alerts, 1);

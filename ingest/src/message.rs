@@ -43,4 +43,8 @@ pub enum Input {
         partitions: Vec<(Arc<str>, i32)>,
         reply: SyncSender<Vec<Durable>>,
     },
+    /// These partitions were assigned (Kafka rebalance): the detectors hold expiry back
+    /// for each until its first event arrives (or it turns out idle), so state another
+    /// partition shares with it does not expire while it has not been read yet.
+    Assign(Vec<(Arc<str>, i32)>),
 }

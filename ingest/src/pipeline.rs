@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use authtrail_detect::SourceId;
 use authtrail_model::{parse_event, ContractError, ContractLimits, IngestMeta, Micros, RejectKind};
 use authtrail_store::{Lake, SegmentBuilder};
 
@@ -58,6 +59,8 @@ struct PartitionState {
     expected: Option<i64>,
     /// The first offset the detectors' restored state has not seen (`None`: none seen).
     detected_until: Option<i64>,
+    /// This partition's watermark in the detectors.
+    detect_source: Option<SourceId>,
     /// This partition's metrics (atomics: no lock per message).
     counters: Arc<PartitionStats>,
 }
@@ -143,10 +146,16 @@ impl Pipeline {
                         self.process(message)?;
                     }
                     if let Some(detection) = &mut self.detection {
+                        detection.tick();
                         detection.publish_metrics(false);
                     }
                     if self.buffered_rows >= self.config.flush_rows {
                         self.flush(flushes, Flush::default())?;
+                    }
+                }
+                Ok(Input::Assign(partitions)) => {
+                    if let Some(detection) = &mut self.detection {
+                        detection.assign(&partitions);
                     }
                 }
                 Ok(Input::Revoke { partitions, reply }) => {
@@ -157,6 +166,7 @@ impl Pipeline {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if let Some(detection) = &mut self.detection {
+                        detection.tick();
                         detection.publish_metrics(true);
                     }
                     if self.oldest_buffered.is_some() || self.detection_dirty {
@@ -183,6 +193,10 @@ impl Pipeline {
                     .detection
                     .as_ref()
                     .and_then(|detection| detection.covered(&message.source, message.partition));
+                let detect_source = self
+                    .detection
+                    .as_mut()
+                    .map(|detection| detection.source(&message.source, message.partition));
                 if let Some(next) = log.next_offset() {
                     tracing::info!(source = %message.source, partition = message.partition, next_offset = next, detectors_from = covered, "lake holds this partition up to offset {}", next - 1);
                 }
@@ -201,6 +215,7 @@ impl Pipeline {
                     counters,
                     expected,
                     detected_until: covered,
+                    detect_source,
                     flushed_until,
                     reported_until: None,
                     segment: SegmentBuilder::new(
@@ -276,9 +291,11 @@ impl Pipeline {
             )),
             Some(bytes) => parse_event(bytes, now, &self.limits),
         };
-        if let (Ok(event), Some(detection)) = (&outcome, &mut self.detection) {
+        if let (Ok(event), Some(detection), Some(source)) =
+            (&outcome, &mut self.detection, state.detect_source)
+        {
             if detect {
-                detection.observe(event)?;
+                detection.observe(source, event)?;
                 self.detection_dirty = true;
             }
         }
@@ -388,6 +405,9 @@ impl Pipeline {
         self.flush(flushes, flush)?;
         for key in &partitions {
             self.partitions.remove(key);
+        }
+        if let Some(detection) = &mut self.detection {
+            detection.revoke(&partitions);
         }
         written.recv().map_err(|_| Error::PipelineGone)
     }

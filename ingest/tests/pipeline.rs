@@ -92,6 +92,11 @@ fn run_detecting(
     lake: &std::path::Path,
     messages: Vec<RawMessage>,
 ) -> authtrail_ingest::StatsSnapshot {
+    detect_inputs(lake, vec![Input::Messages(messages)]).snapshot()
+}
+
+/// Runs a detecting pipeline over `inputs` (messages, assigns, revokes).
+fn detect_inputs(lake: &std::path::Path, inputs: Vec<Input>) -> Arc<IngestStats> {
     let stats = Arc::new(IngestStats::default());
     let store = Lake::open(lake, EncodeOptions::default()).unwrap();
     let detection = authtrail_ingest::Detection::open(
@@ -107,11 +112,13 @@ fn run_detecting(
         Box::new(|_| {}),
         Some(detection),
     );
-    let (sender, receiver) = sync_channel(4);
-    sender.send(Input::Messages(messages)).unwrap();
+    let (sender, receiver) = sync_channel(inputs.len());
+    for input in inputs {
+        sender.send(input).unwrap();
+    }
     drop(sender);
     pipeline.run(receiver).unwrap();
-    stats.snapshot()
+    stats
 }
 
 #[test]
@@ -158,4 +165,79 @@ fn a_restart_from_the_checkpoint_raises_no_alert_twice() {
     );
     assert_eq!(second.already_in_lake, 10);
     assert_eq!(second.alerts, 0);
+}
+
+/// An `authn` on `partition` at 18:00 plus `seconds`: a failure of `user:bob`, or a
+/// success of someone else.
+fn login(partition: i32, offset: i64, seconds: u32, ok: bool) -> RawMessage {
+    let time = format!(
+        "2026-11-23T{}:{:02}:00Z",
+        18 + seconds / 3_600,
+        seconds / 60 % 60
+    );
+    let (outcome, principal) = if ok {
+        ("success", format!("user:p{offset}"))
+    } else {
+        ("failure", "user:bob".to_owned())
+    };
+    let text = format!(
+        r#"{{"id":"l-{offset}","time":"{time}","kind":"authn","principal":"{principal}","outcome":"{outcome}","auth_method":"password"}}"#
+    );
+    RawMessage {
+        partition,
+        ..message(offset, Some(&text))
+    }
+}
+
+#[test]
+fn an_assigned_partition_holds_detector_expiry_until_it_is_revoked() {
+    // Partition 1 is assigned but delivers nothing; partition 0 runs an hour on.
+    let brute_force_state = |revoke: bool| {
+        let lake = tempfile::tempdir().unwrap();
+        let source: Arc<str> = Arc::from("auth-events");
+        let mut inputs = vec![
+            Input::Assign(vec![(source.clone(), 0), (source.clone(), 1)]),
+            Input::Messages(vec![login(0, 0, 0, false), login(0, 1, 3_600, true)]),
+        ];
+        let (reply, _durable) = sync_channel(1);
+        if revoke {
+            let partitions = vec![(source, 1)];
+            inputs.push(Input::Revoke { partitions, reply });
+        }
+        inputs.push(Input::Messages(vec![login(0, 2, 3_660, true)]));
+        let stats = detect_inputs(lake.path(), inputs);
+        let state = stats.detect_state.lock().unwrap().clone().unwrap();
+        let table = state.tables.into_iter().find(|t| t.name == "brute_force");
+        table.unwrap().state
+    };
+    // Held: partition 1 may still bring events that need the failure.
+    let held = brute_force_state(false);
+    assert_eq!((held.live_keys, held.expired), (1, 0));
+    // Revoked: it no longer holds the clock, and the failure expires.
+    let released = brute_force_state(true);
+    assert_eq!((released.live_keys, released.expired), (0, 1));
+}
+
+#[test]
+fn a_detector_checkpoint_of_an_older_version_is_refused_with_what_to_do() {
+    let lake = tempfile::tempdir().unwrap();
+    let mut store = Lake::open(lake.path(), EncodeOptions::default()).unwrap();
+    // The pipeline's header, then detector state that leads with its version (2: one
+    // event-time clock for all partitions).
+    let mut bytes = br#"{"version":1,"number":4,"covered":[["auth-events",0,10]]}"#.to_vec();
+    bytes.push(b'\n');
+    bytes.extend([2, 7, 0, 0, 3]);
+    store.save_checkpoint("detect", &bytes).unwrap();
+    let stats = Arc::new(IngestStats::default());
+    let config = authtrail_detect::DetectConfig::default();
+    let error = authtrail_ingest::Detection::open(&store, &config, stats)
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        error,
+        "detector checkpoint: checkpoint version 2 is not supported (expected 3); remove \
+         `_checkpoint/detect` in the lake to start the detectors afresh (the lake keeps every \
+         event)"
+    );
 }

@@ -12,7 +12,7 @@ use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
 use crate::state::TableStats;
-use crate::window::{self, Timed};
+use crate::window::{self, Entries, Timed};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1069/T1580";
@@ -130,7 +130,7 @@ impl Detector for AuthzProbing {
         let targets = window::distinct(&denies[range.clone()], |d| d.target);
         let evidence = denies[range.clone()].iter().map(|d| d.item.id.to_string());
         let evidence = evidence.collect();
-        denies.drain(..range.end);
+        denies.drop_front(range.end);
         let summary = format!(
             "{} denied {count} times across {targets} services within {}",
             event.principal,

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::id::EventId;
 use crate::part::Part;
 use crate::state::TableStats;
-use crate::window::{self, Window};
+use crate::window::{self, Entries, Slim};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1110.001";
@@ -72,8 +72,9 @@ struct Armed {
 /// A principal's failures, kept in its entry of the shared principal table.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Account {
-    /// Failure event ids by time.
-    failures: Window<EventId>,
+    /// Failure event ids by time: most failing principals hold several, so in one
+    /// block of their size (see `Slim`).
+    failures: Slim<EventId>,
     /// Boxed: few accounts are armed, and the rest should not pay for the room.
     armed: Option<Box<Armed>>,
 }
@@ -133,7 +134,7 @@ impl BruteForce {
             .map(|f| f.item.clone())
             .collect();
         let last_failure = account.failures[range.end - 1].time.max(time);
-        account.failures.drain(..range.end);
+        account.failures.drop_front(range.end);
         let summary = format!(
             "{} authn failures for {} within {}",
             evidence.len(),

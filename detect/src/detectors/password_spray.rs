@@ -12,7 +12,7 @@ use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
 use crate::state::{KeyedState, TableStats};
-use crate::window::{self, Timed, Window};
+use crate::window::{self, Entries, Slim, Timed};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1110.003";
@@ -64,8 +64,8 @@ pub(crate) struct PasswordSpray {
     window: Micros,
     lateness: Micros,
     suppression: Micros,
-    /// Failures per source IP.
-    sources: KeyedState<Window<Attempt>>,
+    /// Failures per source IP (most failing addresses hold several: see `Slim`).
+    sources: KeyedState<Slim<Attempt>>,
 }
 
 impl PasswordSpray {
@@ -109,7 +109,7 @@ impl Detector for PasswordSpray {
         let time = event.time;
         let slot = self
             .sources
-            .upsert(source, facts.now, time + self.window, Window::new);
+            .upsert(source, facts.now, time + self.window, Slim::new);
         let attempts = &mut slot.value;
         if attempts.iter().any(|a| a.item.id.is(&event.id)) {
             return;
@@ -131,7 +131,7 @@ impl Detector for PasswordSpray {
             .iter()
             .map(|a| a.item.id.to_string());
         let evidence = evidence.collect();
-        attempts.drain(..range.end);
+        attempts.drop_front(range.end);
         let summary = format!(
             "{ip} failed authn against {n} principals within {}",
             show(self.config.window)
@@ -159,7 +159,7 @@ impl Detector for PasswordSpray {
     }
 
     fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Window<Attempt>> = decode(state)?;
+        let saved: KeyedState<Slim<Attempt>> = decode(state)?;
         self.sources = saved.with_cap(self.sources.cap());
         Ok(())
     }

@@ -17,7 +17,10 @@ use crate::Result;
 /// 2: `token_replay`'s sightings moved into the token table; `service_fan_out`,
 /// `brute_force`, `authz_probing` and `mfa_fatigue` keep their state in the principal
 /// table.
-const CHECKPOINT_VERSION: u32 = 2;
+/// 3: token audiences are interned (a token holds the id of its audience set); token
+/// and principal entries no longer repeat their earliest part expiry; a watermark per
+/// source (Kafka partition) instead of one event-time clock.
+const CHECKPOINT_VERSION: u32 = 3;
 
 /// Counters since the detectors were first started (they survive restores).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +50,11 @@ pub struct DetectStats {
     pub alerts: u64,
     /// Alerts suppressed as repeats.
     pub suppressed: u64,
+    /// The clock state expires on (the oldest watermark of the active sources); `None`
+    /// before every active source has shown an event time.
+    pub clock: Option<Micros>,
+    /// Sources (partitions) holding the clock: active, neither idle nor released.
+    pub active_sources: usize,
     /// Per detector and shared table: live keys, expiries, evictions.
     pub tables: Vec<DetectorStats>,
 }
@@ -56,8 +64,8 @@ pub struct Detectors {
     hasher: KeyHasher,
     lateness: Micros,
     max_keys: usize,
-    /// The event-time clock: the newest event time seen.
-    now: Micros,
+    /// The watermark of each source and the clock state expires on.
+    clocks: Clocks,
     /// The earliest of `next_sweeps`.
     next_sweep: Micros,
     /// Per table (`sweep::table`), when it is swept next.
@@ -78,7 +86,7 @@ pub struct Detectors {
 struct CheckpointRef<'a> {
     version: u32,
     hasher: KeyHasher,
-    now: Micros,
+    sources: Vec<SavedSource>,
     counters: Counters,
     baseline: Option<&'a Baseline>,
     tokens: Option<&'a TokenTable>,
@@ -92,7 +100,7 @@ struct Checkpoint {
     /// Checked on its own before the rest is decoded.
     _version: u32,
     hasher: KeyHasher,
-    now: Micros,
+    sources: Vec<SavedSource>,
     counters: Counters,
     baseline: Option<Baseline>,
     tokens: Option<TokenTable>,
@@ -114,7 +122,7 @@ impl Detectors {
             hasher: KeyHasher::random(),
             lateness: micros(config.allowed_lateness),
             max_keys: config.max_keys,
-            now: Micros::MIN,
+            clocks: Clocks::new(config.source_idle_after),
             next_sweep: Micros::MIN,
             next_sweeps: vec![Micros::MIN; sweep::TABLES + detectors.len()],
             counters: Counters::default(),
@@ -136,13 +144,14 @@ impl Detectors {
         })
     }
 
-    /// Feeds one accepted event; appends any alerts it completes to `alerts`.
-    pub fn observe(&mut self, event: &Event<'_>, alerts: &mut Vec<Alert>) {
+    /// Feeds one accepted event from `source` (see [`source`](Self::source); the
+    /// default one for a single stream); appends any alerts it completes to `alerts`.
+    pub fn observe_from(&mut self, source: SourceId, event: &Event<'_>, alerts: &mut Vec<Alert>) {
         self.counters.events += 1;
-        let late = self.now != Micros::MIN && event.time < self.now - self.lateness;
+        // Late for its own source; state and windows live on the slowest one's clock.
+        let late = self.clocks.observe(source, event.time, self.lateness);
         self.counters.late_events += u64::from(late);
-        self.now = self.now.max(event.time);
-        let now = self.now;
+        let now = self.clocks.now();
 
         let hasher = self.hasher;
         let principal = hasher.str(&event.principal);
@@ -217,7 +226,7 @@ impl Detectors {
         let checkpoint = CheckpointRef {
             version: CHECKPOINT_VERSION,
             hasher: self.hasher,
-            now: self.now,
+            sources: self.clocks.save(),
             counters: self.counters,
             baseline: self.baseline.as_ref(),
             tokens: self.tokens.as_ref(),
@@ -247,7 +256,7 @@ impl Detectors {
         let saved: Checkpoint = postcard::from_bytes(checkpoint)?;
         let mut detectors = Detectors::new(config)?;
         detectors.hasher = saved.hasher;
-        detectors.now = saved.now;
+        detectors.clocks.restore(saved.sources);
         detectors.counters = saved.counters;
         detectors.baseline = match (detectors.baseline, saved.baseline) {
             (Some(fresh), Some(saved)) => Some(fresh.restored(saved)),
@@ -307,6 +316,8 @@ impl Detectors {
             late_events: self.counters.late_events,
             alerts: self.counters.alerts,
             suppressed: self.counters.suppressed,
+            clock: self.clock(),
+            active_sources: self.clocks.active(),
             tables,
         }
     }
@@ -378,6 +389,10 @@ impl Detectors {
     }
 }
 
+mod clock;
 mod sweep;
 #[cfg(test)]
 mod tests;
+
+pub use clock::SourceId;
+use clock::{Clocks, SavedSource};

@@ -2,6 +2,7 @@
 //! table and the principal table.
 //! The engine updates each once per event and hands detectors a copy of the facts.
 
+mod audiences;
 mod baseline;
 mod principals;
 mod tokens;

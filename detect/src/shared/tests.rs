@@ -3,7 +3,8 @@
 
 use authtrail_model::Kind;
 
-use crate::detectors::testkit::{authn, authz, event, feed, text};
+use super::TokenTable;
+use crate::detectors::testkit::{authn, authz, event, feed, only, text};
 use crate::{DetectConfig, Detectors, TableStats};
 
 /// A bit of everything the token detectors keep: an issue, client presentations from
@@ -147,4 +148,80 @@ fn restore_without_brute_force_drops_its_part_of_the_principal_table() {
         alerts.iter().all(|a| a.detector != "brute_force"),
         "{alerts:?}"
     );
+}
+
+/// A token issued at `seconds` to its own principal, for the audience `audience`.
+fn issue_for(n: usize, seconds: f64, audience: &[&str]) -> authtrail_model::Event<'static> {
+    let mut issue = event(&format!("i{n}"), seconds, Kind::TokenIssue, "user:bob");
+    issue.token_id = text(&format!("jti-{n}"));
+    issue.token_audience = Some(audience.iter().map(|a| a.to_string().into()).collect());
+    issue
+}
+
+#[test]
+fn interned_audiences_survive_a_checkpoint_and_unused_ones_are_collected() {
+    let mut detectors = Detectors::new(&only("audience_mismatch")).unwrap();
+    // 100 tokens, 99 distinct audiences (two tokens share one).
+    let mut issues: Vec<_> = (0..99)
+        .map(|n| issue_for(n, 0.0, &[&format!("svc-{n}"), "web"]))
+        .collect();
+    issues.push(issue_for(99, 0.0, &["svc-0", "web"]));
+    feed(&mut detectors, &issues);
+    assert_eq!(detectors.token_table().unwrap().audiences(), 99);
+    let mut restored =
+        Detectors::restore(&only("audience_mismatch"), &detectors.checkpoint()).unwrap();
+    assert_eq!(restored.token_table().unwrap().audiences(), 99);
+    // Read back from the checkpoint: the shared audience covers svc-0, not svc-7.
+    let present = |id: &str, seconds, target| {
+        let mut event = authz(id, seconds, "user:bob", target, true);
+        event.token_id = text("jti-99");
+        event
+    };
+    assert!(feed(&mut restored, &[present("ok", 1.0, "svc-0")]).is_empty());
+    let alerts = feed(&mut restored, &[present("bad", 2.0, "svc-7")]);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].detector, "audience_mismatch");
+    // Two hours on every token is gone, and so are the sets at the next sweep.
+    let tick = |seconds| authn("x", seconds, "user:other", true, "password");
+    feed(&mut restored, &[tick(7_200.0), tick(7_210.0)]);
+    let tokens = restored.token_table().unwrap();
+    assert_eq!(tokens.counts().facts.live, 0);
+    assert_eq!(tokens.audiences(), 0);
+}
+
+#[test]
+fn a_checkpoint_whose_token_names_an_unsaved_audience_is_refused() {
+    let mut detectors = Detectors::new(&only("audience_mismatch")).unwrap();
+    feed(&mut detectors, &[issue_for(1, 0.0, &["web"])]);
+    let table = detectors.token_table().unwrap();
+    let saved = postcard::to_allocvec(table).unwrap();
+    assert!(postcard::from_bytes::<TokenTable>(&saved).is_ok());
+    // (postcard reports any decoding error as one, without the reason.)
+    let corrupt = table.encoded_without_audiences();
+    assert!(postcard::from_bytes::<TokenTable>(&corrupt).is_err());
+    // The same encoding of a token issued with no audience is sound.
+    let mut plain = Detectors::new(&only("audience_mismatch")).unwrap();
+    feed(&mut plain, &[issue_for(1, 0.0, &[])]);
+    let sound = plain.token_table().unwrap().encoded_without_audiences();
+    assert!(postcard::from_bytes::<TokenTable>(&sound).is_ok());
+}
+
+#[test]
+fn an_entry_left_with_no_part_by_a_restore_goes_at_the_next_sweep() {
+    let mut detectors = Detectors::new(&DetectConfig::default()).unwrap();
+    feed(
+        &mut detectors,
+        &[authn("f", 0.0, "user:alice", false, "password")],
+    );
+    assert_eq!(detectors.principal_table().unwrap().len(), 1);
+    let mut config = DetectConfig::default();
+    config.brute_force.enabled = false;
+    config.mfa_fatigue.enabled = false;
+    let mut restored = Detectors::restore(&config, &detectors.checkpoint()).unwrap();
+    assert_eq!(restored.principal_table().unwrap().len(), 1);
+    // Ten seconds on (past the 5 s sweep interval), with no part of it expiring yet.
+    let tick = |seconds| authz("x", seconds, "svc:other", "web", true);
+    feed(&mut restored, &[tick(10.0), tick(20.0)]);
+    let principals = restored.principal_table().unwrap();
+    assert_eq!(principals.len(), 1, "only svc:other's entry is left");
 }

@@ -9,8 +9,8 @@
 
 use authtrail_model::{Event, Kind, Micros};
 use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
 
+use super::audiences::{AudienceId, Audiences, NONE};
 use crate::detectors::Sighting;
 use crate::hash::KeyHasher;
 use crate::part::{Part, PartCounts};
@@ -58,9 +58,9 @@ struct TokenState {
     expires: Micros,
     /// `NEVER` until presented; lets a revoke that arrives late see it was used.
     last_presented: Micros,
-    /// Hashes of the audience; empty when none was recorded. Audiences name a few
-    /// services, so they fit inline and checking one costs no extra cache miss.
-    audience: SmallVec<[u64; 3]>,
+    /// The audience as recorded at issue, interned in the table's `Audiences` (a
+    /// token spent 32 bytes on three inline hashes; `NONE` when none was recorded).
+    audience: AudienceId,
 }
 
 impl TokenState {
@@ -70,30 +70,18 @@ impl TokenState {
             issued_at: time,
             expires: NEVER,
             last_presented: NEVER,
-            audience: SmallVec::new(),
+            audience: NONE,
         }
     }
 }
 
-/// Everything kept on one token.
-#[derive(Debug, Serialize, Deserialize)]
+/// Everything kept on one token. The slot's `expires_at` is the earliest expiry of a
+/// live part (see `Slot`), so a sweep reads one field of most tokens.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct TokenEntry {
-    /// The earliest expiry of a live part, so a sweep looks at one field of most tokens
-    /// (and one cache line) instead of three parts.
-    next: Micros,
     facts: Part<TokenState>,
     /// `token_replay`: one entry per distinct client address, at its latest presentation.
     pub replay: Part<Window<Sighting>>,
-}
-
-impl Default for TokenEntry {
-    fn default() -> Self {
-        TokenEntry {
-            next: Micros::MAX,
-            facts: Part::default(),
-            replay: Part::default(),
-        }
-    }
 }
 
 impl TokenEntry {
@@ -105,11 +93,15 @@ impl TokenEntry {
         [self.facts.until(), self.replay.until()]
     }
 
-    /// Sets the slot's expiry (the latest part's) and `next` (the earliest live part's).
+    /// Sets the slot's `expires_at` to the earliest expiry of a live part (see
+    /// `Slot`), or to the past when none is live, so the next sweep drops the entry.
     fn set_expiries(slot: &mut Slot<TokenEntry>) {
         let (latest, next) = crate::part::latest_and_next(slot.value.untils());
-        slot.expires_at = latest;
-        slot.value.next = next;
+        slot.expires_at = if latest == Micros::MIN {
+            Micros::MIN
+        } else {
+            next
+        };
     }
 }
 
@@ -124,7 +116,7 @@ impl Parts for TokenEntry {
     type Counts = TokenCounts;
 
     fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut TokenCounts) -> bool {
-        if slot.value.next >= now {
+        if slot.expires_at >= now {
             return true;
         }
         let entry = &mut slot.value;
@@ -134,6 +126,10 @@ impl Parts for TokenEntry {
         slot.value.live() != [false; 2]
     }
 
+    fn latest(&self) -> Micros {
+        crate::part::latest_and_next(self.untils()).0
+    }
+
     fn evicted(&self, counts: &mut TokenCounts) {
         self.facts.evicted(&mut counts.facts);
         self.replay.evicted(&mut counts.replay);
@@ -141,11 +137,42 @@ impl Parts for TokenEntry {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(try_from = "SavedTokens")]
 pub(crate) struct TokenTable {
     #[serde(skip)]
     ttl: Micros,
     tokens: KeyedState<TokenEntry>,
     counts: TokenCounts,
+    audiences: Audiences,
+}
+
+/// A token table as decoded, before its audience ids are checked against its sets.
+#[derive(Deserialize)]
+struct SavedTokens {
+    tokens: KeyedState<TokenEntry>,
+    counts: TokenCounts,
+    audiences: Audiences,
+}
+
+impl TryFrom<SavedTokens> for TokenTable {
+    type Error = String;
+
+    fn try_from(saved: SavedTokens) -> Result<Self, String> {
+        let mut tokens = saved.tokens;
+        for slot in tokens.values_mut() {
+            if let Some(facts) = slot.value.facts.get() {
+                if !saved.audiences.holds(facts.audience) {
+                    return Err(format!("token audience {} is not saved", facts.audience));
+                }
+            }
+        }
+        Ok(TokenTable {
+            ttl: 0,
+            tokens,
+            counts: saved.counts,
+            audiences: saved.audiences,
+        })
+    }
 }
 
 /// A token's entry, opened once for an event: facts before the event, the detectors'
@@ -155,6 +182,7 @@ pub(crate) struct OpenToken<'a> {
     ttl: Micros,
     slot: &'a mut Slot<TokenEntry>,
     counts: &'a mut TokenCounts,
+    audiences: &'a mut Audiences,
     was_live: [bool; 2],
 }
 
@@ -165,6 +193,7 @@ impl TokenTable {
             ttl,
             tokens: KeyedState::new(max_keys),
             counts: TokenCounts::default(),
+            audiences: Audiences::default(),
         }
     }
 
@@ -174,6 +203,7 @@ impl TokenTable {
         let mut table = TokenTable {
             tokens: saved.tokens.with_cap(max_keys),
             counts: saved.counts,
+            audiences: saved.audiences,
             ..self
         };
         if !replay {
@@ -197,6 +227,7 @@ impl TokenTable {
             was_live: slot.value.live(),
             slot,
             counts: &mut self.counts,
+            audiences: &mut self.audiences,
         }
     }
 
@@ -207,6 +238,12 @@ impl TokenTable {
 
     pub fn sweep(&mut self, now: Micros) {
         self.tokens.sweep_parts(now, &mut self.counts);
+        let tokens = self.counts.facts.live;
+        if self.audiences.due(tokens) {
+            let live = self.tokens.values();
+            let ids = live.filter_map(|slot| Some(slot.value.facts.get()?.audience));
+            self.audiences.collect(ids, tokens);
+        }
     }
 
     /// Counts of the token facts (`tokens`) and of `token_replay`'s part.
@@ -216,6 +253,19 @@ impl TokenTable {
 
     pub fn stats(&self) -> TableStats {
         self.counts.facts.stats()
+    }
+
+    /// Distinct audiences held (tests: unused ones are collected).
+    #[cfg(test)]
+    pub fn audiences(&self) -> usize {
+        self.audiences.in_use()
+    }
+
+    /// The table encoded with no audience sets (tests: a corrupt checkpoint).
+    #[cfg(test)]
+    pub fn encoded_without_audiences(&self) -> Vec<u8> {
+        let sets: Vec<Box<[u64]>> = Vec::new();
+        postcard::to_allocvec(&(&self.tokens, &self.counts, sets)).unwrap()
     }
 }
 
@@ -228,9 +278,10 @@ impl OpenToken<'_> {
     /// What is known of the token before the current event.
     pub fn facts(&self, target: Option<u64>) -> Option<TokenFacts> {
         let state = self.slot.value.facts.get()?;
+        let members = self.audiences.set(state.audience);
         let audience = match target {
-            Some(target) if !state.audience.is_empty() => {
-                if state.audience.contains(&target) {
+            Some(target) if !members.is_empty() => {
+                if members.contains(&target) {
                     Audience::Covers
                 } else {
                     Audience::Excludes
@@ -269,7 +320,8 @@ impl OpenToken<'_> {
             // An expiry at `NEVER` itself (year -292,277) reads as none; harmless.
             state.expires = event.token_expires.unwrap_or(NEVER);
             if let Some(audience) = &event.token_audience {
-                state.audience = audience.iter().map(|aud| hasher.str(aud)).collect();
+                let members = audience.iter().map(|aud| hasher.str(aud));
+                state.audience = self.audiences.intern(members);
             }
         } else if is_presentation(event) {
             let state = entry.facts.touch(time + self.ttl);

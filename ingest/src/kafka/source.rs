@@ -68,6 +68,11 @@ impl ConsumerContext for IngestContext {
                 self.stats
                     .assigned_partitions
                     .fetch_add(partitions.count() as u64, Ordering::Relaxed);
+                let pipeline = self.pipeline.lock().expect("not poisoned").clone();
+                if let Some(pipeline) = pipeline {
+                    // Gone: shutting down, nothing to hold back.
+                    let _ = pipeline.send(Input::Assign(elements(partitions)));
+                }
             }
             Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
         }
@@ -90,14 +95,9 @@ impl IngestContext {
             return; // Shutting down: the pipeline already flushed everything.
         };
         let (reply, durable) = sync_channel(1);
-        let revoked = partitions
-            .elements()
-            .iter()
-            .map(|element| (Arc::from(element.topic()), element.partition()))
-            .collect();
         if pipeline
             .send(Input::Revoke {
-                partitions: revoked,
+                partitions: elements(partitions),
                 reply,
             })
             .is_err()
@@ -279,6 +279,14 @@ fn commit<C: ConsumerContext>(
             tracing::warn!(%error, "offset commit failed; the lake's manifest stays authoritative")
         }
     }
+}
+
+fn elements(partitions: &TopicPartitionList) -> Vec<(Arc<str>, i32)> {
+    partitions
+        .elements()
+        .iter()
+        .map(|element| (Arc::from(element.topic()), element.partition()))
+        .collect()
 }
 
 fn describe(partitions: &TopicPartitionList) -> String {
