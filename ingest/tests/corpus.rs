@@ -4,6 +4,8 @@
 //! raw bytes (up to the cap), every good one in `events`, and a raw JWT sent as `token_id` is stored
 //! only as its fingerprint.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,10 +17,10 @@ use arrow_array::RecordBatch;
 use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::{ingest_kafka, IngestStats, PipelineConfig};
 use authtrail_store::{EncodeOptions, Lake};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
+use support::read_table;
 
 const TOPIC: &str = "auth-events";
 /// How much of a rejected message is kept (the rest is counted in `raw_bytes`).
@@ -49,30 +51,6 @@ fn good_event(i: usize) -> Vec<u8> {
         i % 250
     )
     .into_bytes()
-}
-
-fn read_table(root: &Path, table: &str) -> Vec<RecordBatch> {
-    let mut batches = Vec::new();
-    let mut stack = vec![root.join(table)];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "parquet") {
-                let file = std::fs::File::open(&path).unwrap();
-                let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                    .unwrap()
-                    .build()
-                    .unwrap();
-                batches.extend(reader.map(Result::unwrap));
-            }
-        }
-    }
-    batches
 }
 
 fn strings(batch: &RecordBatch, column: &str) -> Vec<Option<String>> {

@@ -2,6 +2,8 @@
 //! reads the partitions unevenly, hours of event time apart, and the detectors must raise
 //! what they raise on the same events as one stream in time order.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,10 +17,10 @@ use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::{ingest_kafka, Detection, IngestStats, PipelineConfig};
 use authtrail_model::{parse_event, ContractLimits};
 use authtrail_store::{EncodeOptions, Lake};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
+use support::read_table;
 
 const TOPIC: &str = "auth-events";
 const PARTITIONS: i32 = 4;
@@ -145,34 +147,18 @@ fn one_stream(events: &[Produced]) -> Vec<AlertRow> {
 
 fn lake_alerts(root: &Path) -> Vec<AlertRow> {
     let mut rows = Vec::new();
-    let mut stack = vec![root.join("alerts")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let file = std::fs::File::open(&path).unwrap();
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
-            for batch in reader.build().unwrap() {
-                let batch = batch.unwrap();
-                let text = |name: &str| batch.column_by_name(name).unwrap().as_string::<i32>();
-                let (id, detector, severity) = (text("id"), text("detector"), text("severity"));
-                let count = batch.column_by_name("suppressed_count").unwrap();
-                let count = count.as_primitive::<UInt64Type>();
-                for row in 0..batch.num_rows() {
-                    rows.push((
-                        id.value(row).to_owned(),
-                        detector.value(row).to_owned(),
-                        severity.value(row).to_owned(),
-                        count.value(row),
-                    ));
-                }
-            }
+    for batch in read_table(root, "alerts") {
+        let text = |name: &str| batch.column_by_name(name).unwrap().as_string::<i32>();
+        let (id, detector, severity) = (text("id"), text("detector"), text("severity"));
+        let count = batch.column_by_name("suppressed_count").unwrap();
+        let count = count.as_primitive::<UInt64Type>();
+        for row in 0..batch.num_rows() {
+            rows.push((
+                id.value(row).to_owned(),
+                detector.value(row).to_owned(),
+                severity.value(row).to_owned(),
+                count.value(row),
+            ));
         }
     }
     rows.sort();

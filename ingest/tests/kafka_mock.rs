@@ -1,6 +1,8 @@
 //! The Kafka path in-process against librdkafka's mock cluster: consume, land in the lake,
 //! commit only what is durable, and never write an offset twice.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,11 +14,11 @@ use authtrail_detect::DetectConfig;
 use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::{ingest_kafka, Detection, IngestStats, PipelineConfig};
 use authtrail_store::{EncodeOptions, Lake};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset};
+use support::read_table;
 
 const TOPIC: &str = "auth-events";
 const PARTITIONS: i32 = 3;
@@ -148,35 +150,16 @@ fn run_ingest(
 }
 
 fn lake_column(root: &Path, table: &str, column: &str) -> Vec<String> {
-    let mut values = Vec::new();
-    let mut stack = vec![root.join(table)];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "parquet") {
-                let file = std::fs::File::open(&path).unwrap();
-                for batch in ParquetRecordBatchReaderBuilder::try_new(file)
-                    .unwrap()
-                    .build()
-                    .unwrap()
-                {
-                    let batch = batch.unwrap();
-                    let array = batch.column_by_name(column).unwrap();
-                    values.extend(
-                        array
-                            .as_string::<i32>()
-                            .iter()
-                            .map(|v| v.unwrap().to_owned()),
-                    );
-                }
-            }
-        }
-    }
+    let mut values: Vec<String> = read_table(root, table)
+        .iter()
+        .flat_map(|batch| {
+            let array = batch.column_by_name(column).unwrap().as_string::<i32>();
+            array
+                .iter()
+                .map(|v| v.unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
     values.sort();
     values
 }
