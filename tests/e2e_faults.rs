@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    authtrail_env, column_counts, good_event, row_count, wait_for_rows, Broker, Process, WorkDir,
+    assert_exactly_once, authtrail_env, column_counts, good_event, row_count, wait_for_rows,
+    Broker, Process, WorkDir,
 };
 
 /// The command that runs the whole pipeline (ingest, store, detect, respond, and the HTTP
@@ -74,19 +75,6 @@ fn write_config(dir: &Path) -> String {
     )
     .unwrap();
     path.to_string_lossy().into_owned()
-}
-
-fn assert_exactly_once(lake: &Path, ids: &[String]) {
-    let counts = column_counts(lake, "events", "id");
-    let missing: Vec<_> = ids
-        .iter()
-        .filter(|id| !counts.contains_key(*id))
-        .take(5)
-        .collect();
-    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(missing.is_empty(), "missing from the lake: {missing:?}");
-    assert!(twice.is_empty(), "in the lake more than once: {twice:?}");
-    assert_eq!(counts.len(), ids.len(), "unexpected ids in the lake");
 }
 
 fn assert_verifies(work: &Path, lake: &str) {

@@ -9,7 +9,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{authtrail, column_counts, duckdb_report, good_event, wait_for_rows, Broker};
+use support::{
+    assert_exactly_once, authtrail, column_counts, duckdb_report, good_event, wait_for_rows, Broker,
+};
 
 const TOPIC: &str = "auth-events";
 const PARTITIONS: i32 = 6;
@@ -105,19 +107,6 @@ fn write_config(dir: &Path) -> String {
     )
     .unwrap();
     path.to_string_lossy().into_owned()
-}
-
-fn assert_exactly_once(lake: &Path, ids: &[String]) {
-    let counts = column_counts(lake, "events", "id");
-    let missing: Vec<_> = ids
-        .iter()
-        .filter(|id| !counts.contains_key(*id))
-        .take(5)
-        .collect();
-    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
-    assert!(missing.is_empty(), "missing from the lake: {missing:?}");
-    assert!(twice.is_empty(), "in the lake more than once: {twice:?}");
-    assert_eq!(counts.len(), ids.len(), "unexpected ids in the lake");
 }
 
 #[test]

@@ -222,6 +222,20 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Every id in `ids` is in the lake's events exactly once, and nothing else is.
+pub fn assert_exactly_once(lake: &Path, ids: &[String]) {
+    let counts = column_counts(lake, "events", "id");
+    let missing: Vec<_> = ids
+        .iter()
+        .filter(|id| !counts.contains_key(*id))
+        .take(5)
+        .collect();
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(missing.is_empty(), "missing from the lake: {missing:?}");
+    assert!(twice.is_empty(), "in the lake more than once: {twice:?}");
+    assert_eq!(counts.len(), ids.len(), "unexpected ids in the lake");
+}
+
 /// How often each value of a string column occurs across a table's files.
 pub fn column_counts(lake: &Path, table: &str, column: &str) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
