@@ -223,6 +223,16 @@ fn detect(out: &mut Exposition, stats: &IngestStats) {
     )
     .sample(&[], state.suppressed as f64);
     out.family(
+        "authtrail_detector_active_sources",
+        Kind::Gauge,
+        "Sources (Kafka partitions) whose watermark holds the detectors' clock: assigned, neither idle nor revoked.",
+    )
+    .sample(&[], state.active_sources as f64);
+    out.family("authtrail_detector_clock_seconds", Kind::Gauge, "Event time (Unix seconds) state expires on: the oldest watermark of the active sources. `time() - authtrail_detector_clock_seconds` is how far detection lags behind. No sample until every active source has shown an event.");
+    if let Some(clock) = state.clock {
+        out.sample(&[], clock as f64 / 1e6);
+    }
+    out.family(
         "authtrail_detector_state_keys",
         Kind::Gauge,
         "Keys held in a detector's (or shared table's) state.",

@@ -158,6 +158,17 @@ fn run_serves_metrics_promtool_accepts_and_the_dashboards_use() {
         metrics.contains("authtrail_detector_state_keys{table=\"tokens\"}"),
         "{metrics}"
     );
+    // Both embedded partitions are assigned; the one without events holds the clock (no
+    // sample yet) until it idles out after `source_idle_after`.
+    let active_sources = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("authtrail_detector_active_sources "))
+        .expect("active sources gauge");
+    assert!(["1", "2"].contains(&active_sources), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE authtrail_detector_clock_seconds gauge"),
+        "{metrics}"
+    );
     assert!(metrics.contains("authtrail_http_request_duration_seconds_bucket{route=\"/api/v1/live/alerts\",code=\"2xx\",le="), "{metrics}");
     let consumed: f64 = metrics
         .lines()
