@@ -13,6 +13,7 @@ mod error;
 pub mod file;
 pub mod kafka;
 mod message;
+mod partition;
 mod pipeline;
 mod stats;
 mod writer;

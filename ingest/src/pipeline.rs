@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use authtrail_detect::SourceId;
 use authtrail_model::{parse_event, ContractError, ContractLimits, IngestMeta, Micros, RejectKind};
-use authtrail_store::{Lake, SegmentBuilder};
+use authtrail_store::Lake;
 
 use crate::config::PipelineConfig;
 use crate::detection::Detection;
 use crate::message::{Durable, Input, RawMessage};
-use crate::stats::{IngestStats, PartitionStats};
+use crate::partition::PartitionState;
+use crate::stats::IngestStats;
 use crate::writer::{Flush, PartitionKey, WriteHook, Writer, QUEUED_FLUSHES};
 use crate::{Error, Result};
 
@@ -45,24 +45,6 @@ pub struct Pipeline {
     detection: Option<Detection>,
     /// Whether the detectors saw events since their last checkpoint.
     detection_dirty: bool,
-}
-
-struct PartitionState {
-    /// Where the lake ends once the flushes handed to the writer are committed (what the
-    /// manifest's `next_offset` will say); `None` while it holds nothing of this partition.
-    flushed_until: Option<i64>,
-    /// The lake end last handed to the source to commit (`None`: never).
-    reported_until: Option<i64>,
-    segment: SegmentBuilder,
-    /// The offset the next message should have; `None` until the first one when the lake
-    /// holds nothing of this partition yet.
-    expected: Option<i64>,
-    /// The first offset the detectors' restored state has not seen (`None`: none seen).
-    detected_until: Option<i64>,
-    /// This partition's watermark in the detectors.
-    detect_source: Option<SourceId>,
-    /// This partition's metrics (atomics: no lock per message).
-    counters: Arc<PartitionStats>,
 }
 
 impl Pipeline {
@@ -186,77 +168,27 @@ impl Pipeline {
         let state = match self.partitions.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
-                let log = self
-                    .lake
-                    .open_partition(&message.source, message.partition)?;
-                let covered = self
-                    .detection
-                    .as_ref()
-                    .and_then(|detection| detection.covered(&message.source, message.partition));
-                let detect_source = self
-                    .detection
-                    .as_mut()
-                    .map(|detection| detection.source(&message.source, message.partition));
-                if let Some(next) = log.next_offset() {
-                    tracing::info!(source = %message.source, partition = message.partition, next_offset = next, detectors_from = covered, "lake holds this partition up to offset {}", next - 1);
-                }
-                // Resume at the first offset either the lake or the detectors still need.
-                let expected = match (log.next_offset(), covered, &self.detection) {
-                    (None, _, _) => None,
-                    // Detectors that never saw this partition take whatever arrives.
-                    (Some(_), None, Some(_)) => None,
-                    (Some(next), Some(covered), Some(_)) => Some(next.min(covered)),
-                    (Some(next), _, None) => Some(next),
-                };
-                let flushed_until = log.next_offset();
+                let (state, log) = PartitionState::open(
+                    &mut self.lake,
+                    self.detection.as_mut(),
+                    &self.stats,
+                    &message.source,
+                    message.partition,
+                    self.config.max_reject_raw_bytes,
+                )?;
                 self.opened.push((entry.key().clone(), log));
-                let counters = self.stats.partition(&message.source, message.partition);
-                entry.insert(PartitionState {
-                    counters,
-                    expected,
-                    detected_until: covered,
-                    detect_source,
-                    flushed_until,
-                    reported_until: None,
-                    segment: SegmentBuilder::new(
-                        &message.source,
-                        message.partition,
-                        self.config.max_reject_raw_bytes,
-                    ),
-                })
+                entry.insert(state)
             }
         };
         IngestStats::add(&state.counters.received, 1);
-        match state.expected {
-            Some(expected) if message.offset < expected => {
-                // Already handled: in the lake and seen by the detectors (a replay after a
-                // crash between the lake commit and the offset commit), or delivered twice
-                // in this session.
-                let in_lake = state
-                    .flushed_until
-                    .is_some_and(|next| message.offset < next);
-                let counter = if in_lake {
-                    &self.stats.already_in_lake
-                } else {
-                    &self.stats.redelivered
-                };
-                IngestStats::add(counter, 1);
-                return Ok(());
-            }
-            Some(expected) if message.offset > expected => {
-                IngestStats::add(&self.stats.offset_gaps, 1);
-                let resuming = state.segment.is_empty() && state.flushed_until == Some(expected);
-                if resuming {
-                    // Where a consumer resumes, a gap means the broker skipped messages the
-                    // lake never received; compaction or transaction markers also leave gaps.
-                    tracing::warn!(source = %message.source, partition = message.partition, expected, received = message.offset, "offsets {}..{} were not delivered where consumption resumed", expected, message.offset - 1);
-                } else {
-                    tracing::debug!(source = %message.source, partition = message.partition, expected, received = message.offset, "offset gap");
-                }
-            }
-            _ => {}
+        if !state.admit(
+            message.offset,
+            &message.source,
+            message.partition,
+            &self.stats,
+        ) {
+            return Ok(());
         }
-        state.expected = Some(message.offset + 1);
 
         let store = state
             .flushed_until
