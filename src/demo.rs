@@ -133,9 +133,10 @@ pub fn command(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The demo's configuration: embedded broker with one partition (the detectors keep one
-/// event-time clock, and a learning period sent flat out would run partitions hours apart),
-/// the generator's learning period, and two webhooks to the local receiver.
+/// The demo's configuration: embedded broker with four partitions (as a real topic has
+/// several; the detectors keep a watermark per partition, so the learning period sent
+/// flat out may run them far apart), the generator's learning period, and two webhooks
+/// to the local receiver.
 fn demo_config(
     listen: &str,
     keys_file: &Path,
@@ -152,7 +153,7 @@ listen = {listen}
 keys_file = {keys}
 
 [kafka]
-embedded_partitions = 1
+embedded_partitions = 4
 
 [detect.new_service_edge]
 learning = "{learning}s"
