@@ -219,9 +219,14 @@ impl Unissued {
             return Ok(());
         }
         let saved: Unissued = postcard::from_bytes(bytes)?;
+        let mut counts = saved.counts;
+        // Counted from what was restored, so bytes that disagree cannot make the count
+        // underflow later.
+        let records = saved.pending.values().map(|s| s.value.presentations.len());
+        counts.live = records.sum();
         *self = Unissued {
             pending: saved.pending.with_cap(Self::tokens(max_keys)),
-            counts: saved.counts,
+            counts,
         };
         Ok(())
     }
