@@ -166,7 +166,7 @@ impl Unissued {
         };
         match presentations.iter_mut().find(|p| p.key == key) {
             // The earliest is the one a time-ordered run raises on (later ones are its
-            // suppressed repeats).
+            // suppressed repeats, bar one past the suppression period: see README).
             Some(kept) if kept.time <= event.time => {}
             Some(kept) => *kept = record(),
             None => {
