@@ -96,6 +96,11 @@ impl<V> KeyedState<V> {
         self.slots.remove(key);
     }
 
+    /// Takes `key`'s value out (its state is handed on); not counted as a removal.
+    pub fn take(&mut self, key: u64) -> Option<V> {
+        self.slots.remove(key).map(|slot| slot.value)
+    }
+
     /// Drops the keys whose expiry lies before `now`.
     pub fn sweep(&mut self, now: Micros) {
         self.sweep_with(|slot, _| slot.expires_at >= now, &mut ());

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{default_suppression, micros};
 use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::shared::{is_presentation, Audience};
+use crate::shared::{is_presentation, Audience, Unissued};
 use crate::state::TableStats;
 use crate::Result;
 
@@ -39,13 +39,58 @@ impl Default for AudienceMismatchConfig {
 pub(crate) struct AudienceMismatch {
     config: AudienceMismatchConfig,
     suppression: Micros,
+    lateness: Micros,
+    max_keys: usize,
+    /// Presentations (one per token and target) whose token's issue is not seen yet.
+    unissued: Unissued,
 }
 
 impl AudienceMismatch {
-    pub fn new(config: &AudienceMismatchConfig) -> Self {
+    pub fn new(config: &AudienceMismatchConfig, lateness: Micros, max_keys: usize) -> Self {
         AudienceMismatch {
             config: config.clone(),
             suppression: micros(config.suppression),
+            lateness,
+            max_keys,
+            unissued: Unissued::new(max_keys),
+        }
+    }
+
+    fn describe(token_id: &str, principal: &str, target: &str) -> (String, String) {
+        let summary =
+            format!("token {token_id} presented by {principal} to {target}, outside its audience");
+        (format!("{token_id} -> {target}"), summary)
+    }
+
+    /// The token's issue: the presentations read before it (at or after its time, to a
+    /// target outside the audience it names) raise what they would have in time order;
+    /// a late issue raises nothing (see `token_replay`).
+    fn issued(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+        let Some(token) = facts.token else {
+            return;
+        };
+        let presentations = self.unissued.issued(token, event.time);
+        // As the token table records it: no audience, or an empty one, covers anything.
+        let audience = event.token_audience.as_deref().unwrap_or_default();
+        if facts.late || audience.is_empty() {
+            return;
+        }
+        let token_id = event.token_id.as_deref().unwrap_or_default();
+        for presentation in presentations {
+            let Some(target) = presentation.target.as_deref() else {
+                continue;
+            };
+            if audience.iter().any(|member| **member == *target) {
+                continue;
+            }
+            let (key, summary) = Self::describe(token_id, &presentation.principal, target);
+            findings.push(presentation.finding(
+                token_id,
+                key,
+                self.config.severity,
+                TECHNIQUE,
+                summary,
+            ));
         }
     }
 }
@@ -56,7 +101,7 @@ impl Detector for AudienceMismatch {
     }
 
     fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Authz, Kind::Authn]
+        &[Kind::Authz, Kind::Authn, Kind::TokenIssue]
     }
 
     fn suppression(&self) -> Micros {
@@ -70,25 +115,28 @@ impl Detector for AudienceMismatch {
         _shared: &mut Shared<'_>,
         findings: &mut Vec<Finding>,
     ) {
+        if event.kind == Kind::TokenIssue {
+            self.issued(event, facts, findings);
+            return;
+        }
         if !is_presentation(event) {
             return;
         }
-        let Some(token) = &facts.token_facts else {
+        let (Some(token_id), Some(target), Some(target_hash)) =
+            (&event.token_id, &event.target_service, facts.target)
+        else {
             return;
         };
-        if token.audience != Audience::Excludes {
+        let audience = facts.token_facts.map(|token| token.audience);
+        if audience != Some(Audience::Excludes) {
+            // Judged when the issue is read, if it has not been and still can be.
+            self.unissued.note(event, facts, target_hash, self.lateness);
             return;
         }
-        let (Some(token_id), Some(target)) = (&event.token_id, &event.target_service) else {
-            return;
-        };
-        let summary = format!(
-            "token {token_id} presented by {} to {target}, outside its audience",
-            event.principal
-        );
+        let (key, summary) = Self::describe(token_id, &event.principal, target);
         findings.push(Finding::completed_by(
             event,
-            format!("{token_id} -> {target}"),
+            key,
             self.config.severity,
             TECHNIQUE,
             summary,
@@ -96,19 +144,21 @@ impl Detector for AudienceMismatch {
         ));
     }
 
-    fn sweep(&mut self, _now: Micros) {}
+    fn sweep(&mut self, now: Micros) {
+        self.unissued.sweep(now);
+    }
 
     fn stats(&self) -> TableStats {
-        // Its state is the shared `tokens` table, reported on its own.
-        TableStats::default()
+        // The token facts are the shared `tokens` table, reported on its own.
+        self.unissued.stats()
     }
 
     fn save(&self) -> Vec<u8> {
-        Vec::new()
+        self.unissued.save()
     }
 
-    fn load(&mut self, _state: &[u8]) -> Result<()> {
-        Ok(())
+    fn load(&mut self, state: &[u8]) -> Result<()> {
+        self.unissued.load(state, self.max_keys)
     }
 }
 

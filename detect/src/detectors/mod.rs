@@ -75,6 +75,7 @@ pub(crate) fn build(config: &DetectConfig) -> Vec<Box<dyn Detector>> {
         detectors.push(Box::new(token_replay::TokenReplay::new(
             &config.token_replay,
             lateness,
+            keys,
         )));
     }
     if config.revoked_token_use.enabled {
@@ -86,6 +87,8 @@ pub(crate) fn build(config: &DetectConfig) -> Vec<Box<dyn Detector>> {
     if config.audience_mismatch.enabled {
         detectors.push(Box::new(audience_mismatch::AudienceMismatch::new(
             &config.audience_mismatch,
+            lateness,
+            keys,
         )));
     }
     if config.mfa_fatigue.enabled {

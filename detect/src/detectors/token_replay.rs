@@ -14,7 +14,7 @@ use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
-use crate::shared::is_presentation;
+use crate::shared::{is_presentation, Unissued};
 use crate::state::TableStats;
 use crate::window;
 use crate::Result;
@@ -70,36 +70,79 @@ pub(crate) struct TokenReplay {
     window: Micros,
     lateness: Micros,
     suppression: Micros,
+    max_keys: usize,
+    /// Presentations (one per token and presenter) whose token's issue is not seen yet.
+    unissued: Unissued,
 }
 
 impl TokenReplay {
-    pub fn new(config: &TokenReplayConfig, lateness: Micros) -> Self {
+    pub fn new(config: &TokenReplayConfig, lateness: Micros, max_keys: usize) -> Self {
         TokenReplay {
             config: config.clone(),
             window: micros(config.window),
             lateness,
             suppression: micros(config.suppression),
+            max_keys,
+            unissued: Unissued::new(max_keys),
         }
     }
 
-    fn foreign_principal(&self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
-        let issued_to = facts.token_facts.and_then(|token| token.issued_to);
-        if issued_to.is_none_or(|owner| owner == facts.principal) {
+    fn foreign_principal(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+        let Some(owner) = facts.token_facts.and_then(|token| token.issued_to) else {
+            // Judged when the issue is read, if it still can be.
+            self.unissued
+                .note(event, facts, facts.principal, self.lateness);
+            return;
+        };
+        if owner == facts.principal {
             return;
         }
         let token_id = event.token_id.as_deref().unwrap_or_default();
-        let summary = format!(
-            "token {token_id} presented by {}, not the principal it was issued to",
-            event.principal
-        );
+        let (key, summary) = self.describe(token_id, &event.principal);
         findings.push(Finding::completed_by(
             event,
-            format!("{token_id} by {}", event.principal),
+            key,
             self.config.severity,
             TECHNIQUE,
             summary,
             vec![event.id.to_string()],
         ));
+    }
+
+    /// The key and summary of a presentation by `principal` other than the owner.
+    fn describe(&self, token_id: &str, principal: &str) -> (String, String) {
+        let summary = format!(
+            "token {token_id} presented by {principal}, not the principal it was issued to"
+        );
+        (format!("{token_id} by {principal}"), summary)
+    }
+
+    /// The token's issue: the presentations read before it (by other principals, at or
+    /// after its time) raise what they would have in time order. A late issue raises
+    /// nothing, as for a presentation read after it (the presentation would not have
+    /// been late for its own source, but windows and facts skip the late issue's time).
+    fn issued(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+        let Some(token) = facts.token else {
+            return;
+        };
+        let presentations = self.unissued.issued(token, event.time);
+        if facts.late {
+            return;
+        }
+        let token_id = event.token_id.as_deref().unwrap_or_default();
+        for presentation in presentations {
+            if presentation.key == facts.principal {
+                continue;
+            }
+            let (key, summary) = self.describe(token_id, &presentation.principal);
+            findings.push(presentation.finding(
+                token_id,
+                key,
+                self.config.severity,
+                TECHNIQUE,
+                summary,
+            ));
+        }
     }
 
     fn many_addresses(
@@ -165,7 +208,7 @@ impl Detector for TokenReplay {
     }
 
     fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Authz, Kind::Authn]
+        &[Kind::Authz, Kind::Authn, Kind::TokenIssue]
     }
 
     fn suppression(&self) -> Micros {
@@ -179,6 +222,10 @@ impl Detector for TokenReplay {
         shared: &mut Shared<'_>,
         findings: &mut Vec<Finding>,
     ) {
+        if event.kind == Kind::TokenIssue {
+            self.issued(event, facts, findings);
+            return;
+        }
         if !is_presentation(event) {
             return;
         }
@@ -186,19 +233,21 @@ impl Detector for TokenReplay {
         self.many_addresses(event, facts, shared, findings);
     }
 
-    fn sweep(&mut self, _now: Micros) {}
+    fn sweep(&mut self, now: Micros) {
+        self.unissued.sweep(now);
+    }
 
     fn stats(&self) -> TableStats {
-        // Its state is a part of the shared token table; the engine reports it here.
-        TableStats::default()
+        // The sightings are a part of the shared token table; the engine adds them here.
+        self.unissued.stats()
     }
 
     fn save(&self) -> Vec<u8> {
-        Vec::new()
+        self.unissued.save()
     }
 
-    fn load(&mut self, _state: &[u8]) -> Result<()> {
-        Ok(())
+    fn load(&mut self, state: &[u8]) -> Result<()> {
+        self.unissued.load(state, self.max_keys)
     }
 }
 

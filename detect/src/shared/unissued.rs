@@ -1,0 +1,237 @@
+//! Presentations of tokens whose issue has not been seen yet, kept until the issue
+//! arrives or can no longer arrive in time (`token_replay`'s other-principal check and
+//! `audience_mismatch` judge a presentation against its token's issue).
+//!
+//! The issue is on the owner's partition and a presentation by another principal on
+//! that principal's, and catching up on a backlog one partition can be read long before
+//! the other; within one partition an issue may arrive after a presentation within the
+//! allowed lateness. Without these records such a presentation found no issue and was
+//! never judged. Each detector keeps its own (disabled, it keeps nothing) and judges
+//! them when the token's `token_issue` is read, raising what it would have raised had
+//! the events been read in time order: the finding carries the presentation's fields,
+//! key and evidence, so the alert and its id are the same.
+//!
+//! A record is kept while an issue earlier than it could still arrive without being
+//! late: an issue is late when it is more than the lateness behind its own source's
+//! watermark, and every active source's watermark is at least the clock, so once the
+//! clock is more than the lateness past a presentation no issue before it can come
+//! (bar a source that idled or is new, which expiry ignores everywhere). In a single
+//! stream read in time order a record thus lives the allowed lateness (30 s) of event
+//! time; on a backlog it lives until the slowest partition has caught up.
+//!
+//! Bounded: one record per token and presenter (or target), at most `PER_TOKEN` per
+//! token (the earliest goes first, counted as evicted) and at most `max_keys /
+//! PER_TOKEN` tokens (at the cap the soonest-expiring tokens' records are evicted and
+//! counted), so at most `max_keys` records.
+
+use std::net::IpAddr;
+
+use authtrail_model::{Event, Micros, Severity};
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::detector::{Facts, Finding};
+use crate::id::EventId;
+use crate::part::PartCounts;
+use crate::state::{KeyedState, Parts, Slot, TableStats};
+use crate::Result;
+
+/// Records kept per token: presenters (or targets) of one token before its issue.
+pub(crate) const PER_TOKEN: usize = 8;
+
+/// One presentation of a token not yet seen issued: what its finding needs.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Presentation {
+    pub time: Micros,
+    /// Hash of what the detector keys on besides the token: the presenter
+    /// (`token_replay`) or the target (`audience_mismatch`).
+    pub key: u64,
+    pub id: EventId,
+    pub principal: Box<str>,
+    pub target: Option<Box<str>>,
+    pub source_ip: Option<IpAddr>,
+}
+
+impl Presentation {
+    /// The finding the presentation would have completed in time order.
+    pub fn finding(
+        &self,
+        token_id: &str,
+        key: String,
+        severity: Severity,
+        attack_technique: &'static str,
+        summary: String,
+    ) -> Finding {
+        Finding {
+            key,
+            severity,
+            time: self.time,
+            principal: self.principal.to_string(),
+            token_id: Some(token_id.to_owned()),
+            source_ip: self.source_ip,
+            target_service: self.target.as_deref().map(str::to_owned),
+            summary,
+            evidence_ids: vec![self.id.to_string()],
+            attack_technique,
+        }
+    }
+}
+
+/// The records of one token (its id string is the issue's, when that comes).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Pending {
+    presentations: SmallVec<[Presentation; 1]>,
+}
+
+impl Parts for Pending {
+    type Counts = PartCounts;
+
+    fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut PartCounts) -> bool {
+        if slot.expires_at >= now {
+            return true;
+        }
+        let presentations = &mut slot.value.presentations;
+        let before = presentations.len();
+        presentations.retain(|p| p.time >= now);
+        let gone = before - presentations.len();
+        counts.live -= gone;
+        counts.expired += gone as u64;
+        slot.expires_at = earliest(presentations);
+        !presentations.is_empty()
+    }
+
+    fn latest(&self) -> Micros {
+        let times = self.presentations.iter().map(|p| p.time);
+        times.max().unwrap_or(Micros::MIN)
+    }
+
+    fn evicted(&self, counts: &mut PartCounts) {
+        counts.live -= self.presentations.len();
+        counts.evicted += self.presentations.len() as u64;
+    }
+}
+
+/// A slot's expiry: its earliest record goes when the clock passes it by the lateness
+/// (sweeps are given the clock less the lateness).
+fn earliest(presentations: &[Presentation]) -> Micros {
+    let times = presentations.iter().map(|p| p.time);
+    times.min().unwrap_or(Micros::MIN)
+}
+
+/// One detector's presentations of tokens whose issue it has not seen.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Unissued {
+    pending: KeyedState<Pending>,
+    counts: PartCounts,
+}
+
+impl Unissued {
+    /// Keeps at most `max_keys` records (see the module doc).
+    pub fn new(max_keys: usize) -> Self {
+        Unissued {
+            pending: KeyedState::new(Self::tokens(max_keys)),
+            counts: PartCounts::default(),
+        }
+    }
+
+    fn tokens(max_keys: usize) -> usize {
+        (max_keys / PER_TOKEN).max(1)
+    }
+
+    /// Keeps `event`, a presentation keyed on `key` besides its token, when its token's
+    /// issue has not been seen and one before it can still arrive without being late.
+    pub fn note(&mut self, event: &Event<'_>, facts: &Facts, key: u64, lateness: Micros) {
+        let issued = facts.token_facts.is_some_and(|t| t.issued_to.is_some());
+        let horizon = facts.now - lateness;
+        let Some(token) = facts.token else {
+            return;
+        };
+        if issued || event.time < horizon {
+            return;
+        }
+        let counts = &mut self.counts;
+        let slot = self
+            .pending
+            .upsert_parts(token, horizon, Pending::default, counts);
+        // Drop what can no longer be judged first (lazily, between sweeps).
+        Pending::sweep(slot, horizon, counts);
+        let presentations = &mut slot.value.presentations;
+        let record = || Presentation {
+            time: event.time,
+            key,
+            id: EventId::new(&event.id),
+            principal: (*event.principal).into(),
+            target: event.target_service.as_deref().map(Into::into),
+            source_ip: event.source_ip,
+        };
+        match presentations.iter_mut().find(|p| p.key == key) {
+            // The earliest is the one a time-ordered run raises on (later ones are its
+            // suppressed repeats, bar one past the suppression period: see README).
+            Some(kept) if kept.time <= event.time => {}
+            Some(kept) => *kept = record(),
+            None => {
+                if presentations.len() >= PER_TOKEN {
+                    let first = (0..presentations.len()).min_by_key(|&i| presentations[i].time);
+                    presentations.swap_remove(first.expect("full"));
+                    counts.live -= 1;
+                    counts.evicted += 1;
+                }
+                presentations.push(record());
+                counts.live += 1;
+            }
+        }
+        slot.expires_at = earliest(presentations);
+    }
+
+    /// The records of `token`, whose issue is being read, oldest first: forgotten here,
+    /// judged by the caller. Those older than the issue are left out: in time order they
+    /// saw no issue.
+    pub fn issued(&mut self, token: u64, issued_at: Micros) -> Vec<Presentation> {
+        let Some(pending) = self.pending.take(token) else {
+            return Vec::new();
+        };
+        self.counts.live -= pending.presentations.len();
+        let mut presentations = pending.presentations.into_vec();
+        presentations.retain(|p| p.time >= issued_at);
+        presentations.sort_by_key(|p| p.time);
+        presentations
+    }
+
+    /// Forgets the records no issue can come for any more (`horizon`: the clock less
+    /// the lateness).
+    pub fn sweep(&mut self, horizon: Micros) {
+        self.pending.sweep_parts(horizon, &mut self.counts);
+    }
+
+    /// Live records and their removals.
+    pub fn stats(&self) -> TableStats {
+        self.counts.stats()
+    }
+
+    pub fn save(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("detector state always encodes")
+    }
+
+    /// Empty bytes (a checkpoint written before these records existed) hold none.
+    pub fn load(&mut self, bytes: &[u8], max_keys: usize) -> Result<()> {
+        if bytes.is_empty() {
+            *self = Unissued::new(max_keys);
+            return Ok(());
+        }
+        let saved: Unissued = postcard::from_bytes(bytes)?;
+        let mut counts = saved.counts;
+        // Counted from what was restored, so bytes that disagree cannot make the count
+        // underflow later.
+        let records = saved.pending.values().map(|s| s.value.presentations.len());
+        counts.live = records.sum();
+        *self = Unissued {
+            pending: saved.pending.with_cap(Self::tokens(max_keys)),
+            counts,
+        };
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "unissued_tests.rs"]
+mod tests;
