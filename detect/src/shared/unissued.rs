@@ -140,6 +140,8 @@ impl Unissued {
 
     /// Keeps `event`, a presentation keyed on `key` besides its token, when its token's
     /// issue has not been seen and one before it can still arrive without being late.
+    // Inlined: called on every presentation, and almost every token's issue was seen.
+    #[inline]
     pub fn note(&mut self, event: &Event<'_>, facts: &Facts, key: u64, lateness: Micros) {
         let issued = facts.token_facts.is_some_and(|t| t.issued_to.is_some());
         let horizon = facts.now - lateness;
@@ -149,6 +151,10 @@ impl Unissued {
         if issued || event.time < horizon {
             return;
         }
+        self.record(event, token, key, horizon);
+    }
+
+    fn record(&mut self, event: &Event<'_>, token: u64, key: u64, horizon: Micros) {
         let counts = &mut self.counts;
         let slot = self
             .pending
