@@ -9,6 +9,9 @@ pub enum Error {
     /// A checkpoint that does not decode.
     #[error("checkpoint does not decode: {0}")]
     Checkpoint(#[from] postcard::Error),
+    /// A checkpoint that decodes but contradicts itself (damaged, or not ours).
+    #[error("checkpoint is corrupt: {0}")]
+    CheckpointCorrupt(String),
     /// A checkpoint written by an incompatible version.
     #[error("checkpoint version {found} is not supported (expected {expected})")]
     CheckpointVersion { found: u32, expected: u32 },

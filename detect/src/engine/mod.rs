@@ -254,6 +254,9 @@ impl Detectors {
             });
         }
         let saved: Checkpoint = postcard::from_bytes(checkpoint)?;
+        if let Some(tokens) = &saved.tokens {
+            tokens.check()?;
+        }
         let mut detectors = Detectors::new(config)?;
         detectors.hasher = saved.hasher;
         detectors.clocks.restore(saved.sources);

@@ -195,15 +195,51 @@ fn a_checkpoint_whose_token_names_an_unsaved_audience_is_refused() {
     feed(&mut detectors, &[issue_for(1, 0.0, &["web"])]);
     let table = detectors.token_table().unwrap();
     let saved = postcard::to_allocvec(table).unwrap();
-    assert!(postcard::from_bytes::<TokenTable>(&saved).is_ok());
-    // (postcard reports any decoding error as one, without the reason.)
+    let restored = postcard::from_bytes::<TokenTable>(&saved).unwrap();
+    assert!(restored.check().is_ok());
     let corrupt = table.encoded_without_audiences();
-    assert!(postcard::from_bytes::<TokenTable>(&corrupt).is_err());
+    let restored = postcard::from_bytes::<TokenTable>(&corrupt).unwrap();
+    let error = restored.check().unwrap_err().to_string();
+    assert!(
+        error.starts_with("checkpoint is corrupt: token audience ")
+            && error.ends_with(" is not saved"),
+        "{error}"
+    );
     // The same encoding of a token issued with no audience is sound.
     let mut plain = Detectors::new(&only("audience_mismatch")).unwrap();
     feed(&mut plain, &[issue_for(1, 0.0, &[])]);
     let sound = plain.token_table().unwrap().encoded_without_audiences();
-    assert!(postcard::from_bytes::<TokenTable>(&sound).is_ok());
+    let restored = postcard::from_bytes::<TokenTable>(&sound).unwrap();
+    assert!(restored.check().is_ok());
+}
+
+#[test]
+fn a_restore_names_the_unsaved_audience_of_a_corrupt_checkpoint() {
+    let mut detectors = Detectors::new(&only("audience_mismatch")).unwrap();
+    feed(&mut detectors, &[issue_for(1, 0.0, &["web"])]);
+    let table = detectors.token_table().unwrap();
+    let (sound, corrupt) = (
+        postcard::to_allocvec(table).unwrap(),
+        table.encoded_without_audiences(),
+    );
+    // The checkpoint with its token table swapped for the corrupt encoding.
+    let checkpoint = detectors.checkpoint();
+    let at = checkpoint
+        .windows(sound.len())
+        .position(|window| window == sound.as_slice())
+        .expect("the token table is in the checkpoint");
+    let mut damaged = checkpoint[..at].to_vec();
+    damaged.extend_from_slice(&corrupt);
+    damaged.extend_from_slice(&checkpoint[at + sound.len()..]);
+    let Err(error) = Detectors::restore(&only("audience_mismatch"), &damaged) else {
+        panic!("a checkpoint naming an unsaved audience restored");
+    };
+    let error = error.to_string();
+    assert!(
+        error.starts_with("checkpoint is corrupt: token audience "),
+        "{error}"
+    );
+    assert!(Detectors::restore(&only("audience_mismatch"), &checkpoint).is_ok());
 }
 
 #[test]

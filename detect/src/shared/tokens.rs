@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audiences::{AudienceId, Audiences, NONE};
 use crate::detectors::Sighting;
+use crate::error::Error;
 use crate::hash::KeyHasher;
 use crate::part::{Part, PartCounts};
 use crate::state::{KeyedState, Parts, Slot, TableStats};
@@ -136,8 +137,9 @@ impl Parts for TokenEntry {
     }
 }
 
+/// Decoded from a checkpoint as is; [`check`](TokenTable::check) then validates what the
+/// encoding cannot (postcard would report a failed `TryFrom` without its reason).
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(try_from = "SavedTokens")]
 pub(crate) struct TokenTable {
     #[serde(skip)]
     ttl: Micros,
@@ -146,32 +148,20 @@ pub(crate) struct TokenTable {
     audiences: Audiences,
 }
 
-/// A token table as decoded, before its audience ids are checked against its sets.
-#[derive(Deserialize)]
-struct SavedTokens {
-    tokens: KeyedState<TokenEntry>,
-    counts: TokenCounts,
-    audiences: Audiences,
-}
-
-impl TryFrom<SavedTokens> for TokenTable {
-    type Error = String;
-
-    fn try_from(saved: SavedTokens) -> Result<Self, String> {
-        let mut tokens = saved.tokens;
-        for slot in tokens.values_mut() {
+impl TokenTable {
+    /// Checks a restored table: every token's audience id must name a saved set.
+    pub fn check(&self) -> Result<(), Error> {
+        for slot in self.tokens.values() {
             if let Some(facts) = slot.value.facts.get() {
-                if !saved.audiences.holds(facts.audience) {
-                    return Err(format!("token audience {} is not saved", facts.audience));
+                if !self.audiences.holds(facts.audience) {
+                    return Err(Error::CheckpointCorrupt(format!(
+                        "token audience {} is not saved",
+                        facts.audience
+                    )));
                 }
             }
         }
-        Ok(TokenTable {
-            ttl: 0,
-            tokens,
-            counts: saved.counts,
-            audiences: saved.audiences,
-        })
+        Ok(())
     }
 }
 
