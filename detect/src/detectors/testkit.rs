@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use authtrail_model::{Alert, Event, Kind, Micros, Outcome, PrincipalType};
 
+use crate::state::TableStats;
 use crate::{DetectConfig, Detectors};
 
 /// 2026-11-23T18:00:00Z, the contract's example day.
@@ -99,4 +100,10 @@ pub fn feed(detectors: &mut Detectors, events: &[Event<'_>]) -> Vec<Alert> {
         detectors.observe(event, &mut alerts);
     }
     alerts
+}
+
+/// Stats of one detector's (or shared table's) state, by name.
+pub fn table(detectors: &Detectors, name: &str) -> TableStats {
+    let stats = detectors.stats();
+    stats.tables.iter().find(|t| t.name == name).unwrap().state
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use authtrail_model::{Alert, Event};
 
 use super::SourceId;
-use crate::detectors::testkit::{at, authn, feed, only};
+use crate::detectors::testkit::{at, authn, feed, only, table};
 use crate::{DetectConfig, Detectors};
 
 fn feed_from(detectors: &mut Detectors, source: SourceId, events: &[Event<'_>]) -> Vec<Alert> {
@@ -27,9 +27,7 @@ fn brute_force(start: f64, principal: &str) -> Vec<Event<'static>> {
 }
 
 fn live_keys(detectors: &Detectors, name: &str) -> usize {
-    let stats = detectors.stats();
-    let table = stats.tables.iter().find(|t| t.name == name).unwrap();
-    table.state.live_keys
+    table(detectors, name).live_keys
 }
 
 #[test]

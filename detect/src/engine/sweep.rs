@@ -66,7 +66,7 @@ impl Detectors {
 
 #[cfg(test)]
 mod tests {
-    use crate::detectors::testkit::{authn, feed};
+    use crate::detectors::testkit::{authn, feed, table};
     use crate::{DetectConfig, Detectors};
 
     #[test]
@@ -75,16 +75,7 @@ mod tests {
         failure.source_ip = Some("198.51.100.9".parse().unwrap());
         let mut detectors = Detectors::new(&DetectConfig::default()).unwrap();
         feed(&mut detectors, &[failure]);
-        let live = |d: &Detectors, name: &str| {
-            let stats = d.stats();
-            stats
-                .tables
-                .iter()
-                .find(|t| t.name == name)
-                .unwrap()
-                .state
-                .live_keys
-        };
+        let live = |d: &Detectors, name: &str| table(d, name).live_keys;
         // Both keep the failure 10 min; it may go once the lateness (30 s) has passed.
         let (mut brute_gone, mut spray_gone) = (None, None);
         for tick in 0..60 {

@@ -2,7 +2,7 @@
 
 use authtrail_model::{Event, Kind, Severity};
 
-use crate::detectors::testkit::{authn, authz, event, feed, only, run, text};
+use crate::detectors::testkit::{authn, authz, event, feed, only, run, table, text};
 use crate::{DetectConfig, Detectors};
 
 fn failures(range: std::ops::Range<usize>, principal: &str) -> Vec<Event<'static>> {
@@ -290,16 +290,7 @@ fn a_checkpoint_with_the_token_detectors_empty_bytes_restores_with_no_records() 
     let mut old = checkpoint[..checkpoint.len() - tail.len()].to_vec();
     old.extend(postcard::to_allocvec(&emptied).unwrap());
 
-    let live = |d: &Detectors, name: &str| {
-        let stats = d.stats();
-        stats
-            .tables
-            .iter()
-            .find(|t| t.name == name)
-            .unwrap()
-            .state
-            .live_keys
-    };
+    let live = |d: &Detectors, name: &str| table(d, name).live_keys;
     assert_eq!(live(&detectors, "audience_mismatch"), 1);
     let mut restored = Detectors::restore(&DetectConfig::default(), &old).unwrap();
     assert_eq!(live(&restored, "token_replay"), 0);

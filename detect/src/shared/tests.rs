@@ -4,8 +4,8 @@
 use authtrail_model::Kind;
 
 use super::TokenTable;
-use crate::detectors::testkit::{authn, authz, event, feed, only, text};
-use crate::{DetectConfig, Detectors, TableStats};
+use crate::detectors::testkit::{authn, authz, event, feed, only, table, text};
+use crate::{DetectConfig, Detectors};
 
 /// A bit of everything the token detectors keep: an issue, client presentations from
 /// three addresses, a revoke and a use after it.
@@ -23,12 +23,6 @@ fn tokens_in_use() -> Vec<authtrail_model::Event<'static>> {
     revoke.token_id = text("jti-7");
     events.push(revoke);
     events
-}
-
-/// Stats of one table by name.
-fn table(detectors: &Detectors, name: &str) -> TableStats {
-    let stats = detectors.stats();
-    stats.tables.iter().find(|t| t.name == name).unwrap().state
 }
 
 #[test]

@@ -5,7 +5,7 @@ use authtrail_model::{Alert, Event, Kind};
 
 use super::{Unissued, PER_TOKEN};
 use crate::detector::Facts;
-use crate::detectors::testkit::{at, authn, authz, event, feed, only, run, text};
+use crate::detectors::testkit::{at, authn, authz, event, feed, only, run, table, text};
 use crate::state::TableStats;
 use crate::SourceId;
 use crate::{DetectConfig, Detectors};
@@ -55,11 +55,6 @@ fn partitioned(config: &DetectConfig, issue: Event<'_>, presentation: Event<'_>)
     let mut alerts = feed_from(&mut detectors, p1, &[presentation, filler(3_600.0)]);
     alerts.extend(feed_from(&mut detectors, p0, &[issue]));
     alerts
-}
-
-fn table(detectors: &Detectors, name: &str) -> TableStats {
-    let stats = detectors.stats();
-    stats.tables.iter().find(|t| t.name == name).unwrap().state
 }
 
 #[test]
