@@ -87,7 +87,7 @@ fn run_duckdb(
         .map(|query| serde_json::json!({"name": query.name, "sql": query.duckdb}))
         .collect();
     std::fs::write(&file, serde_json::to_vec(&list).unwrap()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/lake_query/duckdb_suite.py");
+    let script = env::repo_file("benches/lake_query/duckdb_suite.py");
     let output = Command::new(python())
         .arg(script)
         .arg(root)

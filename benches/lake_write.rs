@@ -151,7 +151,7 @@ fn column_sizes(dir: &Path) -> BTreeMap<String, (u64, u64)> {
 }
 
 fn duckdb(input: &Path, output: &Path, lake: &Path) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/lake_write/duckdb_copy.py");
+    let script = env::repo_file("benches/lake_write/duckdb_copy.py");
     let result = Command::new(python())
         .arg(script)
         .arg(input)

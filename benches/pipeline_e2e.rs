@@ -79,8 +79,7 @@ fn generate(path: &Path) -> (Vec<(String, String)>, f64) {
 }
 
 fn duckdb(path: &Path, out: &Path, threads: u32) -> (f64, u64) {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pipeline_e2e/duckdb_convert.py");
+    let script = env::repo_file("benches/pipeline_e2e/duckdb_convert.py");
     let output = std::process::Command::new(python())
         .arg(script)
         .arg(path)

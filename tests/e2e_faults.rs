@@ -256,7 +256,7 @@ fn a_broker_restart_mid_stream_loses_nothing() {
 /// with the `standardwebhooks` package, records every request); returns it and its port.
 fn start_receiver(dir: &Path) -> (Process, u16) {
     let mut child = Command::new(support::python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/webhook_receiver.py"))
+        .arg(support::repo_file("tests/e2e/webhook_receiver.py"))
         .arg(dir.join("deliveries.jsonl"))
         .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
         .stdout(Stdio::piped())

@@ -6,7 +6,7 @@
 mod support;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -73,7 +73,7 @@ fn the_web_ui_shows_live_alerts_evidence_timeline_graph_and_sql() {
 
     let shots = artifacts("ui");
     let output = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/ui_check.py"))
+        .arg(support::repo_file("tests/e2e/ui_check.py"))
         .arg(format!("http://{address}/"))
         .arg(API_KEY)
         .arg(&shots)

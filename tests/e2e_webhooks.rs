@@ -40,7 +40,7 @@ impl Receiver {
         let log = dir.join("deliveries.jsonl");
         let mut command = Command::new(python());
         command
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/webhook_receiver.py"))
+            .arg(support::repo_file("tests/e2e/webhook_receiver.py"))
             .arg(&log)
             .env("WEBHOOK_SECRET", SECRET)
             .stdout(Stdio::piped())

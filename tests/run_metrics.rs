@@ -6,7 +6,6 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ fn series_names(metrics: &str) -> BTreeSet<String> {
 
 /// Every `authtrail_*` name in the panel expressions of the dashboards, with its file.
 fn dashboard_metrics() -> Vec<(String, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards");
+    let dir = support::repo_file("dashboards");
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -14,6 +14,16 @@ where
         .unwrap_or(default)
 }
 
+/// A file of this checkout, by its path relative to the crate. Read at run time: a bench
+/// binary built in another clone sharing the target directory (cargo reuses it when the
+/// sources are older than it) would otherwise look in that clone.
+#[allow(dead_code)] // not every bench reads a file of the checkout
+pub fn repo_file(relative: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join(relative)
+}
+
 /// The interpreter that has `duckdb`: `AUTHTRAIL_PYTHON`, else the test virtualenv that
 /// `scripts/install-test-deps.sh` sets up.
 #[allow(dead_code)] // not every bench compares with DuckDB

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use authtrail_query::api::{router, AppState};
 use axum::body::Body;
@@ -26,7 +26,11 @@ const MARKER: &str = "OUTSIDE-THE-LAKE-7f3a";
 /// Every `(method, path)` the API's router declares, read from its source (axum cannot
 /// list a router's routes), so a route added later is checked without editing this test.
 fn declared_routes() -> Vec<(Method, String)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+    // Read at run time: a binary built in another clone sharing the target directory
+    // would otherwise read that clone's sources.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("src/api");
     let mut routes = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();

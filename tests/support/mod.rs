@@ -32,6 +32,15 @@ fn tool(variable: &str, default: PathBuf) -> PathBuf {
     path
 }
 
+/// A file of this checkout, by its path relative to the crate. Read at run time: a test
+/// binary built in another clone sharing the target directory (cargo reuses it when the
+/// sources are older than it) would otherwise look in that clone.
+pub fn repo_file(relative: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join(relative)
+}
+
 /// The Python interpreter that has confluent-kafka and duckdb.
 pub fn python() -> PathBuf {
     tool(
@@ -159,7 +168,7 @@ impl Broker {
     ) {
         let mut command = Command::new(python());
         command
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/kafka_produce.py"))
+            .arg(repo_file("tests/e2e/kafka_produce.py"))
             .args([&self.address, topic])
             .arg(file);
         if let Some(partitions) = create_partitions {
@@ -290,7 +299,7 @@ pub fn wait_for_rows(lake: &Path, rows: usize, timeout: Duration) {
 /// Reads the lake with DuckDB (hive partitioning) and returns its JSON report.
 pub fn duckdb_report(lake: &Path) -> serde_json::Value {
     let output = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/duckdb_check.py"))
+        .arg(repo_file("tests/e2e/duckdb_check.py"))
         .arg(lake)
         .output()
         .unwrap();
