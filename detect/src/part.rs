@@ -86,67 +86,54 @@ impl<T: Default> Part<T> {
 /// that see only a minority of principals (MFA failures, denies): every principal's
 /// entry holds a slot for them, and most slots stay empty. The expiry stays inline, as
 /// it is read on every event of the principal (a block would be one more cache miss).
+/// It is a `Part` of an optional block, so expiry and counting are `Part`'s own code.
 #[derive(Debug)]
-pub(crate) struct BoxedPart<T> {
-    until: Micros,
-    value: Option<Box<T>>,
-}
+pub(crate) struct BoxedPart<T>(Part<Option<Box<T>>>);
 
 impl<T> Default for BoxedPart<T> {
     fn default() -> Self {
-        BoxedPart {
+        BoxedPart(Part {
             until: ABSENT,
             value: None,
-        }
+        })
     }
 }
 
 impl<T: Default> BoxedPart<T> {
     pub fn is_live(&self) -> bool {
-        self.until != ABSENT
+        self.0.is_live()
     }
 
     /// When the part may be forgotten (`Micros::MIN` when absent).
     pub fn until(&self) -> Micros {
-        self.until
+        self.0.until()
     }
 
     #[cfg(test)]
     pub fn get(&self) -> Option<&T> {
-        self.value.as_deref()
+        self.0.value.as_deref()
     }
 
     pub fn get_mut(&mut self) -> Option<&mut T> {
-        self.value.as_deref_mut()
+        self.0.value.as_deref_mut()
     }
 
     /// As [`Part::touch`]; allocates the block when the part was absent.
     pub fn touch(&mut self, until: Micros) -> &mut T {
-        self.until = self.until.max(until);
-        self.value.get_or_insert_with(Box::default)
+        self.0.touch(until).get_or_insert_with(Box::default)
     }
 
     /// As [`Part::sweep`]; an expired part gives its block back.
     pub fn sweep(&mut self, now: Micros, counts: &mut PartCounts) {
-        if self.is_live() && self.until < now {
-            *self = BoxedPart::default();
-            counts.live -= 1;
-            counts.expired += 1;
-        }
+        self.0.sweep(now, counts);
     }
 
     pub fn evicted(&self, counts: &mut PartCounts) {
-        if self.is_live() {
-            counts.live -= 1;
-            counts.evicted += 1;
-        }
+        self.0.evicted(counts);
     }
 
     pub fn clear(&mut self, counts: &mut PartCounts) {
-        if self.is_live() {
-            *self = BoxedPart::default();
-            counts.live -= 1;
-        }
+        self.0.clear(counts);
     }
 }
 
@@ -161,8 +148,8 @@ struct PartRef<'a, T> {
 /// parts are boxed.
 impl<T: Default + Serialize> Serialize for BoxedPart<T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let until = self.until;
-        match &self.value {
+        let until = self.0.until;
+        match &self.0.value {
             Some(value) => PartRef {
                 until,
                 value: &**value,
@@ -181,10 +168,10 @@ impl<'de, T: Default + Deserialize<'de>> Deserialize<'de> for BoxedPart<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let part = Part::<T>::deserialize(deserializer)?;
         Ok(match part.is_live() {
-            true => BoxedPart {
+            true => BoxedPart(Part {
                 until: part.until,
                 value: Some(Box::new(part.value)),
-            },
+            }),
             false => BoxedPart::default(),
         })
     }
@@ -270,16 +257,16 @@ mod tests {
         let back: BoxedPart<u32> = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back.get(), Some(&7));
         let back: BoxedPart<u32> = postcard::from_bytes(&absent).unwrap();
-        assert!(back.value.is_none() && !back.is_live());
+        assert!(back.0.value.is_none() && !back.is_live());
         part.sweep(500, &mut counts);
         assert!(part.is_live());
         part.sweep(501, &mut counts);
-        assert!(part.value.is_none(), "the block is given back");
+        assert!(part.0.value.is_none(), "the block is given back");
         assert_eq!((counts.live, counts.expired), (0, 1));
         part.touch(10);
         counts.created(false, true);
         part.clear(&mut counts);
-        assert!(part.value.is_none());
+        assert!(part.0.value.is_none());
         assert_eq!(counts.live, 0);
     }
 
