@@ -14,6 +14,7 @@ use arrow_schema::ArrowError;
 
 use crate::error::ContractError;
 use crate::event::{Event, Micros, Text};
+use crate::parse::{redact_credentials_in, redact_credentials_in_text};
 use crate::schema::{events_schema, rejects_schema};
 
 /// Where a message was read: the source's topic (or file), partition and offset, and the
@@ -324,7 +325,9 @@ impl RejectBatchBuilder {
     /// Appends one rejected message: its bytes (capped) and why it was rejected.
     ///
     /// `raw_bytes` is the message's full size; `raw` may already be shorter (a source
-    /// that refuses to buffer an oversized message keeps only its head).
+    /// that refuses to buffer an oversized message keeps only its head). Credentials in
+    /// `raw` and in the error's text are kept only as digests, as in accepted events: a
+    /// message rejected for a typo must not put its bearer token in the lake.
     pub fn append(
         &mut self,
         raw: &[u8],
@@ -335,7 +338,12 @@ impl RejectBatchBuilder {
         self.rows += 1;
         self.ingest.append(meta);
         self.error_kind.append_value(error.kind.as_str());
-        self.error.append_value(&error.message);
+        self.error
+            .append_value(redact_credentials_in_text(&error.message));
+        // Redacted before the cap, so that a token the cap cuts is still recognised, but
+        // not all of a huge message: a flood of them would cost a scan each.
+        const LONGEST_TOKEN: usize = 16 * 1024;
+        let raw = redact_credentials_in(&raw[..raw.len().min(self.max_raw_bytes + LONGEST_TOKEN)]);
         self.raw
             .append_value(&raw[..raw.len().min(self.max_raw_bytes)]);
         self.raw_bytes
@@ -418,6 +426,54 @@ mod tests {
                 .as_string::<i32>()
                 .value(1),
             "::1"
+        );
+    }
+
+    #[test]
+    fn rejected_messages_keep_no_bearer_token() {
+        const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.c2lnbmF0dXJl";
+        // Rejected for its kind, with the token in a field and in the error's text.
+        let message = format!(
+            r#"{{"id":"r","time":1,"kind":"Bearer opaque-secret","token_id":"Bearer {JWT}","headers":{{"Authorization":"Basic dXNlcjpwdw=="}}}}"#
+        );
+        let error =
+            parse_event(message.as_bytes(), 10_000_000, &ContractLimits::default()).unwrap_err();
+        assert!(error.message.contains("opaque-secret"), "{error}");
+        let mut builder = RejectBatchBuilder::new(64 * 1024);
+        let meta = IngestMeta {
+            topic: "t",
+            partition: 0,
+            offset: 0,
+            ingest_time: 5,
+        };
+        builder.append(message.as_bytes(), message.len(), &error, &meta);
+        let batch = builder.finish().unwrap();
+        let raw = batch
+            .column_by_name("raw")
+            .unwrap()
+            .as_binary::<i32>()
+            .value(0);
+        let raw = String::from_utf8(raw.to_vec()).unwrap();
+        let error_text = batch
+            .column_by_name("error")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0);
+        for secret in [JWT, "opaque-secret", "dXNlcjpwdw"] {
+            assert!(!raw.contains(secret), "{raw}");
+            assert!(!error_text.contains(secret), "{error_text}");
+        }
+        let digest = crate::parse::jwt_fingerprint(JWT).unwrap();
+        assert!(
+            raw.contains(&format!(r#""token_id":"Bearer {digest}""#)),
+            "{raw}"
+        );
+        let raw_bytes = batch.column_by_name("raw_bytes").unwrap();
+        assert_eq!(
+            raw_bytes
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .value(0),
+            message.len() as i64
         );
     }
 }

@@ -126,8 +126,9 @@ impl Outcome {
 ///
 /// Normalisation: `principal_type` is inferred when absent, `target_service` of an
 /// `authz` event defaults to `service`, `token_scopes` given as one string is split on
-/// whitespace, `source_ip` is parsed, a raw JWT in `token_id` is replaced by its
-/// fingerprint, and unknown top-level fields are moved into `attributes`.
+/// whitespace, `source_ip` is parsed, unknown top-level fields are moved into
+/// `attributes`, and a bearer token or JWT/JWE in `token_id`, `session_id` or an attribute
+/// is replaced by its digest (see [`token_fingerprint`](crate::token_fingerprint)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {
     pub id: Text<'a>,

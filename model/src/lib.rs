@@ -20,7 +20,8 @@ pub use batch::{EventBatchBuilder, IngestMeta, RejectBatchBuilder};
 pub use error::{ContractError, RejectKind};
 pub use event::{Event, Kind, Micros, Outcome, PrincipalType, Text};
 pub use parse::{
-    jwt_fingerprint, parse_event, ContractLimits, FIELD_NAMES as CONTRACT_FIELDS,
+    jwt_fingerprint, parse_event, redact_credentials_in, token_fingerprint, ContractLimits,
+    FIELD_NAMES as CONTRACT_FIELDS, REDACTED_SUFFIX, SESSION_ID_REDACTED_ATTRIBUTE,
     TOKEN_ID_REDACTED_ATTRIBUTE,
 };
 pub use schema::{events_schema, rejects_schema, timestamp_type, EVENT_LOOKUP_COLUMNS};

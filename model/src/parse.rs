@@ -6,15 +6,21 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 
-use base64::Engine;
 use serde::de::{Deserializer as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use crate::error::{ContractError, RejectKind};
 use crate::event::{Event, Kind, Micros, Outcome, PrincipalType, Text};
 use crate::json::{Json, Key};
 use crate::time::{parse_rfc3339, MICROS_PER_MILLI};
+
+mod redact;
+
+pub(crate) use redact::redact_credentials_in_text;
+pub use redact::{
+    jwt_fingerprint, redact_credentials_in, token_fingerprint, REDACTED_SUFFIX,
+    SESSION_ID_REDACTED_ATTRIBUTE, TOKEN_ID_REDACTED_ATTRIBUTE,
+};
 
 /// The limits a message must respect; the defaults are the contract's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +39,6 @@ impl Default for ContractLimits {
         }
     }
 }
-
-/// Attribute set on an event whose `token_id` was a raw JWT and was replaced by its digest.
-pub const TOKEN_ID_REDACTED_ATTRIBUTE: &str = "token_id_redacted";
 
 const ID_MAX_BYTES: usize = 128;
 /// Deepest nesting of arrays and objects kept from an unknown field. serde_json skips
@@ -336,7 +339,7 @@ fn build_event<'a>(
         Some(other) => return Err(wrong_type(Field::Mfa, "a boolean", &other)),
     };
     let user_agent = optional_text(take(Field::UserAgent), Field::UserAgent)?;
-    let session_id = optional_text(take(Field::SessionId), Field::SessionId)?;
+    let mut session_id = optional_text(take(Field::SessionId), Field::SessionId)?;
     let trace_id = optional_text(take(Field::TraceId), Field::TraceId)?;
     let mut attributes = attributes(take(Field::Attributes))?;
     for (key, value) in std::mem::take(&mut fields.unknown) {
@@ -353,14 +356,7 @@ fn build_event<'a>(
     }
     reject_duplicate_attributes(&attributes)?;
 
-    if let Some(digest) = token_id.as_deref().and_then(jwt_fingerprint) {
-        token_id = Some(Cow::Owned(digest));
-        attributes.retain(|(key, _)| key != TOKEN_ID_REDACTED_ATTRIBUTE);
-        attributes.push((
-            Cow::Borrowed(TOKEN_ID_REDACTED_ATTRIBUTE),
-            Cow::Borrowed("true"),
-        ));
-    }
+    redact::redact_event(&mut token_id, &mut session_id, &mut attributes);
 
     Ok(Event {
         id,
@@ -630,32 +626,6 @@ fn shorten(value: &str) -> Cow<'_, str> {
         None => Cow::Borrowed(value),
         Some((cut, _)) => Cow::Owned(format!("{}…", &value[..cut])),
     }
-}
-
-/// `sha256:<hex>` of a raw JWT (three base64url segments whose first decodes to a JSON
-/// object), or `None` when `token_id` is an identifier and may be kept as it is.
-pub fn jwt_fingerprint(token_id: &str) -> Option<String> {
-    let mut segments = token_id.split('.');
-    let (header, payload, signature) = (segments.next()?, segments.next()?, segments.next()?);
-    if segments.next().is_some() || header.is_empty() || payload.is_empty() {
-        return None;
-    }
-    let is_base64url = |segment: &str| {
-        segment
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=')
-    };
-    if !(is_base64url(header) && is_base64url(payload) && is_base64url(signature)) {
-        return None;
-    }
-    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header.trim_end_matches('='))
-        .ok()?;
-    let header_json: serde_json::Value = serde_json::from_slice(&decoded).ok()?;
-    if !header_json.is_object() {
-        return None;
-    }
-    Some(format!("sha256:{}", hex::encode(Sha256::digest(token_id))))
 }
 
 #[cfg(test)]
