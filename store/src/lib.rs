@@ -32,7 +32,7 @@ pub use error::Error;
 pub use fault::FAULT_LAKE_FULL_ENV;
 pub use layout::{data_file_path, manifest_path, safe_source_name, Table, MANIFEST_DIR};
 pub use maintain::{MaintenanceConfig, MaintenanceReport, RetentionDays};
-pub use manifest::{FileEntry, ManifestRecord, PartitionLog, RecordState};
+pub use manifest::{FileEntry, LostRange, ManifestRecord, PartitionLog, RecordState};
 pub use segment::{Segment, SegmentBuilder};
 pub use sign::{ManifestKey, PublicKey};
 pub use verify::{verify, Finding, VerifyOptions, VerifyReport};
@@ -165,11 +165,11 @@ impl Lake {
             let entry = self.write_file(&relative, table, batch, &mut summary)?;
             summary.files.push(entry);
         }
-        log.append(
-            RecordState::Committed,
+        log.append_committed(
             segment.first_offset,
             segment.last_offset,
             summary.files.clone(),
+            segment.lost.clone(),
         )?;
         Ok(summary)
     }

@@ -57,6 +57,26 @@ pub struct FileEntry {
     pub time_range: Option<(Micros, Micros)>,
 }
 
+/// Offsets of a source partition that never reached the lake because the source no longer
+/// held them when authtrail read the partition (deleted by retention, a truncated log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostRange {
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+impl LostRange {
+    /// How many offsets the range spans.
+    pub fn len(&self) -> u64 {
+        (self.last_offset - self.first_offset + 1).max(0) as u64
+    }
+
+    /// Whether the range spans no offset.
+    pub fn is_empty(&self) -> bool {
+        self.last_offset < self.first_offset
+    }
+}
+
 /// One line of the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +92,13 @@ pub struct ManifestRecord {
     /// a compaction replaced).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub removed: Vec<String>,
+    /// On a committed record: offsets before or inside its range that the source had
+    /// already deleted, so the lake will never hold them. Recorded with the data that
+    /// follows them, so a crash before the commit records them again at the replay, once.
+    /// Skipped when empty: records written before this field existed keep their bytes,
+    /// hashes and signatures.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub lost: Vec<LostRange>,
     /// Wall clock when the record was written, µs since the epoch.
     pub recorded_at: Micros,
     /// sha256 (hex) of the previous line, empty for the first.
@@ -238,6 +265,30 @@ impl PartitionLog {
         files: Vec<FileEntry>,
         removed: Vec<String>,
     ) -> Result<()> {
+        self.append_record(state, first_offset, last_offset, files, removed, Vec::new())
+    }
+
+    /// Durably appends a committed record that also declares `lost` offsets.
+    pub(crate) fn append_committed(
+        &mut self,
+        first_offset: i64,
+        last_offset: i64,
+        files: Vec<FileEntry>,
+        lost: Vec<LostRange>,
+    ) -> Result<()> {
+        let state = RecordState::Committed;
+        self.append_record(state, first_offset, last_offset, files, Vec::new(), lost)
+    }
+
+    fn append_record(
+        &mut self,
+        state: RecordState,
+        first_offset: i64,
+        last_offset: i64,
+        files: Vec<FileEntry>,
+        removed: Vec<String>,
+        lost: Vec<LostRange>,
+    ) -> Result<()> {
         let mut record = ManifestRecord {
             seq: self.next_seq,
             state,
@@ -247,6 +298,7 @@ impl PartitionLog {
             last_offset,
             files,
             removed,
+            lost,
             recorded_at: wall_clock_micros(),
             prev: self.prev.clone(),
             sig: None,

@@ -35,6 +35,9 @@ pub struct Segment {
     pub last_offset: i64,
     /// One batch per table and hour, in a fixed order.
     pub batches: Vec<(Table, i64, RecordBatch)>,
+    /// Offsets up to `last_offset` the source had deleted before they were read; the
+    /// commit records them in the manifest (see [`crate::LostRange`]).
+    pub lost: Vec<crate::LostRange>,
 }
 
 impl SegmentBuilder {
@@ -129,6 +132,7 @@ impl SegmentBuilder {
             first_offset,
             last_offset: self.last_offset,
             batches,
+            lost: Vec::new(),
         }))
     }
 }

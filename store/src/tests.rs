@@ -295,3 +295,46 @@ fn checkpoints_are_replaced_whole() {
         Some(&b"second"[..])
     );
 }
+
+#[test]
+fn a_loss_is_recorded_with_the_data_after_it_and_old_records_keep_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lake = Lake::open(dir.path(), EncodeOptions::default()).unwrap();
+    let mut log = lake.open_partition("auth-events", 2).unwrap();
+    lake.commit(
+        &mut log,
+        segment_with(0..3, |_| 18).finish().unwrap().unwrap(),
+    )
+    .unwrap();
+    // Offsets 3..=9 were gone from the broker: the next data starts at 10.
+    let mut segment = segment_with(10..12, |_| 18).finish().unwrap().unwrap();
+    segment.lost.push(LostRange {
+        first_offset: 3,
+        last_offset: 9,
+    });
+    lake.commit(&mut log, segment).unwrap();
+    assert_eq!(log.next_offset(), Some(12));
+
+    let manifest = fs::read_to_string(log.path()).unwrap();
+    let records: Vec<ManifestRecord> = manifest
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let states: Vec<_> = records.iter().map(|r| (r.state, r.lost.len())).collect();
+    use RecordState::{Committed, Pending};
+    assert_eq!(
+        states,
+        [(Pending, 0), (Committed, 0), (Pending, 0), (Committed, 1)]
+    );
+    assert_eq!(records[3].lost[0].len(), 7);
+    // A record without a loss serializes exactly as before the field existed, so lines
+    // written by older builds parse and keep their hashes and signatures.
+    let first = manifest.lines().nth(1).unwrap();
+    assert!(!first.contains("lost"), "{first}");
+    let reparsed: ManifestRecord = serde_json::from_str(first).unwrap();
+    assert_eq!(serde_json::to_string(&reparsed).unwrap(), first);
+    // Reopening the log resumes after the data, not inside the loss.
+    drop(log);
+    let log = lake.open_partition("auth-events", 2).unwrap();
+    assert_eq!(log.next_offset(), Some(12));
+}

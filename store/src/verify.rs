@@ -8,6 +8,9 @@
 //! again, and a record's `removed` list (retention, compaction) takes those out. The
 //! maintenance log is replayed last, since it only removes or replaces files the other
 //! logs committed earlier. Then every file of every table is hashed and compared.
+//!
+//! A committed record's `lost` ranges are findings too: the files are intact, but the lake
+//! does not hold everything its source partition had.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -58,6 +61,16 @@ pub enum Finding {
     BadSignature { log: String, line: usize },
     /// A record without a signature, while a key was given.
     Unsigned { log: String, line: usize },
+    /// Offsets of a source partition the lake will never hold: the source had deleted
+    /// them (retention, a truncated log) before authtrail read them.
+    Lost {
+        log: String,
+        line: usize,
+        source: String,
+        partition: i32,
+        first_offset: i64,
+        last_offset: i64,
+    },
 }
 
 impl fmt::Display for Finding {
@@ -80,6 +93,20 @@ impl fmt::Display for Finding {
                 write!(f, "bad signature: `{log}` line {line}")
             }
             Finding::Unsigned { log, line } => write!(f, "unsigned: `{log}` line {line}"),
+            Finding::Lost {
+                log,
+                line,
+                source,
+                partition,
+                first_offset,
+                last_offset,
+            } => write!(
+                f,
+                "lost: `{source}` partition {partition} offsets {first_offset} to {last_offset} \
+                 ({} messages) were deleted from the source before authtrail read them \
+                 (`{log}` line {line})",
+                last_offset - first_offset + 1
+            ),
         }
     }
 }
@@ -278,6 +305,16 @@ fn replay_log(
             }
             RecordState::Committed => {
                 pending.clear();
+                for lost in &record.lost {
+                    report.findings.push(Finding::Lost {
+                        log: name.clone(),
+                        line: index + 1,
+                        source: record.source.clone(),
+                        partition: record.partition,
+                        first_offset: lost.first_offset,
+                        last_offset: lost.last_offset,
+                    });
+                }
                 for file in record.files {
                     expected.insert(file.path.clone(), Expect::File(file));
                 }

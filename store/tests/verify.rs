@@ -6,7 +6,7 @@ use std::path::Path;
 use arrow_array::RecordBatch;
 use authtrail_model::{parse_event, ContractError, ContractLimits, IngestMeta, RejectKind};
 use authtrail_store::{
-    verify, EncodeOptions, Finding, Lake, ManifestKey, SegmentBuilder, VerifyOptions,
+    verify, EncodeOptions, Finding, Lake, LostRange, ManifestKey, SegmentBuilder, VerifyOptions,
 };
 use sha2::{Digest, Sha256};
 
@@ -233,4 +233,35 @@ fn rewritten_alerts_checkpoint_supersedes_the_old_record() {
     let mut restarted = lake.handle();
     restarted.write_alerts(1, &alerts_batch()).unwrap();
     assert_eq!(findings(dir.path(), &VerifyOptions::default()), []);
+}
+
+#[test]
+fn offsets_lost_before_authtrail_read_them_are_a_finding_naming_topic_partition_and_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lake = lake(dir.path(), Some(KEY));
+    let mut log = lake.open_partition("auth-events", 0).unwrap();
+    let mut later = segment(20..22);
+    later.lost.push(LostRange {
+        first_offset: 10,
+        last_offset: 19,
+    });
+    lake.commit(&mut log, later).unwrap();
+
+    let found = findings(dir.path(), &signed_by(KEY));
+    assert_eq!(
+        found,
+        [Finding::Lost {
+            log: "auth-events-0.jsonl".into(),
+            line: 6,
+            source: "auth-events".into(),
+            partition: 0,
+            first_offset: 10,
+            last_offset: 19,
+        }]
+    );
+    let text = found[0].to_string();
+    assert!(
+        text.starts_with("lost: `auth-events` partition 0 offsets 10 to 19 (10 messages)"),
+        "{text}"
+    );
 }
