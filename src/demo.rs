@@ -60,7 +60,13 @@ pub fn command(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let receiver_address = http.block_on(serve_receiver(receiver.clone()))?;
 
     let config_file = files.join("authtrail.toml");
-    let config_text = demo_config(&args.listen, &keys_file, &secret_file, receiver_address);
+    let config_text = demo_config(
+        &args.listen,
+        &keys_file,
+        &secret_file,
+        &files.join("broker"),
+        receiver_address,
+    );
     std::fs::write(&config_file, config_text)
         .with_context(|| format!("writing `{}`", config_file.display()))?;
     let config = Config::load(&config_file)?;
@@ -135,12 +141,14 @@ pub fn command(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
 /// The demo's configuration: embedded broker with four partitions (as a real topic has
 /// several; the detectors keep a watermark per partition, so the learning period sent
-/// flat out may run them far apart), the generator's learning period, and two webhooks
+/// flat out may run them far apart) keeping its data in the demo's own directory (one
+/// directory to delete afterwards), the generator's learning period, and two webhooks
 /// to the local receiver.
 fn demo_config(
     listen: &str,
     keys_file: &Path,
     secret_file: &Path,
+    broker_dir: &Path,
     receiver: std::net::SocketAddr,
 ) -> String {
     let quoted = |text: &str| toml::Value::String(text.to_owned()).to_string();
@@ -154,6 +162,7 @@ keys_file = {keys}
 
 [kafka]
 embedded_partitions = 4
+embedded_dir = {broker}
 
 [detect.new_service_edge]
 learning = "{learning}s"
@@ -173,6 +182,7 @@ min_severity = "high"
 "#,
         listen = quoted(listen),
         keys = path(keys_file),
+        broker = path(broker_dir),
         learning = LEARNING.as_secs(),
     )
 }

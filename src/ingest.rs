@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use authtrail_ingest::file::file_source_name;
-use authtrail_ingest::kafka::EmbeddedKafka;
 use authtrail_ingest::{Detection, IngestStats, StatsSnapshot};
 use authtrail_respond::Responder;
 use authtrail_store::Lake;
@@ -162,32 +161,22 @@ fn ingest_file(
 }
 
 fn ingest_kafka(
-    mut lake: Lake,
+    lake: Lake,
     config: &Config,
     detection: Option<Detection>,
     stats: Arc<IngestStats>,
     stop: &AtomicBool,
 ) -> anyhow::Result<ExitCode> {
     let kafka = &config.kafka;
-    let (embedded, brokers, offset_base) = match &kafka.brokers {
-        Some(brokers) => (None, brokers.clone(), Default::default()),
-        None => {
-            let embedded = EmbeddedKafka::start(&kafka.topics, kafka.embedded_partitions)
-                .context("starting the embedded Kafka broker")?;
-            let brokers = embedded.bootstrap_servers();
-            let base = authtrail_ingest::embedded_offset_base(
-                &mut lake,
-                &kafka.topics,
-                kafka.embedded_partitions,
-            )?;
-            println!(
-                "authtrail: embedded Kafka broker listening on {brokers}; produce JSON events to topic(s) {} ({} partitions each)",
-                kafka.topics.join(", "),
-                kafka.embedded_partitions
-            );
-            (Some(embedded), brokers, base)
-        }
-    };
+    let (embedded, brokers) = crate::run::embedded_broker(lake.root(), kafka)?;
+    if let Some(embedded) = &embedded {
+        tracing::warn!("{}", embedded.notice(&kafka.topics));
+        println!(
+            "authtrail: embedded Kafka broker listening on {brokers}; produce JSON events to topic(s) {} ({} partitions each)",
+            kafka.topics.join(", "),
+            kafka.embedded_partitions
+        );
+    }
     let mut kafka = kafka.clone();
     if embedded.is_some() && !(kafka.settings.is_empty() && kafka.settings_from_env.is_empty()) {
         tracing::warn!("ignoring `kafka.settings` for the embedded broker");
@@ -200,7 +189,7 @@ fn ingest_kafka(
         &config.ingest,
         &kafka,
         &brokers,
-        offset_base,
+        Default::default(),
         detection,
         stats.clone(),
         stop,

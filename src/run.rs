@@ -8,7 +8,6 @@
 //! deliveries for `respond.drain_timeout`, and only then stop the HTTP server, so
 //! `/metrics` and `/readyz` answer until the end.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,17 +36,15 @@ const READY_SILENCE: Duration = Duration::from_secs(30);
 /// At shutdown, how long requests still in flight (long polls) may take.
 const HTTP_DRAIN: Duration = Duration::from_secs(2);
 
-/// Per partition, what the embedded broker's offsets are shifted by.
-type OffsetBase = HashMap<(String, i32), i64>;
-
 /// A running authtrail, from [`start`].
 pub struct Running {
     /// Where the HTTP API, `/metrics` and the web UI listen.
     pub address: SocketAddr,
     /// The Kafka bootstrap servers consumed: the embedded broker's when none is configured.
     pub brokers: String,
-    /// Whether `brokers` is the embedded broker, started by this process.
-    pub embedded: bool,
+    /// The embedded broker's one-time notice (where it keeps data, its bound), if this
+    /// process started one (then `brokers` is its address).
+    pub embedded_notice: Option<String>,
     supervisor: JoinHandle<anyhow::Result<StatsSnapshot>>,
 }
 
@@ -75,7 +72,7 @@ pub fn start(
     if let Some(key) = &key {
         tracing::info!(public_key = %key.public().to_hex(), "signing manifest records");
     }
-    let mut lake = Lake::open(lake_root, config.store)
+    let lake = Lake::open(lake_root, config.store)
         .with_context(|| format!("opening the lake at `{}`", lake_root.display()))?
         .with_manifest_key(key);
     let engine = QueryEngine::open(lake_root, config.query.clone())
@@ -145,13 +142,14 @@ pub fn start(
     });
     let maintenance = crate::lake::spawn_maintenance(lake.handle(), &config, stop.clone());
     let ingest = config.ingest.clone();
-    // The embedded broker cannot move between threads: it lives on the supervisor's,
-    // which reports its address (or why it did not start) before consuming.
+    // The embedded broker lives on the supervisor's thread, which reports its address (or
+    // why it did not start) before consuming, and stops it only after the last commit.
     let (started, address_of) = std::sync::mpsc::sync_channel(1);
+    let lake_root = lake_root.to_path_buf();
     let supervisor = std::thread::Builder::new()
         .name("authtrail-run".into())
         .spawn(move || {
-            let (embedded, brokers, offset_base) = match embedded_broker(&mut lake, &kafka) {
+            let (embedded, brokers) = match embedded_broker(&lake_root, &kafka) {
                 Ok(found) => found,
                 Err(error) => {
                     let _ = started.send(Err(error));
@@ -160,14 +158,17 @@ pub fn start(
                     return Err(anyhow::anyhow!("the embedded broker did not start"));
                 }
             };
-            let _ = started.send(Ok(brokers.clone()));
+            let notice = embedded
+                .as_ref()
+                .map(|embedded| embedded.notice(&kafka.topics));
+            let _ = started.send(Ok((brokers.clone(), notice)));
             tracing::info!(brokers, topics = ?kafka.topics, group_id = kafka.group_id, "ingesting from Kafka");
             let result = authtrail_ingest::ingest_kafka(
                 lake,
                 &ingest,
                 &kafka,
                 &brokers,
-                offset_base,
+                Default::default(),
                 Some(detection),
                 stats.clone(),
                 &stop,
@@ -189,32 +190,30 @@ pub fn start(
             Ok(stats.snapshot())
         })
         .context("spawning the supervisor thread")?;
-    let brokers = match address_of.recv() {
+    let (brokers, embedded_notice) = match address_of.recv() {
         Ok(brokers) => brokers?,
         Err(_) => return Err(supervisor_failed(supervisor)),
     };
     Ok(Running {
         address,
-        embedded: config.kafka.brokers.is_none(),
+        embedded_notice,
         brokers,
         supervisor,
     })
 }
 
-/// The configured brokers, or an embedded one (whose offsets continue where the lake ends).
-fn embedded_broker(
-    lake: &mut Lake,
+/// The configured brokers, or an embedded one beside the lake.
+pub(crate) fn embedded_broker(
+    lake_root: &Path,
     kafka: &KafkaConfig,
-) -> anyhow::Result<(Option<EmbeddedKafka>, String, OffsetBase)> {
+) -> anyhow::Result<(Option<EmbeddedKafka>, String)> {
     if let Some(brokers) = &kafka.brokers {
-        return Ok((None, brokers.clone(), OffsetBase::default()));
+        return Ok((None, brokers.clone()));
     }
-    let embedded = EmbeddedKafka::start(&kafka.topics, kafka.embedded_partitions)
-        .context("starting the embedded Kafka broker")?;
-    let base =
-        authtrail_ingest::embedded_offset_base(lake, &kafka.topics, kafka.embedded_partitions)?;
+    let embedded =
+        EmbeddedKafka::start(kafka, lake_root).context("starting the embedded Kafka broker")?;
     let brokers = embedded.bootstrap_servers();
-    Ok((Some(embedded), brokers, base))
+    Ok((Some(embedded), brokers))
 }
 
 fn supervisor_failed(supervisor: JoinHandle<anyhow::Result<StatsSnapshot>>) -> anyhow::Error {
@@ -240,7 +239,8 @@ pub fn command(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     install_signal_handlers(shutdown.clone(), config.run.shutdown_timeout)?;
     let running = start(config.clone(), &lake_root, shutdown)?;
-    if running.embedded {
+    if let Some(notice) = &running.embedded_notice {
+        tracing::warn!("{notice}");
         println!(
             "authtrail: embedded Kafka broker listening on {}; produce JSON events to topic(s) {}",
             running.brokers,

@@ -74,22 +74,6 @@ pub fn ingest_kafka(
     flushed.and(consumed)
 }
 
-/// For the embedded broker: each partition's offsets continue where the lake ends.
-pub fn embedded_offset_base(
-    lake: &mut Lake,
-    topics: &[String],
-    partitions: i32,
-) -> Result<HashMap<(String, i32), i64>> {
-    let mut base = HashMap::new();
-    for topic in topics {
-        for partition in 0..partitions {
-            let next = lake.open_partition(topic, partition)?.next_offset();
-            base.insert((topic.clone(), partition), next.unwrap_or(0));
-        }
-    }
-    Ok(base)
-}
-
 /// Reads JSON lines from `reader` into the lake as `source` / `partition` until the input
 /// ends (or `stop` is set), then flushes.
 #[allow(clippy::too_many_arguments)]

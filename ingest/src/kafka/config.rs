@@ -1,6 +1,7 @@
 //! `[kafka]` in authtrail.toml.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use rdkafka::ClientConfig;
 use serde::Deserialize;
@@ -19,6 +20,16 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Partitions of the topic the embedded broker creates.
     pub embedded_partitions: i32,
+    /// The embedded broker's data directory. Default: beside the lake,
+    /// `<lake>.broker` (not inside it: the lake holds only what `verify` checks).
+    pub embedded_dir: Option<PathBuf>,
+    /// The embedded broker's port on 127.0.0.1. 0: the port it had last time in the same
+    /// directory if free, else any free port.
+    pub embedded_port: u16,
+    /// Bytes the embedded broker may hold over all partitions. Past it, messages every
+    /// consumer group has committed are deleted, and if that is not enough producers are
+    /// refused (they retry) until authtrail catches up. Unread messages are never deleted.
+    pub embedded_max_bytes: u64,
     /// Any librdkafka consumer property, e.g. `"security.protocol" = "SASL_SSL"`,
     /// `"ssl.ca.location"`, `"sasl.mechanisms" = "SCRAM-SHA-512"`, `"sasl.username"`.
     pub settings: BTreeMap<String, String>,
@@ -34,6 +45,9 @@ impl Default for KafkaConfig {
             topics: vec!["auth-events".to_owned()],
             group_id: "authtrail".to_owned(),
             embedded_partitions: 4,
+            embedded_dir: None,
+            embedded_port: 0,
+            embedded_max_bytes: 1 << 30,
             settings: BTreeMap::new(),
             settings_from_env: BTreeMap::new(),
         }
@@ -44,6 +58,18 @@ impl Default for KafkaConfig {
 const MANAGED_SETTINGS: [&str; 3] = ["enable.auto.commit", "enable.auto.offset.store", "group.id"];
 
 impl KafkaConfig {
+    /// The embedded broker's data directory for the lake at `lake_root`.
+    pub fn embedded_dir(&self, lake_root: &Path) -> PathBuf {
+        if let Some(dir) = &self.embedded_dir {
+            return dir.clone();
+        }
+        let mut name = lake_root
+            .file_name()
+            .map_or_else(|| "authtrail".into(), |name| name.to_os_string());
+        name.push(".broker");
+        lake_root.with_file_name(name)
+    }
+
     /// The librdkafka configuration of the consumer, for `brokers`.
     pub fn client_config(&self, brokers: &str) -> Result<ClientConfig> {
         if self.topics.is_empty() {
@@ -107,6 +133,19 @@ mod tests {
         let client = config.client_config("localhost:9092").unwrap();
         assert_eq!(client.get("sasl.password"), Some("hunter2"));
         assert_eq!(client.get("enable.auto.commit"), Some("false"));
+    }
+
+    #[test]
+    fn the_embedded_broker_lives_beside_the_lake() {
+        let config = KafkaConfig::default();
+        assert_eq!(
+            config.embedded_dir(Path::new("/var/lib/authtrail")),
+            Path::new("/var/lib/authtrail.broker")
+        );
+        assert_eq!(
+            config.embedded_dir(Path::new("./authtrail-data")),
+            Path::new("./authtrail-data.broker")
+        );
     }
 
     #[test]

@@ -1,33 +1,70 @@
-//! The embedded broker used when no brokers are configured: librdkafka's mock cluster on a
-//! local port, so a new user can produce events with any Kafka client right away.
+//! The embedded broker used when no brokers are configured: [`authtrail_broker`] on a local
+//! port with its data directory beside the lake, so a new user can produce events with any
+//! Kafka client right away and nothing acknowledged is lost.
 //!
-//! It keeps messages in memory only. Its offsets restart at 0 with every process, so the
-//! source numbers them on from where the lake's manifest ends (see
-//! [`KafkaSource::new`](super::KafkaSource::new)); a restart
-//! therefore never reuses a file name of an earlier run.
+//! Its logs and committed offsets survive a restart, so authtrail resumes from its
+//! committed offsets like with any cluster.
 
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
+use std::path::{Path, PathBuf};
 
-use crate::Result;
+use authtrail_broker::{Broker, BrokerConfig};
+
+use super::KafkaConfig;
+
+/// Largest segment file; smaller with a small size bound, so whole segments can be freed.
+const MAX_SEGMENT_BYTES: u64 = 16 << 20;
+const MIN_SEGMENT_BYTES: u64 = 64 << 10;
 
 /// A running embedded broker; dropping it stops it.
 pub struct EmbeddedKafka {
-    cluster: MockCluster<'static, DefaultProducerContext>,
+    broker: Broker,
+    max_bytes: u64,
 }
 
 impl EmbeddedKafka {
-    /// Starts a one-broker cluster with `topics`, each of `partitions` partitions.
-    pub fn start(topics: &[String], partitions: i32) -> Result<Self> {
-        let cluster = MockCluster::new(1)?;
-        for topic in topics {
-            cluster.create_topic(topic, partitions, 1)?;
-        }
-        Ok(EmbeddedKafka { cluster })
+    /// Starts the broker for `kafka.topics` (each of `kafka.embedded_partitions`
+    /// partitions) in `kafka.embedded_dir` or beside the lake at `lake_root`.
+    pub fn start(kafka: &KafkaConfig, lake_root: &Path) -> authtrail_broker::Result<Self> {
+        let dir = kafka.embedded_dir(lake_root);
+        let partitions = kafka.embedded_partitions.max(1);
+        let per_partition =
+            kafka.embedded_max_bytes / (4 * kafka.topics.len().max(1) as u64 * partitions as u64);
+        let config = BrokerConfig {
+            dir,
+            port: kafka.embedded_port,
+            topics: kafka
+                .topics
+                .iter()
+                .map(|topic| (topic.clone(), partitions))
+                .collect(),
+            max_bytes: kafka.embedded_max_bytes,
+            segment_bytes: per_partition.clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES),
+        };
+        let broker = Broker::start(config)?;
+        Ok(EmbeddedKafka {
+            broker,
+            max_bytes: kafka.embedded_max_bytes,
+        })
     }
 
     /// The broker's address, `127.0.0.1:PORT`.
     pub fn bootstrap_servers(&self) -> String {
-        self.cluster.bootstrap_servers()
+        self.broker.bootstrap_servers()
+    }
+
+    /// Its data directory.
+    pub fn dir(&self) -> PathBuf {
+        self.broker.dir().to_path_buf()
+    }
+
+    /// The one-time notice of what the embedded broker is for.
+    pub fn notice(&self, topics: &[String]) -> String {
+        format!(
+            "the embedded Kafka broker is for one machine: it listens on {} (produce to topic(s) {}), keeps its data in `{}` and holds at most {} MiB (`kafka.embedded_max_bytes`); when that is full of messages authtrail has not stored yet, producers are refused until it catches up. For more than one machine, set `kafka.brokers` to a real cluster",
+            self.bootstrap_servers(),
+            topics.join(", "),
+            self.broker.dir().display(),
+            self.max_bytes >> 20
+        )
     }
 }
