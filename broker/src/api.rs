@@ -28,9 +28,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponsePartition, OffsetFetchResponseTopic,
 };
-use kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
-};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
@@ -125,10 +123,17 @@ pub(crate) async fn handle(mut frame: Bytes, shared: &Shared) -> Response {
     let header = decode_request_header_from_buffer(&mut frame)
         .map_err(|error| format!("request header: {error}"))?;
     let id = header.correlation_id;
-    let client_id = header.client_id.map_or_else(String::new, |id| id.to_string());
+    let client_id = header
+        .client_id
+        .map_or_else(String::new, |id| id.to_string());
     match key {
         ApiKey::ApiVersions => encode(key, version, id, &api_versions(0)),
-        ApiKey::Metadata => encode(key, version, id, &metadata(decode(&mut frame, key, version)?, shared)),
+        ApiKey::Metadata => encode(
+            key,
+            version,
+            id,
+            &metadata(decode(&mut frame, key, version)?, shared),
+        ),
         ApiKey::Produce => {
             let request: ProduceRequest = decode(&mut frame, key, version)?;
             let acks = request.acks;
@@ -142,7 +147,12 @@ pub(crate) async fn handle(mut frame: Bytes, shared: &Shared) -> Response {
             let response = fetch(decode(&mut frame, key, version)?, version, shared).await;
             encode(key, version, id, &response)
         }
-        ApiKey::ListOffsets => encode(key, version, id, &list_offsets(decode(&mut frame, key, version)?, shared)),
+        ApiKey::ListOffsets => encode(
+            key,
+            version,
+            id,
+            &list_offsets(decode(&mut frame, key, version)?, shared),
+        ),
         ApiKey::FindCoordinator => {
             let mut response = FindCoordinatorResponse::default();
             response.node_id = NODE_ID.into();
@@ -151,7 +161,13 @@ pub(crate) async fn handle(mut frame: Bytes, shared: &Shared) -> Response {
             encode(key, version, id, &response)
         }
         ApiKey::JoinGroup => {
-            let response = join_group(decode(&mut frame, key, version)?, version, client_id, shared).await;
+            let response = join_group(
+                decode(&mut frame, key, version)?,
+                version,
+                client_id,
+                shared,
+            )
+            .await;
             encode(key, version, id, &response)
         }
         ApiKey::SyncGroup => {
@@ -163,7 +179,12 @@ pub(crate) async fn handle(mut frame: Bytes, shared: &Shared) -> Response {
                 .collect();
             let synced = shared
                 .coordinator
-                .sync(&request.group_id, &request.member_id, request.generation_id, assignments)
+                .sync(
+                    &request.group_id,
+                    &request.member_id,
+                    request.generation_id,
+                    assignments,
+                )
                 .await;
             let mut response = SyncGroupResponse::default();
             match synced {
@@ -194,13 +215,17 @@ pub(crate) async fn handle(mut frame: Bytes, shared: &Shared) -> Response {
             if version >= 3 {
                 for member in request.members {
                     let mut left = MemberResponse::default();
-                    left.error_code = shared.coordinator.leave(&request.group_id, &member.member_id);
+                    left.error_code = shared
+                        .coordinator
+                        .leave(&request.group_id, &member.member_id);
                     left.member_id = member.member_id;
                     left.group_instance_id = member.group_instance_id;
                     response.members.push(left);
                 }
             } else {
-                response.error_code = shared.coordinator.leave(&request.group_id, &request.member_id);
+                response.error_code = shared
+                    .coordinator
+                    .leave(&request.group_id, &request.member_id);
             }
             encode(key, version, id, &response)
         }
@@ -208,7 +233,12 @@ pub(crate) async fn handle(mut frame: Bytes, shared: &Shared) -> Response {
             let response = offset_commit(decode(&mut frame, key, version)?, shared).await;
             encode(key, version, id, &response)
         }
-        ApiKey::OffsetFetch => encode(key, version, id, &offset_fetch(decode(&mut frame, key, version)?, shared)),
+        ApiKey::OffsetFetch => encode(
+            key,
+            version,
+            id,
+            &offset_fetch(decode(&mut frame, key, version)?, shared),
+        ),
         ApiKey::InitProducerId => {
             let request: InitProducerIdRequest = decode(&mut frame, key, version)?;
             let mut response = InitProducerIdResponse::default();
@@ -249,7 +279,11 @@ fn metadata(request: MetadataRequest, shared: &Shared) -> MetadataResponse {
     response.cluster_id = Some(str("authtrail-embedded"));
     response.controller_id = NODE_ID.into();
     let names: Vec<String> = match request.topics {
-        None => shared.storage.topics().map(|(name, _)| name.to_owned()).collect(),
+        None => shared
+            .storage
+            .topics()
+            .map(|(name, _)| name.to_owned())
+            .collect(),
         Some(topics) => topics
             .into_iter()
             .filter_map(|topic| topic.name.map(|name| name.to_string()))
@@ -291,9 +325,11 @@ async fn produce(request: ProduceRequest, shared: &Shared) -> ProduceResponse {
         for topic in &request.topic_data {
             for partition in &topic.partition_data {
                 let records = partition.records.as_deref().unwrap_or_default();
-                let outcome = shared.storage.append(&topic.name, partition.index, records, || {
-                    shared.offsets().floors()
-                });
+                let outcome = shared
+                    .storage
+                    .append(&topic.name, partition.index, records, || {
+                        shared.offsets().floors()
+                    });
                 results.push((topic.name.clone(), partition.index, outcome));
             }
         }
@@ -372,16 +408,27 @@ async fn fetch(request: FetchRequest, version: i16, shared: &Shared) -> FetchRes
         if enough || tokio::time::Instant::now() >= deadline {
             return response;
         }
-        if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
             // Nothing new: answer with what there is (nothing).
             return read_fetch(&request, version, shared).0;
         }
     }
 }
 
-fn read_fetch(request: &FetchRequest, version: i16, shared: &Shared) -> (FetchResponse, usize, bool) {
+fn read_fetch(
+    request: &FetchRequest,
+    version: i16,
+    shared: &Shared,
+) -> (FetchResponse, usize, bool) {
     let mut response = FetchResponse::default();
-    let mut budget = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
+    let mut budget = if request.max_bytes > 0 {
+        request.max_bytes as usize
+    } else {
+        usize::MAX
+    };
     let mut total = 0;
     let mut errors = false;
     for topic in &request.topics {
@@ -389,7 +436,10 @@ fn read_fetch(request: &FetchRequest, version: i16, shared: &Shared) -> (FetchRe
         for wanted in &topic.partitions {
             let mut partition = PartitionData::default().with_partition_index(wanted.partition);
             let max = (wanted.partition_max_bytes.max(0) as usize).min(budget);
-            match shared.storage.read(&topic.topic, wanted.partition, wanted.fetch_offset, max) {
+            match shared
+                .storage
+                .read(&topic.topic, wanted.partition, wanted.fetch_offset, max)
+            {
                 Ok(read) => {
                     partition.high_watermark = read.high_watermark;
                     partition.last_stable_offset = read.high_watermark;
@@ -403,7 +453,10 @@ fn read_fetch(request: &FetchRequest, version: i16, shared: &Shared) -> (FetchRe
                     partition.error_code = ResponseError::UnknownTopicOrPartition.code();
                     partition.records = Some(Bytes::new());
                 }
-                Err(FetchError::OutOfRange { log_start, high_watermark }) => {
+                Err(FetchError::OutOfRange {
+                    log_start,
+                    high_watermark,
+                }) => {
                     errors = true;
                     partition.error_code = ResponseError::OffsetOutOfRange.code();
                     partition.high_watermark = high_watermark;
@@ -427,8 +480,8 @@ fn list_offsets(request: ListOffsetsRequest, shared: &Shared) -> ListOffsetsResp
     for topic in request.topics {
         let mut out = ListOffsetsTopicResponse::default().with_name(topic.name.clone());
         for wanted in topic.partitions {
-            let mut partition =
-                ListOffsetsPartitionResponse::default().with_partition_index(wanted.partition_index);
+            let mut partition = ListOffsetsPartitionResponse::default()
+                .with_partition_index(wanted.partition_index);
             partition.timestamp = -1;
             match shared.storage.offsets(&topic.name, wanted.partition_index) {
                 Some((start, end)) => {
@@ -471,7 +524,11 @@ async fn join_group(
         .join(JoinRequest {
             group: request.group_id.to_string(),
             member_id: request.member_id.to_string(),
-            client_id: if client_id.is_empty() { "member".into() } else { client_id },
+            client_id: if client_id.is_empty() {
+                "member".into()
+            } else {
+                client_id
+            },
             protocol_type: request.protocol_type.to_string(),
             protocols: request
                 .protocols
@@ -523,10 +580,18 @@ async fn offset_commit(request: OffsetCommitRequest, shared: &Shared) -> OffsetC
         for partition in &topic.partitions {
             let code = if allowed != 0 {
                 allowed
-            } else if shared.storage.offsets(&topic.name, partition.partition_index).is_none() {
+            } else if shared
+                .storage
+                .offsets(&topic.name, partition.partition_index)
+                .is_none()
+            {
                 ResponseError::UnknownTopicOrPartition.code()
             } else {
-                commits.push((topic.name.to_string(), partition.partition_index, partition.committed_offset));
+                commits.push((
+                    topic.name.to_string(),
+                    partition.partition_index,
+                    partition.committed_offset,
+                ));
                 0
             };
             codes.insert((topic.name.to_string(), partition.partition_index), code);
@@ -544,7 +609,10 @@ async fn offset_commit(request: OffsetCommitRequest, shared: &Shared) -> OffsetC
         if let Err(error) = stored {
             tracing::error!(%error, "embedded broker: storing committed offsets failed");
             for (topic, partition, _) in &commits {
-                codes.insert((topic.clone(), *partition), ResponseError::KafkaStorageError.code());
+                codes.insert(
+                    (topic.clone(), *partition),
+                    ResponseError::KafkaStorageError.code(),
+                );
             }
         }
     }
@@ -586,8 +654,10 @@ fn offset_fetch(request: OffsetFetchRequest, shared: &Shared) -> OffsetFetchResp
         let partitions = partitions
             .into_iter()
             .map(|index| {
-                let mut partition = OffsetFetchResponsePartition::default().with_partition_index(index);
-                partition.committed_offset = offsets.get(&request.group_id, &topic, index).unwrap_or(-1);
+                let mut partition =
+                    OffsetFetchResponsePartition::default().with_partition_index(index);
+                partition.committed_offset =
+                    offsets.get(&request.group_id, &topic, index).unwrap_or(-1);
                 partition.metadata = Some(str(""));
                 partition
             })

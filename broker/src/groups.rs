@@ -244,7 +244,9 @@ impl Coordinator {
         let now = Instant::now();
         let member_id = {
             let mut groups = self.groups();
-            let group = groups.entry(request.group.clone()).or_insert_with(Group::new);
+            let group = groups
+                .entry(request.group.clone())
+                .or_insert_with(Group::new);
             if !group.members.is_empty() && group.protocol_type != request.protocol_type {
                 return Err(code(ResponseError::InconsistentGroupProtocol));
             }
@@ -429,7 +431,10 @@ mod tests {
         }
     }
 
-    async fn ticking<T>(coordinator: &Coordinator, work: impl std::future::Future<Output = T>) -> T {
+    async fn ticking<T>(
+        coordinator: &Coordinator,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
         let ticks = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -452,7 +457,11 @@ mod tests {
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!((a.generation, b.generation), (1, 1));
         assert_eq!(a.protocol, "range");
-        let (leader, follower) = if a.member_id == a.leader { (a, b) } else { (b, a) };
+        let (leader, follower) = if a.member_id == a.leader {
+            (a, b)
+        } else {
+            (b, a)
+        };
         assert_eq!(leader.members.len(), 2);
         assert!(follower.members.is_empty());
         let assignments = vec![

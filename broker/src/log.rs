@@ -84,7 +84,10 @@ impl PartitionLog {
         for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
             let name = entry.map_err(Error::io(dir))?.file_name();
             let name = name.to_string_lossy();
-            if let Some(base) = name.strip_suffix(SUFFIX).and_then(|b| b.parse::<i64>().ok()) {
+            if let Some(base) = name
+                .strip_suffix(SUFFIX)
+                .and_then(|b| b.parse::<i64>().ok())
+            {
                 bases.push(base);
             }
         }
@@ -171,9 +174,13 @@ impl PartitionLog {
         if offset < self.start_offset() || offset > self.next_offset() {
             return Err(ReadError::OutOfRange);
         }
-        let first = self.segments.partition_point(|segment| segment.base <= offset);
+        let first = self
+            .segments
+            .partition_point(|segment| segment.base <= offset);
         for segment in &self.segments[first.saturating_sub(1)..] {
-            let at = segment.entries.partition_point(|entry| entry.next <= offset);
+            let at = segment
+                .entries
+                .partition_point(|entry| entry.next <= offset);
             let Some(start) = segment.entries.get(at) else {
                 continue; // Offset at this segment's end: the next one starts there.
             };

@@ -37,7 +37,9 @@ impl Broker {
     /// on a thread of its own until dropped.
     pub fn start(config: BrokerConfig) -> Result<Broker> {
         if config.max_bytes == 0 || config.segment_bytes == 0 {
-            return Err(Error::Config("the size bound and segment size must be positive".into()));
+            return Err(Error::Config(
+                "the size bound and segment size must be positive".into(),
+            ));
         }
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -172,7 +174,9 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationTok
                 let shared = shared.clone();
                 let stop = stop.clone();
                 tokio::spawn(async move {
-                    if let Some(Err(error)) = stop.run_until_cancelled(connection(stream, shared)).await {
+                    if let Some(Err(error)) =
+                        stop.run_until_cancelled(connection(stream, shared)).await
+                    {
                         tracing::debug!(%peer, %error, "embedded broker closed a connection");
                     }
                 });

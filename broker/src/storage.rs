@@ -98,7 +98,9 @@ impl Storage {
         }
         for (topic, partitions) in topics {
             if !valid_topic(topic) {
-                return Err(Error::Config(format!("`{topic}` is not a valid topic name")));
+                return Err(Error::Config(format!(
+                    "`{topic}` is not a valid topic name"
+                )));
             }
             let count = counts.entry(topic.clone()).or_default();
             *count = (*count).max(*partitions);
@@ -137,7 +139,9 @@ impl Storage {
     }
 
     fn log(&self, topic: &str, partition: i32) -> Option<&Mutex<PartitionLog>> {
-        self.topics.get(topic)?.get(usize::try_from(partition).ok()?)
+        self.topics
+            .get(topic)?
+            .get(usize::try_from(partition).ok()?)
     }
 
     /// Bytes stored over all partitions.
@@ -185,11 +189,13 @@ impl Storage {
             );
         }
         let mut log = lock(log);
-        let appended = log.append(records.to_vec(), &found).map(|base_offset| Appended {
-            base_offset,
-            log_start: log.start_offset(),
-            unsynced: log.take_unsynced(),
-        });
+        let appended = log
+            .append(records.to_vec(), &found)
+            .map(|base_offset| Appended {
+                base_offset,
+                log_start: log.start_offset(),
+                unsynced: log.take_unsynced(),
+            });
         drop(log);
         match appended {
             Ok(appended) => {
@@ -300,7 +306,11 @@ mod tests {
         // A group committed 19: the first segment (offsets 0-19) is not wholly below it.
         let refused = storage.append("t", 1, &batch, || floors(19));
         assert!(matches!(refused, Err(AppendError::Full)));
-        assert_eq!(storage.offsets("t", 0), Some((0, 40)), "nothing unread deleted");
+        assert_eq!(
+            storage.offsets("t", 0),
+            Some((0, 40)),
+            "nothing unread deleted"
+        );
     }
 
     #[test]

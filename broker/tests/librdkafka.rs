@@ -143,10 +143,15 @@ fn a_full_broker_refuses_producers_until_a_group_commits() {
     // Short timeouts so the refused deliveries fail within the test.
     let quick = [("message.timeout.ms", "3000"), ("retry.backoff.ms", "100")];
     let (acknowledged, failed) = produce(&broker, 0..4_000, 1_000, &quick);
-    assert!(acknowledged > 1_000 && !failed.is_empty(), "{acknowledged} acknowledged");
+    assert!(
+        acknowledged > 1_000 && !failed.is_empty(),
+        "{acknowledged} acknowledged"
+    );
     assert_eq!(acknowledged + failed.len(), 4_000);
     assert!(
-        failed.iter().all(|error| error.contains("timed out") || error.contains("storage")),
+        failed
+            .iter()
+            .all(|error| error.contains("timed out") || error.contains("storage")),
         "refused as retriable, then timed out: {:?}",
         &failed[..1]
     );
@@ -163,13 +168,19 @@ fn a_full_broker_refuses_producers_until_a_group_commits() {
         }
     }
     assert_eq!(stored, acknowledged, "every acknowledged message kept");
-    let (low, _) = group.fetch_watermarks(TOPIC, 0, Duration::from_secs(5)).unwrap();
+    let (low, _) = group
+        .fetch_watermarks(TOPIC, 0, Duration::from_secs(5))
+        .unwrap();
     assert_eq!(low, 0, "nothing unread deleted");
     // Once the group commits, new messages fit again.
     let mut positions = TopicPartitionList::new();
     for partition in 0..2 {
-        let (_, high) = group.fetch_watermarks(TOPIC, partition, Duration::from_secs(5)).unwrap();
-        positions.add_partition_offset(TOPIC, partition, Offset::Offset(high)).unwrap();
+        let (_, high) = group
+            .fetch_watermarks(TOPIC, partition, Duration::from_secs(5))
+            .unwrap();
+        positions
+            .add_partition_offset(TOPIC, partition, Offset::Offset(high))
+            .unwrap();
     }
     group.commit(&positions, CommitMode::Sync).unwrap();
     let (acknowledged, failed) = produce(&broker, 0..1_000, 1_000, &quick);
