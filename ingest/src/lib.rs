@@ -31,6 +31,7 @@ pub use config::PipelineConfig;
 pub use detection::{AlertSink, BoxError, Detection};
 pub use error::Error;
 pub use message::{Durable, Input, RawMessage, SOURCE_BATCH};
+pub use partition::SourceLog;
 pub use pipeline::{OnDurable, Pipeline};
 pub use stats::{lock, IngestStats, PartitionStats, StatsSnapshot};
 pub use writer::WriteHook;
@@ -63,7 +64,8 @@ pub fn ingest_kafka(
         offset_base,
         stats.clone(),
     )?;
-    let pipeline = Pipeline::new(lake, config.clone(), stats, source.committer(), detection);
+    let pipeline = Pipeline::new(lake, config.clone(), stats, source.committer(), detection)
+        .with_source_log(source.source_log());
     let worker = thread::Builder::new()
         .name("authtrail-pipeline".into())
         .spawn(move || pipeline.run(receiver))

@@ -21,7 +21,7 @@ use authtrail_store::Lake;
 use crate::config::PipelineConfig;
 use crate::detection::Detection;
 use crate::message::{Durable, Input, RawMessage};
-use crate::partition::PartitionState;
+use crate::partition::{PartitionState, SourceLog};
 use crate::stats::IngestStats;
 use crate::writer::{Flush, PartitionKey, WriteHook, Writer, QUEUED_FLUSHES};
 use crate::{Error, Result};
@@ -45,6 +45,9 @@ pub struct Pipeline {
     detection: Option<Detection>,
     /// Whether the detectors saw events since their last checkpoint.
     detection_dirty: bool,
+    /// Where the source's partitions start, to tell loss from legitimate gaps; `None`
+    /// for sources that never delete (files, stdin).
+    source_log: Option<Box<dyn SourceLog>>,
 }
 
 impl Pipeline {
@@ -77,7 +80,16 @@ impl Pipeline {
             opened: Vec::new(),
             detection,
             detection_dirty: false,
+            source_log: None,
         }
+    }
+
+    /// Judges offset gaps against `log` (see [`SourceLog`]): a source that may delete
+    /// messages before they are read (Kafka retention) must set one, or its gaps are taken
+    /// for legitimate ones.
+    pub fn with_source_log(mut self, log: Box<dyn SourceLog>) -> Self {
+        self.source_log = Some(log);
+        self
     }
 
     /// Runs `hook` on the writer thread before each flush is written. For tests: a hook
@@ -175,6 +187,7 @@ impl Pipeline {
                     &message.source,
                     message.partition,
                     self.config.max_reject_raw_bytes,
+                    self.source_log.as_ref().and_then(|log| log.first_offset()),
                 )?;
                 self.opened.push((entry.key().clone(), log));
                 entry.insert(state)
@@ -270,12 +283,17 @@ impl Pipeline {
     /// while the writer is a full flush behind.
     fn flush(&mut self, flushes: &SyncSender<Flush>, mut flush: Flush) -> Result<()> {
         for (key, state) in &mut self.partitions {
+            // Judged before the segment is cut: a gap always comes with the message after
+            // it, so its loss is recorded with that message's flush.
+            let lost = state.judge_gaps(self.source_log.as_deref_mut(), &key.0, key.1, &self.stats);
             match state.segment.finish()? {
-                Some(segment) => {
+                Some(mut segment) => {
+                    segment.lost = lost;
                     state.flushed_until = Some(segment.last_offset + 1);
                     flush.segments.push((key.clone(), segment));
                 }
                 None => {
+                    debug_assert!(lost.is_empty(), "a gap comes with a message to store");
                     // Not past what was read: the detector checkpoint covers only that.
                     let committable = match (state.flushed_until, state.expected) {
                         (Some(end), Some(read)) => Some(end.min(read)),

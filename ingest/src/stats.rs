@@ -24,9 +24,12 @@ pub struct IngestStats {
     pub already_in_lake: AtomicU64,
     /// Messages delivered again within one session (skipped, they are already buffered).
     pub redelivered: AtomicU64,
-    /// Places where offsets jumped forward (compaction, transaction markers, or messages a
-    /// broker skipped).
+    /// Places where offsets jumped forward: transaction markers, compaction, messages a
+    /// broker skipped, or messages lost (see `events_lost`).
     pub offset_gaps: AtomicU64,
+    /// Offsets the source had deleted (retention, a truncated log) before they were read:
+    /// never in the lake, recorded in its manifest.
+    pub events_lost: AtomicU64,
     /// Blank lines in file sources (no data, nothing to keep).
     pub blank_lines: AtomicU64,
     /// Alerts the detectors raised.
@@ -75,6 +78,7 @@ impl Default for IngestStats {
             already_in_lake: AtomicU64::new(0),
             redelivered: AtomicU64::new(0),
             offset_gaps: AtomicU64::new(0),
+            events_lost: AtomicU64::new(0),
             blank_lines: AtomicU64::new(0),
             alerts: AtomicU64::new(0),
             assigned_partitions: AtomicU64::new(0),
@@ -107,6 +111,8 @@ pub struct PartitionStats {
     pub accepted: AtomicU64,
     /// Messages written to `rejects`.
     pub rejected: AtomicU64,
+    /// Offsets lost: deleted by the source before they were read.
+    pub lost: AtomicU64,
 }
 
 /// Locks a metrics map; values stay meaningful whatever panicked while it was held.
@@ -132,6 +138,7 @@ pub struct StatsSnapshot {
     pub already_in_lake: u64,
     pub redelivered: u64,
     pub offset_gaps: u64,
+    pub events_lost: u64,
     pub blank_lines: u64,
     pub alerts: u64,
     pub assigned_partitions: u64,
@@ -161,6 +168,7 @@ impl IngestStats {
             received: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
         });
         partitions.push(stats.clone());
         stats
@@ -200,6 +208,7 @@ impl IngestStats {
             already_in_lake: read(&self.already_in_lake),
             redelivered: read(&self.redelivered),
             offset_gaps: read(&self.offset_gaps),
+            events_lost: read(&self.events_lost),
             blank_lines: read(&self.blank_lines),
             alerts: read(&self.alerts),
             assigned_partitions: read(&self.assigned_partitions),

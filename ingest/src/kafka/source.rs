@@ -12,6 +12,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::config::PipelineConfig;
 use crate::message::{Durable, Input, RawMessage, SOURCE_BATCH};
+use crate::partition::SourceLog;
 use crate::pipeline::OnDurable;
 use crate::stats::IngestStats;
 use crate::{Error, Result};
@@ -26,6 +27,9 @@ pub struct KafkaSource {
     consumer: Arc<BaseConsumer<IngestContext>>,
     topics: Vec<String>,
     keep: PayloadLimits,
+    /// Whether a partition without a committed offset is read from its beginning
+    /// (`auto.offset.reset` earliest, authtrail's default).
+    from_earliest: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -124,6 +128,11 @@ impl KafkaSource {
     ) -> Result<Self> {
         let (max_message_bytes, max_reject_raw_bytes) =
             (limits.max_message_bytes, limits.max_reject_raw_bytes);
+        // librdkafka's default is `latest`; its aliases of `earliest` count as earliest.
+        let from_earliest = matches!(
+            client.get("auto.offset.reset"),
+            Some("earliest" | "smallest" | "beginning")
+        );
         let context = IngestContext {
             pipeline: Mutex::new(Some(pipeline)),
             offset_base: Arc::new(offset_base),
@@ -137,6 +146,16 @@ impl KafkaSource {
                 max_message_bytes,
                 max_reject_raw_bytes,
             },
+            from_earliest,
+        })
+    }
+
+    /// What the pipeline asks about this consumer's partitions to tell messages lost to
+    /// retention from legitimate offset gaps (see [`SourceLog`]).
+    pub fn source_log(&self) -> Box<dyn SourceLog> {
+        Box::new(KafkaLog {
+            consumer: self.consumer.clone(),
+            from_earliest: self.from_earliest,
         })
     }
 
@@ -243,6 +262,47 @@ impl KafkaSource {
             timestamp: message.timestamp().to_millis().map(|millis| millis * 1_000),
             payload,
             size: message.payload().map_or(0, <[u8]>::len),
+        }
+    }
+}
+
+/// How long the pipeline waits for a partition's watermarks before judging its gaps
+/// without them (a flush waits meanwhile; it happens only when offsets jumped).
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The brokers' view of a partition's log, for the pipeline's gap check.
+struct KafkaLog {
+    consumer: Arc<BaseConsumer<IngestContext>>,
+    from_earliest: bool,
+}
+
+impl SourceLog for KafkaLog {
+    fn first_offset(&self) -> Option<i64> {
+        // With `latest`, a new group skips what the log holds on purpose.
+        self.from_earliest.then_some(0)
+    }
+
+    fn log_start(&mut self, topic: &str, partition: i32) -> Option<i64> {
+        // A ListOffsets request of its own (librdkafka answers it on its broker threads),
+        // so it works while the polling thread waits in a rebalance callback.
+        match self
+            .consumer
+            .fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)
+        {
+            Ok((low, _high)) => {
+                let base = self
+                    .consumer
+                    .context()
+                    .offset_base
+                    .get(&(topic.to_owned(), partition))
+                    .copied()
+                    .unwrap_or(0);
+                Some(low + base)
+            }
+            Err(error) => {
+                tracing::warn!(topic, partition, %error, "cannot ask the broker where the partition's log starts; judging its offset gap without it");
+                None
+            }
         }
     }
 }
