@@ -136,6 +136,12 @@ fn ingest(out: &mut Exposition, stats: &IngestStats) {
         "Messages that broke the event contract and went to the `rejects` table.",
         |p| p.rejected.load(Relaxed),
     );
+    per_partition(
+        out,
+        "authtrail_events_lost_total",
+        "Messages the source had deleted (retention, a truncated log) before authtrail read them: never in the lake, recorded in its manifest for `authtrail verify`. Alert on any increase.",
+        |p| p.lost.load(Relaxed),
+    );
     let totals = stats.snapshot();
     out.family("authtrail_events_skipped_total", Kind::Counter, "Messages skipped because they were already handled: in the lake (a re-read after a restart) or delivered twice.")
         .sample(&[("reason", "already_in_lake")], totals.already_in_lake as f64)
@@ -143,7 +149,7 @@ fn ingest(out: &mut Exposition, stats: &IngestStats) {
     out.family(
         "authtrail_offset_gaps_total",
         Kind::Counter,
-        "Places where a partition's offsets jumped forward.",
+        "Places where a partition's offsets jumped forward: transaction markers, compaction, or lost messages (authtrail_events_lost_total).",
     )
     .sample(&[], totals.offset_gaps as f64);
     out.family(

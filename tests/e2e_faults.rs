@@ -8,14 +8,14 @@ mod support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    assert_exactly_once, authtrail_env, column_counts, good_event, row_count, wait_for_rows,
-    Broker, Process, WorkDir,
+    assert_exactly_once, authtrail_env, column_counts, good_event, row_count, start_durable_broker,
+    wait_for_rows, Broker, Process, WorkDir,
 };
 
 /// The command that runs the whole pipeline (ingest, store, detect, respond, and the HTTP
@@ -172,41 +172,6 @@ fn a_full_disk_stops_commits_and_nothing_is_lost_once_space_returns() {
     assert!(ingest.wait(Duration::from_secs(60)).success(), "clean exit");
     assert_exactly_once(&lake, &ids);
     assert_verifies(work.path(), &lake_arg);
-}
-
-/// A tansu broker with durable storage (`sqlite://tansu.db` in `dir`) on a fixed port, so
-/// it can be stopped and started again with its topics, messages and committed offsets.
-fn start_durable_broker(dir: &Path, port: u16, run: &str) -> Process {
-    let tansu = std::env::var_os("AUTHTRAIL_TANSU").map_or_else(
-        || Path::new(&std::env::var("HOME").unwrap()).join(".cache/authtrail-tools/bin/tansu"),
-        Into::into,
-    );
-    let url = format!("tcp://127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.join(format!("tansu-{run}.log"))).unwrap();
-    let child = Command::new(tansu)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "sqlite://tansu.db"])
-        .current_dir(dir)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start tansu (scripts/install-test-deps.sh)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Process {
-        child,
-        name: "tansu",
-    }
 }
 
 #[test]

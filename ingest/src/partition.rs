@@ -258,7 +258,7 @@ impl PartitionState {
                 _ => None,
             };
             tracing::error!(
-                source,
+                topic = source,
                 partition,
                 expected = gap.from,
                 received = gap.received,
@@ -294,7 +294,7 @@ fn log_legitimate(gap: Gap, log_start: LogStart, source: &str, partition: i32) {
         // Where reading resumes, skipped offsets may also be a broker that did not deliver
         // what it holds (tansu 0.6.0 answers a fetch inside a batch with the next batch).
         tracing::warn!(
-            source,
+            topic = source,
             partition,
             expected = gap.from,
             received = gap.received,

@@ -56,7 +56,7 @@ fn tansu() -> PathBuf {
     )
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -181,6 +181,37 @@ impl Broker {
             "producer failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+}
+
+/// A tansu broker with durable storage (`sqlite://tansu.db` in `dir`) on a fixed port, so
+/// it can be stopped and started again with its topics, messages and committed offsets.
+pub fn start_durable_broker(dir: &Path, port: u16, run: &str) -> Process {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.join(format!("tansu-{run}.log"))).unwrap();
+    let child = Command::new(tansu())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .current_dir(dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start tansu (scripts/install-test-deps.sh)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Process {
+        child,
+        name: "tansu",
     }
 }
 
