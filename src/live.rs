@@ -9,7 +9,9 @@ use std::time::Duration;
 use authtrail_ingest::{AlertSink, BoxError};
 use authtrail_model::time::format_micros;
 use authtrail_model::Alert;
+use authtrail_query::api::ApiError;
 use authtrail_respond::Responder;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;
@@ -94,8 +96,10 @@ pub struct LiveParams {
 /// `GET /api/v1/live/alerts?after=N&wait=S`: `{"alerts": [...], "latest": seq}`.
 pub async fn handler(
     State(live): State<Arc<LiveAlerts>>,
-    Query(params): Query<LiveParams>,
-) -> Json<Value> {
+    params: Result<Query<LiveParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    // Malformed parameters get the API's JSON error shape, not axum's plain text.
+    let Query(params) = params.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let mut latest = live.latest.subscribe();
     if *latest.borrow_and_update() <= params.after && params.wait > 0 {
         let wait = Duration::from_secs(params.wait).min(MAX_WAIT);
@@ -104,7 +108,7 @@ pub async fn handler(
     }
     let alerts = live.after(params.after);
     let latest = *live.latest.borrow();
-    Json(json!({ "alerts": alerts, "latest": latest }))
+    Ok(Json(json!({ "alerts": alerts, "latest": latest })))
 }
 
 /// The pipeline's alert sink in `authtrail run`: the webhook responder (if configured) and

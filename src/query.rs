@@ -103,7 +103,7 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             }
             tracing::info!("shutting down the HTTP API");
         };
-        api::serve(&config.api.listen, state, shutdown)
+        api::serve(&config.api, state, shutdown)
             .await
             .context("serving the HTTP API")
     })?;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use authtrail_ingest::kafka::{EmbeddedKafka, KafkaConfig};
 use authtrail_ingest::{Detection, IngestStats, StatsSnapshot};
-use authtrail_query::api::AppState;
+use authtrail_query::api::{serve_connections, AppState};
 use authtrail_query::QueryEngine;
 use authtrail_respond::Responder;
 use authtrail_store::Lake;
@@ -118,15 +118,20 @@ pub fn start(
         http: HttpMetrics::default(),
         ready_silence_ms: READY_SILENCE.as_millis() as u64,
     });
+    let connection_limits = config.api.connection_limits(config.query.timeout);
     let app = crate::http::app(AppState::new(Arc::new(engine), keys), sources, live);
     let http_stop = CancellationToken::new();
     let server = {
         let http_stop = http_stop.clone();
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(http_stop.cancelled_owned())
-                .await
+            serve_connections(
+                listener,
+                app,
+                connection_limits,
+                http_stop.cancelled_owned(),
+            )
+            .await
         })
     };
     tracing::info!(%address, lake = %lake_root.display(), "serving the HTTP API, /metrics and the web UI");

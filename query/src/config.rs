@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::api::ConnectionLimits;
 use crate::Error;
 
 /// `[query]`: limits every query runs under (CLI and HTTP API).
@@ -20,9 +21,17 @@ pub struct QueryConfig {
     /// Memory the engine may use for joins, sorts and aggregations across running queries,
     /// in MiB; a query needing more fails instead of exhausting the host. Default 4096.
     pub memory_limit_mib: usize,
-    /// Threads (DataFusion target partitions) one query uses; 0 means one per CPU.
-    /// Default 0.
+    /// Threads (DataFusion target partitions) one query uses, and threads of the query
+    /// pool; 0 means one per CPU. Default 0.
     pub threads: usize,
+    /// Queries running at once; more wait in the queue. Default 4.
+    pub concurrency: usize,
+    /// Queries waiting for a place beyond `concurrency`; more are refused (HTTP 503).
+    /// Default 16.
+    pub queue: usize,
+    /// Most one function call may build for one batch (`repeat`, `range`, `||` and the
+    /// other functions that can amplify their input), in MiB. Default 64.
+    pub max_function_output_mib: usize,
 }
 
 impl Default for QueryConfig {
@@ -32,6 +41,9 @@ impl Default for QueryConfig {
             max_rows: 100_000,
             memory_limit_mib: 4096,
             threads: 0,
+            concurrency: 4,
+            queue: 16,
+            max_function_output_mib: 64,
         }
     }
 }
@@ -47,6 +59,17 @@ pub struct ApiConfig {
     /// File holding API keys, one per line (blank lines and `#` comments ignored).
     /// Keys from the file and the environment are both accepted.
     pub keys_file: Option<PathBuf>,
+    /// Time a client has to send a request's headers. Default 10s.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A connection with no bytes either way for this long is closed. Default 30s more
+    /// than the query timeout, at least 60s.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    /// Connections open at once. Default 512.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address. Default 64.
+    pub max_connections_per_peer: usize,
 }
 
 impl Default for ApiConfig {
@@ -55,6 +78,10 @@ impl Default for ApiConfig {
             listen: "127.0.0.1:8080".into(),
             keys_env: "AUTHTRAIL_API_KEYS".into(),
             keys_file: None,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            max_connections: 512,
+            max_connections_per_peer: 64,
         }
     }
 }
@@ -66,6 +93,10 @@ impl std::fmt::Debug for ApiConfig {
             .field("listen", &self.listen)
             .field("keys_env", &self.keys_env)
             .field("keys_file", &self.keys_file)
+            .field("header_timeout", &self.header_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_peer", &self.max_connections_per_peer)
             .finish()
     }
 }
@@ -75,6 +106,19 @@ impl std::fmt::Debug for ApiConfig {
 pub const MIN_KEY_LEN: usize = 16;
 
 impl ApiConfig {
+    /// The listener's limits, for queries that may take `query_timeout` to answer.
+    pub fn connection_limits(&self, query_timeout: Duration) -> ConnectionLimits {
+        let idle_timeout = self
+            .idle_timeout
+            .unwrap_or((query_timeout + Duration::from_secs(30)).max(Duration::from_secs(60)));
+        ConnectionLimits {
+            header_timeout: self.header_timeout,
+            idle_timeout,
+            max_connections: self.max_connections.max(1),
+            max_per_peer: self.max_connections_per_peer.max(1),
+        }
+    }
+
     /// Collects the API keys from `keys_file` and the `keys_env` variable. At least one key
     /// is required: the API never runs open.
     pub fn load_keys(&self) -> Result<Vec<String>, Error> {

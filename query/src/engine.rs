@@ -16,8 +16,11 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use tokio::time::Instant;
+
 use crate::config::QueryConfig;
-use crate::{cidr, distinct, guard, prune, pushdown, utc_trunc, Error};
+use crate::pool::QueryPool;
+use crate::{bounded, cidr, distinct, guard, limits, prune, pushdown, utc_trunc, yielding, Error};
 
 /// The lake's tables and their file schemas.
 pub fn lake_tables() -> [(&'static str, SchemaRef); 3] {
@@ -58,11 +61,15 @@ impl QueryOutput {
     }
 }
 
-/// A DataFusion session whose only tables are the lake's, and which runs only queries.
+/// A DataFusion session whose only tables are the lake's, and which runs only queries,
+/// each on the query pool (`pool.rs`) under the configured limits. Cloning shares the
+/// session and the pool.
+#[derive(Clone)]
 pub struct QueryEngine {
     ctx: SessionContext,
     root: PathBuf,
     config: QueryConfig,
+    pool: Arc<QueryPool>,
 }
 
 impl QueryEngine {
@@ -85,6 +92,9 @@ impl QueryEngine {
         let mut session = SessionConfig::new()
             .with_target_partitions(threads)
             .with_information_schema(false);
+        // A recursive CTE builds its working table outside the memory pool and may never
+        // end; forensic questions over a lake do not need one.
+        session.options_mut().execution.enable_recursive_ctes = false;
         let parquet = &mut session.options_mut().execution.parquet;
         // Late materialisation: evaluate filters while decoding, cheapest first, so the
         // wide columns of a point lookup are only decoded for matching rows. This is the
@@ -109,9 +119,20 @@ impl QueryEngine {
             // No CREATE EXTERNAL TABLE factories: nothing may register file-backed tables.
             .with_table_factories(Default::default())
             .with_optimizer_rules(optimizer_rules())
+            .with_physical_optimizer_rule(Arc::new(yielding::YieldingJoins))
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_udf(cidr::cidr_contains_udf());
+        bounded::bound_functions(&ctx, (config.max_function_output_mib as u128) << 20);
+        let string_concat = ctx
+            .state()
+            .scalar_functions()
+            .get(bounded::STRING_CONCAT)
+            .cloned()
+            .expect("bound_functions registers string_concat");
+        ctx.add_analyzer_rule(Arc::new(bounded::StringConcatAsFunction::new(
+            string_concat,
+        )));
         // Each file's statistics are read from its footer once and kept (keyed by path,
         // size and modification time, so a rewritten file is read again); without the
         // cache every query re-derived them from all files' footers while planning.
@@ -120,7 +141,13 @@ impl QueryEngine {
             let table = listing_table(&root.join(name), &schema)?.with_cache(statistics.clone());
             ctx.register_table(name, Arc::new(table))?;
         }
-        Ok(QueryEngine { ctx, root, config })
+        let pool = QueryPool::new(threads, config.concurrency, config.queue)?;
+        Ok(QueryEngine {
+            ctx,
+            root,
+            config,
+            pool: Arc::new(pool),
+        })
     }
 
     /// The lake's root directory.
@@ -138,13 +165,17 @@ impl QueryEngine {
         &self.ctx
     }
 
-    /// Parses and plans `sql`, refusing anything but a read-only query over the lake.
-    pub async fn sql(&self, sql: &str) -> Result<DataFrame, Error> {
+    /// Parses and plans `sql`, refusing anything but a read-only query over the lake and
+    /// anything past the bounds of `limits.rs`. Deep plans need the query pool's stacks:
+    /// call it there ([`QueryEngine::query`], [`QueryEngine::stream`]).
+    async fn sql(&self, sql: &str) -> Result<DataFrame, Error> {
+        limits::check_length(sql)?;
         let state = self.ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
         let statement = state
             .sql_to_statement(sql, &dialect)
             .map_err(|error| Error::InvalidQuery(error.find_root().message().into_owned()))?;
+        limits::check_statement(&statement)?;
         guard::check_statement(&statement)?;
         let plan = state.statement_to_plan(statement).await?;
         guard::check_plan(&plan)?;
@@ -160,38 +191,148 @@ impl QueryEngine {
         Ok(DataFrame::new(state, plan))
     }
 
-    /// Runs `frame` to completion under the configured timeout, keeping at most `limit`
-    /// rows (the plan is limited to `limit + 1`, so only the extra row is read to tell
-    /// that the result was truncated).
+    /// Runs `frame` to completion on the query pool under the configured timeout, keeping
+    /// at most `limit` rows (the plan is limited to `limit + 1`, so only the extra row is
+    /// read to tell that the result was truncated).
     pub async fn collect(
         &self,
         frame: DataFrame,
         limit: Option<usize>,
     ) -> Result<QueryOutput, Error> {
-        let frame = match limit {
-            Some(limit) => frame.limit(0, Some(limit.saturating_add(1)))?,
-            None => frame,
-        };
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let batches = tokio::time::timeout(self.config.timeout, frame.collect())
+        let deadline = Instant::now() + self.config.timeout;
+        self.pool
+            .run(deadline, self.config.timeout, collect(frame, limit))
             .await
-            .map_err(|_| Error::Timeout(self.config.timeout))??;
-        let (batches, truncated) = match limit {
-            Some(limit) => truncate(batches, limit),
-            None => (batches, false),
-        };
-        Ok(QueryOutput {
-            schema,
-            batches,
-            truncated,
-        })
     }
 
-    /// `sql` planned and collected, at most `limit` rows.
+    /// `sql` planned and collected on the query pool, at most `limit` rows.
     pub async fn query(&self, sql: &str, limit: Option<usize>) -> Result<QueryOutput, Error> {
-        let frame = self.sql(sql).await?;
-        self.collect(frame, limit).await
+        let deadline = Instant::now() + self.config.timeout;
+        let engine = self.clone();
+        let sql = sql.to_owned();
+        self.pool
+            .run(deadline, self.config.timeout, async move {
+                let frame = engine.sql(&sql).await?;
+                collect(frame, limit).await
+            })
+            .await
     }
+
+    /// `sql` planned and run on the query pool, its batches (at most `limit` rows) handed
+    /// over one by one, so an export never holds the whole result. The deadline covers
+    /// the whole stream.
+    pub async fn stream(&self, sql: &str, limit: Option<usize>) -> Result<QueryStream, Error> {
+        let deadline = Instant::now() + self.config.timeout;
+        let engine = self.clone();
+        let sql = sql.to_owned();
+        let (schema_tx, schema_rx) = tokio::sync::oneshot::channel();
+        let (batches_tx, batches) = tokio::sync::mpsc::channel(2);
+        let task = self.pool.spawn(async move {
+            use futures::StreamExt;
+            let mut frame = engine.sql(&sql).await?;
+            if let Some(limit) = limit.filter(|_| !is_explain(&frame)) {
+                frame = frame.limit(0, Some(limit))?;
+            }
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let mut stream = frame.execute_stream().await?;
+            if schema_tx.send(schema).is_err() {
+                return Ok(());
+            }
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(Error::from);
+                let failed = batch.is_err();
+                if batches_tx.send(batch).await.is_err() || failed {
+                    break;
+                }
+            }
+            Ok(())
+        })?;
+        let timeout = self.config.timeout;
+        let schema = match tokio::time::timeout_at(deadline, schema_rx).await {
+            Ok(Ok(schema)) => schema,
+            // The task ended before it had a schema: its result says why.
+            Ok(Err(_)) => {
+                return Err(task
+                    .finish(deadline, timeout)
+                    .await
+                    .err()
+                    .unwrap_or(Error::Internal("the query ended without a result".into())))
+            }
+            Err(_) => return Err(Error::Timeout(timeout)),
+        };
+        Ok(QueryStream {
+            schema,
+            batches,
+            deadline,
+            timeout,
+            task: Some(task),
+        })
+    }
+}
+
+/// A query's batches as the pool produces them; dropping it cancels the query.
+pub struct QueryStream {
+    schema: SchemaRef,
+    batches: tokio::sync::mpsc::Receiver<Result<RecordBatch, Error>>,
+    deadline: Instant,
+    timeout: std::time::Duration,
+    task: Option<crate::pool::QueryTask<()>>,
+}
+
+impl QueryStream {
+    /// The result's schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The next batch, `None` at the end; past the deadline, [`Error::Timeout`].
+    pub async fn next(&mut self) -> Option<Result<RecordBatch, Error>> {
+        match tokio::time::timeout_at(self.deadline, self.batches.recv()).await {
+            Ok(Some(batch)) => Some(batch),
+            Ok(None) => match self.task.take() {
+                // The stream ended: the task's own result (planning or execution errors).
+                Some(task) => task
+                    .finish(self.deadline, self.timeout)
+                    .await
+                    .err()
+                    .map(Err),
+                None => None,
+            },
+            Err(_) => {
+                self.task = None;
+                Some(Err(Error::Timeout(self.timeout)))
+            }
+        }
+    }
+}
+
+/// Whether `frame` is an `EXPLAIN`, which must stay the root of its plan (no limit).
+fn is_explain(frame: &DataFrame) -> bool {
+    matches!(
+        frame.logical_plan(),
+        datafusion::logical_expr::LogicalPlan::Explain(_)
+            | datafusion::logical_expr::LogicalPlan::Analyze(_)
+    )
+}
+
+/// Runs `frame` to completion, keeping at most `limit` rows.
+async fn collect(frame: DataFrame, limit: Option<usize>) -> Result<QueryOutput, Error> {
+    let limit = limit.filter(|_| !is_explain(&frame));
+    let frame = match limit {
+        Some(limit) => frame.limit(0, Some(limit.saturating_add(1)))?,
+        None => frame,
+    };
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await?;
+    let (batches, truncated) = match limit {
+        Some(limit) => truncate(batches, limit),
+        None => (batches, false),
+    };
+    Ok(QueryOutput {
+        schema,
+        batches,
+        truncated,
+    })
 }
 
 /// Keeps the first `limit` rows; whether any were dropped.

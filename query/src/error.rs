@@ -15,6 +15,12 @@ pub enum Error {
     /// that does not hold, division by zero).
     #[error("query failed: {0}")]
     QueryFailed(String),
+    /// The SQL is past a bound of `limits.rs` (length, nesting, CTEs, set operations).
+    #[error("query too complex: {0}")]
+    TooComplex(String),
+    /// As many queries as allowed are running or waiting; try again shortly.
+    #[error("too many queries are running; try again shortly")]
+    Busy,
     /// The query ran longer than the configured timeout and was cancelled.
     #[error("query timed out after {0:?}")]
     Timeout(std::time::Duration),

@@ -24,27 +24,14 @@ pub async fn export<W: Write + Send>(
     format: Format,
     out: W,
 ) -> Result<u64, Error> {
-    use futures::StreamExt;
-
-    let mut frame = engine.sql(sql).await?;
-    if let Some(limit) = limit {
-        frame = frame.limit(0, Some(limit))?;
+    let mut stream = engine.stream(sql, limit).await?;
+    let mut writer = BatchWriter::new(format, stream.schema().clone(), out)?;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch)?;
     }
-    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-    let mut writer = BatchWriter::new(format, schema, out)?;
-    let timeout = engine.config().timeout;
-    let rows = tokio::time::timeout(timeout, async {
-        let mut stream = frame.execute_stream().await?;
-        let mut rows = 0u64;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            rows += batch.num_rows() as u64;
-            writer.write(&batch)?;
-        }
-        Ok::<u64, Error>(rows)
-    })
-    .await
-    .map_err(|_| Error::Timeout(timeout))??;
     writer.finish()?;
     Ok(rows)
 }

@@ -15,8 +15,20 @@ pub enum ApiError {
     NotFound,
     /// The request itself is malformed (body, query string).
     BadRequest(String),
+    /// The request body is larger than the API accepts.
+    PayloadTooLarge(String),
     /// Planning or running the query failed.
     Query(Error),
+}
+
+impl ApiError {
+    /// A body that did not deserialise: 413 when it was too large, 400 otherwise.
+    pub fn from_body(status: StatusCode, message: String) -> ApiError {
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(message),
+            _ => ApiError::BadRequest(message),
+        }
+    }
 }
 
 impl From<Error> for ApiError {
@@ -37,6 +49,11 @@ impl ApiError {
             ApiError::BadRequest(message) => {
                 (StatusCode::BAD_REQUEST, "bad_request", message.clone())
             }
+            ApiError::PayloadTooLarge(message) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                message.clone(),
+            ),
             ApiError::Query(error) => {
                 let (status, code) = match error {
                     Error::Forbidden(_) => (StatusCode::BAD_REQUEST, "forbidden_statement"),
@@ -48,6 +65,8 @@ impl ApiError {
                     Error::ResourcesExhausted(_) => {
                         (StatusCode::BAD_REQUEST, "resources_exhausted")
                     }
+                    Error::TooComplex(_) => (StatusCode::BAD_REQUEST, "query_too_complex"),
+                    Error::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
                     Error::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
                     Error::Config(_) | Error::Internal(_) => {
                         (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -78,6 +97,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

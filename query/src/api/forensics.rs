@@ -231,7 +231,8 @@ pub async fn lookup(
     State(state): State<AppState>,
     body: Result<Json<LookupBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let Json(body) =
+        body.map_err(|rejection| ApiError::from_body(rejection.status(), rejection.body_text()))?;
     if body.ids.len() > MAX_LOOKUP_IDS {
         return Err(ApiError::BadRequest(format!(
             "at most {MAX_LOOKUP_IDS} ids per lookup, got {}",

@@ -8,6 +8,7 @@
 mod error;
 mod forensics;
 mod json;
+mod listener;
 mod query;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub use error::ApiError;
+pub use listener::{serve_connections, ConnectionLimits};
 
 use crate::QueryEngine;
 
@@ -101,12 +103,14 @@ pub fn router_with(state: AppState, extra: Router) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
-/// Serves the API on `listen` until `shutdown` completes, then finishes in-flight requests.
+/// Serves the API on `config.listen` until `shutdown` completes, then finishes in-flight
+/// requests.
 pub async fn serve(
-    listen: &str,
+    config: &crate::ApiConfig,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), crate::Error> {
+    let listen = &config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|error| crate::Error::Config(format!("listening on `{listen}`: {error}")))?;
@@ -114,8 +118,8 @@ pub async fn serve(
         .local_addr()
         .map_err(|error| crate::Error::Internal(error.to_string()))?;
     tracing::info!(%address, lake = %state.engine.root().display(), "serving the HTTP API");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let limits = config.connection_limits(state.engine.config().timeout);
+    serve_connections(listener, router(state), limits, shutdown)
         .await
         .map_err(|error| crate::Error::Internal(format!("serving: {error}")))
 }
@@ -129,17 +133,33 @@ async fn require_key(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_credentials);
     match presented {
         Some(key) if state.keys.accepts(key) => Ok(next.run(request).await),
         _ => Err(ApiError::Unauthorized),
     }
 }
 
+/// The credentials of a `Bearer` authorization; the scheme is case-insensitive (RFC 7235).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer k", "bearer k", "BEARER  k ", "BeArEr k"] {
+            assert_eq!(bearer_credentials(header), Some("k"), "{header}");
+        }
+        assert_eq!(bearer_credentials("Basic k"), None);
+        assert_eq!(bearer_credentials("Bearerk"), None);
+    }
 
     #[test]
     fn keys_match_exactly() {

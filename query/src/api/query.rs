@@ -24,7 +24,8 @@ pub async fn run(
     headers: HeaderMap,
     body: Result<Json<QueryRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let Json(request) =
+        body.map_err(|rejection| ApiError::from_body(rejection.status(), rejection.body_text()))?;
     let max_rows = state.engine.config().max_rows;
     let limit = request.limit.unwrap_or(max_rows).min(max_rows);
     let output = state.engine.query(&request.sql, Some(limit)).await?;
