@@ -331,13 +331,225 @@ pub struct IngestArgs {
 
 /// Installs the tracing subscriber: stderr, `RUST_LOG` filter (default `info`).
 pub fn init_logging(cli: &Cli) {
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
     match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => text_subscriber(filter, std::io::stderr).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .json()
+            .init(),
+    }
+}
+
+/// The text format: one line per record whatever the fields hold. A principal, a reason
+/// or an error message comes from whoever sent the event; written raw, a newline in it
+/// would forge a log line and an escape sequence would drive the reader's terminal. No
+/// colours either: the formatter's own escape sequences would be escaped with the rest.
+/// The formatter's partial sanitising (ESC and BEL in messages, as `\x1b`) is left to the
+/// writer, so that every escape reads the same.
+fn text_subscriber<W>(
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_ansi_sanitization(false)
+        .with_writer(EscapeControls(writer))
+        .finish()
+}
+
+/// Makes writers, or is one, that escape control characters in each record written.
+///
+/// The fmt layer formats a whole record and hands it over in one `write_all`, so each
+/// `write` here is one record: everything in it is escaped but its final newline. Escaped
+/// are C0 controls and DEL (`\n`, `\r`, `\t`, else `\u{1b}` as Rust writes them), C1
+/// controls, the Unicode line and paragraph separators and the bidirectional marks,
+/// embeddings, overrides and isolates (which reorder what a reader sees). A backslash is
+/// left as it is: fields written with `?` already escape theirs.
+struct EscapeControls<W>(W);
+
+impl<'a, M: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a>
+    for EscapeControls<M>
+{
+    type Writer = EscapeControls<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        EscapeControls(self.0.make_writer())
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        EscapeControls(self.0.make_writer_for(meta))
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for EscapeControls<W> {
+    fn write(&mut self, record: &[u8]) -> std::io::Result<usize> {
+        let (line, newline) = match record.strip_suffix(b"\n") {
+            Some(line) => (line, true),
+            None => (record, false),
+        };
+        match escape_controls(line) {
+            None => self.0.write_all(record)?,
+            Some(mut escaped) => {
+                if newline {
+                    escaped.push(b'\n');
+                }
+                self.0.write_all(&escaped)?;
+            }
+        }
+        Ok(record.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// `text` with its control characters escaped, or `None` when it has none.
+fn escape_controls(text: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write as _;
+    let mut out: Option<Vec<u8>> = None;
+    let (mut at, mut copied) = (0, 0);
+    while at < text.len() {
+        let next = |i: usize| text.get(at + i).copied().unwrap_or(0);
+        // (length in bytes, code point) of a character to escape; UTF-8 decoded by hand
+        // for the few multi-byte ones, so that invalid UTF-8 passes through unchanged.
+        let (length, code) = match text[at] {
+            byte @ (0x00..=0x1f | 0x7f) => (1, u32::from(byte)),
+            0xc2 if (0x80..=0x9f).contains(&next(1)) => (2, u32::from(next(1))),
+            0xe2 if matches!(
+                (next(1), next(2)),
+                (0x80, 0x8e | 0x8f | 0xa8..=0xae) | (0x81, 0xa6..=0xa9)
+            ) =>
+            {
+                (
+                    3,
+                    0x2000 | (u32::from(next(1) & 0x3f) << 6) | u32::from(next(2) & 0x3f),
+                )
+            }
+            _ => {
+                at += 1;
+                continue;
+            }
+        };
+        let out = out.get_or_insert_with(|| Vec::with_capacity(text.len() + 16));
+        out.extend_from_slice(&text[copied..at]);
+        match code {
+            0x0a => out.extend_from_slice(b"\\n"),
+            0x0d => out.extend_from_slice(b"\\r"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            // Writing to a Vec cannot fail.
+            _ => write!(out, "\\u{{{code:x}}}").unwrap_or(()),
+        }
+        at += length;
+        copied = at;
+    }
+    let mut out = out?;
+    out.extend_from_slice(&text[copied..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A log line's worth of attack: a forged record after CR/LF, a terminal title and
+    /// screen clear, a bell, a C1 CSI, a line separator and a right-to-left override.
+    const FORGED: &str = "user:mallory\r\n2026-12-07T06:00:00.000000Z ERROR authtrail::forged: all clear\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}31m\u{2028}\u{202e}";
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(log: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = text_subscriber(tracing_subscriber::EnvFilter::new("info"), move || {
+            writer.clone()
+        });
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = captured.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn assert_one_clean_line(output: &str) {
+        assert_eq!(output.matches('\n').count(), 1, "{output:?}");
+        assert!(output.ends_with('\n'), "{output:?}");
+        let bad = output[..output.len() - 1].chars().find(|&c| {
+            c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}')
+        });
+        assert_eq!(bad, None, "{output:?}");
+    }
+
+    #[test]
+    fn a_forged_line_in_any_field_or_the_message_stays_on_its_line() {
+        let output = logged(|| {
+            tracing::warn!(
+                target: "authtrail::alert",
+                principal = %FORGED,
+                token_id = FORGED,
+                reason = ?FORGED,
+                "brute force on {FORGED}"
+            );
+        });
+        assert_one_clean_line(&output);
+        assert!(output.contains(" WARN authtrail::alert: brute force on user:mallory\\r\\n2026-12-07T06:00:00.000000Z ERROR authtrail::forged"), "{output}");
+        assert!(output.contains("\\u{1b}[2J"), "{output}");
+        assert_eq!(
+            output.matches("all clear\\u{1b}]0;owned\\u{7}").count(),
+            4,
+            "the message and the fields, however recorded, escape alike: {output}"
+        );
+        assert!(output.contains("\\u{9b}31m\\u{2028}\\u{202e}"), "{output}");
+    }
+
+    #[test]
+    fn span_fields_and_errors_are_escaped_too() {
+        let error = std::io::Error::other(FORGED);
+        let output = logged(|| {
+            let span = tracing::info_span!("consume", principal = %FORGED);
+            let _entered = span.enter();
+            tracing::error!(%error, "failed");
+        });
+        assert_one_clean_line(&output);
+    }
+
+    #[test]
+    fn ordinary_lines_are_written_unchanged() {
+        let output =
+            logged(|| tracing::info!(principal = "user:émile", path = "C:\\lake", "ready"));
+        assert_one_clean_line(&output);
+        assert!(
+            output.ends_with("::cli::tests: ready principal=\"user:émile\" path=\"C:\\\\lake\"\n"),
+            "{output}"
+        );
+    }
+
+    #[test]
+    fn escapes_controls_and_keeps_other_bytes() {
+        assert_eq!(escape_controls(b"plain \xff text \xc3\xa9"), None);
+        assert_eq!(
+            escape_controls(b"a\tb\x00c\x7f\xc2\x85\xe2\x80\xa9\xe2\x81\xa6\xe2\x80\xa0").unwrap(),
+            b"a\\tb\\u{0}c\\u{7f}\\u{85}\\u{2029}\\u{2066}\xe2\x80\xa0".to_vec()
+        );
     }
 }
