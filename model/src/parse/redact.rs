@@ -81,7 +81,11 @@ pub(crate) fn redact_event<'a>(
         };
         if let Some(redacted) = redacted {
             *value = Cow::Owned(redacted);
-            markers.push(Cow::Owned(format!("{name}{REDACTED_SUFFIX}")));
+            let marker = format!("{name}{REDACTED_SUFFIX}");
+            // `attributes.token_id` and the field `token_id` share a marker.
+            if !markers.iter().any(|m| *m == marker) {
+                markers.push(Cow::Owned(marker));
+            }
         }
     }
     if markers.is_empty() {

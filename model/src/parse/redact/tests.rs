@@ -174,6 +174,21 @@ fn a_reporters_own_marker_is_replaced_not_duplicated() {
 }
 
 #[test]
+fn a_field_and_an_attribute_of_one_name_share_one_marker() {
+    let message = event_with(&format!(
+        r#""token_id":"{JWS}","attributes":{{"token_id":"Bearer x"}}"#
+    ));
+    let event = parse(&message);
+    assert_eq!(event.attribute("token_id"), Some(digest("x").as_str()));
+    let markers = event
+        .attributes
+        .iter()
+        .filter(|(key, _)| key == TOKEN_ID_REDACTED_ATTRIBUTE)
+        .count();
+    assert_eq!(markers, 1, "{:?}", event.attributes);
+}
+
+#[test]
 fn ordinary_events_are_borrowed_and_unmarked() {
     let message = event_with(
         r#""token_id":"jti-9f2","session_id":"s-1","attributes":{"region":"eu-west-1","note":"{json-ish}"}"#,
