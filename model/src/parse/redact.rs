@@ -35,8 +35,9 @@ pub fn jwt_fingerprint(token: &str) -> Option<String> {
 /// for anything else, which is kept as it is.
 pub fn token_fingerprint(value: &str) -> Option<String> {
     let first = *value.as_bytes().first()?;
-    // Fast exit for the usual identifier; a non-ASCII first byte may be Unicode whitespace.
-    if first.is_ascii() && !matches!(first, b'e' | b'b' | b'B') && !first.is_ascii_whitespace() {
+    // Fast exit for the usual identifier. Space, controls (`str::trim` strips vertical tab
+    // too) and non-ASCII (which may be Unicode whitespace) take the slow path.
+    if first.is_ascii() && first > b' ' && !matches!(first, b'e' | b'b' | b'B') {
         return None;
     }
     let value = value.trim();

@@ -31,6 +31,7 @@ fn every_presentation_of_one_token_has_the_same_digest() {
         format!("{JWS}\n"),
         format!("  Bearer   {JWS}  "),
         format!("\u{a0}{JWS}"),
+        format!("\u{b}{JWS}\u{3000}"),
     ] {
         assert_eq!(
             token_fingerprint(&presented).as_deref(),
