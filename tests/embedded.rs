@@ -1,6 +1,6 @@
 //! `authtrail ingest` with no brokers configured: the embedded broker accepts events from a
-//! real Kafka client, and a restart (a new, empty embedded broker) never overwrites what
-//! earlier runs wrote.
+//! real Kafka client (confluent-kafka), and a restart never overwrites what earlier runs
+//! wrote.
 
 mod support;
 

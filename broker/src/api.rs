@@ -353,6 +353,7 @@ async fn produce(request: ProduceRequest, shared: &Shared) -> ProduceResponse {
                         ResponseError::UnsupportedForMessageFormat
                     }
                     AppendError::Invalid(_) => ResponseError::CorruptMessage,
+                    AppendError::OutOfOrder => ResponseError::OutOfOrderSequenceNumber,
                     AppendError::Full => {
                         full = true;
                         ResponseError::KafkaStorageError

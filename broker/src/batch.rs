@@ -15,6 +15,9 @@ const CRC_AT: usize = 17;
 const CRC_FROM: usize = 21;
 const LAST_DELTA_AT: usize = 23;
 const MAX_TIMESTAMP_AT: usize = 35;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
 
 /// One batch found in a byte range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,9 @@ pub(crate) struct BatchInfo {
     pub offsets: i64,
     /// The newest record's timestamp (milliseconds).
     pub max_timestamp: i64,
+    /// The idempotent producer that sent it (-1: none), its epoch and the batch's first
+    /// sequence number.
+    pub producer: (i64, i16, i32),
 }
 
 /// Why bytes are not a valid sequence of batches.
@@ -86,6 +92,11 @@ pub(crate) fn parse_one(bytes: &[u8], position: usize) -> Result<BatchInfo, Inva
         base_offset: i64_at(batch, 0),
         offsets: i64::from(last_delta) + 1,
         max_timestamp: i64_at(batch, MAX_TIMESTAMP_AT),
+        producer: (
+            i64_at(batch, PRODUCER_ID_AT),
+            i16::from_be_bytes([batch[PRODUCER_EPOCH_AT], batch[PRODUCER_EPOCH_AT + 1]]),
+            i32_at(batch, BASE_SEQUENCE_AT),
+        ),
     })
 }
 
@@ -109,6 +120,16 @@ pub(crate) fn set_base_offset(bytes: &mut [u8], position: usize, base_offset: i6
     bytes[position..position + 8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Sets the idempotent producer fields of a test batch (and its CRC).
+#[cfg(test)]
+pub(crate) fn set_producer(batch: &mut [u8], id: i64, epoch: i16, sequence: i32) {
+    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&id.to_be_bytes());
+    batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
+    batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_FROM..]);
+    batch[CRC_AT..CRC_FROM].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// A valid batch of `records` records with the given timestamp, for tests.
 #[cfg(test)]
 pub(crate) fn test_batch(records: i32, payload_bytes: usize, timestamp: i64) -> Vec<u8> {
@@ -120,6 +141,9 @@ pub(crate) fn test_batch(records: i32, payload_bytes: usize, timestamp: i64) -> 
     batch[LAST_DELTA_AT..LAST_DELTA_AT + 4].copy_from_slice(&(records - 1).to_be_bytes());
     batch[27..35].copy_from_slice(&timestamp.to_be_bytes());
     batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
+    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&(-1i64).to_be_bytes());
+    batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&(-1i16).to_be_bytes());
+    batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
     batch[57..61].copy_from_slice(&records.to_be_bytes());
     for (i, byte) in batch[HEADER_BYTES..].iter_mut().enumerate() {
         *byte = i as u8;

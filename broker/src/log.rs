@@ -5,6 +5,7 @@
 //! The newest segment is never deleted, even when empty: its name keeps the next offset
 //! across restarts once everything older is gone.
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -15,6 +16,28 @@ use crate::batch::{self, BatchInfo, Invalid};
 use crate::{Error, Result};
 
 const SUFFIX: &str = ".log";
+/// Batches remembered per idempotent producer: its retries come from at most this many
+/// requests in flight (librdkafka and the Java client allow 5 with idempotence).
+const PRODUCER_WINDOW: usize = 5;
+
+/// An idempotent producer's latest epoch and its recent batches (first sequence, last
+/// sequence, base offset), to recognise a retry of a batch already stored.
+#[derive(Default)]
+struct ProducerState {
+    epoch: i16,
+    recent: VecDeque<(i32, i32, i64)>,
+}
+
+/// What an idempotent producer's batch is, given what the log holds.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sequence {
+    /// Not idempotent, or the next batch: store it.
+    Fresh,
+    /// A retry of the batch stored at this offset: acknowledge it again, store nothing.
+    Duplicate(i64),
+    /// A gap or an older epoch: refuse.
+    OutOfOrder,
+}
 
 /// Where one batch is and what it numbers.
 #[derive(Debug, Clone, Copy)]
@@ -60,8 +83,9 @@ pub(crate) struct PartitionLog {
     dir: PathBuf,
     segments: Vec<Segment>,
     segment_bytes: u64,
-    /// Segments written to since the last [`sync`](Self::sync).
+    /// Segments written to since the last [`take_unsynced`](Self::take_unsynced).
     unsynced: Vec<Arc<File>>,
+    producers: HashMap<i64, ProducerState>,
 }
 
 fn segment_path(dir: &Path, base: i64) -> PathBuf {
@@ -97,11 +121,15 @@ impl PartitionLog {
             segments: Vec::new(),
             segment_bytes,
             unsynced: Vec::new(),
+            producers: HashMap::new(),
         };
         let mut cut = 0;
         for base in bases {
-            let (segment, cut_here) = scan(&segment_path(dir, base), base)?;
+            let (segment, found, cut_here) = scan(&segment_path(dir, base), base)?;
             cut += cut_here;
+            for info in found {
+                log.remember(&info);
+            }
             log.segments.push(segment);
         }
         if log.segments.is_empty() {
@@ -125,6 +153,53 @@ impl PartitionLog {
         self.segments.iter().map(|segment| segment.size).sum()
     }
 
+    /// Whether `found` (one request's batches for this partition) is new, or a retry of
+    /// what an idempotent producer already stored.
+    pub(crate) fn sequence(&self, found: &[BatchInfo]) -> Sequence {
+        let Some(first) = found.first() else {
+            return Sequence::Fresh;
+        };
+        let (id, epoch, sequence) = first.producer;
+        if id < 0 || sequence < 0 {
+            return Sequence::Fresh;
+        }
+        let Some(state) = self.producers.get(&id) else {
+            return Sequence::Fresh;
+        };
+        if epoch > state.epoch {
+            return Sequence::Fresh;
+        }
+        if epoch < state.epoch {
+            return Sequence::OutOfOrder;
+        }
+        if let Some((_, _, offset)) = state.recent.iter().find(|(from, _, _)| *from == sequence) {
+            return Sequence::Duplicate(*offset);
+        }
+        match state.recent.back() {
+            Some((_, last, _)) if sequence != next_sequence(*last) => Sequence::OutOfOrder,
+            _ => Sequence::Fresh,
+        }
+    }
+
+    fn remember(&mut self, info: &BatchInfo) {
+        let (id, epoch, sequence) = info.producer;
+        if id < 0 || sequence < 0 {
+            return;
+        }
+        let state = self.producers.entry(id).or_default();
+        if epoch != state.epoch {
+            state.epoch = epoch;
+            state.recent.clear();
+        }
+        let last = (i64::from(sequence) + info.offsets - 1) % (i64::from(i32::MAX) + 1);
+        state
+            .recent
+            .push_back((sequence, last as i32, info.base_offset));
+        if state.recent.len() > PRODUCER_WINDOW {
+            state.recent.pop_front();
+        }
+    }
+
     /// Appends `batches` (already checked by [`batch::parse_all`]), numbering them from the
     /// log's end. Returns the first offset given.
     pub(crate) fn append(&mut self, mut batches: Vec<u8>, found: &[BatchInfo]) -> Result<i64> {
@@ -136,8 +211,13 @@ impl PartitionLog {
         let mut next = first;
         let segment = self.segments.last_mut().expect("never empty");
         let mut entries = Vec::with_capacity(found.len());
+        let mut stored = Vec::with_capacity(found.len());
         for info in found {
             batch::set_base_offset(&mut batches, info.position, next);
+            stored.push(BatchInfo {
+                base_offset: next,
+                ..*info
+            });
             entries.push(Entry {
                 base: next,
                 next: next + info.offsets,
@@ -152,6 +232,10 @@ impl PartitionLog {
             .map_err(Error::io(&segment.path))?;
         segment.size += batches.len() as u64;
         segment.entries.extend(entries);
+        for info in &stored {
+            self.remember(info);
+        }
+        let segment = self.segments.last().expect("never empty");
         if !self
             .unsynced
             .iter()
@@ -256,10 +340,20 @@ impl PartitionLog {
     }
 }
 
+/// The sequence number after `last` (they wrap to 0 past `i32::MAX`).
+fn next_sequence(last: i32) -> i32 {
+    if last == i32::MAX {
+        0
+    } else {
+        last + 1
+    }
+}
+
 /// Reads a segment's batch headers; cuts the file at the first batch that is torn or
 /// corrupt.
-fn scan(path: &Path, base: i64) -> Result<(Segment, u64)> {
+fn scan(path: &Path, base: i64) -> Result<(Segment, Vec<BatchInfo>, u64)> {
     let bytes = std::fs::read(path).map_err(Error::io(path))?;
+    let mut found = Vec::new();
     let mut entries = Vec::new();
     let mut position = 0;
     while position < bytes.len() {
@@ -272,6 +366,7 @@ fn scan(path: &Path, base: i64) -> Result<(Segment, u64)> {
                     len: info.len as u32,
                     max_timestamp: info.max_timestamp,
                 });
+                found.push(info);
                 position += info.len;
             }
             Err(Invalid::Truncated | Invalid::Corrupt | Invalid::OldFormat) => break,
@@ -296,6 +391,7 @@ fn scan(path: &Path, base: i64) -> Result<(Segment, u64)> {
             size: position as u64,
             entries,
         },
+        found,
         cut,
     ))
 }
@@ -383,6 +479,31 @@ mod tests {
         drop(log);
         let (mut log, _) = PartitionLog::open(dir.path(), 1_000).unwrap();
         assert_eq!(append(&mut log, 1, 1), 60);
+    }
+
+    #[test]
+    fn a_retried_idempotent_batch_is_acknowledged_again_not_stored_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20).unwrap();
+        let batch_of = |sequence: i32| {
+            let mut bytes = test_batch(3, 10, 0);
+            batch::set_producer(&mut bytes, 7, 0, sequence);
+            let found = batch::parse_all(&bytes).unwrap();
+            (bytes, found)
+        };
+        let (bytes, found) = batch_of(0);
+        assert_eq!(log.sequence(&found), Sequence::Fresh);
+        log.append(bytes, &found).unwrap();
+        let (bytes, found) = batch_of(3);
+        log.append(bytes, &found).unwrap();
+        assert_eq!(log.sequence(&batch_of(0).1), Sequence::Duplicate(0));
+        assert_eq!(log.sequence(&batch_of(3).1), Sequence::Duplicate(3));
+        assert_eq!(log.sequence(&batch_of(9).1), Sequence::OutOfOrder);
+        assert_eq!(log.sequence(&batch_of(6).1), Sequence::Fresh);
+        // The producers' state is rebuilt from the log at start.
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(log.sequence(&batch_of(3).1), Sequence::Duplicate(3));
     }
 
     #[test]

@@ -59,7 +59,13 @@ impl Broker {
             offsets: Mutex::new(offsets),
             coordinator: Coordinator::new(),
             port: i32::from(address.port()),
-            producer_ids: std::sync::atomic::AtomicI64::new(1),
+            // Ids from the clock: never one a producer had before a restart, whose
+            // batches (and sequence numbers) the log still holds.
+            producer_ids: std::sync::atomic::AtomicI64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |now| now.as_millis() as i64),
+            ),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

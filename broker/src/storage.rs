@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use crate::batch::{self, Invalid};
-use crate::log::{PartitionLog, ReadError};
+use crate::log::{PartitionLog, ReadError, Sequence};
 use crate::{Error, Result};
 
 /// Per partition, the lowest offset committed by any group that committed one there.
@@ -24,6 +24,8 @@ pub(crate) type Floors = HashMap<(String, i32), i64>;
 pub(crate) enum AppendError {
     UnknownPartition,
     Invalid(Invalid),
+    /// An idempotent producer's batch out of sequence.
+    OutOfOrder,
     Full,
     Io(Error),
 }
@@ -182,13 +184,31 @@ impl Storage {
                 return Err(AppendError::Full);
             }
         }
-        if self.refusing.swap(false, Ordering::Relaxed) {
+        // Hysteresis: a small append fitting into a nearly full broker is not "again".
+        if self.used_bytes() <= self.max_bytes / 10 * 9
+            && self.refusing.swap(false, Ordering::Relaxed)
+        {
             tracing::warn!(
                 used_bytes = self.used_bytes(),
                 "the embedded broker accepts produce requests again"
             );
         }
         let mut log = lock(log);
+        match log.sequence(&found) {
+            Sequence::Fresh => {}
+            Sequence::Duplicate(base_offset) => {
+                self.used.fetch_sub(len, Ordering::Relaxed);
+                return Ok(Appended {
+                    base_offset,
+                    log_start: log.start_offset(),
+                    unsynced: Vec::new(),
+                });
+            }
+            Sequence::OutOfOrder => {
+                self.used.fetch_sub(len, Ordering::Relaxed);
+                return Err(AppendError::OutOfOrder);
+            }
+        }
         let appended = log
             .append(records.to_vec(), &found)
             .map(|base_offset| Appended {
