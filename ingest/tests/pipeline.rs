@@ -241,3 +241,76 @@ fn a_detector_checkpoint_of_an_older_version_is_refused_with_what_to_do() {
          event)"
     );
 }
+
+/// A source that says where its partition's log starts, as the Kafka source asks the
+/// broker (which no broker process of the tests can do with commit markers: the mock
+/// cluster writes none, tansu 0.6.0 has no EndTxn).
+struct LogFrom(i64);
+
+impl authtrail_ingest::SourceLog for LogFrom {
+    fn first_offset(&self) -> Option<i64> {
+        Some(0)
+    }
+
+    fn log_start(&mut self, _source: &str, _partition: i32) -> Option<i64> {
+        Some(self.0)
+    }
+}
+
+fn run_with_log(
+    lake: &std::path::Path,
+    log_start: i64,
+    offsets: impl Iterator<Item = i64>,
+) -> authtrail_ingest::StatsSnapshot {
+    let stats = Arc::new(IngestStats::default());
+    let pipeline = Pipeline::new(
+        Lake::open(lake, EncodeOptions::default()).unwrap(),
+        PipelineConfig::default(),
+        stats.clone(),
+        Box::new(|_| {}),
+        None,
+    )
+    .with_source_log(Box::new(LogFrom(log_start)));
+    let (sender, receiver) = sync_channel(1);
+    sender
+        .send(Input::Messages(offsets.map(event).collect()))
+        .unwrap();
+    drop(sender);
+    pipeline.run(receiver).unwrap();
+    stats.snapshot()
+}
+
+fn lost_in_lake(lake: &std::path::Path) -> Vec<String> {
+    let report = authtrail_store::verify(lake, &authtrail_store::VerifyOptions::default()).unwrap();
+    report.findings.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn jumps_the_log_still_holds_are_markers_and_jumps_below_its_start_are_recorded_losses() {
+    let lake = tempfile::tempdir().unwrap();
+    // Commit markers at 10 and 20: mid-stream, then where the next run resumes.
+    let stats = run_with_log(lake.path(), 0, (0..10).chain(11..20));
+    assert_eq!(
+        (stats.accepted, stats.offset_gaps, stats.events_lost),
+        (19, 1, 0)
+    );
+    let stats = run_with_log(lake.path(), 0, 21..30);
+    assert_eq!(
+        (stats.accepted, stats.offset_gaps, stats.events_lost),
+        (9, 1, 0)
+    );
+    assert_eq!(lost_in_lake(lake.path()), Vec::<String>::new());
+
+    // Away while retention deleted up to 50: 30..49 are gone.
+    let stats = run_with_log(lake.path(), 50, 50..55);
+    assert_eq!(
+        (stats.accepted, stats.offset_gaps, stats.events_lost),
+        (5, 1, 20)
+    );
+    let findings = lost_in_lake(lake.path());
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(
+        findings[0].starts_with("lost: `auth-events` partition 0 offsets 30 to 49 (20 messages)"),
+        "{findings:?}"
+    );
+}
