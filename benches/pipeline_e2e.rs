@@ -20,7 +20,8 @@
 //! (default 4), `LATENCY_SECONDS` (default 20, after 3 s of warm-up), `LATENCY_RATE`
 //! (default half of phase 4's rate), `TRIGGER_EVERY_MS` (default 10), `AUTHTRAIL_PYTHON`,
 //! `FETCH_WAIT_MS` (the latency run's `fetch.wait.max.ms`, default librdkafka's 500),
-//! `AUTHTRAIL_TANSU`. Results: `docs/benchmarks.md`.
+//! `AUTHTRAIL_TANSU`, `BROKER=embedded` (authtrail's embedded broker in this process
+//! instead of a tansu process). Results: `docs/benchmarks.md`.
 
 #[path = "pipeline_e2e/broker.rs"]
 mod broker;
@@ -113,11 +114,12 @@ fn main() {
         json_bytes as f64 / n as f64
     );
 
-    let broker = Broker::start(dir.path());
+    let broker = Broker::start(dir.path(), partitions);
     broker.create_topic("e2e", partitions);
     let produced = broker::produce_all(&broker, "e2e", &events);
     println!(
-        "2. produced to tansu ({partitions} partitions) at {:.0} events/s",
+        "2. produced to {} ({partitions} partitions) at {:.0} events/s",
+        broker.name(),
         n as f64 / produced.as_secs_f64()
     );
     // Latency background: the same events, retimed to now as they are sent (never

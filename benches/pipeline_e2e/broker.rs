@@ -1,5 +1,6 @@
-//! The real broker (a tansu process), topics, a producer keyed by principal, and the plain
-//! consumer that shows what the transport alone can do.
+//! The real broker (a tansu process, or with `BROKER=embedded` authtrail's embedded broker
+//! in the bench's own process, as `authtrail run` has it), topics, a producer keyed by
+//! principal, and the plain consumer that shows what the transport alone can do.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -13,18 +14,27 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-/// A tansu broker with in-memory storage on a free port; killed when dropped.
+/// A tansu broker with in-memory storage on a free port, killed when dropped; or the
+/// embedded broker, stopped when dropped.
 pub struct Broker {
     pub address: String,
-    child: Child,
+    child: Option<Child>,
+    embedded: Option<authtrail_broker::Broker>,
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        drop(self.embedded.take());
     }
 }
+
+/// The topics the bench uses, created up front in the embedded broker (it creates topics
+/// only at start).
+const TOPICS: [&str; 2] = ["e2e", "latency"];
 
 fn tansu() -> PathBuf {
     std::env::var_os("AUTHTRAIL_TANSU").map_or_else(
@@ -37,7 +47,38 @@ fn tansu() -> PathBuf {
 }
 
 impl Broker {
-    pub fn start(log_dir: &Path) -> Broker {
+    /// `BROKER=embedded`: the embedded broker; otherwise tansu.
+    pub fn start(log_dir: &Path, partitions: i32) -> Broker {
+        if std::env::var("BROKER").is_ok_and(|kind| kind == "embedded") {
+            return Broker::embedded(log_dir, partitions);
+        }
+        Broker::tansu(log_dir)
+    }
+
+    /// Which broker this is, for the report.
+    pub fn name(&self) -> &'static str {
+        if self.embedded.is_some() {
+            "the embedded broker"
+        } else {
+            "tansu"
+        }
+    }
+
+    fn embedded(log_dir: &Path, partitions: i32) -> Broker {
+        let mut config =
+            authtrail_broker::BrokerConfig::new(log_dir.join("broker"), TOPICS[0], partitions);
+        config.topics = TOPICS.iter().map(|t| (t.to_string(), partitions)).collect();
+        // The whole day of traffic stays (the plain consumer never commits).
+        config.max_bytes = 64 << 30;
+        let embedded = authtrail_broker::Broker::start(config).unwrap();
+        Broker {
+            address: embedded.bootstrap_servers(),
+            child: None,
+            embedded: Some(embedded),
+        }
+    }
+
+    fn tansu(log_dir: &Path) -> Broker {
         let tansu = tansu();
         assert!(
             tansu.exists(),
@@ -65,7 +106,11 @@ impl Broker {
             .spawn()
             .expect("start tansu");
         let address = format!("127.0.0.1:{port}");
-        let broker = Broker { address, child };
+        let broker = Broker {
+            address,
+            child: Some(child),
+            embedded: None,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(&broker.address).is_err() {
             assert!(Instant::now() < deadline, "tansu did not start listening");
@@ -75,6 +120,10 @@ impl Broker {
     }
 
     pub fn create_topic(&self, topic: &str, partitions: i32) {
+        if self.embedded.is_some() {
+            assert!(TOPICS.contains(&topic), "`{topic}` is not created at start");
+            return;
+        }
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.address)
             .create()
