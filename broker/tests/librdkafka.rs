@@ -148,6 +148,7 @@ fn a_full_broker_refuses_producers_until_a_group_commits() {
         "{acknowledged} acknowledged"
     );
     assert_eq!(acknowledged + failed.len(), 4_000);
+    eprintln!("a refused delivery reports: {}", failed[0]);
     assert!(
         failed
             .iter()
