@@ -61,7 +61,9 @@ pub struct FileEntry {
 /// held them when authtrail read the partition (deleted by retention, a truncated log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LostRange {
+    /// The first offset lost.
     pub first_offset: i64,
+    /// The last offset lost (inclusive, like a record's `last_offset`).
     pub last_offset: i64,
 }
 

@@ -155,6 +155,18 @@ pub fn verify(root: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
             .findings
             .retain(|finding| !accounted_for(root, finding, &now_expected));
     }
+    if report
+        .findings
+        .iter()
+        .any(|finding| matches!(finding, Finding::Lost { .. }))
+    {
+        report.notes.push(
+            "`lost` findings are messages the broker deleted before authtrail read them: \
+             they cannot be recovered from the lake, and as part of the hash chain they are \
+             reported by every later verify"
+                .to_owned(),
+        );
+    }
     if !logs.iter().any(|log| log.ends_with(crate::ALERTS_MANIFEST))
         && report
             .findings

@@ -247,7 +247,16 @@ fn offsets_lost_before_authtrail_read_them_are_a_finding_naming_topic_partition_
     });
     lake.commit(&mut log, later).unwrap();
 
-    let found = findings(dir.path(), &signed_by(KEY));
+    let report = verify(dir.path(), &signed_by(KEY)).unwrap();
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|note| note.contains("cannot be recovered")),
+        "{:?}",
+        report.notes
+    );
+    let found = report.findings;
     assert_eq!(
         found,
         [Finding::Lost {
