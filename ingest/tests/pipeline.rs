@@ -313,4 +313,17 @@ fn jumps_the_log_still_holds_are_markers_and_jumps_below_its_start_are_recorded_
         findings[0].starts_with("lost: `auth-events` partition 0 offsets 30 to 49 (20 messages)"),
         "{findings:?}"
     );
+
+    // Behind retention mid-stream: the consumer is reset to the log start, 70.
+    let stats = run_with_log(lake.path(), 70, (55..60).chain(70..75));
+    assert_eq!(
+        (stats.accepted, stats.offset_gaps, stats.events_lost),
+        (10, 1, 10)
+    );
+    let findings = lost_in_lake(lake.path());
+    assert_eq!(findings.len(), 2, "{findings:?}");
+    assert!(
+        findings[1].contains("offsets 60 to 69 (10 messages)"),
+        "{findings:?}"
+    );
 }
