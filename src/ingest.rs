@@ -161,14 +161,14 @@ fn ingest_file(
 }
 
 fn ingest_kafka(
-    lake: Lake,
+    mut lake: Lake,
     config: &Config,
     detection: Option<Detection>,
     stats: Arc<IngestStats>,
     stop: &AtomicBool,
 ) -> anyhow::Result<ExitCode> {
     let kafka = &config.kafka;
-    let (embedded, brokers) = crate::run::embedded_broker(lake.root(), kafka)?;
+    let (embedded, brokers) = crate::run::embedded_broker(&mut lake, kafka)?;
     if let Some(embedded) = &embedded {
         tracing::warn!("{}", embedded.notice(&kafka.topics));
         println!(

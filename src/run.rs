@@ -72,7 +72,7 @@ pub fn start(
     if let Some(key) = &key {
         tracing::info!(public_key = %key.public().to_hex(), "signing manifest records");
     }
-    let lake = Lake::open(lake_root, config.store)
+    let mut lake = Lake::open(lake_root, config.store)
         .with_context(|| format!("opening the lake at `{}`", lake_root.display()))?
         .with_manifest_key(key);
     let engine = QueryEngine::open(lake_root, config.query.clone())
@@ -150,11 +150,10 @@ pub fn start(
     // The embedded broker lives on the supervisor's thread, which reports its address (or
     // why it did not start) before consuming, and stops it only after the last commit.
     let (started, address_of) = std::sync::mpsc::sync_channel(1);
-    let lake_root = lake_root.to_path_buf();
     let supervisor = std::thread::Builder::new()
         .name("authtrail-run".into())
         .spawn(move || {
-            let (embedded, brokers) = match embedded_broker(&lake_root, &kafka) {
+            let (embedded, brokers) = match embedded_broker(&mut lake, &kafka) {
                 Ok(found) => found,
                 Err(error) => {
                     let _ = started.send(Err(error));
@@ -209,14 +208,14 @@ pub fn start(
 
 /// The configured brokers, or an embedded one beside the lake.
 pub(crate) fn embedded_broker(
-    lake_root: &Path,
+    lake: &mut Lake,
     kafka: &KafkaConfig,
 ) -> anyhow::Result<(Option<EmbeddedKafka>, String)> {
     if let Some(brokers) = &kafka.brokers {
         return Ok((None, brokers.clone()));
     }
     let embedded =
-        EmbeddedKafka::start(kafka, lake_root).context("starting the embedded Kafka broker")?;
+        EmbeddedKafka::start(kafka, lake).context("starting the embedded Kafka broker")?;
     let brokers = embedded.bootstrap_servers();
     Ok((Some(embedded), brokers))
 }

@@ -1,5 +1,6 @@
 //! What the embedded broker is started with.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The embedded broker's settings (composed by the caller from its own config file).
@@ -16,6 +17,10 @@ pub struct BrokerConfig {
     pub max_bytes: u64,
     /// Bytes at which a partition's log starts a new segment file (the unit of deletion).
     pub segment_bytes: u64,
+    /// Where the log of a partition that has none on disk yet starts (default 0). authtrail
+    /// passes where its lake ends, so a lost broker directory never numbers new messages
+    /// with offsets the lake already holds (they would be skipped as already stored).
+    pub first_offsets: BTreeMap<(String, i32), i64>,
 }
 
 impl BrokerConfig {
@@ -27,6 +32,7 @@ impl BrokerConfig {
             topics: vec![(topic.to_owned(), partitions)],
             max_bytes: 1 << 30,
             segment_bytes: 16 << 20,
+            first_offsets: BTreeMap::new(),
         }
     }
 }

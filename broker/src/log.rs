@@ -99,10 +99,10 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 impl PartitionLog {
-    /// Opens the log in `dir` (creating it), scanning every segment; a torn or corrupt
-    /// tail is cut off (a batch the broker never acknowledged). Returns the log and the
-    /// bytes cut.
-    pub(crate) fn open(dir: &Path, segment_bytes: u64) -> Result<(Self, u64)> {
+    /// Opens the log in `dir` (creating it, starting at `first_offset`), scanning every
+    /// segment; a torn or corrupt tail is cut off (a batch the broker never acknowledged).
+    /// Returns the log and the bytes cut.
+    pub(crate) fn open(dir: &Path, segment_bytes: u64, first_offset: i64) -> Result<(Self, u64)> {
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
@@ -133,7 +133,7 @@ impl PartitionLog {
             log.segments.push(segment);
         }
         if log.segments.is_empty() {
-            log.roll(0)?;
+            log.roll(first_offset.max(0))?;
         }
         Ok((log, cut))
     }
@@ -418,11 +418,11 @@ mod tests {
     #[test]
     fn appends_number_batches_on_from_the_end_and_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20).unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20, 0).unwrap();
         assert_eq!(append(&mut log, 3, 10), 0);
         assert_eq!(append(&mut log, 2, 10), 3);
         drop(log);
-        let (mut log, cut) = PartitionLog::open(dir.path(), 1 << 20).unwrap();
+        let (mut log, cut) = PartitionLog::open(dir.path(), 1 << 20, 0).unwrap();
         assert_eq!((cut, log.next_offset()), (0, 5));
         assert_eq!(append(&mut log, 1, 10), 5);
         let read = log.read(4, 1 << 20).unwrap();
@@ -432,9 +432,19 @@ mod tests {
     }
 
     #[test]
+    fn a_new_log_starts_at_the_offset_given_and_an_existing_one_ignores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20, 500).unwrap();
+        assert_eq!((log.start_offset(), append(&mut log, 2, 1)), (500, 500));
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), 1 << 20, 9_000).unwrap();
+        assert_eq!(log.next_offset(), 502);
+    }
+
+    #[test]
     fn a_torn_tail_is_cut_at_start() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20).unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20, 0).unwrap();
         append(&mut log, 4, 100);
         let whole = log.bytes();
         drop(log);
@@ -442,7 +452,7 @@ mod tests {
         let path = segment_path(dir.path(), 0);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(torn).unwrap();
-        let (mut log, cut) = PartitionLog::open(dir.path(), 1 << 20).unwrap();
+        let (mut log, cut) = PartitionLog::open(dir.path(), 1 << 20, 0).unwrap();
         assert_eq!((cut, log.bytes(), log.next_offset()), (50, whole, 4));
         assert_eq!(append(&mut log, 1, 1), 4);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), log.bytes());
@@ -451,7 +461,7 @@ mod tests {
     #[test]
     fn reads_return_at_least_one_batch_and_stop_at_max_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20).unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20, 0).unwrap();
         for _ in 0..3 {
             append(&mut log, 1, 500);
         }
@@ -462,7 +472,7 @@ mod tests {
     #[test]
     fn rolls_segments_and_deletes_only_those_wholly_below_the_floor() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), 1_000).unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), 1_000, 0).unwrap();
         for _ in 0..6 {
             append(&mut log, 10, 400); // 461 bytes: two batches per segment
         }
@@ -477,14 +487,14 @@ mod tests {
         log.delete_below(60, true).unwrap();
         assert_eq!((log.start_offset(), log.bytes()), (60, 0));
         drop(log);
-        let (mut log, _) = PartitionLog::open(dir.path(), 1_000).unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), 1_000, 0).unwrap();
         assert_eq!(append(&mut log, 1, 1), 60);
     }
 
     #[test]
     fn a_retried_idempotent_batch_is_acknowledged_again_not_stored_twice() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20).unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20, 0).unwrap();
         let batch_of = |sequence: i32| {
             let mut bytes = test_batch(3, 10, 0);
             batch::set_producer(&mut bytes, 7, 0, sequence);
@@ -502,14 +512,14 @@ mod tests {
         assert_eq!(log.sequence(&batch_of(6).1), Sequence::Fresh);
         // The producers' state is rebuilt from the log at start.
         drop(log);
-        let (log, _) = PartitionLog::open(dir.path(), 1 << 20).unwrap();
+        let (log, _) = PartitionLog::open(dir.path(), 1 << 20, 0).unwrap();
         assert_eq!(log.sequence(&batch_of(3).1), Sequence::Duplicate(3));
     }
 
     #[test]
     fn finds_offsets_by_timestamp() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20).unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), 1 << 20, 0).unwrap();
         for timestamp in [100, 200, 300] {
             let bytes = test_batch(2, 1, timestamp);
             let found = batch::parse_all(&bytes).unwrap();

@@ -47,6 +47,7 @@ impl Broker {
         let storage = Storage::open(
             &dir.join("logs"),
             &config.topics,
+            &config.first_offsets,
             config.segment_bytes,
             config.max_bytes,
         )?;

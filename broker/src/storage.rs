@@ -83,6 +83,7 @@ impl Storage {
     pub(crate) fn open(
         dir: &Path,
         topics: &[(String, i32)],
+        first_offsets: &BTreeMap<(String, i32), i64>,
         segment_bytes: u64,
         max_bytes: u64,
     ) -> Result<Storage> {
@@ -113,7 +114,9 @@ impl Storage {
             let mut logs = Vec::new();
             for partition in 0..count {
                 let path: PathBuf = dir.join(format!("{topic}-{partition}"));
-                let (log, _) = PartitionLog::open(&path, segment_bytes)?;
+                let first = first_offsets.get(&(topic.clone(), partition));
+                let (log, _) =
+                    PartitionLog::open(&path, segment_bytes, first.copied().unwrap_or(0))?;
                 used += log.bytes();
                 logs.push(Mutex::new(log));
             }
@@ -306,7 +309,14 @@ mod tests {
     use crate::batch::test_batch;
 
     fn storage(dir: &Path, max_bytes: u64) -> Storage {
-        Storage::open(dir, &[("t".to_owned(), 2)], 1_000, max_bytes).unwrap()
+        Storage::open(
+            dir,
+            &[("t".to_owned(), 2)],
+            &BTreeMap::new(),
+            1_000,
+            max_bytes,
+        )
+        .unwrap()
     }
 
     fn floors(offset: i64) -> Floors {
@@ -363,7 +373,14 @@ mod tests {
             .unwrap();
         let used = storage.used_bytes();
         drop(storage);
-        let reopened = Storage::open(dir.path(), &[("u".to_owned(), 1)], 1_000, 1 << 20).unwrap();
+        let reopened = Storage::open(
+            dir.path(),
+            &[("u".to_owned(), 1)],
+            &BTreeMap::new(),
+            1_000,
+            1 << 20,
+        )
+        .unwrap();
         let topics: Vec<_> = reopened.topics().collect();
         assert_eq!(topics, [("t", 2), ("u", 1)]);
         assert_eq!(reopened.offsets("t", 1), Some((0, 5)));

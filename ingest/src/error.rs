@@ -7,6 +7,8 @@ pub enum Error {
     Store(#[from] authtrail_store::Error),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("{0}")]
+    Broker(#[from] authtrail_broker::Error),
     #[error("reading `{path}`: {source}")]
     Read {
         path: String,

@@ -5,11 +5,13 @@
 //! Its logs and committed offsets survive a restart, so authtrail resumes from its
 //! committed offsets like with any cluster.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use authtrail_broker::{Broker, BrokerConfig};
+use authtrail_store::Lake;
 
 use super::KafkaConfig;
+use crate::Result;
 
 /// Largest segment file; smaller with a small size bound, so whole segments can be freed.
 const MAX_SEGMENT_BYTES: u64 = 16 << 20;
@@ -23,10 +25,20 @@ pub struct EmbeddedKafka {
 
 impl EmbeddedKafka {
     /// Starts the broker for `kafka.topics` (each of `kafka.embedded_partitions`
-    /// partitions) in `kafka.embedded_dir` or beside the lake at `lake_root`.
-    pub fn start(kafka: &KafkaConfig, lake_root: &Path) -> authtrail_broker::Result<Self> {
-        let dir = kafka.embedded_dir(lake_root);
+    /// partitions) in `kafka.embedded_dir` or beside `lake`. A partition new to the broker
+    /// starts where the lake ends (a deleted broker directory must not hand out offsets
+    /// the lake holds: the pipeline would skip those messages as already stored).
+    pub fn start(kafka: &KafkaConfig, lake: &mut Lake) -> Result<Self> {
+        let dir = kafka.embedded_dir(lake.root());
         let partitions = kafka.embedded_partitions.max(1);
+        let mut first_offsets = std::collections::BTreeMap::new();
+        for topic in &kafka.topics {
+            for partition in 0..partitions {
+                if let Some(next) = lake.open_partition(topic, partition)?.next_offset() {
+                    first_offsets.insert((topic.clone(), partition), next);
+                }
+            }
+        }
         let per_partition =
             kafka.embedded_max_bytes / (4 * kafka.topics.len().max(1) as u64 * partitions as u64);
         let config = BrokerConfig {
@@ -39,6 +51,7 @@ impl EmbeddedKafka {
                 .collect(),
             max_bytes: kafka.embedded_max_bytes,
             segment_bytes: per_partition.clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES),
+            first_offsets,
         };
         let broker = Broker::start(config)?;
         Ok(EmbeddedKafka {
