@@ -184,7 +184,6 @@ fn main() {
                 &config,
                 &kafka,
                 &brokers,
-                Default::default(),
                 Some(detection),
                 stats,
                 &stop,

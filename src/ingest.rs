@@ -189,7 +189,6 @@ fn ingest_kafka(
         &config.ingest,
         &kafka,
         &brokers,
-        Default::default(),
         detection,
         stats.clone(),
         stop,

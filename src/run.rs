@@ -172,7 +172,6 @@ pub fn start(
                 &ingest,
                 &kafka,
                 &brokers,
-                Default::default(),
                 Some(detection),
                 stats.clone(),
                 &stop,

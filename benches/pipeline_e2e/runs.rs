@@ -86,13 +86,11 @@ pub fn through_broker(broker: &Broker, topic: &str, count: u64, root: &Path, url
         let kafka = kafka_config(topic, "authtrail-e2e");
         std::thread::spawn(move || {
             let config = PipelineConfig::default();
-            let base = Default::default();
             authtrail_ingest::ingest_kafka(
                 lake,
                 &config,
                 &kafka,
                 &brokers,
-                base,
                 Some(detection),
                 stats,
                 &stop,

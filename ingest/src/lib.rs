@@ -18,7 +18,6 @@ mod pipeline;
 mod stats;
 mod writer;
 
-use std::collections::HashMap;
 use std::io::BufRead;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::sync_channel;
@@ -41,16 +40,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Consumes `kafka.topics` from `brokers` into the lake until `stop` is set, then flushes
 /// and commits what it holds.
-///
-/// `offset_base` renumbers partitions (see [`kafka::KafkaSource::new`]);
-/// empty for a real cluster.
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_kafka(
     lake: Lake,
     config: &PipelineConfig,
     kafka: &kafka::KafkaConfig,
     brokers: &str,
-    offset_base: HashMap<(String, i32), i64>,
     detection: Option<Detection>,
     stats: Arc<IngestStats>,
     stop: &AtomicBool,
@@ -61,7 +56,6 @@ pub fn ingest_kafka(
         kafka.topics.clone(),
         sender,
         config,
-        offset_base,
         stats.clone(),
     )?;
     let pipeline = Pipeline::new(lake, config.clone(), stats, source.committer(), detection)

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -123,16 +123,7 @@ fn every_corpus_message_is_rejected_with_its_reason_and_the_pipeline_goes_on() {
     let worker = {
         let (stats, stop) = (stats.clone(), stop.clone());
         std::thread::spawn(move || {
-            ingest_kafka(
-                lake,
-                &config,
-                &kafka,
-                &brokers,
-                HashMap::new(),
-                None,
-                stats,
-                &stop,
-            )
+            ingest_kafka(lake, &config, &kafka, &brokers, None, stats, &stop)
         })
     };
     let deadline = Instant::now() + Duration::from_secs(60);

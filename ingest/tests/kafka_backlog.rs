@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -193,10 +192,7 @@ fn drain(lake_dir: &Path, brokers: &str, expected: u64) -> Arc<IngestStats> {
         let (stats, stop, brokers) = (stats.clone(), stop.clone(), brokers.to_owned());
         std::thread::spawn(move || {
             let detection = Some(detection);
-            let offsets = HashMap::new();
-            ingest_kafka(
-                lake, &config, &kafka, &brokers, offsets, detection, stats, &stop,
-            )
+            ingest_kafka(lake, &config, &kafka, &brokers, detection, stats, &stop)
         })
     };
     let deadline = Instant::now() + Duration::from_secs(60);

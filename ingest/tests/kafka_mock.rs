@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -125,7 +124,6 @@ fn run_ingest(
                 &test_config(),
                 &kafka,
                 &brokers,
-                HashMap::new(),
                 detection,
                 stats,
                 &stop,
@@ -307,16 +305,7 @@ fn spawn_member(
     let handle = {
         let (stats, brokers) = (stats.clone(), brokers.to_owned());
         std::thread::spawn(move || {
-            ingest_kafka(
-                lake,
-                &test_config(),
-                &kafka,
-                &brokers,
-                HashMap::new(),
-                None,
-                stats,
-                &stop,
-            )
+            ingest_kafka(lake, &test_config(), &kafka, &brokers, None, stats, &stop)
         })
     };
     (stats, handle)

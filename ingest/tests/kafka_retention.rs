@@ -6,7 +6,6 @@
 //! does to a consumer that is away or behind. (The same loss against a real broker process,
 //! tansu with time-based retention, is `tests/e2e_loss.rs` of the root package.)
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -83,16 +82,7 @@ fn ingest(lake: &Path, brokers: &str, group: &str, expected: u64) -> StatsSnapsh
     let worker = {
         let (stats, stop, brokers) = (stats.clone(), stop.clone(), brokers.to_owned());
         std::thread::spawn(move || {
-            ingest_kafka(
-                lake,
-                &config,
-                &kafka,
-                &brokers,
-                HashMap::new(),
-                None,
-                stats,
-                &stop,
-            )
+            ingest_kafka(lake, &config, &kafka, &brokers, None, stats, &stop)
         })
     };
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -17,11 +17,6 @@ use crate::pipeline::OnDurable;
 use crate::stats::IngestStats;
 use crate::{Error, Result};
 
-/// Added to every offset of a partition before the pipeline sees it (and subtracted again
-/// before committing). Zero for real clusters; for the embedded broker, whose log restarts
-/// at 0 with every process, it continues the numbering where the lake ends.
-type OffsetBase = HashMap<(String, i32), i64>;
-
 /// A Kafka consumer group member feeding the pipeline.
 pub struct KafkaSource {
     consumer: Arc<BaseConsumer<IngestContext>>,
@@ -42,7 +37,6 @@ struct PayloadLimits {
 struct IngestContext {
     /// Taken (set to `None`) at shutdown so the pipeline sees its input end.
     pipeline: Mutex<Option<SyncSender<Input>>>,
-    offset_base: Arc<OffsetBase>,
     stats: Arc<IngestStats>,
 }
 
@@ -109,21 +103,18 @@ impl IngestContext {
             return;
         }
         if let Ok(durable) = durable.recv() {
-            commit(consumer, &self.offset_base, &durable, CommitMode::Sync);
+            commit(consumer, &durable, CommitMode::Sync);
         }
     }
 }
 
 impl KafkaSource {
-    /// A consumer for `topics` that will send what it reads to `pipeline`, numbering each
-    /// partition's offsets from `offset_base` (empty for a real cluster; for the embedded
-    /// broker, whose log does not outlive the process, where the lake ends).
+    /// A consumer for `topics` that will send what it reads to `pipeline`.
     pub fn new(
         client: rdkafka::ClientConfig,
         topics: Vec<String>,
         pipeline: SyncSender<Input>,
         limits: &PipelineConfig,
-        offset_base: HashMap<(String, i32), i64>,
         stats: Arc<IngestStats>,
     ) -> Result<Self> {
         let (max_message_bytes, max_reject_raw_bytes) =
@@ -135,7 +126,6 @@ impl KafkaSource {
         );
         let context = IngestContext {
             pipeline: Mutex::new(Some(pipeline)),
-            offset_base: Arc::new(offset_base),
             stats,
         };
         let consumer: BaseConsumer<IngestContext> = client.create_with_context(context)?;
@@ -163,8 +153,7 @@ impl KafkaSource {
     pub fn committer(&self) -> OnDurable {
         let consumer = self.consumer.clone();
         Box::new(move |durable: &[Durable]| {
-            let base = consumer.context().offset_base.clone();
-            commit(&consumer, &base, durable, CommitMode::Sync);
+            commit(&consumer, durable, CommitMode::Sync);
         })
     }
 
@@ -184,8 +173,8 @@ impl KafkaSource {
     }
 
     fn consume(&self, stop: &AtomicBool) -> Result<()> {
-        // Per topic: its shared name and offset bases, looked up without allocating.
-        let mut topics: HashMap<String, (Arc<str>, HashMap<i32, i64>)> = HashMap::new();
+        // Per topic: its shared name, looked up without allocating.
+        let mut topics: HashMap<String, Arc<str>> = HashMap::new();
         let mut batch: Vec<RawMessage> = Vec::with_capacity(SOURCE_BATCH);
         while !stop.load(Ordering::Relaxed) {
             self.consumer.context().stats.heartbeat();
@@ -198,19 +187,10 @@ impl KafkaSource {
                 Some(Ok(message)) => {
                     if !topics.contains_key(message.topic()) {
                         let name = message.topic();
-                        let bases = self
-                            .consumer
-                            .context()
-                            .offset_base
-                            .iter()
-                            .filter(|((topic, _), _)| topic == name)
-                            .map(|((_, partition), base)| (*partition, *base))
-                            .collect();
-                        topics.insert(name.to_owned(), (Arc::from(name), bases));
+                        topics.insert(name.to_owned(), Arc::from(name));
                     }
-                    let (topic, bases) = &topics[message.topic()];
-                    let base = bases.get(&message.partition()).copied().unwrap_or(0);
-                    batch.push(self.raw_message(topic.clone(), base, &message));
+                    let topic = &topics[message.topic()];
+                    batch.push(self.raw_message(topic.clone(), &message));
                     if batch.len() < SOURCE_BATCH {
                         continue;
                     }
@@ -246,7 +226,7 @@ impl KafkaSource {
         pipeline.send(input).map_err(|_| Error::PipelineGone)
     }
 
-    fn raw_message(&self, topic: Arc<str>, base: i64, message: &impl Message) -> RawMessage {
+    fn raw_message(&self, topic: Arc<str>, message: &impl Message) -> RawMessage {
         let payload = message.payload().map(|bytes| {
             let keep = if bytes.len() > self.keep.max_message_bytes {
                 self.keep.max_reject_raw_bytes
@@ -258,7 +238,7 @@ impl KafkaSource {
         RawMessage {
             source: topic,
             partition: message.partition(),
-            offset: message.offset() + base,
+            offset: message.offset(),
             timestamp: message.timestamp().to_millis().map(|millis| millis * 1_000),
             payload,
             size: message.payload().map_or(0, <[u8]>::len),
@@ -289,16 +269,7 @@ impl SourceLog for KafkaLog {
             .consumer
             .fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)
         {
-            Ok((low, _high)) => {
-                let base = self
-                    .consumer
-                    .context()
-                    .offset_base
-                    .get(&(topic.to_owned(), partition))
-                    .copied()
-                    .unwrap_or(0);
-                Some(low + base)
-            }
+            Ok((low, _high)) => Some(low),
             Err(error) => {
                 tracing::warn!(topic, partition, %error, "cannot ask the broker where the partition's log starts; judging its offset gap without it");
                 None
@@ -307,25 +278,16 @@ impl SourceLog for KafkaLog {
     }
 }
 
-fn commit<C: ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    offset_base: &OffsetBase,
-    durable: &[Durable],
-    mode: CommitMode,
-) {
+fn commit<C: ConsumerContext>(consumer: &BaseConsumer<C>, durable: &[Durable], mode: CommitMode) {
     if durable.is_empty() {
         return;
     }
     let mut offsets = TopicPartitionList::new();
     for entry in durable {
-        let base = offset_base
-            .get(&(entry.source.to_string(), entry.partition))
-            .copied()
-            .unwrap_or(0);
         if let Err(error) = offsets.add_partition_offset(
             &entry.source,
             entry.partition,
-            Offset::Offset(entry.next_offset - base),
+            Offset::Offset(entry.next_offset),
         ) {
             tracing::warn!(%error, "cannot build offset list");
             return;
