@@ -8,8 +8,8 @@
 //! token's presentations to its issue by `token_id`, still see one token.
 //!
 //! Checks run on every event, so each starts with a byte comparison that ordinary values
-//! fail: a compact JWS/JWE starts with `e` (its header is a JSON object, and `{` encodes as
-//! `e`), a bearer value with `b`.
+//! fail: a compact JWS/JWE starts with `ey`, `ew` or `e3` (its header is a JSON object, and
+//! `{` encodes as `e`), a bearer value with `b`.
 
 use std::borrow::Cow;
 
@@ -40,7 +40,12 @@ pub fn token_fingerprint(value: &str) -> Option<String> {
     if first.is_ascii() && first > b' ' && !matches!(first, b'e' | b'b' | b'B') {
         return None;
     }
-    let value = value.trim();
+    let last = value.as_bytes()[value.len() - 1];
+    let value = if first > b' ' && first.is_ascii() && last > b' ' && last.is_ascii() {
+        value // nothing to trim, and `trim` would decode both ends to find out
+    } else {
+        value.trim()
+    };
     if let Some(token) = strip_bearer(value) {
         return (!token.is_empty()).then(|| fingerprint(token.as_bytes()));
     }
@@ -208,7 +213,9 @@ fn credential_at(text: &[u8], at: usize) -> Option<(usize, usize)> {
 /// or JWE (`header.key.iv.ciphertext.tag`, key possibly empty): base64url segments whose
 /// header decodes to a JSON object.
 fn is_compact_jose(token: &str) -> bool {
-    if !token.starts_with('e') {
+    // `{` then `"` or a space encodes as `ey`, then a tab, CR or LF as `ew`, then `}` as
+    // `e3`: any other start cannot decode to a JSON object.
+    if !matches!(token.as_bytes(), [b'e', b'y' | b'w' | b'3', ..]) {
         return false;
     }
     let mut segments = [""; 5];

@@ -50,6 +50,18 @@ fn five_segment_jwe_is_recognised() {
 }
 
 #[test]
+fn headers_with_whitespace_or_no_members_are_objects_too() {
+    // `{ "alg":"none"}`, `{\n"alg":"none"}` and `{}`, each with payload `{}`.
+    for token in [
+        "eyAiYWxnIjoibm9uZSJ9.e30.",
+        "ewoiYWxnIjoibm9uZSJ9.e30.",
+        "e30.e30.",
+    ] {
+        assert_eq!(jwt_fingerprint(token), Some(digest(token)), "{token}");
+    }
+}
+
+#[test]
 fn bearer_values_are_hashed_whatever_the_token() {
     assert_eq!(
         token_fingerprint("Bearer 2YotnFZFEjr1zCsicMWpAA"),
