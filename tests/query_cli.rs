@@ -140,6 +140,34 @@ fn bad_and_forbidden_sql_fail_with_a_clear_message() {
     assert!(!file.exists(), "a failed query leaves no output file");
 }
 
+#[test]
+fn hostile_sql_is_refused_or_cut_off_at_the_timeout() {
+    let work = WorkDir::new();
+    let lake = ingested_lake(&work);
+    // 10,000 terms used to overflow the main thread's stack and abort the process.
+    let chain = format!("SELECT {}", vec!["1"; 10_000].join("+"));
+    let output = query(&lake, &[&chain]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("query too complex"), "{stderr}");
+    // A cross join of a trillion rows: stopped at the deadline, not minutes later.
+    let started = std::time::Instant::now();
+    let output = query(
+        &lake,
+        &[
+            "SELECT sum(a.value * b.value) FROM range(1000000) a, range(1000000) b",
+            "--timeout",
+            "1s",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("timed out"), "{stderr}");
+    eprintln!("cut off after {:?}", started.elapsed());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // EXPLAIN with a row limit (a limit above EXPLAIN used to fail).
+    let output = query(&lake, &["EXPLAIN SELECT 1", "--limit", "10"]);
+    assert!(stdout(&output).contains("plan"));
+}
+
 fn http_get(port: u16, path: &str, key: Option<&str>) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let auth = key.map_or(String::new(), |key| {
