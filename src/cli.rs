@@ -412,6 +412,14 @@ impl<W: std::io::Write> std::io::Write for EscapeControls<W> {
     }
 }
 
+/// `text` with its control characters escaped as in text logs (a newline as `\n`).
+pub fn escaped(text: &str) -> String {
+    match escape_controls(text.as_bytes()) {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => text.to_owned(),
+    }
+}
+
 /// `text` with its control characters escaped, or `None` when it has none.
 fn escape_controls(text: &[u8]) -> Option<Vec<u8>> {
     use std::io::Write as _;

@@ -188,11 +188,11 @@ mod tests {
         let live = Arc::new(LiveAlerts::default());
         let waiting = tokio::spawn(handler(
             State(live.clone()),
-            Query(LiveParams { after: 0, wait: 25 }),
+            Ok(Query(LiveParams { after: 0, wait: 25 })),
         ));
         tokio::task::yield_now().await;
         live.push(&alert("a"));
-        let Json(body) = waiting.await.unwrap();
+        let Json(body) = waiting.await.unwrap().unwrap();
         assert_eq!(body["alerts"][0]["id"], "a");
         assert_eq!(body["latest"], 1);
     }

@@ -44,7 +44,8 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(error) => {
             tracing::error!("{error:#}");
-            eprintln!("authtrail: {error:#}");
+            // An error may quote input (a config line, a path): one line, no escapes.
+            eprintln!("authtrail: {}", cli::escaped(&format!("{error:#}")));
             std::process::ExitCode::FAILURE
         }
     }
