@@ -115,12 +115,23 @@ pub trait Detector: Send {
         shared: &mut Shared<'_>,
         findings: &mut Vec<Finding>,
     );
+    // The four below default to a detector with no state of its own: most keep theirs
+    // in the tables the engine shares among detectors (the edge baseline, a part of a
+    // token's or principal's entry), which the engine sweeps, counts and checkpoints.
+
     /// Forgets state that expired before `now`.
-    fn sweep(&mut self, now: Micros);
-    /// Live keys and removals of the detector's own state.
-    fn stats(&self) -> TableStats;
-    /// The detector's state, for a checkpoint.
-    fn save(&self) -> Vec<u8>;
+    fn sweep(&mut self, _now: Micros) {}
+    /// Live keys and removals of the detector's own state (the engine adds its part of
+    /// a shared table).
+    fn stats(&self) -> TableStats {
+        TableStats::default()
+    }
+    /// The detector's state, for a checkpoint; empty bytes when it has none of its own.
+    fn save(&self) -> Vec<u8> {
+        Vec::new()
+    }
     /// Replaces the state with one from [`save`](Detector::save).
-    fn load(&mut self, state: &[u8]) -> Result<()>;
+    fn load(&mut self, _state: &[u8]) -> Result<()> {
+        Ok(())
+    }
 }

@@ -11,7 +11,6 @@ use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
-use crate::state::TableStats;
 use crate::window::{self, Entries, Timed};
 use crate::Result;
 
@@ -144,21 +143,6 @@ impl Detector for AuthzProbing {
             summary,
             evidence,
         ));
-    }
-
-    fn sweep(&mut self, _now: Micros) {}
-
-    fn stats(&self) -> TableStats {
-        // Its state is a part of the shared principal table; the engine reports it here.
-        TableStats::default()
-    }
-
-    fn save(&self) -> Vec<u8> {
-        Vec::new()
-    }
-
-    fn load(&mut self, _state: &[u8]) -> Result<()> {
-        Ok(())
     }
 }
 

@@ -12,7 +12,6 @@ use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
 use crate::id::EventId;
 use crate::part::Part;
-use crate::state::TableStats;
 use crate::window::{self, Entries, Slim};
 use crate::Result;
 
@@ -224,21 +223,6 @@ impl Detector for BruteForce {
             Some(Outcome::Success) => self.success(event, part, findings),
             _ => {}
         }
-    }
-
-    fn sweep(&mut self, _now: Micros) {}
-
-    fn stats(&self) -> TableStats {
-        // Its state is a part of the shared principal table; the engine reports it here.
-        TableStats::default()
-    }
-
-    fn save(&self) -> Vec<u8> {
-        Vec::new()
-    }
-
-    fn load(&mut self, _state: &[u8]) -> Result<()> {
-        Ok(())
     }
 }
 

@@ -9,8 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{default_suppression, micros};
 use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::state::TableStats;
-use crate::Result;
 
 const TECHNIQUE: &str = "T1021";
 
@@ -103,21 +101,6 @@ impl Detector for NewServiceEdge {
             summary,
             vec![event.id.to_string()],
         ));
-    }
-
-    fn sweep(&mut self, _now: Micros) {}
-
-    fn stats(&self) -> TableStats {
-        // Its state is the shared `edge_baseline` table, reported on its own.
-        TableStats::default()
-    }
-
-    fn save(&self) -> Vec<u8> {
-        Vec::new()
-    }
-
-    fn load(&mut self, _state: &[u8]) -> Result<()> {
-        Ok(())
     }
 }
 

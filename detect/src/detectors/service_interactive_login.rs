@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{default_suppression, micros};
 use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::state::TableStats;
-use crate::Result;
 
 const TECHNIQUE: &str = "T1078.004";
 
@@ -106,20 +104,6 @@ impl Detector for ServiceInteractiveLogin {
             summary,
             vec![event.id.to_string()],
         ));
-    }
-
-    fn sweep(&mut self, _now: Micros) {}
-
-    fn stats(&self) -> TableStats {
-        TableStats::default()
-    }
-
-    fn save(&self) -> Vec<u8> {
-        Vec::new()
-    }
-
-    fn load(&mut self, _state: &[u8]) -> Result<()> {
-        Ok(())
     }
 }
 
