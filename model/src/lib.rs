@@ -5,12 +5,16 @@
 //! class of the violation. Accepted events go into an [`EventBatchBuilder`], rejected
 //! messages into a [`RejectBatchBuilder`]; both produce Arrow record batches of the lake's
 //! schemas ([`events_schema`], [`rejects_schema`]), which the store writes as Parquet.
+//!
+//! [`lake`] is the lake's layout (tables, partition columns, reserved directories, paths)
+//! and [`Alert::to_json`] the one JSON shape of an alert; every crate takes both from here.
 
 mod alert;
 mod batch;
 mod error;
 mod event;
 mod json;
+pub mod lake;
 mod parse;
 mod schema;
 pub mod time;

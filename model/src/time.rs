@@ -1,4 +1,6 @@
-//! Event-time helpers: parsing the contract's time forms and naming lake partitions.
+//! Time helpers: parsing the contract's time forms, formatting times for people and JSON,
+//! the hour a time falls in (the lake's partitions are named in [`crate::lake`]), and the
+//! wall clock.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -16,7 +18,9 @@ pub fn parse_rfc3339(text: &str) -> Option<Micros> {
         .map(|time| time.timestamp_micros())
 }
 
-/// RFC 3339 text of a time, for messages and logs.
+/// RFC 3339 text of a time in UTC (`Z`), with 0, 3 or 6 fraction digits as the time needs:
+/// the form the API's query output gives timestamps, so an alert's `time` reads the same
+/// in every JSON authtrail writes.
 pub fn format_micros(time: Micros) -> String {
     DateTime::<Utc>::from_timestamp_micros(time)
         .map(|time| time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
@@ -28,14 +32,12 @@ pub fn hour_of(time: Micros) -> i64 {
     time.div_euclid(MICROS_PER_HOUR)
 }
 
-/// The Hive partition path of an hour: `date=YYYY-MM-DD/hour=HH`.
-pub fn partition_path(hour: i64) -> String {
-    let start = hour.saturating_mul(MICROS_PER_HOUR);
-    match DateTime::<Utc>::from_timestamp_micros(start) {
-        Some(time) => time.format("date=%Y-%m-%d/hour=%H").to_string(),
-        // Unreachable for accepted events (their time is bounded); kept total for rejects.
-        None => "date=unknown/hour=00".to_owned(),
-    }
+/// Microseconds since the Unix epoch by the wall clock (0 if the clock is before 1970):
+/// when a manifest record, an outbox entry or a maintenance run happened.
+pub fn now_micros() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as Micros)
 }
 
 #[cfg(test)]
@@ -57,9 +59,15 @@ mod tests {
     }
 
     #[test]
-    fn names_partitions_by_utc_hour() {
-        let time = parse_rfc3339("2026-11-23T18:59:59.999Z").unwrap();
-        assert_eq!(partition_path(hour_of(time)), "date=2026-11-23/hour=18");
-        assert_eq!(partition_path(hour_of(0)), "date=1970-01-01/hour=00");
+    fn formats_with_as_many_fraction_digits_as_needed() {
+        assert_eq!(format_micros(1_795_456_800_000_000), "2026-11-23T18:00:00Z");
+        assert_eq!(
+            format_micros(1_795_456_800_120_000),
+            "2026-11-23T18:00:00.120Z"
+        );
+        assert_eq!(
+            format_micros(1_795_456_800_000_007),
+            "2026-11-23T18:00:00.000007Z"
+        );
     }
 }

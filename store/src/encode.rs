@@ -11,8 +11,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::Deserialize;
 
-use crate::layout::Table;
 use crate::Result;
+use authtrail_model::lake::Table;
 
 /// How Parquet files are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -83,14 +83,10 @@ pub fn encode(table: Table, batch: &RecordBatch, options: &EncodeOptions) -> Res
     let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties.build()))?;
     writer.write(batch)?;
     let bytes = writer.into_inner()?;
-    let time_column = match table {
-        Table::Events | Table::Alerts => "time",
-        Table::Rejects => "ingest_time",
-    };
     Ok(EncodedFile {
         bytes,
         rows: batch.num_rows(),
-        time_range: time_range(batch, time_column),
+        time_range: time_range(batch, table.partition_time_column()),
     })
 }
 

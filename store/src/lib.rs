@@ -16,7 +16,6 @@ mod durable;
 mod encode;
 mod error;
 mod fault;
-mod layout;
 mod maintain;
 mod manifest;
 mod segment;
@@ -25,12 +24,15 @@ mod verify;
 
 use std::path::{Path, PathBuf};
 
+use authtrail_model::lake::{
+    alerts_file_path, checkpoint_path, data_file_path, manifest_path, Table, ALERTS_MANIFEST,
+    MANIFEST_DIR,
+};
 use sha2::{Digest, Sha256};
 
 pub use encode::{encode, EncodeOptions, EncodedFile};
 pub use error::Error;
 pub use fault::FAULT_LAKE_FULL_ENV;
-pub use layout::{data_file_path, manifest_path, safe_source_name, Table, MANIFEST_DIR};
 pub use maintain::{MaintenanceConfig, MaintenanceReport, RetentionDays};
 pub use manifest::{FileEntry, LostRange, ManifestRecord, PartitionLog, RecordState};
 pub use segment::{Segment, SegmentBuilder};
@@ -197,11 +199,7 @@ impl Lake {
         let number = i64::try_from(checkpoint).unwrap_or(i64::MAX);
         let planned: Vec<PathBuf> = batches
             .iter()
-            .map(|(hour, _)| {
-                Path::new(Table::Alerts.as_str())
-                    .join(authtrail_model::time::partition_path(*hour))
-                    .join(format!("alerts-{checkpoint}.parquet"))
-            })
+            .map(|(hour, _)| alerts_file_path(*hour, checkpoint))
             .collect();
         let pending = planned
             .iter()
@@ -254,7 +252,7 @@ impl Lake {
 
     /// Replaces the checkpoint `name` (under `_checkpoint/`) atomically and durably.
     pub fn save_checkpoint(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.root.join(CHECKPOINT_DIR).join(safe_source_name(name));
+        let path = self.root.join(checkpoint_path(name));
         self.dirs
             .ensure(&self.root, path.parent().expect("checkpoint dir"))?;
         durable::write_file_atomically(&path, bytes)
@@ -262,7 +260,7 @@ impl Lake {
 
     /// The checkpoint `name`, if one was saved.
     pub fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let path = self.root.join(CHECKPOINT_DIR).join(safe_source_name(name));
+        let path = self.root.join(checkpoint_path(name));
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -270,10 +268,6 @@ impl Lake {
         }
     }
 }
-
-/// The alerts manifest's file name under `_manifest/` (partition manifests always end in
-/// `-<partition>.jsonl`, so no topic's manifest can take this name).
-pub const ALERTS_MANIFEST: &str = "_alerts.jsonl";
 
 impl FileEntry {
     /// The entry of a file about to be written: its path only.
@@ -287,9 +281,6 @@ impl FileEntry {
         }
     }
 }
-
-/// The directory holding stage checkpoints (detector state with the offsets it covers).
-pub const CHECKPOINT_DIR: &str = "_checkpoint";
 
 /// A lake-relative path as manifest text, with `/` separators on every platform.
 fn path_text(path: &Path) -> String {

@@ -18,6 +18,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use authtrail_model::time::now_micros;
 use authtrail_model::Micros;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -301,7 +302,7 @@ impl PartitionLog {
             files,
             removed,
             lost,
-            recorded_at: wall_clock_micros(),
+            recorded_at: now_micros(),
             prev: self.prev.clone(),
             sig: None,
         };
@@ -347,10 +348,4 @@ pub(crate) fn remove_files<'a>(root: &Path, paths: impl Iterator<Item = &'a str>
         })?;
     }
     Ok(())
-}
-
-fn wall_clock_micros() -> Micros {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros() as Micros)
 }

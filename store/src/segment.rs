@@ -9,8 +9,8 @@ use authtrail_model::{
     ContractError, Event, EventBatchBuilder, IngestMeta, Micros, RejectBatchBuilder,
 };
 
-use crate::layout::Table;
 use crate::Result;
+use authtrail_model::lake::Table;
 
 /// Accumulates one source partition's rows until the pipeline flushes them.
 pub struct SegmentBuilder {

@@ -18,16 +18,13 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use authtrail_model::lake::{Table, ALERTS_MANIFEST, MAINTENANCE_MANIFEST, MANIFEST_DIR};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::layout::{Table, MANIFEST_DIR};
 use crate::manifest::{parse_line, FileEntry, RecordState};
 use crate::sign::PublicKey;
 use crate::Result;
-
-/// The maintenance log's file name under `_manifest/`.
-pub(crate) const MAINTENANCE_MANIFEST: &str = "_maintenance.jsonl";
 
 /// How to verify.
 #[derive(Debug, Clone, Default)]
@@ -141,7 +138,7 @@ enum Expect {
 /// walk, and dropped if they now account for it (a flush or maintenance step in between).
 pub fn verify(root: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
     let (logs, mut expected, mut report) = read_logs(root, options)?;
-    for table in [Table::Events, Table::Rejects, Table::Alerts] {
+    for table in Table::ALL {
         check_files(root, &root.join(table.as_str()), &mut expected, &mut report)?;
     }
     for (path, expect) in expected {
@@ -167,7 +164,7 @@ pub fn verify(root: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
                 .to_owned(),
         );
     }
-    if !logs.iter().any(|log| log.ends_with(crate::ALERTS_MANIFEST))
+    if !logs.iter().any(|log| log.ends_with(ALERTS_MANIFEST))
         && report
             .findings
             .iter()

@@ -13,9 +13,9 @@ use super::{files_in, hour_dirs, Maintenance, MaintenanceConfig, MaintenanceRepo
 use crate::durable::{publish, write_file_staged};
 use crate::encode::encode;
 use crate::error::Error;
-use crate::layout::Table;
 use crate::manifest::{remove_files, FileEntry, RecordState};
 use crate::Result;
+use authtrail_model::lake::Table;
 
 /// At most this many rows go into one compacted file, bounding the memory a run needs;
 /// an hour with more is compacted in several files.

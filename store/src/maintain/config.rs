@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::layout::Table;
+use authtrail_model::lake::Table;
 
 /// Retention and compaction of the lake.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

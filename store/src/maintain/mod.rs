@@ -23,15 +23,16 @@ mod config;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use authtrail_model::time::{parse_rfc3339, MICROS_PER_HOUR};
+use authtrail_model::lake::{
+    parse_partition, Table, DATE_COLUMN, MAINTENANCE_MANIFEST, MANIFEST_DIR,
+};
+use authtrail_model::time::MICROS_PER_HOUR;
 use authtrail_model::Micros;
 
 pub use config::{MaintenanceConfig, RetentionDays};
 
 use crate::error::Error;
-use crate::layout::{Table, MANIFEST_DIR};
 use crate::manifest::{remove_files, PartitionLog, RecordState};
-use crate::verify::MAINTENANCE_MANIFEST;
 use crate::{Lake, Result};
 
 /// What one maintenance run did.
@@ -127,7 +128,7 @@ impl<'a> Maintenance<'a> {
         now: Micros,
         report: &mut MaintenanceReport,
     ) -> Result<()> {
-        for table in [Table::Events, Table::Rejects, Table::Alerts] {
+        for table in Table::ALL {
             let Some(days) = retention.of(table) else {
                 continue;
             };
@@ -164,13 +165,13 @@ impl<'a> Maintenance<'a> {
 /// The hour partitions below a table directory, with the start of each hour.
 pub(crate) fn hour_dirs(table_dir: &Path) -> Result<Vec<(Micros, PathBuf)>> {
     let mut found = Vec::new();
+    let date_prefix = format!("{DATE_COLUMN}=");
     for date_dir in subdirs(table_dir)? {
-        let Some(date) = name_value(&date_dir, "date=") else {
+        let Some(date) = dir_name(&date_dir).filter(|name| name.starts_with(&date_prefix)) else {
             continue;
         };
         for hour_dir in subdirs(&date_dir)? {
-            let start = name_value(&hour_dir, "hour=")
-                .and_then(|hour| parse_rfc3339(&format!("{date}T{hour}:00:00Z")));
+            let start = dir_name(&hour_dir).and_then(|hour| parse_partition(date, hour));
             if let Some(start) = start {
                 found.push((start, hour_dir));
             }
@@ -180,11 +181,8 @@ pub(crate) fn hour_dirs(table_dir: &Path) -> Result<Vec<(Micros, PathBuf)>> {
     Ok(found)
 }
 
-fn name_value(dir: &Path, prefix: &str) -> Option<String> {
-    dir.file_name()?
-        .to_str()?
-        .strip_prefix(prefix)
-        .map(str::to_owned)
+fn dir_name(dir: &Path) -> Option<&str> {
+    dir.file_name()?.to_str()
 }
 
 fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
