@@ -79,10 +79,10 @@ impl DetectConfig {
         if self.max_keys == 0 {
             return Err(Error::Config("`max_keys` must be at least 1".into()));
         }
-        if self.max_keys > crate::table::MAX_ENTRIES {
+        if self.max_keys > crate::state::table::MAX_ENTRIES {
             return Err(Error::Config(format!(
                 "`max_keys` must be at most {}",
-                crate::table::MAX_ENTRIES
+                crate::state::table::MAX_ENTRIES
             )));
         }
         self.service_fan_out.validate()?;
@@ -170,13 +170,13 @@ mod tests {
     #[test]
     fn rejects_more_keys_than_a_table_holds() {
         let config = DetectConfig {
-            max_keys: crate::table::MAX_ENTRIES + 1,
+            max_keys: crate::state::table::MAX_ENTRIES + 1,
             ..DetectConfig::default()
         };
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("`max_keys` must be at most"), "{error}");
         let config = DetectConfig {
-            max_keys: crate::table::MAX_ENTRIES,
+            max_keys: crate::state::table::MAX_ENTRIES,
             ..DetectConfig::default()
         };
         config.validate().unwrap();

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use authtrail_model::{Event, Kind, Micros, Severity};
 
-use crate::shared::{EdgeFact, PrincipalEntry, TokenEntry, TokenFacts};
 use crate::state::TableStats;
+use crate::tracked::{EdgeFact, PrincipalEntry, TokenEntry, TokenFacts};
 use crate::Result;
 
 /// What the engine works out once per event and hands to every detector, so each does

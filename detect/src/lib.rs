@@ -9,20 +9,20 @@
 //! turns the rest into [`Alert`](authtrail_model::Alert)s with ids derived from the
 //! evidence, so a replay raises the same ids. [`Detectors::checkpoint`] saves all state
 //! as bytes to be stored with the Kafka offsets; [`Detectors::restore`] resumes from them.
+//!
+//! Where things are: `detector.rs` is the trait and what crosses it; `engine/` runs the
+//! detectors (clocks, sweeps, suppression, checkpoints); `detectors/` holds one file per
+//! detector with its config; `tracked/` the tables several detectors share (tokens,
+//! principals, the edge baseline); `state/` the primitives all of those are built from
+//! (hashed keys, compact tables, bounded keyed state, windows on event time).
 
 mod config;
 mod detector;
 mod detectors;
 mod engine;
 mod error;
-mod hash;
-mod id;
-mod part;
-mod shared;
 mod state;
-mod suppress;
-mod table;
-mod window;
+mod tracked;
 
 pub use config::DetectConfig;
 pub use detector::{Detector, Facts, Finding, Shared};
@@ -33,8 +33,8 @@ pub use detectors::{
 };
 pub use engine::{DetectStats, DetectorStats, Detectors, SourceId};
 pub use error::Error;
-pub use shared::{Audience, EdgeFact, TokenFacts};
 pub use state::TableStats;
+pub use tracked::{Audience, EdgeFact, TokenFacts};
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

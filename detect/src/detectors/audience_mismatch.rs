@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{default_suppression, micros};
 use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::shared::{is_presentation, Audience, Unissued};
 use crate::state::TableStats;
+use crate::tracked::{is_presentation, Audience, Unissued};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1550.001";

@@ -10,8 +10,8 @@ use super::show;
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
-use crate::id::EventId;
-use crate::window::{self, Entries, Timed};
+use crate::state::id::EventId;
+use crate::state::window::{self, Entries, Timed};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1069/T1580";

@@ -10,9 +10,9 @@ use super::show;
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
-use crate::id::EventId;
-use crate::part::Part;
-use crate::window::{self, Entries, Slim};
+use crate::state::id::EventId;
+use crate::state::part::Part;
+use crate::state::window::{self, Entries, Slim};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1110.001";

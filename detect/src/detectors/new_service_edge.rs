@@ -1,6 +1,6 @@
 //! `new_service_edge`: an `authz` shows a principal reaching a target service that is new
 //! to it (a service's own baseline) or to users as a whole (the population's baseline).
-//! The baseline itself lives in `shared::baseline`, since `service_fan_out` reads it too.
+//! The baseline itself lives in `tracked::baseline`, since `service_fan_out` reads it too.
 
 use std::time::Duration;
 

@@ -10,9 +10,9 @@ use super::{decode, encode, show};
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
-use crate::id::EventId;
+use crate::state::id::EventId;
+use crate::state::window::{self, Entries, Slim, Timed};
 use crate::state::{KeyedState, TableStats};
-use crate::window::{self, Entries, Slim, Timed};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1110.003";

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::{decode, encode};
 use crate::config::{default_suppression, micros};
 use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::id::EventId;
-use crate::shared::is_presentation;
+use crate::state::id::EventId;
 use crate::state::{KeyedState, TableStats};
+use crate::tracked::is_presentation;
 use crate::Result;
 
 const TECHNIQUE: &str = "T1550.001";

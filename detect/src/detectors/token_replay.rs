@@ -13,10 +13,10 @@ use super::show;
 use crate::config::{at_least_one, default_suppression, micros, positive};
 use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::error::Error;
-use crate::id::EventId;
-use crate::shared::{is_presentation, Unissued};
+use crate::state::id::EventId;
+use crate::state::window;
 use crate::state::TableStats;
-use crate::window;
+use crate::tracked::{is_presentation, Unissued};
 use crate::Result;
 
 const TECHNIQUE: &str = "T1550.001";

@@ -8,11 +8,11 @@ use crate::config::{micros, DetectConfig};
 use crate::detector::{Detector, Facts, Finding, Shared};
 use crate::detectors;
 use crate::error::Error;
-use crate::hash::KeyHasher;
-use crate::shared::{Baseline, PrincipalDetectors, PrincipalTable, TokenTable};
+use crate::state::hash::KeyHasher;
 use crate::state::TableStats;
-use crate::suppress::Suppressor;
+use crate::tracked::{Baseline, PrincipalDetectors, PrincipalTable, TokenTable};
 use crate::Result;
+use suppress::Suppressor;
 
 /// 2: `token_replay`'s sightings moved into the token table; `service_fan_out`,
 /// `brute_force`, `authz_probing` and `mfa_fatigue` keep their state in the principal
@@ -393,6 +393,7 @@ impl Detectors {
 }
 
 mod clock;
+mod suppress;
 mod sweep;
 #[cfg(test)]
 mod tests;

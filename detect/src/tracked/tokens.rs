@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::audiences::{AudienceId, Audiences, NONE};
 use crate::detectors::Sighting;
 use crate::error::Error;
-use crate::hash::KeyHasher;
-use crate::part::{Part, PartCounts};
+use crate::state::hash::KeyHasher;
+use crate::state::part::{Part, PartCounts};
+use crate::state::window::Window;
 use crate::state::{KeyedState, Parts, Slot, TableStats};
-use crate::window::Window;
 
 /// Whether the token's audience, as recorded at issue, covers the event's target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,7 +97,7 @@ impl TokenEntry {
     /// Sets the slot's `expires_at` to the earliest expiry of a live part (see
     /// `Slot`), or to the past when none is live, so the next sweep drops the entry.
     fn set_expiries(slot: &mut Slot<TokenEntry>) {
-        let (latest, next) = crate::part::latest_and_next(slot.value.untils());
+        let (latest, next) = crate::state::part::latest_and_next(slot.value.untils());
         slot.expires_at = if latest == Micros::MIN {
             Micros::MIN
         } else {
@@ -128,7 +128,7 @@ impl Parts for TokenEntry {
     }
 
     fn latest(&self) -> Micros {
-        crate::part::latest_and_next(self.untils()).0
+        crate::state::part::latest_and_next(self.untils()).0
     }
 
     fn evicted(&self, counts: &mut TokenCounts) {

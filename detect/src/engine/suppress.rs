@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::detector::Finding;
-use crate::hash::KeyHasher;
+use crate::state::hash::KeyHasher;
 use crate::state::{KeyedState, TableStats};
 
 /// How long a suppressed count is kept waiting for the next alert of its key.

@@ -8,10 +8,10 @@ use authtrail_model::Micros;
 use serde::{Deserialize, Serialize};
 
 use crate::detectors::{Account, Deny, Reaches};
-use crate::id::EventId;
-use crate::part::{BoxedPart, Part, PartCounts};
+use crate::state::id::EventId;
+use crate::state::part::{BoxedPart, Part, PartCounts};
+use crate::state::window::{Slim, Window};
 use crate::state::{KeyedState, Parts, Slot};
-use crate::window::{Slim, Window};
 
 /// Everything kept on one principal. The slot's `expires_at` is the earliest expiry of
 /// a live part (see `Slot`), so a sweep reads one field of most principals instead of
@@ -51,7 +51,7 @@ impl PrincipalEntry {
     /// Sets the slot's `expires_at` to the earliest expiry of a live part (see
     /// `Slot`), or to the past when none is live, so the next sweep drops the entry.
     fn set_expiries(slot: &mut Slot<PrincipalEntry>) {
-        let (latest, next) = crate::part::latest_and_next(slot.value.untils());
+        let (latest, next) = crate::state::part::latest_and_next(slot.value.untils());
         slot.expires_at = if latest == Micros::MIN {
             Micros::MIN
         } else {
@@ -97,7 +97,7 @@ impl Parts for PrincipalEntry {
     }
 
     fn latest(&self) -> Micros {
-        crate::part::latest_and_next(self.untils()).0
+        crate::state::part::latest_and_next(self.untils()).0
     }
 
     fn evicted(&self, counts: &mut PrincipalCounts) {

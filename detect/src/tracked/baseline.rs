@@ -8,7 +8,7 @@
 use authtrail_model::{Event, Kind, Micros, PrincipalType};
 use serde::{Deserialize, Serialize};
 
-use crate::hash::HashedSet;
+use crate::state::hash::HashedSet;
 use crate::state::{KeyedState, TableStats};
 
 /// Whether an `authz` event's edge `principal -> target` is new.

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smallvec::SmallVec;
 
-use crate::table::Table;
+use crate::state::table::Table;
 
 /// The id of an audience; [`NONE`] when none was recorded.
 pub(crate) type AudienceId = u32;

@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::detector::{Facts, Finding};
-use crate::id::EventId;
-use crate::part::PartCounts;
+use crate::state::id::EventId;
+use crate::state::part::PartCounts;
 use crate::state::{KeyedState, Parts, Slot, TableStats};
 use crate::Result;
 

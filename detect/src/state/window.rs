@@ -33,7 +33,7 @@ pub(crate) struct Timed<T> {
 pub(crate) struct Slim<T>(Box<[Timed<T>]>);
 
 // A boxed slice: pointer and length, the size the entries' parts are budgeted with.
-const _: () = assert!(std::mem::size_of::<Slim<crate::id::EventId>>() == 16);
+const _: () = assert!(std::mem::size_of::<Slim<crate::state::id::EventId>>() == 16);
 
 impl<T> Default for Slim<T> {
     fn default() -> Self {

@@ -4,7 +4,7 @@
 use authtrail_model::Micros;
 use serde::{Deserialize, Serialize};
 
-use crate::table::Table;
+use crate::state::table::Table;
 
 /// The value of one key and when (event time) it may be forgotten. For a value of
 /// [`Parts`], `expires_at` is instead the earliest expiry of a live part (when a sweep
@@ -178,7 +178,7 @@ impl<V> KeyedState<V> {
     }
 }
 
-/// A value made of parts that expire on their own (see `part.rs`): removing keys
+/// A value made of parts that expire on their own (see `part`): removing keys
 /// expires and counts parts, and a key goes when none of its parts is left.
 pub(crate) trait Parts: Sized {
     /// The per-part counts, kept next to the table.
