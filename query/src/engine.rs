@@ -16,20 +16,12 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use authtrail_model::lake::{partition_columns, Table};
 use tokio::time::Instant;
 
 use crate::config::QueryConfig;
 use crate::pool::QueryPool;
 use crate::{bounded, cidr, distinct, guard, limits, prune, pushdown, utc_trunc, yielding, Error};
-
-/// The lake's tables and their file schemas.
-pub fn lake_tables() -> [(&'static str, SchemaRef); 3] {
-    [
-        ("events", authtrail_model::events_schema()),
-        ("alerts", authtrail_model::alerts_schema()),
-        ("rejects", authtrail_model::rejects_schema()),
-    ]
-}
 
 /// DataFusion's optimizer rules plus authtrail's: the count rewrite just before the
 /// single-distinct rewrite it enables, then partition pruning (after filter pushdown) and
@@ -137,9 +129,10 @@ impl QueryEngine {
         // size and modification time, so a rewritten file is read again); without the
         // cache every query re-derived them from all files' footers while planning.
         let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
-        for (name, schema) in lake_tables() {
-            let table = listing_table(&root.join(name), &schema)?.with_cache(statistics.clone());
-            ctx.register_table(name, Arc::new(table))?;
+        for table in Table::ALL {
+            let listing = listing_table(&root.join(table.as_str()), &table.schema())?
+                .with_cache(statistics.clone());
+            ctx.register_table(table.as_str(), Arc::new(listing))?;
         }
         let pool = QueryPool::new(threads, config.concurrency, config.queue)?;
         Ok(QueryEngine {
@@ -364,10 +357,12 @@ fn listing_table(dir: &Path, schema: &SchemaRef) -> Result<ListingTable, Error> 
     let url = ListingTableUrl::try_new(url, None)?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![
-            ("date".into(), DataType::Utf8),
-            ("hour".into(), DataType::Int32),
-        ]);
+        .with_table_partition_cols(
+            partition_columns()
+                .into_iter()
+                .map(|(name, data_type)| (name.to_owned(), data_type))
+                .collect(),
+        );
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(view_types(schema));

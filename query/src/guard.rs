@@ -7,6 +7,7 @@
 //! catches `SELECT .. INTO`), and every table it scans must be a lake table or a built-in
 //! row generator, so nothing reads a file outside the lake.
 
+use authtrail_model::lake::Table;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
@@ -15,9 +16,9 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
 use crate::Error;
 
-/// Tables a query may scan: the lake's, and the table functions that generate rows
+/// Table functions a query may scan besides the lake's tables: they generate rows
 /// without reading anything.
-pub const SCANNABLE: [&str; 5] = ["events", "alerts", "rejects", "generate_series", "range"];
+const ROW_GENERATORS: [&str; 2] = ["generate_series", "range"];
 
 /// Refuses anything but a query (or an `EXPLAIN` of one).
 pub fn check_statement(statement: &DfStatement) -> Result<(), Error> {
@@ -74,8 +75,8 @@ pub fn check_plan(plan: &LogicalPlan) -> Result<(), Error> {
         if let LogicalPlan::TableScan(scan) = node {
             // Table functions scan a provider named after the call (`generate_series()`).
             let name = scan.table_name.table().trim_end_matches("()");
-            if !SCANNABLE.contains(&name) || scan.table_name.schema().is_some_and(|s| s != "public")
-            {
+            let scannable = Table::parse(name).is_some() || ROW_GENERATORS.contains(&name);
+            if !scannable || scan.table_name.schema().is_some_and(|s| s != "public") {
                 denied = Some(scan.table_name.to_string());
                 return Ok(TreeNodeRecursion::Stop);
             }
@@ -84,9 +85,13 @@ pub fn check_plan(plan: &LogicalPlan) -> Result<(), Error> {
     })
     .map_err(Error::from)?;
     match denied {
-        Some(table) => Err(Error::Forbidden(format!(
-            "table `{table}` is not part of the lake (tables: events, alerts, rejects)"
-        ))),
+        Some(table) => {
+            let tables: Vec<&str> = Table::ALL.iter().map(|table| table.as_str()).collect();
+            Err(Error::Forbidden(format!(
+                "table `{table}` is not part of the lake (tables: {})",
+                tables.join(", ")
+            )))
+        }
         None => Ok(()),
     }
 }

@@ -29,7 +29,7 @@ mod yielding;
 
 pub use cidr::{cidr_contains_udf, Cidr};
 pub use config::{ApiConfig, QueryConfig, MIN_KEY_LEN};
-pub use engine::{lake_tables, QueryEngine, QueryOutput, QueryStream};
+pub use engine::{QueryEngine, QueryOutput, QueryStream};
 pub use error::Error;
 pub use limits::{
     MAX_CTES, MAX_EXPRESSIONS, MAX_EXPRESSION_DEPTH, MAX_QUERY_DEPTH, MAX_SET_OPERATIONS,

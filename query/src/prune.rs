@@ -11,17 +11,17 @@
 //! DataFusion turns an equality on every partition column into a directory prefix, spelling
 //! the number as `9` where the lake's directory is `hour=09`, and would list nothing.
 
-use authtrail_model::time::{partition_path, MICROS_PER_HOUR};
+use authtrail_model::lake::{partition_values, Table, DATE_COLUMN, HOUR_COLUMN};
+use authtrail_model::time::hour_of;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result, ScalarValue, TableReference};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{lit, Between, BinaryExpr, Expr, LogicalPlan, Operator};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-/// Tables partitioned by the hour of their `time` column.
-const TIME_PARTITIONED: [&str; 2] = ["events", "alerts"];
-/// Tables with `date`/`hour` partition columns.
-const PARTITIONED: [&str; 3] = ["events", "alerts", "rejects"];
+/// The column whose bounds this rule turns into partition filters, on the tables
+/// partitioned by it.
+const TIME: &str = "time";
 
 /// The optimizer rule; see the module docs.
 #[derive(Debug, Default)]
@@ -44,10 +44,10 @@ impl OptimizerRule for TimePartitionPruning {
         let LogicalPlan::TableScan(mut scan) = plan else {
             return Ok(Transformed::no(plan));
         };
-        let table = scan.table_name.table();
-        if !PARTITIONED.contains(&table) {
+        // Every lake table has the partition columns; no other scan does.
+        let Some(table) = Table::parse(scan.table_name.table()) else {
             return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
-        }
+        };
         let mut changed = false;
         let mut filters = Vec::with_capacity(scan.filters.len() + 2);
         for filter in std::mem::take(&mut scan.filters) {
@@ -56,7 +56,7 @@ impl OptimizerRule for TimePartitionPruning {
             filters.push(rewritten.data);
         }
         scan.filters = filters;
-        if TIME_PARTITIONED.contains(&table) {
+        if table.partition_time_column() == TIME {
             let added: Vec<Expr> = TimeBounds::of(&scan.filters)
                 .partition_filters(&scan.table_name)
                 .into_iter()
@@ -84,7 +84,7 @@ fn hour_equality_as_range(expr: Expr) -> Result<Transformed<Expr>> {
     else {
         return Ok(Transformed::no(expr));
     };
-    let hour = |e: &Expr| matches!(e, Expr::Column(column) if column.name == "hour");
+    let hour = |e: &Expr| matches!(e, Expr::Column(column) if column.name == HOUR_COLUMN);
     let literal = |e: &Expr| matches!(e, Expr::Literal(..));
     let (column, value) = match (left.as_ref(), right.as_ref()) {
         (c, v) if hour(c) && literal(v) => (c.clone(), v.clone()),
@@ -168,11 +168,12 @@ impl TimeBounds {
             } else {
                 (Operator::Lt, Operator::LtEq)
             };
-            let beyond_day = binary(column("date"), date_op, lit(date.clone()));
-            let same_day =
-                column("date")
-                    .eq(lit(date))
-                    .and(binary(column("hour"), hour_op, lit(hour)));
+            let beyond_day = binary(column(DATE_COLUMN), date_op, lit(date.clone()));
+            let same_day = column(DATE_COLUMN).eq(lit(date)).and(binary(
+                column(HOUR_COLUMN),
+                hour_op,
+                lit(hour),
+            ));
             filters.push(beyond_day.or(same_day));
         }
         filters
@@ -183,18 +184,14 @@ fn binary(left: Expr, op: Operator, right: Expr) -> Expr {
     Expr::BinaryExpr(BinaryExpr::new(Box::new(left), op, Box::new(right)))
 }
 
-/// The partition (`date` text, `hour` number) a time falls in, as the store names it.
+/// The partition (`date` text, `hour` number) a time falls in, as the store names it; an
+/// out-of-range time names no real partition, so nothing is derived from it.
 fn partition_of(micros: i64) -> Option<(String, i32)> {
-    let path = partition_path(micros.div_euclid(MICROS_PER_HOUR));
-    let (date, hour) = path.split_once('/')?;
-    let date = date.strip_prefix("date=")?;
-    let hour = hour.strip_prefix("hour=")?.parse().ok()?;
-    // An out-of-range time names no real partition; derive nothing from it.
-    (date != "unknown").then(|| (date.to_owned(), hour))
+    partition_values(hour_of(micros))
 }
 
 fn time_column(expr: &Expr) -> bool {
-    matches!(expr, Expr::Column(column) if column.name == "time")
+    matches!(expr, Expr::Column(column) if column.name == TIME)
 }
 
 /// A timestamp literal in microseconds since the epoch (any unit, any time zone label).
@@ -214,6 +211,7 @@ fn micros(expr: &Expr) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use authtrail_model::time::MICROS_PER_HOUR;
     use datafusion::logical_expr::col;
 
     fn ts(micros: i64) -> Expr {

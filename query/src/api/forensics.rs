@@ -2,6 +2,7 @@
 //! built here, never spliced into SQL text, so a principal like `o'brien` or
 //! `x' OR '1'='1` is just a value.
 
+use authtrail_model::lake::Table;
 use authtrail_model::Severity;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -82,8 +83,8 @@ impl AppState {
         requested.unwrap_or(max).min(max)
     }
 
-    async fn table(&self, name: &str) -> Result<DataFrame, Error> {
-        Ok(self.engine.context().table(name).await?)
+    async fn table(&self, table: Table) -> Result<DataFrame, Error> {
+        Ok(self.engine.context().table(table.as_str()).await?)
     }
 
     /// The events of `principal` in the `from`..`to` range of `params`.
@@ -97,7 +98,7 @@ impl AppState {
             ("to", params.to.as_deref()),
         )?;
         filters.push(col("principal").eq(lit(principal)));
-        filtered(self.table("events").await?, filters)
+        filtered(self.table(Table::Events).await?, filters)
     }
 
     /// Runs `frame` and renders `{"rows", "row_count", "truncated"}`.
@@ -145,7 +146,7 @@ pub async fn alerts(
         .collect();
         filters.push(col("severity").in_list(names, false));
     }
-    let frame = filtered(state.table("alerts").await?, filters)?
+    let frame = filtered(state.table(Table::Alerts).await?, filters)?
         .sort(vec![
             col("time").sort(true, false),
             col("id").sort(true, false),
@@ -246,7 +247,7 @@ pub async fn lookup(
     }
     let ids = body.ids.into_iter().map(lit).collect();
     let frame = state
-        .table("events")
+        .table(Table::Events)
         .await?
         .filter(col("id").in_list(ids, false))
         .and_then(|frame| {
@@ -267,7 +268,7 @@ pub async fn token(
 ) -> Result<Json<Value>, ApiError> {
     let limit = state.limit(None);
     let events = state
-        .table("events")
+        .table(Table::Events)
         .await?
         .filter(col("token_id").eq(lit(token_id.clone())))
         .map_err(Error::from)?;
@@ -287,7 +288,7 @@ pub async fn token(
         .rows(of_kind(&["token_revoke"], false)?, limit)
         .await?;
     let alerts = state
-        .table("alerts")
+        .table(Table::Alerts)
         .await?
         .filter(col("token_id").eq(lit(token_id.clone())))
         .and_then(|frame| frame.sort(by_time()))
