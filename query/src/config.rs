@@ -122,6 +122,11 @@ impl ApiConfig {
     /// Collects the API keys from `keys_file` and the `keys_env` variable. At least one key
     /// is required: the API never runs open.
     pub fn load_keys(&self) -> Result<Vec<String>, Error> {
+        self.load_keys_with(|name| std::env::var(name).ok())
+    }
+
+    /// [`ApiConfig::load_keys`] with the environment read through `env`.
+    fn load_keys_with(&self, env: impl Fn(&str) -> Option<String>) -> Result<Vec<String>, Error> {
         let mut keys = Vec::new();
         if let Some(path) = &self.keys_file {
             let text = std::fs::read_to_string(path).map_err(|error| {
@@ -134,7 +139,7 @@ impl ApiConfig {
                     .map(str::to_owned),
             );
         }
-        if let Ok(value) = std::env::var(&self.keys_env) {
+        if let Some(value) = env(&self.keys_env) {
             keys.extend(
                 value
                     .split(',')
@@ -168,13 +173,14 @@ mod tests {
         let file = dir.path().join("keys");
         std::fs::write(&file, "# ops team\nfile-key-0123456789abcdef\n\n").unwrap();
         let env = "AUTHTRAIL_TEST_KEYS_FILE_AND_ENV";
-        std::env::set_var(env, "env-key-0123456789abcdef, ");
         let config = ApiConfig {
             keys_env: env.into(),
             keys_file: Some(file),
             ..ApiConfig::default()
         };
-        let keys = config.load_keys().unwrap();
+        let keys = config
+            .load_keys_with(|name| (name == env).then(|| "env-key-0123456789abcdef, ".into()))
+            .unwrap();
         assert_eq!(
             keys,
             ["file-key-0123456789abcdef", "env-key-0123456789abcdef"]
@@ -187,14 +193,12 @@ mod tests {
             keys_env: "AUTHTRAIL_TEST_KEYS_UNSET".into(),
             ..ApiConfig::default()
         };
-        let error = config.load_keys().unwrap_err().to_string();
+        let error = config.load_keys_with(|_| None).unwrap_err().to_string();
         assert!(error.contains("no API keys"), "{error}");
-        std::env::set_var("AUTHTRAIL_TEST_KEYS_SHORT", "short");
-        let config = ApiConfig {
-            keys_env: "AUTHTRAIL_TEST_KEYS_SHORT".into(),
-            ..ApiConfig::default()
-        };
-        let error = config.load_keys().unwrap_err().to_string();
+        let error = config
+            .load_keys_with(|_| Some("short".into()))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("at least 16"), "{error}");
     }
 }

@@ -1,11 +1,12 @@
-//! Access control of the HTTP API, checked against the router's own route list: every
+//! Access control of the HTTP API, checked against the router's own route list
+//! ([`authtrail_query::api::routes`]): every
 //! route needs a key except the probes in [`OPEN_ROUTES`], and no request reaches a file
 //! outside the lake, whether through SQL table functions, file paths as table names, or
 //! `../` in path parameters.
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use authtrail_query::api::{router, AppState};
 use axum::body::Body;
@@ -22,38 +23,6 @@ const OPEN_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// A marker in files planted outside the lake; no response may contain it.
 const MARKER: &str = "OUTSIDE-THE-LAKE-7f3a";
-
-/// Every `(method, path)` the API's router declares, read from its source (axum cannot
-/// list a router's routes), so a route added later is checked without editing this test.
-fn declared_routes() -> Vec<(Method, String)> {
-    // Read at run time: a binary built in another clone sharing the target directory
-    // would otherwise read that clone's sources.
-    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("src/api");
-    let mut routes = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for declaration in source.split(".route(").skip(1) {
-            let path = declaration.split('"').nth(1).unwrap().to_owned();
-            // The handler part ends where the next builder call starts.
-            let handlers = declaration.split(")\n").next().unwrap_or(declaration);
-            for (name, method) in [
-                ("get(", Method::GET),
-                ("post(", Method::POST),
-                ("put(", Method::PUT),
-                ("delete(", Method::DELETE),
-                ("patch(", Method::PATCH),
-            ] {
-                if handlers.contains(name) {
-                    routes.push((method, path.clone()));
-                }
-            }
-        }
-    }
-    routes.sort_by(|a, b| a.1.cmp(&b.1));
-    routes
-}
 
 /// A concrete URI for a route pattern (`{principal}` → a value).
 fn concrete(path: &str) -> String {
@@ -97,7 +66,7 @@ async fn send(
 #[tokio::test]
 async fn every_declared_route_needs_a_key_except_the_probes() {
     let fixture = Fixture::new();
-    let routes = declared_routes();
+    let routes: Vec<_> = authtrail_query::api::routes().collect();
     assert!(routes.len() >= 5, "routes found: {routes:?}");
     for (method, path) in routes {
         let uri = concrete(&path);
@@ -112,7 +81,7 @@ async fn every_declared_route_needs_a_key_except_the_probes() {
         )
         .await;
         let (keyed, text) = send(&fixture, method.clone(), &uri, Some(KEY), body).await;
-        if OPEN_ROUTES.contains(&path.as_str()) {
+        if OPEN_ROUTES.contains(&path) {
             assert!(anonymous.is_success(), "{method} {path}: {anonymous}");
         } else {
             assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{method} {path}");

@@ -72,6 +72,15 @@ impl KafkaConfig {
 
     /// The librdkafka configuration of the consumer, for `brokers`.
     pub fn client_config(&self, brokers: &str) -> Result<ClientConfig> {
+        self.client_config_with(brokers, |name| std::env::var(name).ok())
+    }
+
+    /// [`KafkaConfig::client_config`] with the environment read through `env`.
+    fn client_config_with(
+        &self,
+        brokers: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ClientConfig> {
         if self.topics.is_empty() {
             return Err(Error::Config("`kafka.topics` is empty".into()));
         }
@@ -91,7 +100,7 @@ impl KafkaConfig {
         }
         for (key, variable) in &self.settings_from_env {
             reject_managed(key)?;
-            let value = std::env::var(variable).map_err(|_| {
+            let value = env(variable).ok_or_else(|| {
                 Error::Config(format!(
                     "`kafka.settings_from_env.{key}` names `{variable}`, which is not set"
                 ))
@@ -121,7 +130,6 @@ mod tests {
 
     #[test]
     fn secrets_come_from_the_environment() {
-        std::env::set_var("AUTHTRAIL_TEST_KAFKA_PASSWORD", "hunter2");
         let config = KafkaConfig {
             settings_from_env: [(
                 "sasl.password".to_owned(),
@@ -130,7 +138,8 @@ mod tests {
             .into(),
             ..KafkaConfig::default()
         };
-        let client = config.client_config("localhost:9092").unwrap();
+        let env = |name: &str| (name == "AUTHTRAIL_TEST_KAFKA_PASSWORD").then(|| "hunter2".into());
+        let client = config.client_config_with("localhost:9092", env).unwrap();
         assert_eq!(client.get("sasl.password"), Some("hunter2"));
         assert_eq!(client.get("enable.auto.commit"), Some("false"));
     }

@@ -15,9 +15,10 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -75,6 +76,39 @@ impl ApiKeys {
 /// Request bodies are small JSON documents; refuse anything larger than this.
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// One route: its method, its path and how its handler is mounted.
+type Route = (
+    Method,
+    &'static str,
+    fn(MethodFilter) -> MethodRouter<AppState>,
+);
+
+/// Every route of the API; the router is built from this list, so it is also the list of
+/// what the router serves ([`routes`]).
+const ROUTES: [Route; 6] = [
+    (Method::POST, "/api/v1/query", |m| on(m, query::run)),
+    (Method::GET, "/api/v1/alerts", |m| on(m, forensics::alerts)),
+    (
+        Method::GET,
+        "/api/v1/principals/{principal}/timeline",
+        |m| on(m, forensics::timeline),
+    ),
+    (Method::GET, "/api/v1/principals/{principal}/reach", |m| {
+        on(m, forensics::reach)
+    }),
+    (Method::GET, "/api/v1/tokens/{token_id}", |m| {
+        on(m, forensics::token)
+    }),
+    (Method::POST, "/api/v1/events/lookup", |m| {
+        on(m, forensics::lookup)
+    }),
+];
+
+/// The `(method, path)` of every route the API's router serves.
+pub fn routes() -> impl Iterator<Item = (Method, &'static str)> {
+    ROUTES.into_iter().map(|(method, path, _)| (method, path))
+}
+
 /// The API's routes, all behind bearer-key authentication.
 pub fn router(state: AppState) -> Router {
     router_with(state, Router::new())
@@ -83,20 +117,12 @@ pub fn router(state: AppState) -> Router {
 /// The API's routes and `extra` ones (the binary's metrics and live alerts), all behind
 /// bearer-key authentication; unknown routes answer 401 without a key, 404 with one.
 pub fn router_with(state: AppState, extra: Router) -> Router {
-    Router::new()
-        .route("/api/v1/query", post(query::run))
-        .route("/api/v1/alerts", get(forensics::alerts))
-        .route(
-            "/api/v1/principals/{principal}/timeline",
-            get(forensics::timeline),
-        )
-        .route(
-            "/api/v1/principals/{principal}/reach",
-            get(forensics::reach),
-        )
-        .route("/api/v1/tokens/{token_id}", get(forensics::token))
-        .route("/api/v1/events/lookup", post(forensics::lookup))
-        .with_state(state.clone())
+    let mut api = Router::new();
+    for (method, path, handler) in ROUTES {
+        let filter = MethodFilter::try_from(method).expect("a routable method");
+        api = api.route(path, handler(filter));
+    }
+    api.with_state(state.clone())
         .merge(extra)
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(state, require_key))
