@@ -39,7 +39,7 @@ pub fn command(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .lake
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("authtrail-demo-{}", now.as_secs())));
-    let files = lake.join("_demo");
+    let files = lake.join(authtrail_model::lake::DEMO_DIR);
     std::fs::create_dir_all(&files).with_context(|| format!("creating `{}`", files.display()))?;
     let api_key = format!("demo-{}", hex(&random_bytes::<24>()?));
     let keys_file = write_private(&files.join("api-keys"), &api_key)?;

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use authtrail_model::time::now_micros;
 use authtrail_store::{verify, Lake, ManifestKey, PublicKey, VerifyOptions};
 
 use crate::cli::{Cli, MaintainArgs, VerifyArgs};
@@ -82,7 +83,7 @@ pub fn maintain(cli: &Cli, args: &MaintainArgs) -> anyhow::Result<ExitCode> {
     }
     let mut lake = Lake::open(&root, config.store)?.with_manifest_key(manifest_key(&config)?);
     let report = lake
-        .maintain(&config.lake.maintenance, wall_clock_micros())
+        .maintain(&config.lake.maintenance, now_micros())
         .with_context(|| format!("maintaining the lake at `{}`", root.display()))?;
     println!(
         "retention: {} hour partitions ({} files) deleted; compaction: {} files written \
@@ -93,12 +94,6 @@ pub fn maintain(cli: &Cli, args: &MaintainArgs) -> anyhow::Result<ExitCode> {
         report.files_replaced
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn wall_clock_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros() as i64)
 }
 
 /// Runs retention and compaction every `lake.maintenance.interval` on its own thread (off
@@ -123,7 +118,7 @@ pub fn spawn_maintenance(
                     std::thread::sleep(tick);
                     continue;
                 }
-                match lake.maintain(&maintenance, wall_clock_micros()) {
+                match lake.maintain(&maintenance, now_micros()) {
                     Ok(report) => tracing::info!(?report, "lake maintenance done"),
                     Err(error) => tracing::warn!(%error, "lake maintenance failed"),
                 }

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use authtrail_detect::{DetectConfig, Detectors, SourceId};
 use authtrail_metrics::LatencyRecorder;
+use authtrail_model::lake::checkpoint_path;
 use authtrail_model::time::hour_of;
 use authtrail_model::{Alert, AlertBatchBuilder, Event};
 use authtrail_store::Lake;
@@ -33,9 +34,8 @@ use serde::{Deserialize, Serialize};
 use crate::stats::{lock, IngestStats};
 use crate::{Error, Result};
 
+/// The detectors' checkpoint under the lake's checkpoint directory.
 const CHECKPOINT_NAME: &str = "detect";
-/// Where the lake keeps checkpoints (for messages).
-const CHECKPOINT_DIR: &str = "_checkpoint";
 const CHECKPOINT_VERSION: u32 = 1;
 /// How often the decode thread publishes detector latency and state sizes.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
@@ -114,8 +114,9 @@ impl Detection {
                 // Written by an older build (version 2 kept one clock for all partitions):
                 // say what to do rather than only what is wrong.
                 authtrail_detect::Error::CheckpointVersion { .. } => Error::Checkpoint(format!(
-                    "{error}; remove `{CHECKPOINT_DIR}/{CHECKPOINT_NAME}` in the lake to start \
-                     the detectors afresh (the lake keeps every event)"
+                    "{error}; remove `{}` in the lake to start the detectors afresh (the lake \
+                     keeps every event)",
+                    checkpoint_path(CHECKPOINT_NAME).display()
                 )),
                 other => Error::Detect(other),
             }

@@ -13,9 +13,10 @@ use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use authtrail_model::{parse_event, ContractError, ContractLimits, IngestMeta, Micros, RejectKind};
+use authtrail_model::time::now_micros;
+use authtrail_model::{parse_event, ContractError, ContractLimits, IngestMeta, RejectKind};
 use authtrail_store::Lake;
 
 use crate::config::PipelineConfig;
@@ -220,7 +221,7 @@ impl Pipeline {
             }
         }
 
-        let now = wall_clock_micros();
+        let now = now_micros();
         let payload = message.payload.as_deref();
         let outcome = match payload {
             None => Err(ContractError::new(
@@ -361,10 +362,4 @@ impl Pipeline {
         }
         written.recv().map_err(|_| Error::PipelineGone)
     }
-}
-
-fn wall_clock_micros() -> Micros {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros() as Micros)
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::outbox::{now_micros, Key, State};
+use authtrail_model::time::now_micros;
+
+use crate::outbox::{Key, State};
 use crate::responder::Shared;
 use crate::webhook::send::{attempt, backoff, Outcome};
 use crate::webhook::{DeliveryCounters, Sink};

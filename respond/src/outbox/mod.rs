@@ -19,6 +19,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use authtrail_model::lake::OUTBOX_DIR;
+use authtrail_model::time::now_micros;
 use authtrail_model::Alert;
 
 pub use record::State;
@@ -79,14 +81,7 @@ pub struct Outbox {
 
 /// The outbox directory of a lake.
 pub fn outbox_dir(lake_root: &Path) -> PathBuf {
-    lake_root.join("_outbox")
-}
-
-/// Microseconds since the Unix epoch.
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros() as i64)
+    lake_root.join(OUTBOX_DIR)
 }
 
 impl Outbox {

@@ -139,7 +139,7 @@ pub fn submit(dir: &Path, request: &Request, wait: Duration) -> Result<Outcome> 
         return Ok(Outcome::Applied(moved));
     }
     let folder = dir.join(REQUESTS);
-    let stamp = super::now_micros();
+    let stamp = authtrail_model::time::now_micros();
     let name = format!("{stamp:020}-{}", std::process::id());
     let temporary = folder.join(format!("{name}.tmp"));
     let path = folder.join(format!("{name}.json"));
