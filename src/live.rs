@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use authtrail_ingest::{AlertSink, BoxError};
-use authtrail_model::time::format_micros;
 use authtrail_model::Alert;
 use authtrail_query::api::ApiError;
 use authtrail_respond::Responder;
@@ -62,23 +61,11 @@ impl LiveAlerts {
     }
 }
 
+/// The alert's one JSON shape ([`Alert::to_json`]) and its number in the feed.
 fn alert_json(seq: u64, alert: &Alert) -> Value {
-    json!({
-        "seq": seq,
-        "id": alert.id,
-        "detector": alert.detector,
-        "severity": alert.severity.as_str(),
-        "time": format_micros(alert.time),
-        "principal": alert.principal,
-        "token_id": alert.token_id,
-        "source_ip": alert.source_ip.map(|ip| ip.to_string()),
-        "target_service": alert.target_service,
-        "key": alert.key,
-        "summary": alert.summary,
-        "evidence_ids": alert.evidence_ids,
-        "attack_technique": alert.attack_technique,
-        "suppressed_count": alert.suppressed_count,
-    })
+    let mut value = alert.to_json();
+    value["seq"] = Value::from(seq);
+    value
 }
 
 /// Query of `GET /api/v1/live/alerts`.

@@ -10,9 +10,11 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::event::Micros;
 use crate::schema::timestamp_type;
+use crate::time::format_micros;
 
 /// How urgent an alert is; ordered from least to most urgent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -83,6 +85,33 @@ pub struct Alert {
     pub attack_technique: String,
     /// Alerts of the same detector and key suppressed since the previous one was raised.
     pub suppressed_count: u64,
+}
+
+impl Alert {
+    /// The alert as JSON: the one shape webhook bodies, the live feed and the API's alert
+    /// rows share. Its keys are the `alerts` table's columns; `time` is RFC 3339 text
+    /// ([`format_micros`]), which is how the API writes the table's timestamps, so an
+    /// alert reads the same whether it comes from the lake or as it is raised.
+    ///
+    /// `Serialize` is not this shape: it writes `time` as integer microseconds and is the
+    /// outbox log's record format, which must stay readable across versions.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "detector": self.detector,
+            "severity": self.severity.as_str(),
+            "time": format_micros(self.time),
+            "principal": self.principal,
+            "token_id": self.token_id,
+            "source_ip": self.source_ip.map(|ip| ip.to_string()),
+            "target_service": self.target_service,
+            "key": self.key,
+            "summary": self.summary,
+            "evidence_ids": self.evidence_ids,
+            "attack_technique": self.attack_technique,
+            "suppressed_count": self.suppressed_count,
+        })
+    }
 }
 
 /// The `alerts` table: one row per raised alert.
@@ -226,6 +255,32 @@ mod tests {
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.schema(), alerts_schema());
         assert!(builder.is_empty());
+    }
+
+    #[test]
+    fn json_has_the_alerts_columns_and_rfc3339_time() {
+        let value = alert().to_json();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let schema = alerts_schema();
+        let mut columns: Vec<&str> = schema
+            .fields()
+            .iter()
+            .map(|field| field.name().as_str())
+            .collect();
+        columns.sort_unstable();
+        assert_eq!(keys, columns);
+        assert_eq!(value["time"], "2026-11-23T18:00:00Z");
+        assert_eq!(value["source_ip"], "203.0.113.7");
+        assert_eq!(value["severity"], "critical");
+        assert_eq!(value["token_id"], Value::Null);
+        assert_eq!(value["evidence_ids"], json!(["e-1", "e-2"]));
+        assert_eq!(value["suppressed_count"], 2);
     }
 
     #[test]

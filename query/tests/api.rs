@@ -218,6 +218,25 @@ async fn alerts_filter_by_time_detector_principal_and_minimum_severity() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// The API's alert rows, the live feed and webhook bodies share one shape
+/// (`Alert::to_json`): each of its fields reads the same from the lake.
+#[tokio::test]
+async fn alert_rows_have_the_shape_of_alert_json() {
+    let fixture = Fixture::new();
+    let (_, all) = get(&fixture, "/api/v1/alerts").await;
+    for alert in support::alerts() {
+        let row = all["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["id"] == alert.id.as_str())
+            .unwrap();
+        for (field, value) in alert.to_json().as_object().unwrap() {
+            assert_eq!(&row[field], value, "`{field}` of alert `{}`", alert.id);
+        }
+    }
+}
+
 #[tokio::test]
 async fn timeline_binds_the_principal_as_a_value() {
     let fixture = Fixture::new();

@@ -1,35 +1,42 @@
 //! Request bodies: by default `{"type", "action", "webhook", "alert"}`; or a JSON template
 //! whose string values hold `{{…}}` placeholders.
 //!
+//! `alert` is the alert's one JSON shape ([`Alert::to_json`], `time` as RFC 3339 text, as
+//! the API and the live feed show it) plus `time_us`, the same time in integer
+//! microseconds: bodies carried that as `time` before the shapes were unified, and a
+//! receiver that did arithmetic on it switches to `time_us` rather than parsing text.
+//!
 //! Templates are substituted on parsed JSON values, never on text: a value that is exactly
 //! one placeholder becomes that JSON value (a string, number, list or null), and
 //! placeholders inside longer strings are replaced by the value's text. Alert fields can
 //! therefore never break out of the string they are placed in.
 
-use authtrail_model::Alert;
+use authtrail_model::{alerts_schema, Alert};
 use serde_json::{json, Map, Value};
 
 use crate::error::Error;
 use crate::webhook::config::Action;
 
-const FIELDS: &[&str] = &[
-    "action",
-    "webhook",
-    "alert",
-    "alert.id",
-    "alert.detector",
-    "alert.severity",
-    "alert.time",
-    "alert.principal",
-    "alert.token_id",
-    "alert.source_ip",
-    "alert.target_service",
-    "alert.key",
-    "alert.summary",
-    "alert.evidence_ids",
-    "alert.attack_technique",
-    "alert.suppressed_count",
-];
+/// Placeholders besides `alert.<field>`.
+const FIELDS: &[&str] = &["action", "webhook", "alert"];
+/// The alert's time in integer microseconds, beside `time`; see the module docs.
+const TIME_US: &str = "time_us";
+
+/// Whether `{{name}}` is a placeholder: [`FIELDS`], or `alert.` and a field of the alert's
+/// JSON (its keys are the `alerts` table's columns) or `time_us`.
+fn is_placeholder(name: &str) -> bool {
+    FIELDS.contains(&name)
+        || name
+            .strip_prefix("alert.")
+            .is_some_and(|field| field == TIME_US || alerts_schema().field_with_name(field).is_ok())
+}
+
+/// The alert as a body carries it: [`Alert::to_json`] and `time_us`.
+fn alert_value(alert: &Alert) -> Value {
+    let mut value = alert.to_json();
+    value[TIME_US] = Value::from(alert.time);
+    value
+}
 
 /// How a sink turns an alert into a request body.
 #[derive(Debug, Clone)]
@@ -60,7 +67,7 @@ impl BodyBuilder {
 
     /// The body for `alert`; the same alert always gives the same bytes.
     pub fn build(&self, alert: &Alert) -> Vec<u8> {
-        let alert_value = serde_json::to_value(alert).expect("alerts serialize");
+        let alert_value = alert_value(alert);
         let body = match &self.template {
             None => json!({
                 "type": "authtrail.alert",
@@ -95,7 +102,7 @@ fn check_placeholders(webhook: &str, value: &Value) -> Result<(), Error> {
     match value {
         Value::String(text) => {
             for (_, _, name) in placeholders(text) {
-                if !FIELDS.contains(&name) {
+                if !is_placeholder(name) {
                     return Err(Error::config(
                         webhook,
                         format!("`body_template` has an unknown placeholder `{{{{{name}}}}}`"),
@@ -178,6 +185,23 @@ mod tests {
         assert_eq!(body["action"], "revoke_token");
         assert_eq!(body["alert"]["token_id"], "jti-7");
         assert_eq!(builder.build(&alert()), builder.build(&alert()));
+    }
+
+    #[test]
+    fn the_alert_is_its_json_shape_with_the_time_in_microseconds_beside() {
+        let builder = BodyBuilder::new("idp", Action::Notify, None).unwrap();
+        let body: Value = serde_json::from_slice(&builder.build(&alert())).unwrap();
+        let mut expected = alert().to_json();
+        expected["time_us"] = json!(1_795_456_800_000_000i64);
+        assert_eq!(body["alert"], expected);
+        assert_eq!(body["alert"]["time"], "2026-11-23T18:00:00Z");
+        let template = r#"{"at": "{{alert.time}}", "us": "{{alert.time_us}}"}"#;
+        let builder = BodyBuilder::new("idp", Action::Notify, Some(template)).unwrap();
+        let body: Value = serde_json::from_slice(&builder.build(&alert())).unwrap();
+        assert_eq!(
+            body,
+            json!({"at": "2026-11-23T18:00:00Z", "us": 1_795_456_800_000_000i64})
+        );
     }
 
     #[test]
