@@ -69,7 +69,7 @@ async fn every_declared_route_needs_a_key_except_the_probes() {
     let routes: Vec<_> = authtrail_query::api::routes().collect();
     assert!(routes.len() >= 5, "routes found: {routes:?}");
     for (method, path) in routes {
-        let uri = concrete(&path);
+        let uri = concrete(path);
         let body = (method == Method::POST).then(|| json!({"sql": "SELECT 1"}));
         let (anonymous, _) = send(&fixture, method.clone(), &uri, None, body.clone()).await;
         let (wrong, _) = send(
