@@ -117,9 +117,7 @@ impl LatencyWindow {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
         // Histograms stay consistent whatever panicked while one was held.
-        self.window
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.window)
     }
 }
 

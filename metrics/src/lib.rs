@@ -5,8 +5,10 @@
 //! file sizes, HTTP latency), [`LatencyRecorder`] is an hdrhistogram owned by one thread
 //! (the decode thread records detector latency into it without synchronisation) that it
 //! publishes now and then into a [`LatencyWindow`], whose quantiles cover the last one to
-//! two minutes. At scrape time the binary reads everything into an [`Exposition`], which
-//! writes the Prometheus text format (version 0.0.4) that `promtool check metrics` accepts.
+//! two minutes. At scrape time each stage writes its own families into one [`Exposition`]
+//! (`IngestStats::expose`, `Responder::expose`, the binary's HTTP timings), which writes the
+//! Prometheus text format (version 0.0.4) that `promtool check metrics` accepts; the binary
+//! only composes them. Adding a metric touches the stage that counts it, nothing else.
 //!
 //! Hand-written rather than `prometheus-client`: that crate has no summary type (needed for
 //! hdrhistogram quantiles) and its label families take a lock per lookup; here every value
@@ -19,3 +21,12 @@ mod latency;
 pub use exposition::{Exposition, Kind, CONTENT_TYPE};
 pub use histogram::Histogram;
 pub use latency::{LatencyRecorder, LatencySnapshot, LatencyWindow};
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks a metrics map; values stay meaningful whatever panicked while it was held.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
