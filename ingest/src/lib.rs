@@ -32,7 +32,7 @@ pub use error::Error;
 pub use message::{Durable, Input, RawMessage, SOURCE_BATCH};
 pub use partition::SourceLog;
 pub use pipeline::{OnDurable, Pipeline};
-pub use stats::{lock, IngestStats, PartitionStats, StatsSnapshot};
+pub use stats::{IngestStats, StatsSnapshot};
 pub use writer::WriteHook;
 
 /// The ingest crate's result type.

@@ -1,72 +1,79 @@
-//! Counters of the ingest path, shared between threads and read by the CLI and the metrics
-//! endpoint. The decode thread only touches atomics per event; anything behind a lock is
-//! updated per partition opened, per alert, per flush or about once a second.
+//! Counters of the ingest path, shared between threads, summed up for the CLI
+//! ([`StatsSnapshot`]) and written as Prometheus families by [`IngestStats::expose`]
+//! (`stats/exposition.rs`). The decode thread only touches atomics per event; anything
+//! behind a lock is updated per partition opened, per alert, per flush or about once a
+//! second. The counters are private to the crate: other crates read totals, readiness and
+//! the exposition.
+
+mod exposition;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use authtrail_detect::DetectStats;
+pub(crate) use authtrail_metrics::lock;
 use authtrail_metrics::{Histogram, LatencyWindow};
 
-/// Running totals since the process started.
+/// Running totals since the process started. `received`, `alerts` and
+/// `assigned_partitions` stay public: the whole-pipeline benches poll them while it runs.
 #[derive(Debug)]
 pub struct IngestStats {
     /// Messages (or non-blank lines) the pipeline received.
     pub received: AtomicU64,
     /// Messages accepted into `events`.
-    pub accepted: AtomicU64,
+    pub(crate) accepted: AtomicU64,
     /// Messages written to `rejects`.
-    pub rejected: AtomicU64,
+    pub(crate) rejected: AtomicU64,
     /// Messages skipped because the lake already holds their offset (a replay after a
     /// crash between the lake commit and the offset commit).
-    pub already_in_lake: AtomicU64,
+    pub(crate) already_in_lake: AtomicU64,
     /// Messages delivered again within one session (skipped, they are already buffered).
-    pub redelivered: AtomicU64,
+    pub(crate) redelivered: AtomicU64,
     /// Places where offsets jumped forward: transaction markers, compaction, messages a
     /// broker skipped, or messages lost (see `events_lost`).
-    pub offset_gaps: AtomicU64,
+    pub(crate) offset_gaps: AtomicU64,
     /// Offsets the source had deleted (retention, a truncated log) before they were read:
     /// never in the lake, recorded in its manifest.
-    pub events_lost: AtomicU64,
+    pub(crate) events_lost: AtomicU64,
     /// Blank lines in file sources (no data, nothing to keep).
-    pub blank_lines: AtomicU64,
+    pub(crate) blank_lines: AtomicU64,
     /// Alerts the detectors raised.
     pub alerts: AtomicU64,
     /// Kafka partitions currently assigned to this consumer.
     pub assigned_partitions: AtomicU64,
     /// Flushes that committed at least one file.
-    pub flushes: AtomicU64,
+    pub(crate) flushes: AtomicU64,
     /// Parquet files written.
-    pub files: AtomicU64,
+    pub(crate) files: AtomicU64,
     /// Bytes of Parquet written.
-    pub bytes: AtomicU64,
+    pub(crate) bytes: AtomicU64,
     /// Lake writes that failed with an I/O error (a full disk) and were retried; offsets
     /// are not committed meanwhile.
-    pub lake_write_retries: AtomicU64,
+    pub(crate) lake_write_retries: AtomicU64,
     /// Per source partition: messages received, accepted, rejected.
-    pub partitions: Mutex<Vec<Arc<PartitionStats>>>,
+    pub(crate) partitions: Mutex<Vec<Arc<PartitionStats>>>,
     /// How long each flush took on the writer thread (lake files, checkpoint, sink sync),
     /// in microseconds.
-    pub flush_micros: Histogram,
+    pub(crate) flush_micros: Histogram,
     /// Size of each Parquet file written, in bytes.
-    pub file_bytes: Histogram,
+    pub(crate) file_bytes: Histogram,
     /// Time the detectors took per event, published by the decode thread about once a second.
-    pub detect_latency: LatencyWindow,
+    pub(crate) detect_latency: LatencyWindow,
     /// Alerts raised per (detector, severity).
-    pub alerts_by: Mutex<BTreeMap<(String, &'static str), u64>>,
+    pub(crate) alerts_by: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// The detectors' state sizes, published with `detect_latency`.
-    pub detect_state: Mutex<Option<DetectStats>>,
+    pub(crate) detect_state: Mutex<Option<DetectStats>>,
     /// Per Kafka partition: messages in the log past the committed offset, from
     /// librdkafka's statistics.
-    pub consumer_lag: Mutex<BTreeMap<(String, i32), i64>>,
+    pub(crate) consumer_lag: Mutex<BTreeMap<(String, i32), i64>>,
     /// When the source last polled for input (ms since the epoch; 0: not yet).
-    pub source_heartbeat_ms: AtomicU64,
+    pub(crate) source_heartbeat_ms: AtomicU64,
     /// Set while the pipeline runs; cleared when it stops (cleanly or not).
-    pub pipeline_running: AtomicBool,
+    pub(crate) pipeline_running: AtomicBool,
     /// Set when the writer thread failed: nothing more reaches the lake.
-    pub writer_failed: AtomicBool,
+    pub(crate) writer_failed: AtomicBool,
 }
 
 impl Default for IngestStats {
@@ -102,24 +109,17 @@ impl Default for IngestStats {
 
 /// Counters of one source partition.
 #[derive(Debug)]
-pub struct PartitionStats {
-    pub source: Arc<str>,
-    pub partition: i32,
+pub(crate) struct PartitionStats {
+    pub(crate) source: Arc<str>,
+    pub(crate) partition: i32,
     /// Messages received (consumed).
-    pub received: AtomicU64,
+    pub(crate) received: AtomicU64,
     /// Messages accepted into `events`.
-    pub accepted: AtomicU64,
+    pub(crate) accepted: AtomicU64,
     /// Messages written to `rejects`.
-    pub rejected: AtomicU64,
+    pub(crate) rejected: AtomicU64,
     /// Offsets lost: deleted by the source before they were read.
-    pub lost: AtomicU64,
-}
-
-/// Locks a metrics map; values stay meaningful whatever panicked while it was held.
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub(crate) lost: AtomicU64,
 }
 
 /// Milliseconds since the epoch.
@@ -196,6 +196,11 @@ impl IngestStats {
             return Err("the source has stopped polling");
         }
         Ok(())
+    }
+
+    /// The detectors' state sizes as last published (none before detection ran).
+    pub fn detect_stats(&self) -> Option<DetectStats> {
+        lock(&self.detect_state).clone()
     }
 
     /// The current totals.

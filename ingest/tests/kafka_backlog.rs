@@ -225,7 +225,7 @@ fn a_backlog_over_four_partitions_raises_what_one_stream_raises() {
     assert_eq!(seen.received, events.len() as u64);
     assert_eq!(seen.accepted, events.len() as u64);
     assert_eq!(lake_alerts(lake.path()), expected);
-    let detect = stats.detect_state.lock().unwrap().clone();
+    let detect = stats.detect_stats();
     let detect = detect.expect("detection ran");
     assert_eq!(detect.events, events.len() as u64);
     assert_eq!(detect.late_events, 0, "no partition's events counted late");

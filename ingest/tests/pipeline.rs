@@ -206,7 +206,7 @@ fn an_assigned_partition_holds_detector_expiry_until_it_is_revoked() {
         }
         inputs.push(Input::Messages(vec![login(0, 2, 3_660, true)]));
         let stats = detect_inputs(lake.path(), inputs);
-        let state = stats.detect_state.lock().unwrap().clone().unwrap();
+        let state = stats.detect_stats().unwrap();
         let table = state.tables.into_iter().find(|t| t.name == "brute_force");
         table.unwrap().state
     };

@@ -20,6 +20,7 @@ mod config;
 mod deliver;
 mod error;
 mod kafka;
+mod metrics;
 pub mod outbox;
 mod responder;
 pub mod webhook;

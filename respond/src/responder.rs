@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use authtrail_metrics::Exposition;
 use authtrail_model::Alert;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
@@ -185,20 +186,9 @@ impl Responder {
         counts
     }
 
-    /// Per sink: its name, `[delivered, retries, dead, held]` since start, and whether its
-    /// circuit breaker is open.
-    pub fn delivery_stats(&self) -> Vec<(String, [u64; 4], bool)> {
-        self.shared
-            .sinks
-            .iter()
-            .map(|sink| {
-                (
-                    sink.config.name.clone(),
-                    sink.counters.snapshot(),
-                    sink.breaker.is_open(),
-                )
-            })
-            .collect()
+    /// Writes the delivery and outbox families into a `/metrics` scrape.
+    pub fn expose(&self, out: &mut Exposition) {
+        crate::metrics::expose(&self.shared.sinks, &self.counts(), out);
     }
 
     /// Stops: deliveries waiting to retry stop at once; requests in flight get up to

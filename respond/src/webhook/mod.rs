@@ -54,25 +54,21 @@ pub struct Sink {
     pub counters: DeliveryCounters,
 }
 
-/// Outcomes of one sink's delivery attempts since the process started, for metrics.
+/// Outcomes of one sink's delivery attempts since the process started, for metrics
+/// (`metrics.rs` writes them).
 #[derive(Debug, Default)]
 pub struct DeliveryCounters {
     /// Alerts the endpoint accepted (or a dry run built).
-    pub delivered: AtomicU64,
+    pub(crate) delivered: AtomicU64,
     /// Attempts that failed and will be retried.
-    pub retries: AtomicU64,
+    pub(crate) retries: AtomicU64,
     /// Alerts that became dead letters (refused, or out of retry time).
-    pub dead: AtomicU64,
+    pub(crate) dead: AtomicU64,
     /// Alerts held by the revocation rate limit.
-    pub held: AtomicU64,
+    pub(crate) held: AtomicU64,
 }
 
 impl DeliveryCounters {
-    /// `(delivered, retries, dead, held)`.
-    pub fn snapshot(&self) -> [u64; 4] {
-        [&self.delivered, &self.retries, &self.dead, &self.held].map(|c| c.load(Ordering::Relaxed))
-    }
-
     pub(crate) fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
