@@ -91,18 +91,12 @@ fn assert_verifies(work: &Path, lake: &str) {
 }
 
 fn wait_for_log(path: &Path, needle: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while !std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .contains(needle)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "`{needle}` never appeared in {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let what = format!("`{needle}` in {}", path.display());
+    authtrail_testkit::wait_for(&what, timeout, || {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .contains(needle)
+    });
 }
 
 #[test]

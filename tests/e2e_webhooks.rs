@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{authtrail_env, column_counts, python, Process, WorkDir};
 
@@ -80,15 +80,14 @@ impl Receiver {
     }
 
     fn wait_for(&self, count: usize) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.deliveries().len() < count {
-            assert!(
-                Instant::now() < deadline,
-                "receiver got {:?}",
-                self.deliveries()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("{count} deliveries");
+        authtrail_testkit::wait_until(&what, Duration::from_secs(60), || {
+            let deliveries = self.deliveries();
+            match deliveries.len() >= count {
+                true => Ok(()),
+                false => Err(format!("{deliveries:?}")),
+            }
+        });
     }
 }
 

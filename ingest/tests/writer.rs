@@ -4,7 +4,7 @@
 
 use std::sync::mpsc::{channel, sync_channel, Receiver, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use authtrail_ingest::{Durable, IngestStats, Input, Pipeline, PipelineConfig, RawMessage};
 use authtrail_store::{EncodeOptions, Lake};
@@ -27,13 +27,8 @@ fn batch(offsets: std::ops::Range<i64>) -> Input {
     Input::Messages(offsets.map(event).collect())
 }
 
-/// Polls `condition` until it holds; a generous deadline only turns a hang into a failure.
 fn wait_for(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    authtrail_testkit::wait_for(what, Duration::from_secs(60), condition);
 }
 
 fn wait_signal(signal: &Receiver<()>, what: &str) {

@@ -313,18 +313,14 @@ pub fn row_count(lake: &Path, table: &str) -> usize {
 
 /// Waits until the lake holds `rows` rows (events + rejects), at most `timeout`.
 pub fn wait_for_rows(lake: &Path, rows: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let what = format!("{rows} rows in the lake");
+    authtrail_testkit::wait_until(&what, timeout, || {
         let have = row_count(lake, "events") + row_count(lake, "rejects");
-        if have >= rows {
-            return;
+        match have >= rows {
+            true => Ok(()),
+            false => Err(format!("{have} rows")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "lake holds {have} of {rows} rows after {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
 }
 
 /// Reads the lake with DuckDB (hive partitioning) and returns its JSON report.

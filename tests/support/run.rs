@@ -114,18 +114,13 @@ pub fn http(
 
 /// Polls `GET path` (with the key) until `done` accepts the body.
 pub fn wait_for(address: &str, path: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    authtrail_testkit::wait_until(what, Duration::from_secs(90), || {
         let (status, body) = http(address, "GET", path, Some(API_KEY), None);
-        if status == 200 && done(&body) {
-            return body;
+        match status == 200 && done(&body) {
+            true => Ok(body),
+            false => Err(format!("answer {status}: {body}")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: last answer {status}: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    })
 }
 
 /// Issue, revoke, then use `tokens` tokens: one `revoked_token_use` alert each.

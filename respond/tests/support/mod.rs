@@ -222,13 +222,8 @@ pub fn respond_config(webhooks: Vec<WebhookConfig>) -> RespondConfig {
     }
 }
 
-/// Polls `check` until it holds, failing after a generous deadline.
-pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+pub fn wait_until(what: &str, check: impl FnMut() -> bool) {
+    authtrail_testkit::wait_for(what, Duration::from_secs(30), check);
 }
 
 /// The outbox entries of the lake at `root`, read as `authtrail alerts` does.
