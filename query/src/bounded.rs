@@ -129,31 +129,21 @@ impl Estimate {
     }
 }
 
-/// A number per row: one for every row (a scalar argument) or one each.
-enum Measure {
-    Same(u128),
-    Each(Vec<u128>),
-    Signed(Vec<i128>),
-    SameSigned(i128),
+/// A number per row of one argument: one for every row (a scalar argument) or one each.
+struct Measure {
+    values: Vec<i128>,
+    scalar: bool,
 }
 
 impl Measure {
-    fn at(&self, row: usize) -> u128 {
-        match self {
-            Measure::Same(value) => *value,
-            Measure::Each(values) => values.get(row).copied().unwrap_or(0),
-            Measure::SameSigned(value) => (*value).max(0) as u128,
-            Measure::Signed(values) => values.get(row).copied().unwrap_or(0).max(0) as u128,
-        }
+    fn signed(&self, row: usize) -> i128 {
+        let index = if self.scalar { 0 } else { row };
+        self.values.get(index).copied().unwrap_or(0)
     }
 
-    fn signed(&self, row: usize) -> i128 {
-        match self {
-            Measure::Same(value) => *value as i128,
-            Measure::Each(values) => values.get(row).copied().unwrap_or(0) as i128,
-            Measure::SameSigned(value) => *value,
-            Measure::Signed(values) => values.get(row).copied().unwrap_or(0),
-        }
+    /// The row's number, negative ones as 0 (a negative count builds nothing).
+    fn at(&self, row: usize) -> u128 {
+        self.signed(row).max(0) as u128
     }
 
     fn sum(rows: usize, per_row: impl Fn(usize) -> u128) -> u128 {
@@ -162,65 +152,56 @@ impl Measure {
             .fold(0u128, u128::saturating_add)
     }
 
-    /// Byte lengths of strings and binaries, element counts of lists (8 bytes each),
-    /// 8 for anything else; 0 for nulls and missing arguments.
-    fn lengths(arg: Option<&ColumnarValue>, rows: usize) -> DfResult<Measure> {
-        let Some(arg) = arg else {
-            return Ok(Measure::Same(0));
-        };
-        let (array, scalar) = match arg {
-            ColumnarValue::Array(array) => (array.clone(), false),
-            ColumnarValue::Scalar(value) => (value.to_array_of_size(1)?, true),
-        };
-        let per_item: u128 = match array.data_type() {
-            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => 8,
-            _ => 1,
-        };
-        let values: Vec<u128> = match length(array.as_ref()) {
-            Ok(lengths) => {
-                let lengths = datafusion::arrow::compute::cast(&lengths, &DataType::Int64)?;
-                let lengths = lengths
-                    .as_any()
-                    .downcast_ref::<arrow_array::Int64Array>()
-                    .expect("cast to Int64");
-                lengths
-                    .iter()
-                    .map(|n| n.unwrap_or(0).max(0) as u128 * per_item)
-                    .collect()
-            }
-            // Not a string, binary or list: a fixed-width value.
-            Err(_) => vec![8; array.len()],
-        };
-        Ok(match scalar {
-            true => Measure::Same(values.first().copied().unwrap_or(0)),
-            false => {
-                debug_assert_eq!(values.len(), rows);
-                Measure::Each(values)
-            }
+    /// `values` of an argument (a scalar read once); 0 for a missing argument.
+    fn of(
+        arg: Option<&ColumnarValue>,
+        values: impl Fn(&ArrayRef) -> DfResult<Vec<i128>>,
+    ) -> DfResult<Measure> {
+        Ok(match arg {
+            None => Measure {
+                values: Vec::new(),
+                scalar: true,
+            },
+            Some(ColumnarValue::Array(array)) => Measure {
+                values: values(array)?,
+                scalar: false,
+            },
+            Some(ColumnarValue::Scalar(value)) => Measure {
+                values: values(&value.to_array_of_size(1)?)?,
+                scalar: true,
+            },
         })
     }
 
-    /// Integer values (dates in days, timestamps in their unit); 0 for nulls.
-    fn integers(arg: Option<&ColumnarValue>, _rows: usize) -> DfResult<Measure> {
-        let Some(arg) = arg else {
-            return Ok(Measure::SameSigned(0));
-        };
-        let (array, scalar) = match arg {
-            ColumnarValue::Array(array) => (array.clone(), false),
-            ColumnarValue::Scalar(value) => (value.to_array_of_size(1)?, true),
-        };
-        let values = integer_values(&array)?;
-        Ok(match scalar {
-            true => Measure::SameSigned(values.first().copied().unwrap_or(0)),
-            false => Measure::Signed(values),
+    /// Byte lengths of strings and binaries, element counts of lists (8 bytes each),
+    /// 8 for anything else; 0 for nulls and missing arguments.
+    fn lengths(arg: Option<&ColumnarValue>, _rows: usize) -> DfResult<Measure> {
+        Measure::of(arg, |array| {
+            let per_item = match array.data_type() {
+                DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => 8,
+                _ => 1,
+            };
+            Ok(match length(array.as_ref()) {
+                Ok(lengths) => int64_values(&lengths)?
+                    .into_iter()
+                    .map(|n| n * per_item)
+                    .collect(),
+                // Not a string, binary or list: a fixed-width value.
+                Err(_) => vec![8; array.len()],
+            })
         })
+    }
+
+    /// Integer values (dates and timestamps in nanoseconds); 0 for nulls.
+    fn integers(arg: Option<&ColumnarValue>, _rows: usize) -> DfResult<Measure> {
+        Measure::of(arg, integer_values)
     }
 
     /// Elements `range`/`generate_series` build, 8 bytes each.
     fn range(args: &[ColumnarValue], rows: usize) -> DfResult<u128> {
         let (start, stop) = match args.len() {
             1 => (
-                Measure::SameSigned(0),
+                Measure::integers(None, rows)?,
                 Measure::integers(args.first(), rows)?,
             ),
             _ => (
@@ -491,5 +472,68 @@ impl AnalyzerRule for StringConcatAsFunction {
 
     fn name(&self) -> &str {
         "string_concat_as_function"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Error, QueryConfig, QueryEngine};
+
+    async fn answer(sql: &str) -> Result<usize, Error> {
+        let lake = tempfile::tempdir().unwrap();
+        let engine = QueryEngine::open(lake.path(), QueryConfig::default()).unwrap();
+        engine.query(sql, None).await.map(|output| output.rows())
+    }
+
+    fn refused(result: Result<usize, Error>, function: &str) {
+        match result {
+            Err(Error::QueryFailed(message)) => {
+                assert!(message.contains(&format!("`{function}`")), "{message}")
+            }
+            other => panic!("{function}: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn column_arguments_are_estimated_row_by_row() {
+        // 2 bytes × 40M in the second row: 80 MB, over the 64 MiB budget.
+        let table = "(VALUES ('ab', 10), ('cd', 40000000)) AS t(s, n)";
+        refused(
+            answer(&format!("SELECT length(repeat(s, n)) FROM {table}")).await,
+            "repeat",
+        );
+        refused(
+            answer(&format!("SELECT lpad(s, n) FROM {table}")).await,
+            "lpad",
+        );
+        refused(
+            answer(&format!("SELECT cardinality(range(0, n * 4)) FROM {table}")).await,
+            "range",
+        );
+        let fine = "(VALUES ('ab', 10), ('cd', 4000)) AS t(s, n)";
+        assert_eq!(
+            answer(&format!("SELECT length(repeat(s, n)) FROM {fine}"))
+                .await
+                .unwrap(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn the_concatenation_operator_keeps_its_null_and_its_name() {
+        let lake = tempfile::tempdir().unwrap();
+        let engine = QueryEngine::open(lake.path(), QueryConfig::default()).unwrap();
+        let output = engine
+            .query(
+                "SELECT 'a' || s AS joined, 'a' || NULL IS NULL AS gone FROM (VALUES ('b')) t(s)",
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(output.schema.field(0).name(), "joined");
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&output.batches)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| ab     | true |"), "{text}");
     }
 }
