@@ -36,7 +36,7 @@ mod runs;
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,6 +44,7 @@ use authtrail_detect::DetectConfig;
 use authtrail_gen::{GenConfig, Generator};
 use authtrail_ingest::{Detection, IngestStats, PipelineConfig};
 use authtrail_store::{EncodeOptions, Lake};
+use tokio_util::sync::CancellationToken;
 
 use broker::Broker;
 use env::{env_number, python};
@@ -169,7 +170,7 @@ fn main() {
     let detection = Detection::open(&lake, &DetectConfig::default(), stats.clone())
         .unwrap()
         .with_sink(Box::new(Sink(responder.clone(), measure.clone())));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
     let worker = {
         let (stats, stop, brokers) = (stats.clone(), stop.clone(), broker.address.clone());
         let mut kafka = kafka_config("latency", "authtrail-latency");
@@ -212,7 +213,7 @@ fn main() {
     while measure.received.load(Ordering::Relaxed) < triggers && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     worker.join().unwrap().unwrap();
     responder.shutdown().unwrap();
     println!(

@@ -154,7 +154,14 @@ fn main() {
     }
     let lake_root = dir.path().join("lake");
     let lake = Lake::open(&lake_root, EncodeOptions::default()).unwrap();
-    let responder = Arc::new(Responder::start(&lake_root, &respond).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("authtrail-respond")
+        .enable_all()
+        .build()
+        .unwrap();
+    let responder =
+        Arc::new(Responder::start(&lake_root, &respond, runtime.handle().clone()).unwrap());
     let stats = Arc::new(IngestStats::default());
     let detection = Detection::open(&lake, &DetectConfig::default(), stats.clone())
         .unwrap()

@@ -7,10 +7,17 @@ use anyhow::Context;
 use authtrail_detect::DetectConfig;
 use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::PipelineConfig;
+pub use authtrail_pipeline::LakeConfig;
+use authtrail_pipeline::StagesConfig;
 use authtrail_query::{ApiConfig, QueryConfig};
 use authtrail_respond::RespondConfig;
 use authtrail_store::EncodeOptions;
 use serde::Deserialize;
+
+use crate::cli::Cli;
+
+/// The lake's root when neither `--lake` nor `lake.path` names one.
+const DEFAULT_LAKE: &str = "./authtrail-data";
 
 /// The whole configuration file. Every section and field is optional; defaults are the
 /// documented ones (see authtrail.example.toml).
@@ -57,23 +64,6 @@ impl Default for RunConfig {
     }
 }
 
-/// `[lake]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LakeConfig {
-    /// The lake's root directory; `--lake` overrides it. Default `./authtrail-data`.
-    pub path: Option<PathBuf>,
-    /// File holding the Ed25519 key (64 hex characters) that signs every manifest record;
-    /// the `AUTHTRAIL_SIGNING_KEY` environment variable (the key itself) overrides it.
-    /// Unset: records are hash-chained but not signed.
-    pub signing_key_file: Option<PathBuf>,
-    /// Public key (64 hex characters) `authtrail verify` checks signatures with; derived
-    /// from the signing key when unset.
-    pub public_key: Option<String>,
-    /// `[lake.maintenance]`: how long each table is kept, and compaction of closed hours.
-    pub maintenance: authtrail_store::MaintenanceConfig,
-}
-
 impl Config {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
@@ -81,6 +71,29 @@ impl Config {
             .with_context(|| format!("reading config `{}`", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config `{}`", path.display()))
     }
+
+    /// The sections the stages open from, on the lake at `lake_root`; `detect: false` runs
+    /// no detectors.
+    pub fn stages(&self, lake_root: &Path, detect: bool) -> StagesConfig {
+        StagesConfig {
+            lake_root: lake_root.to_path_buf(),
+            lake: self.lake.clone(),
+            store: self.store,
+            ingest: self.ingest.clone(),
+            kafka: self.kafka.clone(),
+            detect: detect.then(|| self.detect.clone()),
+            respond: self.respond.clone(),
+        }
+    }
+}
+
+/// The lake's root for every command: `--lake`, else `lake.path` from the config, else
+/// `./authtrail-data`.
+pub fn lake_root(cli: &Cli, config: &Config) -> PathBuf {
+    cli.lake
+        .clone()
+        .or_else(|| config.lake.path.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_LAKE))
 }
 
 #[cfg(test)]

@@ -46,18 +46,14 @@ pub fn command(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let secret_text = format!("whsec_{}", STANDARD.encode(random_bytes::<24>()?));
     let secret_file = write_private(&files.join("webhook-secret"), &secret_text)?;
 
-    let http = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("authtrail-demo-receiver")
-        .enable_all()
-        .build()
-        .context("starting the webhook receiver's runtime")?;
+    // The receiver runs on the process's one runtime, beside the stages, until they stop.
+    let runtime = authtrail_pipeline::runtime().context("starting the async runtime")?;
     let receiver = Receiver {
         secret: Secret::parse("demo", &secret_text)?,
         received: AtomicU64::default(),
     };
     let receiver = Arc::new(receiver);
-    let receiver_address = http.block_on(serve_receiver(receiver.clone()))?;
+    let receiver_address = runtime.block_on(serve_receiver(receiver.clone()))?;
 
     let config_file = files.join("authtrail.toml");
     let config_text = demo_config(
@@ -71,9 +67,13 @@ pub fn command(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing `{}`", config_file.display()))?;
     let config = Config::load(&config_file)?;
     let shutdown = CancellationToken::new();
-    crate::run::install_signal_handlers(shutdown.clone(), config.run.shutdown_timeout)?;
+    crate::signals::install(
+        runtime.handle(),
+        shutdown.clone(),
+        config.run.shutdown_timeout,
+    )?;
     let topic = config.kafka.topics[0].clone();
-    let running = crate::run::start(config, &lake, shutdown.clone())?;
+    let running = crate::run::start(config, &lake, runtime, shutdown.clone())?;
 
     let generated = GenConfig {
         seed: args.seed,
@@ -127,7 +127,6 @@ pub fn command(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if producer.is_finished() {
         let _ = producer.join();
     }
-    http.shutdown_timeout(Duration::from_millis(100));
     println!(
         "demo: stopped cleanly: {} events, {} rejects, {} alerts; {} webhook requests received; the lake stays at `{}`",
         totals.accepted,

@@ -9,7 +9,6 @@ use std::time::Duration;
 use authtrail_ingest::{AlertSink, BoxError};
 use authtrail_model::Alert;
 use authtrail_query::api::ApiError;
-use authtrail_respond::Responder;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::Json;
@@ -98,27 +97,18 @@ pub async fn handler(
     Ok(Json(json!({ "alerts": alerts, "latest": latest })))
 }
 
-/// The pipeline's alert sink in `authtrail run`: the webhook responder (if configured) and
-/// the live feed.
-pub struct RunSink {
-    pub responder: Option<Arc<Responder>>,
-    pub live: Arc<LiveAlerts>,
-}
+/// The live feed as one of the pipeline's alert sinks in `authtrail run` (after the
+/// webhook responder, which the pipeline plugs in itself).
+pub struct LiveSink(pub Arc<LiveAlerts>);
 
-impl AlertSink for RunSink {
+impl AlertSink for LiveSink {
     fn record(&self, alert: &Alert) -> Result<(), BoxError> {
-        if let Some(responder) = &self.responder {
-            responder.record(alert)?;
-        }
-        self.live.push(alert);
+        self.0.push(alert);
         Ok(())
     }
 
     fn sync(&self) -> Result<(), BoxError> {
-        match &self.responder {
-            Some(responder) => Ok(responder.sync()?),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 

@@ -13,8 +13,8 @@ use authtrail_query::output::{export, Format};
 use authtrail_query::QueryEngine;
 
 use crate::cli::{Cli, OutputFormat, QueryArgs, ServeArgs};
+use crate::config::lake_root;
 use crate::config::Config;
-use crate::ingest::lake_root;
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {

@@ -1,35 +1,16 @@
-//! Wires the webhook responder into ingest, and `authtrail alerts`: list outbox entries,
-//! retry dead letters, release held alerts.
-//!
-//! The binary does the wiring so that `authtrail-respond` (HTTP, signing) and
-//! `authtrail-ingest` (pipeline) stay independent: ingest knows only its `AlertSink` trait.
+//! `authtrail alerts`: list outbox entries, retry dead letters, release held alerts. (The
+//! responder is wired into ingest by `authtrail-pipeline`.)
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use authtrail_ingest::{AlertSink, BoxError};
-use authtrail_model::Alert;
 use authtrail_respond::outbox::requests::{self, Operation, Outcome, Request};
-use authtrail_respond::{outbox_dir, Outbox, Responder, State};
+use authtrail_respond::{outbox_dir, Outbox, State};
 
 use crate::cli::{AlertsAction, AlertsArgs, Cli, Target};
 use crate::config::Config;
-
-/// The responder as the pipeline's alert sink.
-pub struct ResponderSink(pub Arc<Responder>);
-
-impl AlertSink for ResponderSink {
-    fn record(&self, alert: &Alert) -> Result<(), BoxError> {
-        Ok(self.0.record(alert)?)
-    }
-
-    fn sync(&self) -> Result<(), BoxError> {
-        Ok(self.0.sync()?)
-    }
-}
 
 /// How long `retry`/`release` wait for a running authtrail to pick the request up.
 const HANDOVER_WAIT: Duration = Duration::from_secs(5);
@@ -39,7 +20,7 @@ pub fn alerts(cli: &Cli, args: &AlertsArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let lake = crate::ingest::lake_root(cli, &config);
+    let lake = crate::config::lake_root(cli, &config);
     let dir = outbox_dir(&lake);
     match &args.action {
         None => list(&dir, args.state.as_deref()),

@@ -3,7 +3,7 @@
 
 use std::io::BufReader;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::{Detection, IngestStats, PipelineConfig};
 use authtrail_respond::{Action, RespondConfig, Responder, WebhookConfig};
 use authtrail_store::{EncodeOptions, Lake};
+use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
 use crate::latency::{Measure, Sink};
@@ -54,7 +55,23 @@ pub fn responder(root: &Path, url: &str, detectors: Vec<String>) -> Arc<Responde
         webhooks: vec![hook],
         ..RespondConfig::default()
     };
-    Arc::new(Responder::start(root, &respond).unwrap())
+    Arc::new(Responder::start(root, &respond, delivery_runtime()).unwrap())
+}
+
+/// The runtime the responder delivers on (the binary's is its one runtime).
+fn delivery_runtime() -> tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("authtrail-respond")
+                .enable_all()
+                .build()
+                .unwrap()
+        })
+        .handle()
+        .clone()
 }
 
 pub fn kafka_config(topic: &str, group: &str) -> KafkaConfig {
@@ -76,7 +93,7 @@ pub fn through_broker(broker: &Broker, topic: &str, count: u64, root: &Path, url
             responder.clone(),
             Arc::new(Measure::default()),
         )));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
     process::reset_peak_rss();
     let start_rss = process::rss_mib();
     let cpu = process::cpu_seconds();
@@ -114,7 +131,7 @@ pub fn through_broker(broker: &Broker, topic: &str, count: u64, root: &Path, url
         std::thread::sleep(Duration::from_millis(2));
     }
     let streaming = first.unwrap().elapsed();
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     worker.join().unwrap().unwrap();
     let total = started.elapsed();
     let cpu = process::cpu_seconds() - cpu;
@@ -143,7 +160,7 @@ pub fn from_file(path: &Path, root: &Path) -> Run {
     let started = Instant::now();
     let reader = BufReader::with_capacity(1 << 20, std::fs::File::open(path).unwrap());
     let config = PipelineConfig::default();
-    let stop = AtomicBool::new(false);
+    let stop = CancellationToken::new();
     authtrail_ingest::ingest_lines(
         lake,
         &config,

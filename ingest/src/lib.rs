@@ -19,12 +19,12 @@ mod stats;
 mod writer;
 
 use std::io::BufRead;
-use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::thread;
 
 use authtrail_store::Lake;
+use tokio_util::sync::CancellationToken;
 
 pub use config::PipelineConfig;
 pub use detection::{AlertSink, BoxError, Detection};
@@ -38,7 +38,7 @@ pub use writer::WriteHook;
 /// The ingest crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Consumes `kafka.topics` from `brokers` into the lake until `stop` is set, then flushes
+/// Consumes `kafka.topics` from `brokers` into the lake until `stop` is cancelled, then flushes
 /// and commits what it holds.
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_kafka(
@@ -48,7 +48,7 @@ pub fn ingest_kafka(
     brokers: &str,
     detection: Option<Detection>,
     stats: Arc<IngestStats>,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
 ) -> Result<()> {
     let (sender, receiver) = sync_channel(config.queue_batches);
     let source = kafka::KafkaSource::new(
@@ -71,7 +71,7 @@ pub fn ingest_kafka(
 }
 
 /// Reads JSON lines from `reader` into the lake as `source` / `partition` until the input
-/// ends (or `stop` is set), then flushes.
+/// ends (or `stop` is cancelled), then flushes.
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_lines(
     lake: Lake,
@@ -82,7 +82,7 @@ pub fn ingest_lines(
     partition: i32,
     detection: Option<Detection>,
     stats: Arc<IngestStats>,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
 ) -> Result<()> {
     let (sender, receiver) = sync_channel(config.queue_batches);
     let pipeline = Pipeline::new(

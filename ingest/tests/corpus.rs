@@ -8,7 +8,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 use support::read_table;
+use tokio_util::sync::CancellationToken;
 
 const TOPIC: &str = "auth-events";
 /// How much of a rejected message is kept (the rest is counted in `raw_bytes`).
@@ -118,7 +118,7 @@ fn every_corpus_message_is_rejected_with_its_reason_and_the_pipeline_goes_on() {
         ..KafkaConfig::default()
     };
     let stats = Arc::new(IngestStats::default());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
     let lake = Lake::open(lake_dir.path(), EncodeOptions::default()).unwrap();
     let worker = {
         let (stats, stop) = (stats.clone(), stop.clone());
@@ -130,7 +130,7 @@ fn every_corpus_message_is_rejected_with_its_reason_and_the_pipeline_goes_on() {
     while stats.snapshot().received < sent && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     worker.join().unwrap().unwrap();
     assert_eq!(
         stats.snapshot().received,

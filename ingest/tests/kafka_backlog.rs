@@ -5,7 +5,6 @@
 mod support;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 use support::read_table;
+use tokio_util::sync::CancellationToken;
 
 const TOPIC: &str = "auth-events";
 const PARTITIONS: i32 = 4;
@@ -187,7 +187,7 @@ fn drain(lake_dir: &Path, brokers: &str, expected: u64) -> Arc<IngestStats> {
     };
     let stats = Arc::new(IngestStats::default());
     let detection = Detection::open(&lake, &DetectConfig::default(), stats.clone()).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
     let worker = {
         let (stats, stop, brokers) = (stats.clone(), stop.clone(), brokers.to_owned());
         std::thread::spawn(move || {
@@ -199,7 +199,7 @@ fn drain(lake_dir: &Path, brokers: &str, expected: u64) -> Arc<IngestStats> {
     while stats.snapshot().received < expected && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     worker.join().unwrap().unwrap();
     stats
 }

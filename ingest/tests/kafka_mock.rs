@@ -4,7 +4,6 @@
 mod support;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset};
 use support::read_table;
+use tokio_util::sync::CancellationToken;
 
 const TOPIC: &str = "auth-events";
 const PARTITIONS: i32 = 3;
@@ -115,7 +115,7 @@ fn run_ingest(
     let stats = Arc::new(IngestStats::default());
     let detection =
         detect.then(|| Detection::open(&lake, &DetectConfig::default(), stats.clone()).unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
     let worker = {
         let (stats, stop, brokers) = (stats.clone(), stop.clone(), brokers.to_owned());
         std::thread::spawn(move || {
@@ -142,7 +142,7 @@ fn run_ingest(
     }
     // Let a few idle polls pass so nothing more is in flight, then stop.
     std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     worker.join().unwrap().unwrap();
     stats
 }
@@ -285,11 +285,11 @@ fn brute_force_straddling_a_restart_is_caught_once() {
     assert_eq!(severities, ["critical", "high"]);
 }
 
-/// Starts an ingest thread (no detection) that runs until `stop` is set.
+/// Starts an ingest thread (no detection) that runs until `stop` is cancelled.
 fn spawn_member(
     lake_dir: &Path,
     brokers: &str,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> (
     Arc<IngestStats>,
     std::thread::JoinHandle<authtrail_ingest::Result<()>>,
@@ -320,7 +320,7 @@ fn a_rebalance_hands_partitions_over_without_loss_or_duplicates() {
 
     let (first_batch, mut ids, _) = mixed_messages(0, 300);
     produce(&brokers, &first_batch);
-    let stop_a = Arc::new(AtomicBool::new(false));
+    let stop_a = CancellationToken::new();
     let (stats_a, member_a) = spawn_member(lake.path(), &brokers, stop_a.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
     while stats_a.snapshot().received < 100 {
@@ -330,7 +330,7 @@ fn a_rebalance_hands_partitions_over_without_loss_or_duplicates() {
 
     // A second member joins mid-stream: A's partitions are revoked (flushed, committed)
     // and split between the two.
-    let stop_b = Arc::new(AtomicBool::new(false));
+    let stop_b = CancellationToken::new();
     let (stats_b, member_b) = spawn_member(lake.path(), &brokers, stop_b.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
     while stats_b.snapshot().assigned_partitions == 0 {
@@ -360,8 +360,8 @@ fn a_rebalance_hands_partitions_over_without_loss_or_duplicates() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    stop_a.store(true, Ordering::Relaxed);
-    stop_b.store(true, Ordering::Relaxed);
+    stop_a.cancel();
+    stop_b.cancel();
     member_a.join().unwrap().unwrap();
     member_b.join().unwrap().unwrap();
 

@@ -7,7 +7,6 @@
 //! tansu with time-based retention, is `tests/e2e_loss.rs` of the root package.)
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
+use tokio_util::sync::CancellationToken;
 
 const TOPIC: &str = "auth-events";
 
@@ -77,7 +77,7 @@ fn ingest(lake: &Path, brokers: &str, group: &str, expected: u64) -> StatsSnapsh
         ..PipelineConfig::default()
     };
     let stats = Arc::new(IngestStats::default());
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
     let lake = Lake::open(lake, EncodeOptions::default()).unwrap();
     let worker = {
         let (stats, stop, brokers) = (stats.clone(), stop.clone(), brokers.to_owned());
@@ -91,7 +91,7 @@ fn ingest(lake: &Path, brokers: &str, group: &str, expected: u64) -> StatsSnapsh
     }
     // The loss is judged at the flush after the gap: let it happen, then stop.
     std::thread::sleep(Duration::from_millis(600));
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     worker.join().unwrap().unwrap();
     stats.snapshot()
 }

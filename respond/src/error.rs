@@ -20,8 +20,6 @@ pub enum Error {
     },
     #[error("no outbox entry `{0}`")]
     NoSuchEntry(String),
-    #[error("starting the dispatcher: {0}")]
-    Runtime(std::io::Error),
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }

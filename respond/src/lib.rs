@@ -4,7 +4,7 @@
 //! Flow: the pipeline hands each new alert to [`Responder::record`], which appends it to
 //! the outbox log under `<lake>/_outbox/` (once per matching webhook, deduplicated by alert
 //! id, so a replay after a crash does not send twice) and starts a delivery task on the
-//! responder's own tokio runtime. [`Responder::sync`] fsyncs the log before the pipeline
+//! runtime [`Responder::start`] was given. [`Responder::sync`] fsyncs the log before the pipeline
 //! commits the source offsets. A task signs the request (Standard Webhooks), sends it, and
 //! records each outcome: `delivered`, `retrying` (5xx, 408, 429, timeouts, connection
 //! errors; exponential backoff with full jitter, until the max age), `dead` (other 4xx),

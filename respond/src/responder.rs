@@ -1,13 +1,14 @@
 //! The [`Responder`]: records alerts in the outbox on the caller's thread and delivers them
-//! from its own tokio runtime, so the pipeline never waits on HTTP.
+//! as tasks on the runtime it is given (the process's one runtime), so the pipeline never
+//! waits on HTTP.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use authtrail_metrics::Exposition;
 use authtrail_model::Alert;
-use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -26,6 +27,9 @@ pub(crate) struct Shared {
     pub sinks: Vec<Arc<Sink>>,
     pub client: reqwest::Client,
     pub cancel: CancellationToken,
+    /// Cancelled when the drain deadline passes: deliveries still in flight are dropped
+    /// (they stay in the outbox for the next start).
+    pub abort: CancellationToken,
     pub tasks: TaskTracker,
     pub config: RespondConfig,
 }
@@ -49,22 +53,36 @@ impl Shared {
             );
             return;
         };
-        self.tasks
-            .spawn_on(deliver(self.clone(), sink, key), runtime);
+        let abort = self.abort.clone();
+        let delivery = deliver(self.clone(), sink, key);
+        self.tasks.spawn_on(
+            async move {
+                tokio::select! {
+                    _ = delivery => {}
+                    _ = abort.cancelled() => {}
+                }
+            },
+            runtime,
+        );
     }
 }
 
-/// Alerts to webhooks: durable outbox, delivery runtime, operator requests.
+/// Alerts to webhooks: durable outbox, delivery tasks, operator requests.
 pub struct Responder {
     shared: Arc<Shared>,
     handle: tokio::runtime::Handle,
-    runtime: Mutex<Option<Runtime>>,
+    stopped: AtomicBool,
 }
 
 impl Responder {
     /// Loads the sinks' secrets, opens the outbox under `lake_root`, and resumes every
-    /// undelivered entry. Fails if another process holds the outbox.
-    pub fn start(lake_root: &Path, config: &RespondConfig) -> Result<Responder> {
+    /// undelivered entry; deliveries run as tasks on `runtime` (a multi-threaded one).
+    /// Fails if another process holds the outbox.
+    pub fn start(
+        lake_root: &Path,
+        config: &RespondConfig,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Responder> {
         let mut sinks = Vec::with_capacity(config.webhooks.len());
         for webhook in &config.webhooks {
             if sinks
@@ -98,12 +116,6 @@ impl Responder {
             .tcp_nodelay(true)
             .user_agent(concat!("authtrail/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("authtrail-respond")
-            .enable_all()
-            .build()
-            .map_err(Error::Runtime)?;
         let resume: Vec<Key> = outbox
             .entries()
             .filter(|e| e.state.is_active())
@@ -114,6 +126,7 @@ impl Responder {
             sinks,
             client,
             cancel: CancellationToken::new(),
+            abort: CancellationToken::new(),
             tasks: TaskTracker::new(),
             config: config.clone(),
         });
@@ -137,13 +150,16 @@ impl Responder {
             );
         }
         for key in resume {
-            shared.spawn(runtime.handle(), key);
+            shared.spawn(&runtime, key);
         }
-        runtime.spawn(housekeeping(shared.clone(), runtime.handle().clone()));
+        // Tracked with the deliveries, so that shutdown waits for it to let go of the outbox.
+        shared
+            .tasks
+            .spawn_on(housekeeping(shared.clone(), runtime.clone()), &runtime);
         Ok(Responder {
             shared,
-            handle: runtime.handle().clone(),
-            runtime: Mutex::new(Some(runtime)),
+            handle: runtime,
+            stopped: AtomicBool::new(false),
         })
     }
 
@@ -194,23 +210,40 @@ impl Responder {
     /// Stops: deliveries waiting to retry stop at once; requests in flight get up to
     /// `drain_timeout`; everything not delivered stays in the outbox for the next start.
     /// Alerts recorded afterwards stay pending in the outbox, which stays locked until the
-    /// responder is dropped.
+    /// responder is dropped. It may be called on a runtime worker or off the runtime (the
+    /// wait runs on a thread of its own); only the first call waits.
     pub fn shutdown(&self) -> Result<()> {
-        let taken = self.runtime.lock().map(|mut r| r.take());
-        let Ok(Some(runtime)) = taken else {
+        if self.stopped.swap(true, Ordering::SeqCst) {
             return Ok(());
-        };
+        }
         self.shared.cancel.cancel();
         self.shared.tasks.close();
         let drain = self.shared.config.drain_timeout;
-        let drained = runtime
-            .block_on(async { tokio::time::timeout(drain, self.shared.tasks.wait()).await })
-            .is_ok();
-        if !drained {
+        if !self.wait_for_tasks(drain) {
             tracing::warn!(timeout = ?drain, "deliveries still in flight at shutdown; they resume at the next start");
         }
-        runtime.shutdown_timeout(Duration::from_millis(100));
+        // The rest are dropped, and with them their hold on the outbox.
+        self.shared.abort.cancel();
+        self.wait_for_tasks(Duration::from_millis(100));
         self.sync()
+    }
+
+    /// Waits up to `timeout` for every task to end; false if some still run.
+    fn wait_for_tasks(&self, timeout: Duration) -> bool {
+        let tasks = &self.shared.tasks;
+        let handle = &self.handle;
+        // `Handle::block_on` may not run on a runtime thread (the last `Arc` of a responder
+        // can be dropped on one), so the wait has a thread of its own.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    handle
+                        .block_on(async { tokio::time::timeout(timeout, tasks.wait()).await })
+                        .is_ok()
+                })
+                .join()
+                .unwrap_or(false)
+        })
     }
 }
 

@@ -25,7 +25,7 @@ fn alerts_are_published_once_keyed_by_their_id() {
     .unwrap();
     let mut config = respond_config(Vec::new());
     config.kafka = Some(kafka);
-    let responder = Responder::start(dir.path(), &config).unwrap();
+    let responder = Responder::start(dir.path(), &config, runtime()).unwrap();
     let mut low = alert("low");
     low.severity = authtrail_model::Severity::Low;
     for alert in [alert("a1"), alert("a2"), low, alert("a1")] {

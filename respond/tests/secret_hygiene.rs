@@ -42,7 +42,7 @@ fn a_planted_secret_never_appears_in_log_output() {
     let live = webhook(dir.path(), &url);
     let config = respond_config(vec![live.clone(), dry]);
     tracing::info!(config = ?config, "starting");
-    let responder = Responder::start(dir.path(), &config).unwrap();
+    let responder = Responder::start(dir.path(), &config, runtime()).unwrap();
     for i in 0..3 {
         responder.record(&alert(&format!("a{i}"))).unwrap();
     }
@@ -62,7 +62,7 @@ fn a_planted_secret_never_appears_in_log_output() {
         "http://127.0.0.1:9/hook?token=PLANTED-URL-TOKEN",
     );
     down.retry_max_age = std::time::Duration::from_millis(1);
-    let responder = Responder::start(dir.path(), &respond_config(vec![down])).unwrap();
+    let responder = Responder::start(dir.path(), &respond_config(vec![down]), runtime()).unwrap();
     responder.record(&alert("down")).unwrap();
     wait_until("dead letter", || {
         entries(dir.path())
@@ -74,7 +74,7 @@ fn a_planted_secret_never_appears_in_log_output() {
     std::fs::write(&bad, "whsec_PLANTED*not-base64").unwrap();
     let mut broken = live;
     broken.secret_file = Some(bad);
-    let error = Responder::start(dir.path(), &respond_config(vec![broken]))
+    let error = Responder::start(dir.path(), &respond_config(vec![broken]), runtime())
         .err()
         .unwrap();
     tracing::error!(%error, "start failed as expected");

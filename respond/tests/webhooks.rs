@@ -17,6 +17,7 @@ fn delivers_signed_requests_that_verify_independently() {
     let responder = Responder::start(
         dir.path(),
         &respond_config(vec![webhook(dir.path(), &receiver.url())]),
+        runtime(),
     )
     .unwrap();
     responder.record(&alert("a1")).unwrap();
@@ -44,7 +45,7 @@ fn receiver_down_then_up_gets_every_alert() {
     let url = format!("http://{port}/hook");
     let mut config = webhook(dir.path(), &url);
     config.rate_limit = 0;
-    let responder = Responder::start(dir.path(), &respond_config(vec![config])).unwrap();
+    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
     let ids: BTreeSet<String> = (0..20).map(|i| format!("a{i}")).collect();
     for id in &ids {
         responder.record(&alert(id)).unwrap();
@@ -74,6 +75,7 @@ fn server_errors_then_success_delivers_once_accepted() {
     let responder = Responder::start(
         dir.path(),
         &respond_config(vec![webhook(dir.path(), &receiver.url())]),
+        runtime(),
     )
     .unwrap();
     responder.record(&alert("a1")).unwrap();
@@ -92,6 +94,7 @@ fn not_found_is_a_dead_letter_until_retried() {
     let responder = Responder::start(
         dir.path(),
         &respond_config(vec![webhook(dir.path(), &receiver.url())]),
+        runtime(),
     )
     .unwrap();
     responder.record(&alert("a1")).unwrap();
@@ -124,6 +127,7 @@ fn too_many_requests_honours_retry_after() {
     let responder = Responder::start(
         dir.path(),
         &respond_config(vec![webhook(dir.path(), &receiver.url())]),
+        runtime(),
     )
     .unwrap();
     responder.record(&alert("a1")).unwrap();
@@ -141,7 +145,7 @@ fn revocations_over_the_rate_limit_are_held_until_released() {
     let mut config = webhook(dir.path(), &receiver.url());
     config.rate_limit = 3;
     config.rate_window = Duration::from_secs(3_600);
-    let responder = Responder::start(dir.path(), &respond_config(vec![config])).unwrap();
+    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
     for i in 0..5 {
         responder.record(&alert(&format!("a{i}"))).unwrap();
     }
@@ -167,7 +171,7 @@ fn dry_run_builds_and_signs_but_sends_nothing() {
     let receiver = Receiver::start();
     let mut config = webhook(dir.path(), &receiver.url());
     config.dry_run = true;
-    let responder = Responder::start(dir.path(), &respond_config(vec![config])).unwrap();
+    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
     for i in 0..3 {
         responder.record(&alert(&format!("a{i}"))).unwrap();
     }
@@ -185,13 +189,13 @@ fn alerts_raised_again_are_not_sent_twice_even_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
     let config = respond_config(vec![webhook(dir.path(), &receiver.url())]);
-    let responder = Responder::start(dir.path(), &config).unwrap();
+    let responder = Responder::start(dir.path(), &config, runtime()).unwrap();
     responder.record(&alert("a1")).unwrap();
     wait_until("delivery", || count(dir.path(), State::Delivered) == 1);
     responder.record(&alert("a1")).unwrap();
     responder.shutdown().unwrap();
     drop(responder);
-    let responder = Responder::start(dir.path(), &config).unwrap();
+    let responder = Responder::start(dir.path(), &config, runtime()).unwrap();
     responder.record(&alert("a1")).unwrap();
     responder.record(&alert("a2")).unwrap();
     wait_until("second alert", || count(dir.path(), State::Delivered) == 2);
@@ -206,7 +210,7 @@ fn undelivered_alerts_resume_after_a_restart_with_the_same_id() {
     let receiver = Receiver::start();
     receiver.answer(Reply(503, None));
     let config = respond_config(vec![webhook(dir.path(), &receiver.url())]);
-    let responder = Responder::start(dir.path(), &config).unwrap();
+    let responder = Responder::start(dir.path(), &config, runtime()).unwrap();
     responder.record(&alert("a1")).unwrap();
     wait_until("a failed attempt", || !receiver.deliveries().is_empty());
     responder.shutdown().unwrap();
@@ -214,7 +218,7 @@ fn undelivered_alerts_resume_after_a_restart_with_the_same_id() {
     assert_eq!(count(dir.path(), State::Retrying), 1);
 
     receiver.answer(Reply(200, None));
-    let responder = Responder::start(dir.path(), &config).unwrap();
+    let responder = Responder::start(dir.path(), &config, runtime()).unwrap();
     wait_until("delivery after restart", || {
         count(dir.path(), State::Delivered) == 1
     });
@@ -231,7 +235,7 @@ fn filters_pick_alerts_by_detector_and_severity() {
     let mut config = webhook(dir.path(), &receiver.url());
     config.detectors = vec!["token_replay".into()];
     config.min_severity = authtrail_model::Severity::Critical;
-    let responder = Responder::start(dir.path(), &respond_config(vec![config])).unwrap();
+    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
     let mut critical = alert("critical");
     critical.severity = authtrail_model::Severity::Critical;
     let mut other = critical.clone();
@@ -256,7 +260,7 @@ fn an_open_circuit_pauses_requests_to_a_failing_endpoint() {
     config.breaker_cooldown = Duration::from_secs(1);
     config.retry_initial = Duration::from_millis(1);
     config.retry_max_interval = Duration::from_millis(2);
-    let responder = Responder::start(dir.path(), &respond_config(vec![config])).unwrap();
+    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
     responder.record(&alert("a1")).unwrap();
     wait_until("the probe after the cool-down", || {
         receiver.deliveries().len() >= 3
@@ -297,6 +301,7 @@ fn webhook_config_rejects_bad_values_with_clear_errors() {
     let error = Responder::start(
         tempfile::tempdir().unwrap().path(),
         &respond_config(vec![missing.unwrap()]),
+        runtime(),
     )
     .err()
     .unwrap();
@@ -312,7 +317,7 @@ fn a_clean_stop_right_after_recording_still_delivers_within_the_drain_timeout() 
     let receiver = Receiver::start();
     let mut config = webhook(dir.path(), &receiver.url());
     config.rate_limit = 0;
-    let responder = Responder::start(dir.path(), &respond_config(vec![config])).unwrap();
+    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
     for i in 0..20 {
         responder.record(&alert(&format!("a{i}"))).unwrap();
     }

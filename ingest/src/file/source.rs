@@ -2,9 +2,10 @@
 
 use std::io::BufRead;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use crate::message::{Input, RawMessage, SOURCE_BATCH};
 use crate::stats::IngestStats;
@@ -81,7 +82,7 @@ impl<R: BufRead> LineReader<R> {
 
 /// Reads every line of `reader` into the pipeline as source `source`, partition
 /// `partition`, offsets = line numbers. Blank lines carry no data and are only counted.
-/// Stops early (without error) when `stop` is set.
+/// Stops early (without error) when `stop` is cancelled.
 #[allow(clippy::too_many_arguments)]
 pub fn read_lines(
     reader: impl BufRead,
@@ -91,12 +92,12 @@ pub fn read_lines(
     keep_bytes: usize,
     output: &SyncSender<Input>,
     stats: &IngestStats,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
 ) -> Result<()> {
     let mut lines = LineReader::new(reader, keep_bytes);
     let mut batch = Vec::with_capacity(SOURCE_BATCH);
     let mut line_number: i64 = 0;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_cancelled() {
         let Some(line) = lines.next_line().map_err(|source| Error::Read {
             path: label.to_owned(),
             source,

@@ -1,10 +1,12 @@
 //! The consumer loop and its rebalance handling.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
@@ -157,8 +159,8 @@ impl KafkaSource {
         })
     }
 
-    /// Consumes until `stop` is set, then lets the pipeline's input end.
-    pub fn run(&self, stop: &AtomicBool) -> Result<()> {
+    /// Consumes until `stop` is cancelled, then lets the pipeline's input end.
+    pub fn run(&self, stop: &CancellationToken) -> Result<()> {
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
         self.consumer.subscribe(&topics)?;
         let result = self.consume(stop);
@@ -172,11 +174,11 @@ impl KafkaSource {
         result
     }
 
-    fn consume(&self, stop: &AtomicBool) -> Result<()> {
+    fn consume(&self, stop: &CancellationToken) -> Result<()> {
         // Per topic: its shared name, looked up without allocating.
         let mut topics: HashMap<String, Arc<str>> = HashMap::new();
         let mut batch: Vec<RawMessage> = Vec::with_capacity(SOURCE_BATCH);
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.is_cancelled() {
             self.consumer.context().stats.heartbeat();
             let timeout = if batch.is_empty() {
                 Duration::from_millis(100)

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use authtrail_model::{Alert, Severity};
@@ -234,4 +234,20 @@ pub fn entries(root: &Path) -> Vec<Entry> {
 /// How many entries are in `state`.
 pub fn count(root: &Path, state: State) -> usize {
     entries(root).iter().filter(|e| e.state == state).count()
+}
+
+/// The runtime responders deliver on in these tests (the binary gives its own).
+pub fn runtime() -> tokio::runtime::Handle {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .thread_name("authtrail-respond")
+                .enable_all()
+                .build()
+                .expect("build the test runtime")
+        })
+        .handle()
+        .clone()
 }
