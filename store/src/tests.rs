@@ -52,20 +52,7 @@ fn read_ids(path: &Path) -> Vec<String> {
 }
 
 fn parquet_files(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "parquet") {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
+    authtrail_testkit::parquet_files(root)
 }
 
 #[test]

@@ -1,10 +1,13 @@
-//! What the tests of every authtrail crate share (a dev-dependency only).
+//! What the tests of every authtrail crate share (a dev-dependency only): waiting for an
+//! outcome, and the Parquet files of a lake.
 //!
 //! [`wait_until`] is the one polling loop of the workspace's tests: the helpers that wait
 //! for rows in a lake, a line in a log, a webhook delivery or an HTTP answer all call it,
 //! so each says what it waits for and nothing else. Its deadline turns a hang into a
 //! failure naming what was last seen; it measures nothing (timings belong in benches).
 
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Polls `check` until it returns `Ok`, for at most `timeout`, and returns the value.
@@ -46,6 +49,35 @@ pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bo
             .then_some(())
             .ok_or_else(|| "not yet".to_owned())
     })
+}
+
+/// Waits until something accepts TCP connections at `address` (a broker or server a
+/// test started), at most `timeout`.
+pub fn wait_for_listener(address: impl ToSocketAddrs + std::fmt::Debug, timeout: Duration) {
+    let what = format!("a listener on {address:?}");
+    wait_for(&what, timeout, || TcpStream::connect(&address).is_ok());
+}
+
+/// The Parquet files below `dir` (a lake, or one of its tables), sorted; none when it
+/// does not exist.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("a readable directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "parquet") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 #[cfg(test)]

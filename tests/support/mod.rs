@@ -10,10 +10,10 @@
 pub mod run;
 
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -90,18 +90,13 @@ impl Process {
 
     /// Waits for the process to exit, at most `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit within {timeout:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("{} to exit", self.name);
+        authtrail_testkit::wait_until(&what, timeout, || {
+            self.child
+                .try_wait()
+                .unwrap()
+                .ok_or_else(|| "still running".to_owned())
+        })
     }
 }
 
@@ -134,11 +129,7 @@ impl Broker {
             name: "tansu",
         };
         let address = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(&address).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start listening");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        authtrail_testkit::wait_for_listener(&address, Duration::from_secs(30));
         Broker {
             address,
             _process: Some(process),
@@ -204,11 +195,7 @@ pub fn start_durable_broker(dir: &Path, port: u16, run: &str) -> Process {
         .stdin(Stdio::null())
         .spawn()
         .expect("start tansu (scripts/install-test-deps.sh)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    authtrail_testkit::wait_for_listener(("127.0.0.1", port), Duration::from_secs(30));
     Process {
         child,
         name: "tansu",
@@ -243,23 +230,7 @@ pub fn authtrail_env(
 
 /// Every `.parquet` file below `dir`.
 pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "parquet") {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
+    authtrail_testkit::parquet_files(dir)
 }
 
 /// Every id in `ids` is in the lake's events exactly once, and nothing else is.
