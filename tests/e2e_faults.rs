@@ -8,7 +8,6 @@ mod support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -173,11 +172,7 @@ fn a_broker_restart_mid_stream_loses_nothing() {
     let work = WorkDir::new();
     let lake = work.path().join("lake");
     let lake_arg = lake.to_string_lossy().into_owned();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let mut tansu = start_durable_broker(work.path(), port, "first");
     let broker = Broker::existing(&format!("127.0.0.1:{port}"));
     let config = write_config(work.path());

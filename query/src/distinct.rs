@@ -38,10 +38,6 @@ impl OptimizerRule for CountBesideDistinct {
         Some(ApplyOrder::TopDown)
     }
 
-    fn supports_rewrite(&self) -> bool {
-        true
-    }
-
     fn rewrite(
         &self,
         plan: LogicalPlan,

@@ -31,10 +31,6 @@ impl OptimizerRule for UtcDateTrunc {
         Some(ApplyOrder::BottomUp)
     }
 
-    fn supports_rewrite(&self) -> bool {
-        true
-    }
-
     fn rewrite(
         &self,
         plan: LogicalPlan,

@@ -109,29 +109,9 @@ pub struct Broker {
 impl Broker {
     pub fn start(log_dir: &Path) -> Broker {
         let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::File::create(log_dir.join("tansu.log")).unwrap();
-        let child = Command::new(tansu())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start tansu");
-        let process = Process {
-            child,
-            name: "tansu",
-        };
-        let address = format!("127.0.0.1:{port}");
-        authtrail_testkit::wait_for_listener(&address, Duration::from_secs(30));
+        let process = spawn_tansu(log_dir, port, "memory://tansu/", "tansu.log");
         Broker {
-            address,
+            address: format!("127.0.0.1:{port}"),
             _process: Some(process),
         }
     }
@@ -178,8 +158,14 @@ impl Broker {
 /// A tansu broker with durable storage (`sqlite://tansu.db` in `dir`) on a fixed port, so
 /// it can be stopped and started again with its topics, messages and committed offsets.
 pub fn start_durable_broker(dir: &Path, port: u16, run: &str) -> Process {
+    spawn_tansu(dir, port, "sqlite://tansu.db", &format!("tansu-{run}.log"))
+}
+
+/// tansu on `port` with `storage` (relative paths in `dir`), logging to `dir/log`; returns
+/// once it listens.
+fn spawn_tansu(dir: &Path, port: u16, storage: &str, log: &str) -> Process {
     let url = format!("tcp://127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.join(format!("tansu-{run}.log"))).unwrap();
+    let log = std::fs::File::create(dir.join(log)).unwrap();
     let child = Command::new(tansu())
         .args([
             "broker",
@@ -188,7 +174,7 @@ pub fn start_durable_broker(dir: &Path, port: u16, run: &str) -> Process {
             "--advertised-listener-url",
             &url,
         ])
-        .args(["--storage-engine", "sqlite://tansu.db"])
+        .args(["--storage-engine", storage])
         .current_dir(dir)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
