@@ -10,9 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use arrow_array::cast::AsArray;
-use arrow_array::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use support::{column_counts, parquet_files, WorkDir};
+use support::{column_counts, read_table, WorkDir};
 
 /// A username tried at a login form: a forged record after CR/LF, then a screen clear, a
 /// bell and a right-to-left override. JSON-escaped, as the reporter sends it.
@@ -142,7 +140,7 @@ fn bearer_tokens_reach_the_lake_only_as_digests() {
 /// The non-null values of one string column of `events`.
 fn strings(lake: &Path, column: &str) -> Vec<String> {
     let mut strings = Vec::new();
-    for batch in batches(&lake.join("events")) {
+    for batch in read_table(lake, "events") {
         let array = batch.column_by_name(column).unwrap().as_string::<i32>();
         strings.extend(array.iter().flatten().map(str::to_owned));
     }
@@ -152,7 +150,7 @@ fn strings(lake: &Path, column: &str) -> Vec<String> {
 /// Every attribute (as `key=value`) and every rejected message's bytes in the lake.
 fn all_text(lake: &Path) -> String {
     let mut text = String::new();
-    for batch in batches(&lake.join("events")) {
+    for batch in read_table(lake, "events") {
         let entries = batch
             .column_by_name("attributes")
             .unwrap()
@@ -164,7 +162,7 @@ fn all_text(lake: &Path) -> String {
             text.push_str(&format!("{}={}\n", key.unwrap(), value.unwrap()));
         }
     }
-    for batch in batches(&lake.join("rejects")) {
+    for batch in read_table(lake, "rejects") {
         for raw in batch
             .column_by_name("raw")
             .unwrap()
@@ -177,17 +175,4 @@ fn all_text(lake: &Path) -> String {
         }
     }
     text
-}
-
-fn batches(table: &Path) -> Vec<RecordBatch> {
-    let mut batches = Vec::new();
-    for path in parquet_files(table) {
-        let file = std::fs::File::open(&path).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        batches.extend(reader.map(Result::unwrap));
-    }
-    batches
 }

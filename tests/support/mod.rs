@@ -16,6 +16,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
+use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn home() -> PathBuf {
@@ -233,21 +234,27 @@ pub fn assert_exactly_once(lake: &Path, ids: &[String]) {
     assert_eq!(counts.len(), ids.len(), "unexpected ids in the lake");
 }
 
-/// How often each value of a string column occurs across a table's files.
-pub fn column_counts(lake: &Path, table: &str, column: &str) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
+/// Every record batch of a lake table's files.
+pub fn read_table(lake: &Path, table: &str) -> Vec<RecordBatch> {
+    let mut batches = Vec::new();
     for path in parquet_files(&lake.join(table)) {
         let file = std::fs::File::open(&path).unwrap();
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .unwrap()
             .build()
             .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let values = batch.column_by_name(column).unwrap().as_string::<i32>();
-            for value in values.iter() {
-                *counts.entry(value.unwrap().to_owned()).or_insert(0) += 1;
-            }
+        batches.extend(reader.map(Result::unwrap));
+    }
+    batches
+}
+
+/// How often each value of a string column occurs across a table's files.
+pub fn column_counts(lake: &Path, table: &str, column: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for batch in read_table(lake, table) {
+        let values = batch.column_by_name(column).unwrap().as_string::<i32>();
+        for value in values.iter() {
+            *counts.entry(value.unwrap().to_owned()).or_insert(0) += 1;
         }
     }
     counts
