@@ -127,8 +127,8 @@ impl<T> QueryTask<T> {
                 tracing::error!("a query panicked: {join}");
                 Err(Error::Internal("the query panicked".into()))
             }
-            Ok(Err(_)) => Err(Error::Timeout(timeout)),
-            Err(_) => Err(Error::Timeout(timeout)),
+            // Cancelled (only an abort cancels it) or past the deadline.
+            Ok(Err(_)) | Err(_) => Err(Error::Timeout(timeout)),
         }
     }
 }
