@@ -16,6 +16,7 @@ mod event;
 mod json;
 pub mod lake;
 mod parse;
+pub mod records;
 mod schema;
 pub mod time;
 
