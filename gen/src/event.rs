@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 /// An event of the contract (`events.md`), with the fields the model fills.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Ev {
     pub id: String,
     #[serde(serialize_with = "rfc3339")]

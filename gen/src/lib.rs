@@ -7,8 +7,10 @@
 //! curve. After the learning period it plays the attack scenarios of every detector in
 //! `detectors.md` and their benign look-alikes, and records which events belong to which
 //! in a [`Truth`] that is never part of the events. [`write_jsonl`] and [`send_kafka`]
-//! take the events out; an [`Evaluator`] replays them through the detectors and scores
-//! the alerts against the truth.
+//! take the events out, as contract events or, for the events it expresses, in a native
+//! [`Format`] that an adapter reads (Keycloak events, Kubernetes audit); an
+//! [`Evaluator`] replays them through the detectors and scores the alerts against the
+//! truth.
 //!
 //! The same [`GenConfig`] (seed included) gives the same bytes.
 
@@ -18,6 +20,7 @@ mod error;
 pub mod eval;
 mod event;
 mod lookalikes;
+mod native;
 mod output;
 mod scenario;
 mod services;
@@ -29,7 +32,11 @@ mod truth;
 pub use config::GenConfig;
 pub use error::Error;
 pub use eval::{Evaluator, Report};
-pub use output::{send_kafka, write_jsonl, KafkaOutput, Pace};
+pub use native::Format;
+pub use output::{
+    send_kafka, send_kafka_routed, write_jsonl, write_jsonl_as, Delivered, KafkaOutput,
+    NativeTopic, Pace, Written,
+};
 pub use scenario::ScenarioKind;
 pub use sim::{Generated, Generator};
 pub use truth::{Label, Truth, TruthMeta, TruthScenario};

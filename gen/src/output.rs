@@ -1,6 +1,8 @@
-//! Where generated events go: JSON lines (a file or stdout) or a Kafka topic, keyed by
-//! principal, flat out or at a given rate.
+//! Where generated events go: JSON lines (a file or stdout) or Kafka topics, keyed by
+//! principal, flat out or at a given rate; in the event contract or, for the events a
+//! native format expresses, in that format (`native.rs`).
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,32 +17,64 @@ use rdkafka::ClientContext;
 use authtrail_model::Micros;
 
 use crate::error::Error;
+use crate::native::Format;
 use crate::sim::Generator;
 use crate::Result;
 
-/// Writes every event as one JSON line to `out`; returns how many. Stops early (with
-/// what was written so far) when `stop` is set.
+/// Writes every event as one JSON line of the contract to `out`; returns how many. Stops
+/// early (with what was written so far) when `stop` is set.
 pub fn write_jsonl(
     generator: &mut Generator,
-    mut out: impl Write,
+    out: impl Write,
     what: &str,
     stop: &AtomicBool,
 ) -> Result<u64> {
+    write_jsonl_as(generator, Format::Authtrail, out, what, stop).map(|lines| lines.written)
+}
+
+/// What [`write_jsonl_as`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Lines written.
+    pub written: u64,
+    /// Events the format cannot express, left out.
+    pub left_out: u64,
+}
+
+/// Writes every event `format` expresses as one JSON line in that format to `out`, and
+/// counts the rest. Stops early (with what was written so far) when `stop` is set.
+pub fn write_jsonl_as(
+    generator: &mut Generator,
+    format: Format,
+    mut out: impl Write,
+    what: &str,
+    stop: &AtomicBool,
+) -> Result<Written> {
     let error = |source| Error::Write {
         what: what.to_owned(),
         source,
     };
-    let mut written = 0;
+    let mut lines = Written {
+        written: 0,
+        left_out: 0,
+    };
+    let mut seen: u64 = 0;
     while let Some(event) = generator.next_event() {
-        out.write_all(event.json.as_bytes()).map_err(error)?;
-        out.write_all(b"\n").map_err(error)?;
-        written += 1;
-        if written % 4096 == 0 && stop.load(Ordering::Relaxed) {
+        match format.render(&event) {
+            Some(line) => {
+                out.write_all(line.as_bytes()).map_err(error)?;
+                out.write_all(b"\n").map_err(error)?;
+                lines.written += 1;
+            }
+            None => lines.left_out += 1,
+        }
+        seen += 1;
+        if seen.is_multiple_of(4096) && stop.load(Ordering::Relaxed) {
             break;
         }
     }
     out.flush().map_err(error)?;
-    Ok(written)
+    Ok(lines)
 }
 
 /// Where and how fast to produce.
@@ -114,6 +148,46 @@ pub fn send_kafka(
     output: &KafkaOutput,
     stop: &AtomicBool,
 ) -> Result<u64> {
+    let delivered = send_kafka_routed(generator, output, &[], stop)?;
+    Ok(delivered.iter().map(|topic| topic.events).sum())
+}
+
+/// A native format and the topic its records go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeTopic {
+    pub format: Format,
+    pub topic: String,
+}
+
+impl NativeTopic {
+    /// `format` to its default topic (`keycloak-events`, `k8s-audit`); `None` for the
+    /// contract, which has no topic of its own.
+    pub fn default_for(format: Format) -> Option<NativeTopic> {
+        Some(NativeTopic {
+            format,
+            topic: format.default_topic()?.to_owned(),
+        })
+    }
+}
+
+/// How many events went to one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub topic: String,
+    pub events: u64,
+}
+
+/// Produces each event, keyed by principal, in the first of the `native` formats that
+/// expresses it to that format's topic, and the rest as contract events to
+/// `output.topic`. Returns the events delivered per topic, `output.topic` first, then
+/// `native` in order. Waits for every delivery before returning.
+pub fn send_kafka_routed(
+    generator: &mut Generator,
+    output: &KafkaOutput,
+    native: &[NativeTopic],
+    stop: &AtomicBool,
+) -> Result<Vec<Delivered>> {
+    check_routes(&output.topic, native)?;
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &output.brokers)
@@ -127,14 +201,26 @@ pub fn send_kafka(
     let producer: ThreadedProducer<Failures> = config.create_with_context(failures.clone())?;
     let started = Instant::now();
     let mut replay_started = None;
+    let mut delivered: Vec<Delivered> = std::iter::once(&output.topic)
+        .chain(native.iter().map(|route| &route.topic))
+        .map(|topic| Delivered {
+            topic: topic.clone(),
+            events: 0,
+        })
+        .collect();
     let mut sent: u64 = 0;
     while let Some(event) = generator.next_event() {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let mut record = BaseRecord::to(&output.topic)
+        let (route, payload) = native
+            .iter()
+            .enumerate()
+            .find_map(|(at, route)| Some((at + 1, route.format.render(&event)?)))
+            .unwrap_or_else(|| (0, Cow::Borrowed(&event.json)));
+        let mut record = BaseRecord::to(&delivered[route].topic)
             .key(event.key.as_bytes())
-            .payload(event.json.as_bytes());
+            .payload(payload.as_bytes());
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -147,6 +233,7 @@ pub fn send_kafka(
             }
         }
         sent += 1;
+        delivered[route].events += 1;
         if let Some(due) = output
             .pace
             .due(started, sent, event.time, &mut replay_started)
@@ -160,13 +247,53 @@ pub fn send_kafka(
     producer.flush(Duration::from_secs(60))?;
     let failed = failures.0.load(Ordering::Relaxed);
     if failed > 0 {
+        let topics: Vec<&str> = delivered.iter().map(|to| to.topic.as_str()).collect();
         return Err(Error::Undelivered {
             failed,
             sent,
-            topic: output.topic.clone(),
+            topic: topics.join("`, `"),
         });
     }
-    Ok(sent)
+    Ok(delivered)
+}
+
+/// Each native format once, each to a topic of its own: one topic, one format.
+fn check_routes(contract: &str, native: &[NativeTopic]) -> Result<()> {
+    for (at, route) in native.iter().enumerate() {
+        if route.format == Format::Authtrail {
+            return Err(Error::Config(format!(
+                "`{}` is the contract, not a native format: its events go to `{contract}`",
+                route.format
+            )));
+        }
+        if route.topic.is_empty() {
+            return Err(Error::Config(format!(
+                "the topic of format `{}` is empty",
+                route.format
+            )));
+        }
+        if route.topic == contract {
+            return Err(Error::Config(format!(
+                "format `{}` would share topic `{contract}` with the contract's events",
+                route.format
+            )));
+        }
+        for earlier in &native[..at] {
+            if earlier.format == route.format {
+                return Err(Error::Config(format!(
+                    "format `{}` is listed twice",
+                    route.format
+                )));
+            }
+            if earlier.topic == route.topic {
+                return Err(Error::Config(format!(
+                    "formats `{}` and `{}` would share topic `{}`",
+                    earlier.format, route.format, route.topic
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

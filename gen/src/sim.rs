@@ -30,6 +30,8 @@ pub struct Generated {
     pub key: String,
     /// The event as one JSON object (no trailing newline).
     pub json: String,
+    /// The event itself, for the native formats ([`Format`](crate::Format)).
+    pub(crate) event: Box<Ev>,
 }
 
 /// What happens at a point of the simulated clock.
@@ -155,7 +157,8 @@ impl Generator {
                     return Some(Generated {
                         time: ev.time,
                         json: ev.to_json(),
-                        key: ev.principal,
+                        key: ev.principal.clone(),
+                        event: ev,
                     });
                 }
                 Action::NextSession => self.next_session(task.time),
