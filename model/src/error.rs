@@ -29,11 +29,14 @@ pub enum RejectKind {
     TimeOutOfRange,
     /// `source_ip` is not an IPv4 or IPv6 address.
     InvalidSourceIp,
+    /// A native record (an adapted format) of a type no rule of its mapping maps; the
+    /// message names the type.
+    Unmapped,
 }
 
 impl RejectKind {
     /// Every class, in a fixed order (metrics and docs list them this way).
-    pub const ALL: [RejectKind; 11] = [
+    pub const ALL: [RejectKind; 12] = [
         RejectKind::TooLarge,
         RejectKind::InvalidUtf8,
         RejectKind::InvalidJson,
@@ -45,6 +48,7 @@ impl RejectKind {
         RejectKind::InvalidTime,
         RejectKind::TimeOutOfRange,
         RejectKind::InvalidSourceIp,
+        RejectKind::Unmapped,
     ];
 
     /// The name stored in the lake.
@@ -61,6 +65,7 @@ impl RejectKind {
             RejectKind::InvalidTime => "invalid_time",
             RejectKind::TimeOutOfRange => "time_out_of_range",
             RejectKind::InvalidSourceIp => "invalid_source_ip",
+            RejectKind::Unmapped => "unmapped",
         }
     }
 }

@@ -85,8 +85,8 @@ pub fn parse_event<'a>(
 }
 
 /// The fields of the contract, in the order of [`FIELD_NAMES`].
-#[derive(Clone, Copy)]
-enum Field {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
     Id,
     Time,
     Kind,
@@ -114,7 +114,7 @@ enum Field {
     Attributes,
 }
 
-const FIELD_COUNT: usize = 25;
+pub(crate) const FIELD_COUNT: usize = 25;
 
 /// Every field name of the event contract (events.md), in its order.
 pub const FIELD_NAMES: [&str; FIELD_COUNT] = [
@@ -146,7 +146,7 @@ pub const FIELD_NAMES: [&str; FIELD_COUNT] = [
 ];
 
 impl Field {
-    fn from_name(name: &str) -> Option<Field> {
+    pub(crate) fn from_name(name: &str) -> Option<Field> {
         Some(match name {
             "id" => Field::Id,
             "time" => Field::Time,
@@ -177,18 +177,18 @@ impl Field {
         })
     }
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         FIELD_NAMES[self as usize]
     }
 }
 
 /// The top-level object split into the contract's fields and everything else.
-struct RawFields<'a> {
-    known: [Option<Json<'a>>; FIELD_COUNT],
-    unknown: Vec<(Text<'a>, &'a RawValue)>,
+pub(crate) struct RawFields<'a> {
+    pub(crate) known: [Option<Json<'a>>; FIELD_COUNT],
+    pub(crate) unknown: Vec<(Text<'a>, &'a RawValue)>,
     /// The first key seen twice; reported after the whole object has been read, so that a
     /// syntax error later in the message wins (it is the more fundamental problem).
-    duplicate: Option<String>,
+    pub(crate) duplicate: Option<String>,
 }
 
 fn read_fields<'a>(text: &'a str, fields: &mut RawFields<'a>) -> Result<(), ContractError> {
@@ -239,7 +239,7 @@ impl<'de> Visitor<'de> for FieldsVisitor<'_, 'de> {
     }
 }
 
-fn build_event<'a>(
+pub(crate) fn build_event<'a>(
     fields: &mut RawFields<'a>,
     now: Micros,
     limits: &ContractLimits,
@@ -620,7 +620,7 @@ fn invalid_value(field: Field, value: &str, expected: &str) -> ContractError {
 }
 
 /// At most 64 characters of a reporter's value, so an error message stays one short line.
-fn shorten(value: &str) -> Cow<'_, str> {
+pub(crate) fn shorten(value: &str) -> Cow<'_, str> {
     const MAX_CHARS: usize = 64;
     match value.char_indices().nth(MAX_CHARS) {
         None => Cow::Borrowed(value),
