@@ -9,6 +9,7 @@
 //! [`lake`] is the lake's layout (tables, partition columns, reserved directories, paths)
 //! and [`Alert::to_json`] the one JSON shape of an alert; every crate takes both from here.
 
+pub mod adapt;
 mod alert;
 mod batch;
 mod error;
