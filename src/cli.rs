@@ -174,6 +174,13 @@ pub struct GenArgs {
     #[arg(long, value_name = "PATH")]
     pub truth: Option<PathBuf>,
 
+    /// Write the events as `authtrail` (the event contract), or in a native log format an
+    /// adapter reads: `keycloak` (Keycloak events: logins, token issues and revokes) or
+    /// `k8s_audit` (Kubernetes audit events: authorization decisions). A native format
+    /// writes only the events it can express and counts the rest on stderr.
+    #[arg(long, value_name = "FORMAT", default_value = "authtrail")]
+    pub format: authtrail_gen::Format,
+
     /// Produce to Kafka at these bootstrap servers instead of writing lines.
     #[arg(long, value_name = "HOST:PORT,...")]
     pub brokers: Option<String>,
@@ -181,6 +188,16 @@ pub struct GenArgs {
     /// Topic to produce to [default: the first of `kafka.topics`].
     #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
+
+    /// Native formats (`keycloak,k8s_audit`) whose events go to their own topics
+    /// (`keycloak-events`, `k8s-audit`) in that format; the rest go to `--topic` as
+    /// contract events.
+    #[arg(long, value_name = "LIST", requires = "brokers")]
+    pub native: Option<String>,
+
+    /// The topic of a `--native` format instead of its default (repeatable).
+    #[arg(long, value_name = "FORMAT=TOPIC", requires = "native")]
+    pub native_topic: Vec<String>,
 
     /// Events per second of wall-clock time when producing [default: as fast as the
     /// broker takes them].

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use authtrail_gen::{GenConfig, Generator, KafkaOutput, Pace, ScenarioKind};
+use authtrail_gen::{Format, GenConfig, Generator, KafkaOutput, NativeTopic, Pace, ScenarioKind};
 use authtrail_model::time::{parse_rfc3339, MICROS_PER_HOUR};
 use authtrail_model::Micros;
 
@@ -22,29 +22,74 @@ pub fn run(args: &GenArgs) -> anyhow::Result<ExitCode> {
     let stop = AtomicBool::new(false);
     let events = match &args.brokers {
         Some(brokers) => {
+            if args.format != Format::Authtrail {
+                bail!(
+                    "`--format {}` writes lines; with `--brokers`, `--native {}` sends its events to a topic of their own",
+                    args.format,
+                    args.format
+                );
+            }
             let output = kafka_output(args, brokers)?;
+            let native = native_topics(args)?;
             eprintln!(
                 "authtrail: producing to topic `{}` at {brokers}",
                 output.topic
             );
-            authtrail_gen::send_kafka(&mut generator, &output, &stop)?
+            for route in &native {
+                eprintln!(
+                    "authtrail: the events `{}` expresses go to topic `{}` in that format",
+                    route.format, route.topic
+                );
+            }
+            let delivered =
+                authtrail_gen::send_kafka_routed(&mut generator, &output, &native, &stop)?;
+            if !native.is_empty() {
+                for topic in &delivered {
+                    eprintln!(
+                        "authtrail: {} events to topic `{}`",
+                        topic.events, topic.topic
+                    );
+                }
+            }
+            delivered.iter().map(|topic| topic.events).sum()
         }
-        None => match args
-            .output
-            .as_deref()
-            .filter(|path| *path != Path::new("-"))
-        {
-            None => {
-                let stdout = std::io::stdout().lock();
-                authtrail_gen::write_jsonl(&mut generator, BufWriter::new(stdout), "stdout", &stop)?
+        None => {
+            let lines = match args
+                .output
+                .as_deref()
+                .filter(|path| *path != Path::new("-"))
+            {
+                None => {
+                    let stdout = std::io::stdout().lock();
+                    authtrail_gen::write_jsonl_as(
+                        &mut generator,
+                        args.format,
+                        BufWriter::new(stdout),
+                        "stdout",
+                        &stop,
+                    )?
+                }
+                Some(path) => {
+                    let file = File::create(path)
+                        .with_context(|| format!("creating `{}`", path.display()))?;
+                    let label = path.display().to_string();
+                    authtrail_gen::write_jsonl_as(
+                        &mut generator,
+                        args.format,
+                        BufWriter::new(file),
+                        &label,
+                        &stop,
+                    )?
+                }
+            };
+            if args.format != Format::Authtrail {
+                eprintln!(
+                    "authtrail: {} events written as `{}`; {} it cannot express left out",
+                    lines.written, args.format, lines.left_out
+                );
             }
-            Some(path) => {
-                let file =
-                    File::create(path).with_context(|| format!("creating `{}`", path.display()))?;
-                let label = path.display().to_string();
-                authtrail_gen::write_jsonl(&mut generator, BufWriter::new(file), &label, &stop)?
-            }
-        },
+            lines.written
+        }
     };
     let truth = generator.truth();
     if let Some(path) = &args.truth {
@@ -112,6 +157,35 @@ fn parse_attacks(list: &str) -> anyhow::Result<Vec<ScenarioKind>> {
         attacks.push(kind);
     }
     Ok(attacks)
+}
+
+/// `--native` and `--native-topic`: each native format listed, to its topic.
+fn native_topics(args: &GenArgs) -> anyhow::Result<Vec<NativeTopic>> {
+    let mut topics = Vec::new();
+    let list = args.native.as_deref().unwrap_or_default();
+    for name in list
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        let format: Format = name.parse().map_err(anyhow::Error::msg)?;
+        let route = NativeTopic::default_for(format).with_context(|| {
+            format!("`--native {name}`: contract events go to `--topic`; `--native` names native formats (keycloak, k8s_audit)")
+        })?;
+        topics.push(route);
+    }
+    for pair in &args.native_topic {
+        let (name, topic) = pair
+            .split_once('=')
+            .with_context(|| format!("`--native-topic {pair}` is not FORMAT=TOPIC"))?;
+        let format: Format = name.trim().parse().map_err(anyhow::Error::msg)?;
+        let route = topics
+            .iter_mut()
+            .find(|route| route.format == format)
+            .with_context(|| format!("`--native-topic {pair}`: `{format}` is not in `--native`"))?;
+        route.topic = topic.trim().to_owned();
+    }
+    Ok(topics)
 }
 
 fn kafka_output(args: &GenArgs, brokers: &str) -> anyhow::Result<KafkaOutput> {
