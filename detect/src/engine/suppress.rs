@@ -2,7 +2,6 @@
 
 use authtrail_model::{Alert, Micros, Severity};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::detector::Finding;
 use crate::state::hash::KeyHasher;
@@ -11,20 +10,7 @@ use crate::state::{KeyedState, TableStats};
 /// How long a suppressed count is kept waiting for the next alert of its key.
 const COUNT_RETENTION: Micros = 24 * 3_600 * 1_000_000;
 
-/// The alert id: a digest of the detector, the key and the evidence, so it depends on
-/// nothing but the events (not on the hash seed, the process or the clock).
-pub(crate) fn alert_id(detector: &str, key: &str, evidence_ids: &[String]) -> String {
-    let mut digest = Sha256::new();
-    digest.update(b"authtrail-alert-v1\0");
-    digest.update(detector.as_bytes());
-    digest.update(b"\0");
-    digest.update(key.as_bytes());
-    for id in evidence_ids {
-        digest.update(b"\0");
-        digest.update(id.as_bytes());
-    }
-    hex::encode(&digest.finalize()[..16])
-}
+pub(crate) use authtrail_model::alert_id;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Raised {

@@ -1,0 +1,209 @@
+//! The event fields rules name: the contract's columns, and `attributes.<name>`.
+
+use std::net::IpAddr;
+
+use authtrail_model::Event;
+
+/// A field of [`Event`] a rule can test.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Field {
+    Id,
+    Time,
+    Kind,
+    Principal,
+    PrincipalType,
+    Service,
+    Outcome,
+    Reason,
+    SourceIp,
+    SourceService,
+    TargetService,
+    Resource,
+    Action,
+    TokenId,
+    TokenIssuer,
+    TokenAudience,
+    TokenScopes,
+    TokenExpires,
+    ClientId,
+    AuthMethod,
+    Mfa,
+    UserAgent,
+    SessionId,
+    TraceId,
+    /// `attributes.<name>`.
+    Attribute(Box<str>),
+}
+
+/// Every field but attributes, so [`Field::name`] is the one place names are spelled.
+const COLUMNS: [Field; 24] = [
+    Field::Id,
+    Field::Time,
+    Field::Kind,
+    Field::Principal,
+    Field::PrincipalType,
+    Field::Service,
+    Field::Outcome,
+    Field::Reason,
+    Field::SourceIp,
+    Field::SourceService,
+    Field::TargetService,
+    Field::Resource,
+    Field::Action,
+    Field::TokenId,
+    Field::TokenIssuer,
+    Field::TokenAudience,
+    Field::TokenScopes,
+    Field::TokenExpires,
+    Field::ClientId,
+    Field::AuthMethod,
+    Field::Mfa,
+    Field::UserAgent,
+    Field::SessionId,
+    Field::TraceId,
+];
+
+/// Prefix of the fields that reach an event's attributes.
+const ATTRIBUTES: &str = "attributes.";
+
+/// One value of a field of one event, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldValue<'a> {
+    Text(&'a str),
+    Ip(IpAddr),
+    Bool(bool),
+    /// Times as microseconds since the Unix epoch.
+    Int(i64),
+}
+
+impl Field {
+    /// The field a rule names, or `None` when the contract has no such field.
+    pub fn parse(name: &str) -> Option<Field> {
+        if let Some(attribute) = name.strip_prefix(ATTRIBUTES) {
+            return (!attribute.is_empty()).then(|| Field::Attribute(attribute.into()));
+        }
+        COLUMNS.iter().find(|field| field.name() == name).cloned()
+    }
+
+    /// The name rules use for the field.
+    pub fn name(&self) -> &str {
+        match self {
+            Field::Id => "id",
+            Field::Time => "time",
+            Field::Kind => "kind",
+            Field::Principal => "principal",
+            Field::PrincipalType => "principal_type",
+            Field::Service => "service",
+            Field::Outcome => "outcome",
+            Field::Reason => "reason",
+            Field::SourceIp => "source_ip",
+            Field::SourceService => "source_service",
+            Field::TargetService => "target_service",
+            Field::Resource => "resource",
+            Field::Action => "action",
+            Field::TokenId => "token_id",
+            Field::TokenIssuer => "token_issuer",
+            Field::TokenAudience => "token_audience",
+            Field::TokenScopes => "token_scopes",
+            Field::TokenExpires => "token_expires",
+            Field::ClientId => "client_id",
+            Field::AuthMethod => "auth_method",
+            Field::Mfa => "mfa",
+            Field::UserAgent => "user_agent",
+            Field::SessionId => "session_id",
+            Field::TraceId => "trace_id",
+            Field::Attribute(name) => name,
+        }
+    }
+
+    /// Calls `each` with every value the field has in `event` (none when absent; one
+    /// per element of `token_audience` and `token_scopes`) until it returns `true`;
+    /// returns whether one did. Allocates nothing.
+    pub fn any_value<'e>(
+        &self,
+        event: &'e Event<'_>,
+        mut each: impl FnMut(FieldValue<'e>) -> bool,
+    ) -> bool {
+        fn text<'e>(value: &'e Option<authtrail_model::Text<'_>>) -> Option<FieldValue<'e>> {
+            value.as_deref().map(FieldValue::Text)
+        }
+        let one = match self {
+            Field::Id => Some(FieldValue::Text(&event.id)),
+            Field::Time => Some(FieldValue::Int(event.time)),
+            Field::Kind => Some(FieldValue::Text(event.kind.as_str())),
+            Field::Principal => Some(FieldValue::Text(&event.principal)),
+            Field::PrincipalType => Some(FieldValue::Text(event.principal_type.as_str())),
+            Field::Service => text(&event.service),
+            Field::Outcome => event
+                .outcome
+                .map(|outcome| FieldValue::Text(outcome.as_str())),
+            Field::Reason => text(&event.reason),
+            Field::SourceIp => event.source_ip.map(FieldValue::Ip),
+            Field::SourceService => text(&event.source_service),
+            Field::TargetService => text(&event.target_service),
+            Field::Resource => text(&event.resource),
+            Field::Action => text(&event.action),
+            Field::TokenId => text(&event.token_id),
+            Field::TokenIssuer => text(&event.token_issuer),
+            Field::TokenAudience | Field::TokenScopes => {
+                let list = match self {
+                    Field::TokenAudience => &event.token_audience,
+                    _ => &event.token_scopes,
+                };
+                return list
+                    .iter()
+                    .flatten()
+                    .any(|item| each(FieldValue::Text(item)));
+            }
+            Field::TokenExpires => event.token_expires.map(FieldValue::Int),
+            Field::ClientId => text(&event.client_id),
+            Field::AuthMethod => text(&event.auth_method),
+            Field::Mfa => event.mfa.map(FieldValue::Bool),
+            Field::UserAgent => text(&event.user_agent),
+            Field::SessionId => text(&event.session_id),
+            Field::TraceId => text(&event.trace_id),
+            Field::Attribute(name) => event.attribute(name).map(FieldValue::Text),
+        };
+        one.is_some_and(each)
+    }
+
+    /// Whether the field is present in `event`.
+    pub fn exists(&self, event: &Event<'_>) -> bool {
+        self.any_value(event, |_| true)
+    }
+
+    /// The field's values joined by `,` (for group keys and summaries).
+    pub fn render(&self, event: &Event<'_>, out: &mut String) {
+        let mut first = true;
+        self.any_value(event, |value| {
+            if !std::mem::take(&mut first) {
+                out.push(',');
+            }
+            use std::fmt::Write;
+            let _ = match value {
+                FieldValue::Text(text) => write!(out, "{text}"),
+                FieldValue::Ip(ip) => write!(out, "{ip}"),
+                FieldValue::Bool(flag) => write!(out, "{flag}"),
+                FieldValue::Int(number) => write!(out, "{number}"),
+            };
+            false
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_contract_columns_and_attributes_only() {
+        assert_eq!(Field::parse("principal"), Some(Field::Principal));
+        assert_eq!(
+            Field::parse("attributes.tenant"),
+            Some(Field::Attribute("tenant".into()))
+        );
+        assert_eq!(Field::parse("attributes."), None);
+        assert_eq!(Field::parse("pricipal"), None);
+        assert_eq!(Field::parse("Principal"), None);
+    }
+}

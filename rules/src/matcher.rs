@@ -1,0 +1,455 @@
+//! Sigma's field tests, compiled once: `field|modifier|...: value or list of values`.
+//!
+//! Strings compare case-insensitively (ASCII), as Sigma specifies, unless `cased`;
+//! `*` and `?` in a value are wildcards (`\*`, `\?`, `\\` escape them). Matching a value
+//! allocates nothing: IPs, booleans and numbers are written out on the stack.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use authtrail_model::Event;
+use regex::{Regex, RegexBuilder};
+
+use crate::field::{Field, FieldValue};
+use crate::yaml::{Node, Problem, Value};
+
+/// Most bytes a compiled `re` or wildcard pattern may take (the regex crate refuses
+/// bigger ones with an error instead of building them).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// One `field|modifiers: values` entry of a selection.
+#[derive(Debug)]
+pub struct FieldMatch {
+    field: Field,
+    test: Test,
+}
+
+#[derive(Debug)]
+enum Test {
+    /// `field|exists: true|false`.
+    Exists(bool),
+    /// `field: null`: the field is absent.
+    Absent,
+    /// Any (or with `all`, every) pattern matches some value of the field.
+    Patterns { patterns: Vec<Pattern>, all: bool },
+}
+
+#[derive(Debug)]
+enum Pattern {
+    Equals {
+        text: Box<str>,
+        cased: bool,
+    },
+    Contains {
+        text: Box<str>,
+        cased: bool,
+    },
+    StartsWith {
+        text: Box<str>,
+        cased: bool,
+    },
+    EndsWith {
+        text: Box<str>,
+        cased: bool,
+    },
+    /// `re`, and values with wildcards.
+    Regex(Regex),
+    Cidr {
+        network: IpAddr,
+        prefix: u8,
+    },
+    Compare {
+        op: Compare,
+        number: f64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Compare {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Equals,
+    Contains,
+    StartsWith,
+    EndsWith,
+    Regex,
+    Cidr,
+    Compare(Compare),
+    Exists,
+}
+
+impl FieldMatch {
+    /// Compiles `key: value` of a selection; `key` is `field|modifier|...`.
+    pub fn compile(key: &str, key_line: usize, value: &Node) -> Result<FieldMatch, Problem> {
+        let mut parts = key.split('|');
+        let name = parts.next().unwrap_or_default();
+        let field = Field::parse(name).ok_or_else(|| {
+            Problem::new(
+                key_line,
+                format!("unknown field `{name}` (fields are the event contract's columns and `attributes.<name>`)"),
+            )
+        })?;
+        let mut shape = Shape::Equals;
+        let (mut all, mut cased) = (false, false);
+        let mut regex_flags = String::new();
+        for modifier in parts {
+            let next = match modifier {
+                "contains" => Shape::Contains,
+                "startswith" => Shape::StartsWith,
+                "endswith" => Shape::EndsWith,
+                "re" => Shape::Regex,
+                "cidr" => Shape::Cidr,
+                "exists" => Shape::Exists,
+                "gt" => Shape::Compare(Compare::Gt),
+                "gte" => Shape::Compare(Compare::Gte),
+                "lt" => Shape::Compare(Compare::Lt),
+                "lte" => Shape::Compare(Compare::Lte),
+                "all" => {
+                    all = true;
+                    continue;
+                }
+                "cased" => {
+                    cased = true;
+                    continue;
+                }
+                "i" | "m" | "s" if shape == Shape::Regex => {
+                    regex_flags.push_str(modifier);
+                    continue;
+                }
+                other => {
+                    return Err(Problem::new(
+                        key_line,
+                        format!("unsupported modifier `{other}` in `{key}`"),
+                    ))
+                }
+            };
+            if shape != Shape::Equals {
+                return Err(Problem::new(
+                    key_line,
+                    format!("`{key}` combines two value modifiers"),
+                ));
+            }
+            shape = next;
+        }
+        if shape == Shape::Exists {
+            let flag = match value.text("`exists`")? {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(Problem::new(
+                        value.line,
+                        format!("`exists` takes true or false, not `{other}`"),
+                    ))
+                }
+            };
+            return Ok(FieldMatch {
+                field,
+                test: Test::Exists(flag),
+            });
+        }
+        if value.is_null() {
+            return Ok(FieldMatch {
+                field,
+                test: Test::Absent,
+            });
+        }
+        let items: Vec<&Node> = match &value.value {
+            Value::Sequence(items) => items.iter().collect(),
+            Value::Scalar { .. } => vec![value],
+            Value::Mapping(_) => {
+                return Err(Problem::new(
+                    value.line,
+                    format!("`{key}` takes a value or a list of values"),
+                ))
+            }
+        };
+        if items.is_empty() {
+            return Err(Problem::new(
+                value.line,
+                format!("`{key}` has an empty list"),
+            ));
+        }
+        let patterns = items
+            .into_iter()
+            .map(|item| {
+                let text = item.text("a value")?;
+                compile_pattern(shape, text, cased, &regex_flags)
+                    .map_err(|message| Problem::new(item.line, message))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(FieldMatch {
+            field,
+            test: Test::Patterns { patterns, all },
+        })
+    }
+
+    /// Whether `event` passes this test.
+    pub fn matches(&self, event: &Event<'_>) -> bool {
+        match &self.test {
+            Test::Exists(flag) => self.field.exists(event) == *flag,
+            Test::Absent => !self.field.exists(event),
+            Test::Patterns {
+                patterns,
+                all: false,
+            } => patterns
+                .iter()
+                .any(|pattern| self.field.any_value(event, |value| pattern.matches(value))),
+            Test::Patterns {
+                patterns,
+                all: true,
+            } => patterns
+                .iter()
+                .all(|pattern| self.field.any_value(event, |value| pattern.matches(value))),
+        }
+    }
+}
+
+fn compile_pattern(
+    shape: Shape,
+    text: &str,
+    cased: bool,
+    regex_flags: &str,
+) -> Result<Pattern, String> {
+    let cased_text = |text: &str| -> Box<str> {
+        if cased {
+            text.into()
+        } else {
+            text.to_ascii_lowercase().into()
+        }
+    };
+    match shape {
+        Shape::Regex => {
+            let mut builder = RegexBuilder::new(text);
+            builder
+                .size_limit(REGEX_SIZE_LIMIT)
+                .case_insensitive(regex_flags.contains('i'))
+                .multi_line(regex_flags.contains('m'))
+                .dot_matches_new_line(regex_flags.contains('s'));
+            builder
+                .build()
+                .map(Pattern::Regex)
+                .map_err(|error| format!("bad regular expression: {error}"))
+        }
+        Shape::Cidr => parse_cidr(text)
+            .ok_or_else(|| format!("`{text}` is not a CIDR range (`10.0.0.0/8`, `2001:db8::/32`)")),
+        Shape::Compare(op) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|number| number.is_finite())
+            .map(|number| Pattern::Compare { op, number })
+            .ok_or_else(|| format!("`{text}` is not a number")),
+        Shape::Exists => unreachable!("handled by the caller"),
+        Shape::Equals | Shape::Contains | Shape::StartsWith | Shape::EndsWith => {
+            if let Some(regex) = wildcard_regex(shape, text, cased)? {
+                return Ok(Pattern::Regex(regex));
+            }
+            let text = cased_text(&unescape(text));
+            Ok(match shape {
+                Shape::Contains => Pattern::Contains { text, cased },
+                Shape::StartsWith => Pattern::StartsWith { text, cased },
+                Shape::EndsWith => Pattern::EndsWith { text, cased },
+                _ => Pattern::Equals { text, cased },
+            })
+        }
+    }
+}
+
+/// A value with unescaped `*` or `?` as an anchored regex; `None` without wildcards.
+fn wildcard_regex(shape: Shape, text: &str, cased: bool) -> Result<Option<Regex>, String> {
+    let mut pattern = String::new();
+    let mut wild = false;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(escaped @ ('*' | '?' | '\\')) => {
+                    pattern.push_str(&regex::escape(&escaped.to_string()))
+                }
+                Some(other) => {
+                    pattern.push_str(&regex::escape("\\"));
+                    pattern.push_str(&regex::escape(&other.to_string()));
+                }
+                None => pattern.push_str(&regex::escape("\\")),
+            },
+            '*' => {
+                wild = true;
+                pattern.push_str(".*");
+            }
+            '?' => {
+                wild = true;
+                pattern.push('.');
+            }
+            other => {
+                let _ = write!(pattern, "{}", regex::escape(&other.to_string()));
+            }
+        }
+    }
+    if !wild {
+        return Ok(None);
+    }
+    let (head, tail) = match shape {
+        Shape::Contains => ("", ""),
+        Shape::StartsWith => ("^", ""),
+        Shape::EndsWith => ("", "$"),
+        _ => ("^", "$"),
+    };
+    RegexBuilder::new(&format!("{head}{pattern}{tail}"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .case_insensitive(!cased)
+        .dot_matches_new_line(true)
+        .build()
+        .map(Some)
+        .map_err(|error| format!("bad wildcard value: {error}"))
+}
+
+/// `text` without the backslashes of its `\*`, `\?` and `\\` escapes.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && matches!(chars.peek(), Some('*' | '?' | '\\')) {
+            out.extend(chars.next());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn parse_cidr(text: &str) -> Option<Pattern> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((address, prefix)) => (address.parse::<IpAddr>().ok()?, prefix.parse::<u8>().ok()?),
+        None => {
+            let address = text.parse::<IpAddr>().ok()?;
+            (address, if address.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let bits = if address.is_ipv4() { 32 } else { 128 };
+    (prefix <= bits).then(|| Pattern::Cidr {
+        network: mask(address, prefix),
+        prefix,
+    })
+}
+
+/// `address` with the bits past `prefix` cleared.
+fn mask(address: IpAddr, prefix: u8) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => {
+            let keep = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(v4) & keep).into())
+        }
+        IpAddr::V6(v6) => {
+            let keep = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & keep).into())
+        }
+    }
+}
+
+/// A stack buffer to write an IP, a boolean or a number into.
+struct Stack {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl std::fmt::Write for Stack {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Calls `f` with the value as text.
+fn with_text<R>(value: FieldValue<'_>, f: impl FnOnce(&str) -> R) -> R {
+    let mut stack = Stack {
+        bytes: [0; 48],
+        len: 0,
+    };
+    let written = match value {
+        FieldValue::Text(text) => return f(text),
+        FieldValue::Ip(ip) => write!(stack, "{ip}"),
+        FieldValue::Bool(flag) => write!(stack, "{flag}"),
+        FieldValue::Int(number) => write!(stack, "{number}"),
+    };
+    // Every IP, bool and i64 fits in 48 bytes, and what was written is whole `str`s.
+    debug_assert!(written.is_ok());
+    f(std::str::from_utf8(&stack.bytes[..stack.len]).unwrap_or_default())
+}
+
+fn ascii_contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle))
+}
+
+impl Pattern {
+    fn matches(&self, value: FieldValue<'_>) -> bool {
+        let same = |a: &[u8], b: &[u8], cased: bool| {
+            if cased {
+                a == b
+            } else {
+                a.eq_ignore_ascii_case(b)
+            }
+        };
+        match self {
+            Pattern::Equals { text, cased } => {
+                with_text(value, |v| same(v.as_bytes(), text.as_bytes(), *cased))
+            }
+            Pattern::Contains { text, cased } => with_text(value, |v| {
+                if *cased {
+                    v.contains(&**text)
+                } else {
+                    ascii_contains(v.as_bytes(), text.as_bytes())
+                }
+            }),
+            Pattern::StartsWith { text, cased } => with_text(value, |v| {
+                v.len() >= text.len() && same(&v.as_bytes()[..text.len()], text.as_bytes(), *cased)
+            }),
+            Pattern::EndsWith { text, cased } => with_text(value, |v| {
+                v.len() >= text.len()
+                    && same(
+                        &v.as_bytes()[v.len() - text.len()..],
+                        text.as_bytes(),
+                        *cased,
+                    )
+            }),
+            Pattern::Regex(regex) => with_text(value, |v| regex.is_match(v)),
+            Pattern::Cidr { network, prefix } => {
+                let ip = match value {
+                    FieldValue::Ip(ip) => ip,
+                    FieldValue::Text(text) => match text.parse::<IpAddr>() {
+                        Ok(ip) => ip,
+                        Err(_) => return false,
+                    },
+                    _ => return false,
+                };
+                ip.is_ipv4() == network.is_ipv4() && mask(ip, *prefix) == *network
+            }
+            Pattern::Compare { op, number } => {
+                let value = match value {
+                    FieldValue::Int(int) => int as f64,
+                    FieldValue::Text(text) => match text.trim().parse::<f64>() {
+                        Ok(parsed) => parsed,
+                        Err(_) => return false,
+                    },
+                    _ => return false,
+                };
+                match op {
+                    Compare::Gt => value > *number,
+                    Compare::Gte => value >= *number,
+                    Compare::Lt => value < *number,
+                    Compare::Lte => value <= *number,
+                }
+            }
+        }
+    }
+}

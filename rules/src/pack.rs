@@ -1,0 +1,213 @@
+//! A pack: every rule of a set of files and directories, compiled and cross-checked
+//! (names unique, correlations referring to rules that exist).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use authtrail_model::Kind;
+
+use crate::error::{Error, FileProblem};
+use crate::rule::{self, CorrelationRule, DetectionRule, Rule};
+use crate::yaml::{parse_documents, Problem};
+
+/// Suffix of a rule file's test cases (`admin_scope.yml` → `admin_scope.tests.yml`).
+pub const TESTS_SUFFIX: &str = ".tests.yml";
+/// Most rule files one pack may hold.
+const MAX_FILES: usize = 10_000;
+
+/// The compiled rules of a pack, immutable once loaded (shared by rule sets).
+#[derive(Debug, Default)]
+pub struct Pack {
+    pub detections: Vec<DetectionRule>,
+    pub correlations: Vec<CorrelationRule>,
+    /// Per detection rule, the correlations it feeds: (correlation, position in its `rules`).
+    pub feeds: Vec<Vec<(usize, usize)>>,
+    /// Per detection rule, whether its matches raise alerts of their own (not referred to
+    /// by a correlation, or referred to by one with `generate: true`).
+    pub generates: Vec<bool>,
+    /// Per event kind (`authn`, `token_issue`, `token_revoke`, `authz`), the detection
+    /// rules that take it.
+    by_kind: [Vec<usize>; 4],
+    /// Per file, the detectors (`sigma:…`) of its rules, for the tests.
+    pub files: Vec<(PathBuf, Vec<String>)>,
+}
+
+impl Pack {
+    /// Loads every `*.yml`/`*.yaml` (not `*.tests.yml`) under `paths` (files or
+    /// directories, recursively); reports every problem of every file.
+    pub fn load(paths: &[PathBuf]) -> Result<Pack, Error> {
+        let mut files = Vec::new();
+        for path in paths {
+            collect(path, &mut files)?;
+        }
+        files.sort();
+        let mut sources = Vec::with_capacity(files.len());
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|source| Error::Read {
+                path: file.clone(),
+                source,
+            })?;
+            sources.push((file, text));
+        }
+        Pack::from_sources(&sources)
+    }
+
+    /// Compiles rule files given as (path, text).
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> Result<Pack, Error> {
+        let mut problems = Vec::new();
+        let mut rules: Vec<(PathBuf, Rule)> = Vec::new();
+        let mut pack = Pack::default();
+        for (file, text) in sources {
+            let problem = |p: Problem| FileProblem {
+                file: file.clone(),
+                line: p.line,
+                message: p.message,
+            };
+            let docs = match parse_documents(text) {
+                Ok(docs) => docs,
+                Err(p) => {
+                    problems.push(problem(p));
+                    continue;
+                }
+            };
+            let mut detectors = Vec::new();
+            for doc in &docs {
+                match rule::compile(doc) {
+                    Ok(rule) => {
+                        detectors.push(rule.meta().detector.clone());
+                        rules.push((file.clone(), rule));
+                    }
+                    Err(p) => problems.push(problem(p)),
+                }
+            }
+            pack.files.push((file.clone(), detectors));
+        }
+        // Names and ids a correlation may refer to, and detectors that must be unique.
+        let mut by_reference: HashMap<&str, usize> = HashMap::new();
+        let mut seen: HashMap<&str, &Path> = HashMap::new();
+        let mut detection_at = 0;
+        for (file, rule) in &rules {
+            let meta = rule.meta();
+            if let Some(first) = seen.insert(&meta.detector, file) {
+                problems.push(FileProblem {
+                    file: file.clone(),
+                    line: meta.line,
+                    message: format!(
+                        "`{}` is also the name or id of a rule in {}",
+                        meta.detector,
+                        first.display()
+                    ),
+                });
+            }
+            if let Rule::Detection(_) = rule {
+                by_reference.insert(&meta.id, detection_at);
+                if let Some(name) = &meta.name {
+                    by_reference.insert(name, detection_at);
+                }
+                detection_at += 1;
+            }
+        }
+        let mut feeds = vec![Vec::new(); detection_at];
+        let mut generates = vec![true; detection_at];
+        let mut correlation_at = 0;
+        for (file, rule) in &rules {
+            let Rule::Correlation(correlation) = rule else {
+                continue;
+            };
+            for (position, (line, reference)) in correlation.rules.iter().enumerate() {
+                match by_reference.get(reference.as_str()) {
+                    Some(&at) => {
+                        feeds[at].push((correlation_at, position));
+                        generates[at] &= correlation.generate;
+                    }
+                    None => problems.push(FileProblem {
+                        file: file.clone(),
+                        line: *line,
+                        message: format!("the correlation refers to `{reference}`, which is no detection rule's name or id"),
+                    }),
+                }
+            }
+            correlation_at += 1;
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        for (_, rule) in rules {
+            match rule {
+                Rule::Detection(rule) => pack.detections.push(rule),
+                Rule::Correlation(rule) => pack.correlations.push(rule),
+            }
+        }
+        for (at, rule) in pack.detections.iter().enumerate() {
+            for kind in ALL_KINDS {
+                if rule.kind.is_none_or(|only| only == kind) {
+                    pack.by_kind[kind_index(kind)].push(at);
+                }
+            }
+        }
+        pack.feeds = feeds;
+        pack.generates = generates;
+        Ok(pack)
+    }
+
+    /// The detection rules that take events of `kind`.
+    pub fn taking(&self, kind: Kind) -> &[usize] {
+        &self.by_kind[kind_index(kind)]
+    }
+}
+
+const ALL_KINDS: [Kind; 4] = [
+    Kind::Authn,
+    Kind::TokenIssue,
+    Kind::TokenRevoke,
+    Kind::Authz,
+];
+
+fn kind_index(kind: Kind) -> usize {
+    match kind {
+        Kind::Authn => 0,
+        Kind::TokenIssue => 1,
+        Kind::TokenRevoke => 2,
+        Kind::Authz => 3,
+    }
+}
+
+/// Whether `path` names a rule file (and not a rule file's tests).
+pub fn is_rule_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
+    (name.ends_with(".yml") || name.ends_with(".yaml")) && !name.ends_with(TESTS_SUFFIX)
+}
+
+fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let read_error = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if meta.is_file() {
+        files.push(path.to_owned());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(path).map_err(read_error)? {
+        let entry = entry.map_err(read_error)?;
+        // Not following links to directories: a link to a parent would never end.
+        let is_dir = entry.file_type().map_err(read_error)?.is_dir();
+        let entry = entry.path();
+        if is_dir {
+            collect(&entry, files)?;
+        } else if is_rule_file(&entry) {
+            if files.len() >= MAX_FILES {
+                return Err(Error::Invalid(vec![FileProblem {
+                    file: path.to_owned(),
+                    line: 0,
+                    message: format!("more than {MAX_FILES} rule files"),
+                }]));
+            }
+            files.push(entry);
+        }
+    }
+    Ok(())
+}
