@@ -61,6 +61,27 @@ pub enum Command {
     /// traffic with attacks, the pipeline, a local webhook receiver printing revocations,
     /// and the web UI. Prints the URL, an API key and example queries.
     Demo(DemoArgs),
+    /// A stand-alone HTTP collector in front of a Kafka cluster: identity records posted
+    /// to /api/v1/collect/{format} (JSON lines, arrays, Kubernetes EventLists, gzip) are
+    /// produced to their format's topic and answered 200 once the broker has them all.
+    Collect(CollectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CollectArgs {
+    /// Configuration file (TOML): `[collect]`, `kafka.brokers`, `[api]` (keys for
+    /// /metrics, connection limits).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on; overrides `collect.listen`.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+
+    /// Kafka bootstrap servers to produce to; overrides `kafka.brokers`. Required one way
+    /// or the other: a collector tier fronts a real cluster.
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub brokers: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

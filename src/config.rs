@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use authtrail_collect::CollectConfig;
 use authtrail_detect::DetectConfig;
 use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::PipelineConfig;
@@ -42,6 +43,9 @@ pub struct Config {
     pub api: ApiConfig,
     /// `authtrail run`: shutdown deadline.
     pub run: RunConfig,
+    /// The HTTP collector (`authtrail run` and `authtrail collect`): keys, limits, a
+    /// topic per format, the producer.
+    pub collect: CollectConfig,
 }
 
 /// `[run]`.
@@ -118,6 +122,7 @@ mod tests {
         assert_eq!(example.api, ApiConfig::default());
         assert_eq!(example.lake, LakeConfig::default());
         assert_eq!(example.run, RunConfig::default());
+        assert_eq!(example.collect, CollectConfig::default());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use authtrail_collect::Collector;
 use authtrail_query::api::{router_with, AppState};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -16,8 +17,14 @@ use crate::live::{self, LiveAlerts};
 use crate::metrics::{self, Sources};
 use crate::ui;
 
-/// Every route of `authtrail run`.
-pub fn app(state: AppState, sources: Arc<Sources>, live: Arc<LiveAlerts>) -> Router {
+/// Every route of `authtrail run`. The collector's route (when it has keys) sits outside
+/// the query keys' middleware: it has its own, write-only keys.
+pub fn app(
+    state: AppState,
+    sources: Arc<Sources>,
+    live: Arc<LiveAlerts>,
+    collector: Option<Arc<Collector>>,
+) -> Router {
     let protected = Router::new()
         .route("/metrics", get(metrics::handler))
         .with_state(sources.clone())
@@ -31,6 +38,7 @@ pub fn app(state: AppState, sources: Arc<Sources>, live: Arc<LiveAlerts>) -> Rou
         .route("/readyz", get(readyz))
         .with_state(sources.clone())
         .merge(ui::routes())
+        .merge(collector.map_or_else(Router::new, authtrail_collect::router))
         .merge(router_with(state, protected))
         .layer(middleware::from_fn_with_state(
             sources,

@@ -2,6 +2,7 @@
 //! stage crates together. Logic lives in the crates.
 
 mod cli;
+mod collect;
 mod config;
 mod demo;
 mod eval;
@@ -39,6 +40,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Gen(args) => gen::run(args),
         cli::Command::Eval(args) => eval::run(args),
         cli::Command::Demo(args) => demo::command(&cli, args),
+        cli::Command::Collect(args) => collect::command(args),
     };
     match result {
         Ok(code) => code,

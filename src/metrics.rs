@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use authtrail_collect::Collector;
 use authtrail_ingest::IngestStats;
 use authtrail_metrics::{lock, Exposition, Histogram, Kind, CONTENT_TYPE};
 use authtrail_respond::Responder;
@@ -20,6 +21,8 @@ use axum::response::{IntoResponse, Response};
 pub struct Sources {
     pub ingest: Arc<IngestStats>,
     pub responder: Option<Arc<Responder>>,
+    /// The HTTP collector, when `authtrail run` serves one.
+    pub collect: Option<Arc<Collector>>,
     pub http: HttpMetrics,
     /// Largest silence of the source before `/readyz` fails, in ms.
     pub ready_silence_ms: u64,
@@ -102,6 +105,9 @@ pub fn render(sources: &Sources) -> String {
     sources.ingest.expose(&mut out);
     if let Some(responder) = &sources.responder {
         responder.expose(&mut out);
+    }
+    if let Some(collector) = &sources.collect {
+        collector.expose(&mut out);
     }
     sources.http.expose(&mut out);
     out.finish()

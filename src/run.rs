@@ -77,6 +77,7 @@ pub fn start(
     let engine = QueryEngine::open(lake_root, config.query.clone())
         .with_context(|| format!("opening the lake at `{}` for queries", lake_root.display()))?;
     let broker = stages.broker()?;
+    let collector = crate::collect::for_run(&config, &keys, broker.bootstrap_servers())?;
 
     let listener = std::net::TcpListener::bind(&config.api.listen)
         .with_context(|| format!("listening on `{}`", config.api.listen))?;
@@ -85,11 +86,17 @@ pub fn start(
     let sources = Arc::new(Sources {
         ingest: stages.stats().clone(),
         responder: stages.responder().cloned(),
+        collect: collector.clone(),
         http: HttpMetrics::default(),
         ready_silence_ms: READY_SILENCE.as_millis() as u64,
     });
     let connection_limits = config.api.connection_limits(config.query.timeout);
-    let app = crate::http::app(AppState::new(Arc::new(engine), keys), sources, live);
+    let app = crate::http::app(
+        AppState::new(Arc::new(engine), keys),
+        sources,
+        live,
+        collector,
+    );
     stages.serve("HTTP", move |stop| async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         serve_connections(listener, app, connection_limits, stop.cancelled_owned())
