@@ -57,6 +57,8 @@ pub enum Command {
     /// Replay a labelled stream through the detectors and print precision, recall,
     /// time to detect and false alerts per detector.
     Eval(EvalArgs),
+    /// Sigma rules: check a pack, run its tests, or backtest it over the lake's events.
+    Rules(crate::rules::RulesArgs),
     /// Everything on this machine, nothing else needed: the embedded broker, generated
     /// traffic with attacks, the pipeline, a local webhook receiver printing revocations,
     /// and the web UI. Prints the URL, an API key and example queries.
@@ -65,6 +67,51 @@ pub enum Command {
     /// to /api/v1/collect/{format} (JSON lines, arrays, Kubernetes EventLists, gzip) are
     /// produced to their format's topic and answered 200 once the broker has them all.
     Collect(CollectArgs),
+    /// Export the lake's events as OCSF 1.1.0 (Authentication, Authorize Session and API
+    /// Activity classes) in JSON lines or Parquet, for Security Lake, Splunk or any OCSF
+    /// reader (docs/ocsf.md).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Write OCSF events (the only export schema; required so the format is explicit).
+    #[arg(long, required = true)]
+    pub ocsf: bool,
+
+    /// Configuration file (TOML), for `lake.path` and the `[query]` engine settings.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Export events at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = crate::export::parse_time)]
+    pub from: Option<i64>,
+
+    /// Export events before this time (RFC 3339), exclusive.
+    #[arg(long, value_name = "TIME", value_parser = crate::export::parse_time)]
+    pub until: Option<i64>,
+
+    /// File format of the export.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub output_format: ExportFormat,
+
+    /// Where to write the export (`-` for stdout).
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+
+    /// Cancel the export after this long; an export reads the whole range, so it is not
+    /// bound by `query.timeout`, which is meant for interactive queries.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "1h")]
+    pub timeout: Duration,
+}
+
+/// How `authtrail export` writes its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// A zstd-compressed Parquet file with nested (struct) columns.
+    Parquet,
 }
 
 #[derive(Debug, clap::Args)]
@@ -352,6 +399,13 @@ pub struct IngestArgs {
     /// input ends and everything is flushed.
     #[arg(long, value_name = "PATH")]
     pub from_file: Option<PathBuf>,
+
+    /// Format of the file's records: `authtrail` (the event contract), a built-in adapter
+    /// (`okta`, `auth0`, `keycloak`, `k8s_audit`, `opa`, `ocsf`) or a mapping file
+    /// (`*.toml`). Native records may be JSON lines, JSON arrays or list objects
+    /// (`EventList`).
+    #[arg(long, value_name = "FORMAT", default_value = "authtrail", requires = "from_file")]
+    pub format: String,
 
     /// Flush after this many buffered rows; overrides `ingest.flush_rows`.
     #[arg(long, value_name = "ROWS")]
