@@ -85,12 +85,38 @@ impl DetectConfig {
                 crate::state::table::MAX_ENTRIES
             )));
         }
-        self.service_fan_out.validate()?;
-        self.authz_probing.validate()?;
-        self.brute_force.validate()?;
-        self.password_spray.validate()?;
-        self.token_replay.validate()?;
-        self.mfa_fatigue.validate()?;
+        // The windowed detectors' thresholds (zero would fire on nothing at all) and
+        // windows (zero holds nothing), in the order of `detectors.md`.
+        let (fan_out, probing) = (&self.service_fan_out, &self.authz_probing);
+        let (brute, spray) = (&self.brute_force, &self.password_spray);
+        let (replay, mfa) = (&self.token_replay, &self.mfa_fatigue);
+        let thresholds = [
+            ("service_fan_out", "min_targets", fan_out.min_targets),
+            ("authz_probing", "min_denies", probing.min_denies),
+            ("authz_probing", "min_targets", probing.min_targets),
+            ("brute_force", "min_failures", brute.min_failures),
+            ("password_spray", "min_principals", spray.min_principals),
+            ("token_replay", "min_source_ips", replay.min_source_ips),
+            ("mfa_fatigue", "min_failures", mfa.min_failures),
+        ];
+        if let Some((detector, field, _)) = thresholds.iter().find(|(.., value)| *value == 0) {
+            return Err(Error::Config(format!(
+                "`{detector}.{field}` must be at least 1"
+            )));
+        }
+        let windows = [
+            ("service_fan_out", fan_out.window),
+            ("authz_probing", probing.window),
+            ("brute_force", brute.window),
+            ("password_spray", spray.window),
+            ("token_replay", replay.window),
+            ("mfa_fatigue", mfa.window),
+        ];
+        if let Some((detector, _)) = windows.iter().find(|(_, window)| window.is_zero()) {
+            return Err(Error::Config(format!(
+                "`{detector}.window` must be longer than zero"
+            )));
+        }
         Ok(())
     }
 }
@@ -103,26 +129,6 @@ pub(crate) fn default_suppression() -> Duration {
 /// A config duration as event-time microseconds.
 pub(crate) fn micros(duration: Duration) -> Micros {
     Micros::try_from(duration.as_micros()).unwrap_or(Micros::MAX / 4)
-}
-
-/// Rejects a threshold of zero, which would fire on nothing at all.
-pub(crate) fn at_least_one(detector: &str, field: &str, value: usize) -> Result<(), Error> {
-    if value == 0 {
-        return Err(Error::Config(format!(
-            "`{detector}.{field}` must be at least 1"
-        )));
-    }
-    Ok(())
-}
-
-/// Rejects a zero-length window.
-pub(crate) fn positive(detector: &str, field: &str, value: Duration) -> Result<(), Error> {
-    if value.is_zero() {
-        return Err(Error::Config(format!(
-            "`{detector}.{field}` must be longer than zero"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! The `Detector` trait and what flows through it: per-event facts in, findings out.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use authtrail_model::{Event, Kind, Micros, Severity};
 
+use crate::config::micros;
 use crate::state::TableStats;
 use crate::tracked::{EdgeFact, PrincipalEntry, TokenEntry, TokenFacts};
 use crate::Result;
@@ -63,19 +65,53 @@ pub struct Finding {
     pub attack_technique: &'static str,
 }
 
-impl Finding {
+/// What every detector declares the same way: the name alerts and config use, the kinds
+/// of event it takes, how long repeats of its alerts are suppressed, and the severity and
+/// ATT&CK technique its findings carry. The engine keeps it beside the detector (see
+/// `detectors::build`) and hands it over in the [`Context`].
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The name alerts and config use (`brute_force`).
+    pub name: &'static str,
+    /// The kinds of event the detector takes; the engine calls it for these only (ten
+    /// virtual calls per event cost more than some detectors' whole work), so `observe`
+    /// need not check the kind when it takes one.
+    pub kinds: &'static [Kind],
+    /// How long repeats of an alert for one key are suppressed, in microseconds.
+    pub suppression: Micros,
+    /// The severity of its findings, unless a finding says otherwise.
+    pub severity: Severity,
+    pub attack_technique: &'static str,
+}
+
+impl Rule {
+    pub fn new(
+        name: &'static str,
+        kinds: &'static [Kind],
+        attack_technique: &'static str,
+        severity: Severity,
+        suppression: Duration,
+    ) -> Self {
+        Rule {
+            name,
+            kinds,
+            suppression: micros(suppression),
+            severity,
+            attack_technique,
+        }
+    }
+
     /// A finding completed by `event`, carrying its principal, token, IP and target.
-    pub fn completed_by(
+    pub fn finding(
+        &self,
         event: &Event<'_>,
         key: String,
-        severity: Severity,
-        attack_technique: &'static str,
         summary: String,
         evidence_ids: Vec<String>,
-    ) -> Self {
+    ) -> Finding {
         Finding {
             key,
-            severity,
+            severity: self.severity,
             time: event.time,
             principal: event.principal.to_string(),
             token_id: event.token_id.as_deref().map(str::to_owned),
@@ -83,9 +119,21 @@ impl Finding {
             target_service: event.target_service.as_deref().map(str::to_owned),
             summary,
             evidence_ids,
-            attack_technique,
+            attack_technique: self.attack_technique,
         }
     }
+}
+
+/// What the engine hands a detector with each event besides the event itself.
+pub struct Context<'a> {
+    /// The detector's rule, which its findings carry the technique and severity of.
+    pub rule: &'a Rule,
+    /// What the engine worked out for the event once for every detector.
+    pub facts: &'a Facts,
+    /// The entries of the event's token and principal in the shared tables.
+    pub shared: Shared<'a>,
+    /// Where the detector pushes the findings the event completes.
+    pub findings: &'a mut Vec<Finding>,
 }
 
 /// One detector: keyed, bounded state on event time that turns events into findings.
@@ -93,28 +141,8 @@ impl Finding {
 /// Object safe, so the engine holds `Box<dyn Detector>`; state crosses restarts as
 /// opaque bytes from [`save`](Detector::save).
 pub trait Detector: Send {
-    /// The name alerts and config use (`brute_force`).
-    fn name(&self) -> &'static str;
-    /// The kinds of event the detector takes; the engine calls it for these only
-    /// (ten virtual calls per event cost more than some detectors' whole work).
-    fn kinds(&self) -> &'static [Kind] {
-        &[
-            Kind::Authn,
-            Kind::TokenIssue,
-            Kind::TokenRevoke,
-            Kind::Authz,
-        ]
-    }
-    /// How long repeats of an alert for one key are suppressed, in microseconds.
-    fn suppression(&self) -> Micros;
-    /// Takes in one event; pushes the findings it completes.
-    fn observe(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    );
+    /// Takes in one event; pushes the findings it completes to `cx.findings`.
+    fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>);
     // The four below default to a detector with no state of its own: most keep theirs
     // in the tables the engine shares among detectors (the edge baseline, a part of a
     // token's or principal's entry), which the engine sweeps, counts and checkpoints.

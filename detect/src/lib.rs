@@ -25,7 +25,7 @@ mod state;
 mod tracked;
 
 pub use config::DetectConfig;
-pub use detector::{Detector, Facts, Finding, Shared};
+pub use detector::{Context, Detector, Facts, Finding, Rule, Shared};
 pub use detectors::{
     AudienceMismatchConfig, AuthzProbingConfig, BruteForceConfig, MfaFatigueConfig,
     NewServiceEdgeConfig, PasswordSprayConfig, RevokedTokenUseConfig, ServiceFanOutConfig,

@@ -6,13 +6,11 @@ use std::time::Duration;
 use authtrail_model::{Event, Kind, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{default_suppression, micros};
-use crate::detector::{Detector, Facts, Finding, Shared};
+use crate::config::default_suppression;
+use crate::detector::{Context, Detector};
 use crate::state::TableStats;
 use crate::tracked::{is_presentation, Audience, Unissued};
 use crate::Result;
-
-const TECHNIQUE: &str = "T1550.001";
 
 /// `audience_mismatch`: a token used outside its audience.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,21 +35,15 @@ impl Default for AudienceMismatchConfig {
 }
 
 pub(crate) struct AudienceMismatch {
-    config: AudienceMismatchConfig,
-    suppression: Micros,
     lateness: Micros,
-    max_keys: usize,
     /// Presentations (one per token and target) whose token's issue is not seen yet.
     unissued: Unissued,
 }
 
 impl AudienceMismatch {
-    pub fn new(config: &AudienceMismatchConfig, lateness: Micros, max_keys: usize) -> Self {
+    pub fn new(lateness: Micros, max_keys: usize) -> Self {
         AudienceMismatch {
-            config: config.clone(),
-            suppression: micros(config.suppression),
             lateness,
-            max_keys,
             unissued: Unissued::new(max_keys),
         }
     }
@@ -63,85 +55,46 @@ impl AudienceMismatch {
     }
 
     /// The token's issue: the presentations read before it (at or after its time, to a
-    /// target outside the audience it names) raise what they would have in time order;
-    /// a late issue raises nothing (see `token_replay`).
-    fn issued(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
-        let Some(token) = facts.token else {
-            return;
-        };
-        let presentations = self.unissued.issued(token, event.time);
+    /// target outside the audience it names) raise what they would have in time order.
+    fn issued(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
         // As the token table records it: no audience, or an empty one, covers anything.
         let audience = event.token_audience.as_deref().unwrap_or_default();
-        if facts.late || audience.is_empty() {
-            return;
-        }
-        let token_id = event.token_id.as_deref().unwrap_or_default();
-        for presentation in presentations {
-            let Some(target) = presentation.target.as_deref() else {
-                continue;
-            };
-            if audience.iter().any(|member| **member == *target) {
-                continue;
-            }
-            let (key, summary) = Self::describe(token_id, &presentation.principal, target);
-            findings.push(presentation.finding(
-                token_id,
-                key,
-                self.config.severity,
-                TECHNIQUE,
-                summary,
-            ));
-        }
+        let outside = |target: &str| {
+            !audience.is_empty() && !audience.iter().any(|member| **member == *target)
+        };
+        self.unissued
+            .judge_at_issue(event, cx, |token_id, presentation| {
+                let target = presentation.target.as_deref().filter(|t| outside(t))?;
+                Some(Self::describe(token_id, &presentation.principal, target))
+            });
     }
 }
 
 impl Detector for AudienceMismatch {
-    fn name(&self) -> &'static str {
-        "audience_mismatch"
-    }
-
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Authz, Kind::Authn, Kind::TokenIssue]
-    }
-
-    fn suppression(&self) -> Micros {
-        self.suppression
-    }
-
-    fn observe(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        _shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
+    fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
         if event.kind == Kind::TokenIssue {
-            self.issued(event, facts, findings);
+            self.issued(event, cx);
             return;
         }
         if !is_presentation(event) {
             return;
         }
         let (Some(token_id), Some(target), Some(target_hash)) =
-            (&event.token_id, &event.target_service, facts.target)
+            (&event.token_id, &event.target_service, cx.facts.target)
         else {
             return;
         };
-        let audience = facts.token_facts.map(|token| token.audience);
+        let audience = cx.facts.token_facts.map(|token| token.audience);
         if audience != Some(Audience::Excludes) {
             // Judged when the issue is read, if it has not been and still can be.
-            self.unissued.note(event, facts, target_hash, self.lateness);
+            self.unissued
+                .note(event, cx.facts, target_hash, self.lateness);
             return;
         }
         let (key, summary) = Self::describe(token_id, &event.principal, target);
-        findings.push(Finding::completed_by(
-            event,
-            key,
-            self.config.severity,
-            TECHNIQUE,
-            summary,
-            vec![event.id.to_string()],
-        ));
+        let evidence = vec![event.id.to_string()];
+        cx.findings
+            .push(cx.rule.finding(event, key, summary, evidence));
     }
 
     fn sweep(&mut self, now: Micros) {
@@ -158,7 +111,7 @@ impl Detector for AudienceMismatch {
     }
 
     fn load(&mut self, state: &[u8]) -> Result<()> {
-        self.unissued.load(state, self.max_keys)
+        self.unissued.load(state)
     }
 }
 

@@ -3,18 +3,14 @@
 
 use std::time::Duration;
 
-use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
+use authtrail_model::{Event, Outcome, Severity};
 use serde::{Deserialize, Serialize};
 
-use super::show;
-use crate::config::{at_least_one, default_suppression, micros, positive};
-use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::error::Error;
+use super::{show, Windowed};
+use crate::config::default_suppression;
+use crate::detector::{Context, Detector};
 use crate::state::id::EventId;
 use crate::state::window::{self, Entries, Timed};
-use crate::Result;
-
-const TECHNIQUE: &str = "T1069/T1580";
 
 /// `authz_probing`: many denies across several services.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,14 +44,6 @@ impl Default for AuthzProbingConfig {
     }
 }
 
-impl AuthzProbingConfig {
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        at_least_one("authz_probing", "min_denies", self.min_denies)?;
-        at_least_one("authz_probing", "min_targets", self.min_targets)?;
-        positive("authz_probing", "window", self.window)
-    }
-}
-
 /// One deny; a principal's denies are kept in its entry of the shared principal table.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Deny {
@@ -63,66 +51,37 @@ pub(crate) struct Deny {
     id: EventId,
 }
 
-pub(crate) struct AuthzProbing {
-    config: AuthzProbingConfig,
-    window: Micros,
-    lateness: Micros,
-    suppression: Micros,
-}
-
-impl AuthzProbing {
-    pub fn new(config: &AuthzProbingConfig, lateness: Micros) -> Self {
-        AuthzProbing {
-            config: config.clone(),
-            window: micros(config.window),
-            lateness,
-            suppression: micros(config.suppression),
-        }
-    }
-}
+/// Its state is a part of each principal's entry in the shared principal table.
+pub(crate) type AuthzProbing = Windowed<AuthzProbingConfig>;
 
 impl Detector for AuthzProbing {
-    fn name(&self) -> &'static str {
-        "authz_probing"
-    }
-
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Authz]
-    }
-
-    fn suppression(&self) -> Micros {
-        self.suppression
-    }
-
-    fn observe(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
-        if event.kind != Kind::Authz || event.outcome != Some(Outcome::Deny) || facts.late {
+    fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        if event.outcome != Some(Outcome::Deny) || cx.facts.late {
             return;
         }
-        let Some(entry) = shared.principal.as_deref_mut() else {
+        let Some(entry) = cx.shared.principal.as_deref_mut() else {
             return;
         };
         let time = event.time;
-        let denies = entry.authz_probing.touch(time + self.window);
+        let denies = entry.authz_probing.touch(time + self.span.width);
         if denies.iter().any(|d| d.item.id.is(&event.id)) {
             return;
         }
-        window::prune(denies, facts.now - self.lateness - self.window);
+        window::prune(denies, self.span.horizon(cx.facts.now));
         let deny = Deny {
-            target: facts.target.unwrap_or(0),
+            target: cx.facts.target.unwrap_or(0),
             id: EventId::new(&event.id),
         };
         let at = window::insert(denies, time, deny);
         let (n, m) = (self.config.min_denies, self.config.min_targets);
         let hit = |w: &[Timed<Deny>]| w.len() >= n && window::distinct(w, |d| d.target) >= m;
-        let Some(range) = window::find_min(denies, at, self.window, n, hit) else {
-            // Repeats of one target go first, so the distinct targets survive a flood.
-            window::trim(denies, 4 * n.max(m) + 16, |d| d.target);
+        // No window of fewer than M entries holds M targets, so N.max(M) is the least a
+        // hit needs. Repeats of one target go first, so the distinct targets survive a
+        // flood.
+        let Some(range) = self
+            .span
+            .find_or_trim(denies, at, n.max(m), hit, |d| d.target)
+        else {
             return;
         };
         let count = range.len();
@@ -135,21 +94,16 @@ impl Detector for AuthzProbing {
             event.principal,
             show(self.config.window)
         );
-        findings.push(Finding::completed_by(
-            event,
-            event.principal.to_string(),
-            self.config.severity,
-            TECHNIQUE,
-            summary,
-            evidence,
-        ));
+        let principal = event.principal.to_string();
+        cx.findings
+            .push(cx.rule.finding(event, principal, summary, evidence));
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::detectors::testkit::{authz, only, run};
+    use authtrail_model::Event;
 
     /// `count` denies, 10 s apart, round-robin over `targets` services.
     fn denies(count: usize, targets: usize, every: f64) -> Vec<Event<'static>> {

@@ -3,19 +3,15 @@
 
 use std::time::Duration;
 
-use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
+use authtrail_model::{Event, Micros, Outcome, Severity};
 use serde::{Deserialize, Serialize};
 
 use super::show;
-use crate::config::{at_least_one, default_suppression, micros, positive};
-use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::error::Error;
+use crate::config::{default_suppression, micros};
+use crate::detector::{Context, Detector, Finding, Rule};
 use crate::state::id::EventId;
 use crate::state::part::Part;
-use crate::state::window::{self, Entries, Slim};
-use crate::Result;
-
-const TECHNIQUE: &str = "T1110.001";
+use crate::state::window::{self, Entries, Slim, Span};
 
 /// `brute_force`: many failed logins for one principal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,13 +50,6 @@ impl Default for BruteForceConfig {
     }
 }
 
-impl BruteForceConfig {
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        at_least_one("brute_force", "min_failures", self.min_failures)?;
-        positive("brute_force", "window", self.window)
-    }
-}
-
 /// The brute force already raised, waiting for a success.
 #[derive(Debug, Serialize, Deserialize)]
 struct Armed {
@@ -80,54 +69,43 @@ pub(crate) struct Account {
 
 pub(crate) struct BruteForce {
     config: BruteForceConfig,
-    min_failures: usize,
-    window: Micros,
+    span: Span,
     success_window: Micros,
-    lateness: Micros,
-    suppression: Micros,
 }
 
 impl BruteForce {
-    pub fn new(config: &BruteForceConfig, lateness: Micros) -> Self {
+    pub fn new(config: &BruteForceConfig, span: Span) -> Self {
         BruteForce {
             config: config.clone(),
-            min_failures: config.min_failures,
-            window: micros(config.window),
+            span,
             success_window: micros(config.success_window),
-            lateness,
-            suppression: micros(config.suppression),
         }
     }
 
+    /// A failure at `now` on the clock: the finding when it completes N within W.
     fn failure(
-        &mut self,
+        &self,
         event: &Event<'_>,
-        facts: &Facts,
+        now: Micros,
+        rule: &Rule,
         part: &mut Part<Account>,
-        findings: &mut Vec<Finding>,
-    ) {
+    ) -> Option<Finding> {
         let time = event.time;
-        let keep = time + self.window.max(self.success_window);
+        let keep = time + self.span.width.max(self.success_window);
         let account = part.touch(keep);
         if account.failures.iter().any(|f| f.item.is(&event.id)) {
-            return; // the same event again (a redelivery): already counted
+            return None; // the same event again (a redelivery): already counted
         }
         if let Some(armed) = &mut account.armed {
             armed.last_failure = armed.last_failure.max(time);
         }
-        window::prune(
-            &mut account.failures,
-            facts.now - self.lateness - self.window,
-        );
-        let at = window::insert(&mut account.failures, time, EventId::new(&event.id));
-        let n = self.min_failures;
-        let Some(range) = window::find_min(&account.failures, at, self.window, n, |w| w.len() >= n)
-        else {
-            // Below N in every window, the entries within W + lateness stay few; the
-            // cap only guards against a flood of failures at one instant.
-            window::trim(&mut account.failures, 4 * n + 16, |_| ());
-            return;
-        };
+        let failures = &mut account.failures;
+        window::prune(failures, self.span.horizon(now));
+        let at = window::insert(failures, time, EventId::new(&event.id));
+        let n = self.config.min_failures;
+        let range = self
+            .span
+            .find_or_trim(failures, at, n, |w| w.len() >= n, |_| ())?;
         let evidence: Vec<EventId> = account.failures[range.clone()]
             .iter()
             .map(|f| f.item.clone())
@@ -140,36 +118,24 @@ impl BruteForce {
             event.principal,
             show(self.config.window)
         );
-        findings.push(Finding::completed_by(
-            event,
-            event.principal.to_string(),
-            self.config.severity,
-            TECHNIQUE,
-            summary,
-            evidence.iter().map(|id| id.to_string()).collect(),
-        ));
+        let evidence_ids = evidence.iter().map(|id| id.to_string()).collect();
+        let principal = event.principal.to_string();
+        let finding = rule.finding(event, principal, summary, evidence_ids);
         account.armed = Some(Box::new(Armed {
             last_failure,
             evidence,
         }));
         part.touch(last_failure + self.success_window);
+        Some(finding)
     }
 
-    fn success(
-        &mut self,
-        event: &Event<'_>,
-        part: &mut Part<Account>,
-        findings: &mut Vec<Finding>,
-    ) {
-        let Some(account) = part.get_mut() else {
-            return;
-        };
-        let Some(armed) = &account.armed else {
-            return;
-        };
+    /// A success: the critical finding when it follows a raised brute force within W2.
+    fn success(&self, event: &Event<'_>, rule: &Rule, part: &mut Part<Account>) -> Option<Finding> {
+        let account = part.get_mut()?;
+        let armed = account.armed.as_ref()?;
         let after = event.time - armed.last_failure;
         if !(0..=self.success_window).contains(&after) {
-            return;
+            return None;
         }
         let mut evidence: Vec<String> = armed.evidence.iter().map(|id| id.to_string()).collect();
         evidence.push(event.id.to_string());
@@ -179,50 +145,29 @@ impl BruteForce {
             show(Duration::from_secs((after / 1_000_000) as u64)),
             armed.evidence.len()
         );
-        findings.push(Finding::completed_by(
-            event,
-            event.principal.to_string(),
-            self.config.success_severity,
-            TECHNIQUE,
-            summary,
-            evidence,
-        ));
+        let finding = Finding {
+            severity: self.config.success_severity,
+            ..rule.finding(event, event.principal.to_string(), summary, evidence)
+        };
         account.armed = None;
+        Some(finding)
     }
 }
 
 impl Detector for BruteForce {
-    fn name(&self) -> &'static str {
-        "brute_force"
-    }
-
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Authn]
-    }
-
-    fn suppression(&self) -> Micros {
-        self.suppression
-    }
-
-    fn observe(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
-        if event.kind != Kind::Authn {
-            return;
-        }
-        let Some(entry) = shared.principal.as_deref_mut() else {
+    fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        let Some(entry) = cx.shared.principal.as_deref_mut() else {
             return;
         };
         let part = &mut entry.brute_force;
-        match event.outcome {
-            Some(Outcome::Failure) if !facts.late => self.failure(event, facts, part, findings),
-            Some(Outcome::Success) => self.success(event, part, findings),
-            _ => {}
-        }
+        let finding = match event.outcome {
+            Some(Outcome::Failure) if !cx.facts.late => {
+                self.failure(event, cx.facts.now, cx.rule, part)
+            }
+            Some(Outcome::Success) => self.success(event, cx.rule, part),
+            _ => None,
+        };
+        cx.findings.extend(finding);
     }
 }
 

@@ -3,18 +3,14 @@
 
 use std::time::Duration;
 
-use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
+use authtrail_model::{Event, Outcome, Severity};
 use serde::{Deserialize, Serialize};
 
-use super::show;
-use crate::config::{at_least_one, default_suppression, micros, positive};
-use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::error::Error;
+use super::{show, Windowed};
+use crate::config::default_suppression;
+use crate::detector::{Context, Detector};
 use crate::state::id::EventId;
 use crate::state::window;
-use crate::Result;
-
-const TECHNIQUE: &str = "T1621";
 
 /// `mfa_fatigue`: a storm of MFA prompts ending in a success.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,13 +41,6 @@ impl Default for MfaFatigueConfig {
     }
 }
 
-impl MfaFatigueConfig {
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        at_least_one("mfa_fatigue", "min_failures", self.min_failures)?;
-        positive("mfa_fatigue", "window", self.window)
-    }
-}
-
 fn is_mfa(event: &Event<'_>) -> bool {
     event
         .auth_method
@@ -59,59 +48,23 @@ fn is_mfa(event: &Event<'_>) -> bool {
         .is_some_and(|method| method.starts_with("mfa_"))
 }
 
-pub(crate) struct MfaFatigue {
-    config: MfaFatigueConfig,
-    window: Micros,
-    lateness: Micros,
-    suppression: Micros,
-}
-
-impl MfaFatigue {
-    pub fn new(config: &MfaFatigueConfig, lateness: Micros) -> Self {
-        MfaFatigue {
-            config: config.clone(),
-            window: micros(config.window),
-            lateness,
-            suppression: micros(config.suppression),
-        }
-    }
-}
+/// Its state is a part of each principal's entry in the shared principal table.
+pub(crate) type MfaFatigue = Windowed<MfaFatigueConfig>;
 
 impl Detector for MfaFatigue {
-    fn name(&self) -> &'static str {
-        "mfa_fatigue"
-    }
-
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Authn]
-    }
-
-    fn suppression(&self) -> Micros {
-        self.suppression
-    }
-
-    fn observe(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
-        if event.kind != Kind::Authn {
-            return;
-        }
+    fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
         // MFA failure ids by time, in the principal's entry of the principal table.
-        let Some(entry) = shared.principal.as_deref_mut() else {
+        let Some(entry) = cx.shared.principal.as_deref_mut() else {
             return;
         };
-        let time = event.time;
+        let (time, width) = (event.time, self.span.width);
         match event.outcome {
-            Some(Outcome::Failure) if is_mfa(event) && !facts.late => {
-                let prompts = entry.mfa_fatigue.touch(time + self.window);
+            Some(Outcome::Failure) if is_mfa(event) && !cx.facts.late => {
+                let prompts = entry.mfa_fatigue.touch(time + width);
                 if prompts.iter().any(|p| p.item.is(&event.id)) {
                     return;
                 }
-                window::prune(prompts, facts.now - self.lateness - self.window);
+                window::prune(prompts, self.span.horizon(cx.facts.now));
                 window::insert(prompts, time, EventId::new(&event.id));
                 // Only the newest N matter for "at least N before the success".
                 window::trim(prompts, 2 * self.config.min_failures + 8, |_| ());
@@ -120,7 +73,7 @@ impl Detector for MfaFatigue {
                 let Some(prompts) = entry.mfa_fatigue.get_mut() else {
                     return;
                 };
-                let start = prompts.partition_point(|p| p.time < time - self.window);
+                let start = prompts.partition_point(|p| p.time < time - width);
                 let end = prompts.partition_point(|p| p.time <= time);
                 if end - start < self.config.min_failures {
                     return;
@@ -137,14 +90,9 @@ impl Detector for MfaFatigue {
                     end - start,
                     show(self.config.window)
                 );
-                findings.push(Finding::completed_by(
-                    event,
-                    event.principal.to_string(),
-                    self.config.severity,
-                    TECHNIQUE,
-                    summary,
-                    evidence,
-                ));
+                let principal = event.principal.to_string();
+                cx.findings
+                    .push(cx.rule.finding(event, principal, summary, evidence));
             }
             _ => {}
         }

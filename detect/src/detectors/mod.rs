@@ -33,78 +33,176 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::{micros, DetectConfig};
-use crate::detector::Detector;
+use crate::detector::{Detector, Rule};
+use crate::state::window::Span;
+use crate::tracked::PRESENTATIONS_AND_ISSUES;
 use crate::Result;
+use audience_mismatch::AudienceMismatch;
+use authz_probing::AuthzProbing;
+use brute_force::BruteForce;
+use mfa_fatigue::MfaFatigue;
+use new_service_edge::NewServiceEdge;
+use password_spray::PasswordSpray;
+use revoked_token_use::RevokedTokenUse;
+use service_fan_out::ServiceFanOut;
+use service_interactive_login::ServiceInteractiveLogin;
+use token_replay::TokenReplay;
 
-/// The detectors `config` enables, in the order of `detectors.md`.
-pub(crate) fn build(config: &DetectConfig) -> Vec<Box<dyn Detector>> {
+/// One enabled detector: the rule its findings are raised under, and its state.
+pub(crate) struct Enabled {
+    pub rule: Rule,
+    pub detector: Box<dyn Detector>,
+}
+
+impl Enabled {
+    fn new(rule: Rule, detector: impl Detector + 'static) -> Self {
+        Enabled {
+            rule,
+            detector: Box::new(detector),
+        }
+    }
+}
+
+/// A detector that holds nothing but its config and its window's span: its state is a
+/// part of an entry in a shared table, which the engine keeps for it.
+pub(crate) struct Windowed<C> {
+    config: C,
+    span: Span,
+}
+
+impl<C: Clone> Windowed<C> {
+    fn new(config: &C, span: Span) -> Self {
+        Windowed {
+            config: config.clone(),
+            span,
+        }
+    }
+}
+
+/// The detectors `config` enables, in the order of `detectors.md`, each with its rule:
+/// name, kinds of event, ATT&CK technique, severity and suppression.
+pub(crate) fn build(config: &DetectConfig) -> Vec<Enabled> {
+    use authtrail_model::Kind::{Authn, Authz, TokenRevoke};
+
     let lateness = micros(config.allowed_lateness);
+    let span = |window| Span {
+        width: micros(window),
+        lateness,
+    };
     let keys = config.max_keys;
-    let mut detectors: Vec<Box<dyn Detector>> = Vec::new();
-    if config.new_service_edge.enabled {
-        detectors.push(Box::new(new_service_edge::NewServiceEdge::new(
-            &config.new_service_edge,
-        )));
+    let mut enabled = Vec::new();
+
+    let c = &config.new_service_edge;
+    if c.enabled {
+        // Its findings have the severity of their kind of edge, a service's or a user's.
+        let severity = c.service_severity;
+        let rule = Rule::new(
+            "new_service_edge",
+            &[Authz],
+            "T1021",
+            severity,
+            c.suppression,
+        );
+        enabled.push(Enabled::new(rule, NewServiceEdge::new(c)));
     }
-    if config.service_fan_out.enabled {
-        detectors.push(Box::new(service_fan_out::ServiceFanOut::new(
-            &config.service_fan_out,
-            lateness,
-        )));
+    let c = &config.service_fan_out;
+    if c.enabled {
+        let rule = Rule::new(
+            "service_fan_out",
+            &[Authz],
+            "T1021",
+            c.severity,
+            c.suppression,
+        );
+        enabled.push(Enabled::new(rule, ServiceFanOut::new(c, span(c.window))));
     }
-    if config.authz_probing.enabled {
-        detectors.push(Box::new(authz_probing::AuthzProbing::new(
-            &config.authz_probing,
-            lateness,
-        )));
+    let c = &config.authz_probing;
+    if c.enabled {
+        let rule = Rule::new(
+            "authz_probing",
+            &[Authz],
+            "T1069/T1580",
+            c.severity,
+            c.suppression,
+        );
+        enabled.push(Enabled::new(rule, AuthzProbing::new(c, span(c.window))));
     }
-    if config.brute_force.enabled {
-        detectors.push(Box::new(brute_force::BruteForce::new(
-            &config.brute_force,
-            lateness,
-        )));
+    let c = &config.brute_force;
+    if c.enabled {
+        let rule = Rule::new(
+            "brute_force",
+            &[Authn],
+            "T1110.001",
+            c.severity,
+            c.suppression,
+        );
+        enabled.push(Enabled::new(rule, BruteForce::new(c, span(c.window))));
     }
-    if config.password_spray.enabled {
-        detectors.push(Box::new(password_spray::PasswordSpray::new(
-            &config.password_spray,
-            lateness,
-            keys,
-        )));
-    }
-    if config.token_replay.enabled {
-        detectors.push(Box::new(token_replay::TokenReplay::new(
-            &config.token_replay,
-            lateness,
-            keys,
-        )));
-    }
-    if config.revoked_token_use.enabled {
-        detectors.push(Box::new(revoked_token_use::RevokedTokenUse::new(
-            &config.revoked_token_use,
-            keys,
-        )));
-    }
-    if config.audience_mismatch.enabled {
-        detectors.push(Box::new(audience_mismatch::AudienceMismatch::new(
-            &config.audience_mismatch,
-            lateness,
-            keys,
-        )));
-    }
-    if config.mfa_fatigue.enabled {
-        detectors.push(Box::new(mfa_fatigue::MfaFatigue::new(
-            &config.mfa_fatigue,
-            lateness,
-        )));
-    }
-    if config.service_interactive_login.enabled {
-        detectors.push(Box::new(
-            service_interactive_login::ServiceInteractiveLogin::new(
-                &config.service_interactive_login,
-            ),
+    let c = &config.password_spray;
+    if c.enabled {
+        let rule = Rule::new(
+            "password_spray",
+            &[Authn],
+            "T1110.003",
+            c.severity,
+            c.suppression,
+        );
+        enabled.push(Enabled::new(
+            rule,
+            PasswordSpray::new(c, span(c.window), keys),
         ));
     }
-    detectors
+    let c = &config.token_replay;
+    if c.enabled {
+        let kinds = PRESENTATIONS_AND_ISSUES;
+        let rule = Rule::new(
+            "token_replay",
+            kinds,
+            "T1550.001",
+            c.severity,
+            c.suppression,
+        );
+        enabled.push(Enabled::new(
+            rule,
+            TokenReplay::new(c, span(c.window), keys),
+        ));
+    }
+    let c = &config.revoked_token_use;
+    if c.enabled {
+        let kinds = &[TokenRevoke, Authz, Authn];
+        let rule = Rule::new(
+            "revoked_token_use",
+            kinds,
+            "T1550.001",
+            c.severity,
+            c.suppression,
+        );
+        enabled.push(Enabled::new(rule, RevokedTokenUse::new(c, keys)));
+    }
+    let c = &config.audience_mismatch;
+    if c.enabled {
+        let kinds = PRESENTATIONS_AND_ISSUES;
+        let rule = Rule::new(
+            "audience_mismatch",
+            kinds,
+            "T1550.001",
+            c.severity,
+            c.suppression,
+        );
+        enabled.push(Enabled::new(rule, AudienceMismatch::new(lateness, keys)));
+    }
+    let c = &config.mfa_fatigue;
+    if c.enabled {
+        let rule = Rule::new("mfa_fatigue", &[Authn], "T1621", c.severity, c.suppression);
+        enabled.push(Enabled::new(rule, MfaFatigue::new(c, span(c.window))));
+    }
+    let c = &config.service_interactive_login;
+    if c.enabled {
+        let name = "service_interactive_login";
+        let rule = Rule::new(name, &[Authn], "T1078.004", c.severity, c.suppression);
+        enabled.push(Enabled::new(rule, ServiceInteractiveLogin));
+    }
+    enabled
 }
 
 /// A detector's state as checkpoint bytes.

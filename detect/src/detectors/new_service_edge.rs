@@ -4,13 +4,11 @@
 
 use std::time::Duration;
 
-use authtrail_model::{Event, Kind, Micros, Severity};
+use authtrail_model::{Event, Severity};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{default_suppression, micros};
-use crate::detector::{Detector, Facts, Finding, Shared};
-
-const TECHNIQUE: &str = "T1021";
+use crate::config::default_suppression;
+use crate::detector::{Context, Detector, Finding};
 
 /// `new_service_edge`: a principal reaching a service it (or users) never reached.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,44 +41,24 @@ impl Default for NewServiceEdgeConfig {
     }
 }
 
+/// Each finding has the severity of its kind of edge, a service's or a user's.
 pub(crate) struct NewServiceEdge {
     config: NewServiceEdgeConfig,
-    suppression: Micros,
 }
 
 impl NewServiceEdge {
     pub fn new(config: &NewServiceEdgeConfig) -> Self {
-        NewServiceEdge {
-            config: config.clone(),
-            suppression: micros(config.suppression),
-        }
+        let config = config.clone();
+        NewServiceEdge { config }
     }
 }
 
 impl Detector for NewServiceEdge {
-    fn name(&self) -> &'static str {
-        "new_service_edge"
-    }
-
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Authz]
-    }
-
-    fn suppression(&self) -> Micros {
-        self.suppression
-    }
-
-    fn observe(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        _shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
-        let (Some(edge), Some(target)) = (facts.edge, event.target_service.as_deref()) else {
+    fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        let (Some(edge), Some(target)) = (cx.facts.edge, event.target_service.as_deref()) else {
             return;
         };
-        if event.kind != Kind::Authz || !edge.new {
+        if !edge.new {
             return;
         }
         let (severity, summary) = if edge.service {
@@ -93,14 +71,12 @@ impl Detector for NewServiceEdge {
             );
             (self.config.user_severity, summary)
         };
-        findings.push(Finding::completed_by(
-            event,
-            format!("{} -> {target}", event.principal),
+        let key = format!("{} -> {target}", event.principal);
+        cx.findings.push(Finding {
             severity,
-            TECHNIQUE,
-            summary,
-            vec![event.id.to_string()],
-        ));
+            ..cx.rule
+                .finding(event, key, summary, vec![event.id.to_string()])
+        });
     }
 }
 

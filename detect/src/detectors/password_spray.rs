@@ -3,19 +3,16 @@
 
 use std::time::Duration;
 
-use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
+use authtrail_model::{Event, Micros, Outcome, Severity};
 use serde::{Deserialize, Serialize};
 
 use super::{decode, encode, show};
-use crate::config::{at_least_one, default_suppression, micros, positive};
-use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::error::Error;
+use crate::config::default_suppression;
+use crate::detector::{Context, Detector};
 use crate::state::id::EventId;
-use crate::state::window::{self, Entries, Slim, Timed};
+use crate::state::window::{self, Entries, Slim, Span, Timed};
 use crate::state::{KeyedState, TableStats};
 use crate::Result;
-
-const TECHNIQUE: &str = "T1110.003";
 
 /// `password_spray`: one address failing against many principals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,13 +43,6 @@ impl Default for PasswordSprayConfig {
     }
 }
 
-impl PasswordSprayConfig {
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        at_least_one("password_spray", "min_principals", self.min_principals)?;
-        positive("password_spray", "window", self.window)
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 struct Attempt {
     principal: u64,
@@ -61,70 +51,49 @@ struct Attempt {
 
 pub(crate) struct PasswordSpray {
     config: PasswordSprayConfig,
-    window: Micros,
-    lateness: Micros,
-    suppression: Micros,
+    span: Span,
     /// Failures per source IP (most failing addresses hold several: see `Slim`).
     sources: KeyedState<Slim<Attempt>>,
 }
 
 impl PasswordSpray {
-    pub fn new(config: &PasswordSprayConfig, lateness: Micros, max_keys: usize) -> Self {
+    pub fn new(config: &PasswordSprayConfig, span: Span, max_keys: usize) -> Self {
         PasswordSpray {
             config: config.clone(),
-            window: micros(config.window),
-            lateness,
-            suppression: micros(config.suppression),
+            span,
             sources: KeyedState::new(max_keys),
         }
     }
 }
 
 impl Detector for PasswordSpray {
-    fn name(&self) -> &'static str {
-        "password_spray"
-    }
-
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Authn]
-    }
-
-    fn suppression(&self) -> Micros {
-        self.suppression
-    }
-
-    fn observe(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        _shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
-        if event.kind != Kind::Authn || event.outcome != Some(Outcome::Failure) || facts.late {
+    fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        if event.outcome != Some(Outcome::Failure) || cx.facts.late {
             return;
         }
-        let (Some(source), Some(ip)) = (facts.source_ip, event.source_ip) else {
+        let (Some(source), Some(ip)) = (cx.facts.source_ip, event.source_ip) else {
             return;
         };
         let time = event.time;
-        let slot = self
-            .sources
-            .upsert(source, facts.now, time + self.window, Slim::new);
+        let keep = time + self.span.width;
+        let slot = self.sources.upsert(source, cx.facts.now, keep, Slim::new);
         let attempts = &mut slot.value;
         if attempts.iter().any(|a| a.item.id.is(&event.id)) {
             return;
         }
-        window::prune(attempts, facts.now - self.lateness - self.window);
+        window::prune(attempts, self.span.horizon(cx.facts.now));
         let attempt = Attempt {
-            principal: facts.principal,
+            principal: cx.facts.principal,
             id: EventId::new(&event.id),
         };
         let at = window::insert(attempts, time, attempt);
         let n = self.config.min_principals;
         let hit = |w: &[Timed<Attempt>]| window::distinct(w, |a| a.principal) >= n;
-        let Some(range) = window::find_min(attempts, at, self.window, n, hit) else {
-            // A user retrying from a shared address must not push other principals out.
-            window::trim(attempts, 4 * n + 16, |a| a.principal);
+        // A user retrying from a shared address must not push other principals out.
+        let Some(range) = self
+            .span
+            .find_or_trim(attempts, at, n, hit, |a| a.principal)
+        else {
             return;
         };
         let evidence = attempts[range.clone()]
@@ -136,14 +105,8 @@ impl Detector for PasswordSpray {
             "{ip} failed authn against {n} principals within {}",
             show(self.config.window)
         );
-        findings.push(Finding::completed_by(
-            event,
-            ip.to_string(),
-            self.config.severity,
-            TECHNIQUE,
-            summary,
-            evidence,
-        ));
+        cx.findings
+            .push(cx.rule.finding(event, ip.to_string(), summary, evidence));
     }
 
     fn sweep(&mut self, now: Micros) {
@@ -167,8 +130,8 @@ impl Detector for PasswordSpray {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::detectors::testkit::{authn, only, run};
+    use authtrail_model::Event;
 
     fn spray(principals: usize, every: f64, ip: &str) -> Vec<Event<'static>> {
         (0..principals)

@@ -10,13 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{decode, encode};
 use crate::config::{default_suppression, micros};
-use crate::detector::{Detector, Facts, Finding, Shared};
+use crate::detector::{Context, Detector, Facts};
 use crate::state::id::EventId;
 use crate::state::{KeyedState, TableStats};
 use crate::tracked::is_presentation;
 use crate::Result;
 
-const TECHNIQUE: &str = "T1550.001";
 /// Revoke-all events kept per principal; older ones are covered by newer ones for every
 /// presentation after the newest.
 const REVOKES_PER_PRINCIPAL: usize = 4;
@@ -58,10 +57,8 @@ struct Revoke {
 }
 
 pub(crate) struct RevokedTokenUse {
-    config: RevokedTokenUseConfig,
     skew: Micros,
     ttl: Micros,
-    suppression: Micros,
     state: State,
 }
 
@@ -76,10 +73,8 @@ struct State {
 impl RevokedTokenUse {
     pub fn new(config: &RevokedTokenUseConfig, max_keys: usize) -> Self {
         RevokedTokenUse {
-            config: config.clone(),
             skew: micros(config.skew),
             ttl: micros(config.revocation_ttl),
-            suppression: micros(config.suppression),
             state: State {
                 tokens: KeyedState::new(max_keys),
                 principals: KeyedState::new(max_keys),
@@ -87,7 +82,8 @@ impl RevokedTokenUse {
         }
     }
 
-    fn revoke(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+    fn revoke(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        let facts = cx.facts;
         let revoke = Revoke {
             time: event.time,
             id: EventId::new(&event.id),
@@ -95,7 +91,7 @@ impl RevokedTokenUse {
         let keep = event.time + self.ttl;
         match facts.token {
             Some(token) => {
-                self.late_revoke(event, facts, findings);
+                self.late_revoke(event, cx);
                 let init = || revoke.clone();
                 let slot = self.state.tokens.upsert(token, facts.now, keep, init);
                 // The first revoke is the one that ended the token.
@@ -121,8 +117,8 @@ impl RevokedTokenUse {
     /// A revoke that arrives after a presentation it should have stopped (out of order,
     /// within the allowed lateness): the presentation is no longer at hand, so the
     /// revoke completes the pattern and the summary says when the token was last used.
-    fn late_revoke(&self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
-        let used = facts.token_facts.and_then(|token| token.last_presented);
+    fn late_revoke(&self, event: &Event<'_>, cx: &mut Context<'_>) {
+        let used = cx.facts.token_facts.and_then(|token| token.last_presented);
         let Some(used) = used.filter(|&used| used > event.time) else {
             return;
         };
@@ -131,14 +127,11 @@ impl RevokedTokenUse {
             "token {token_id} was presented at {}, after its revoke (which arrived late)",
             format_micros(used)
         );
-        findings.push(Finding::completed_by(
-            event,
-            token_id.to_owned(),
-            self.config.severity,
-            TECHNIQUE,
-            summary,
-            vec![event.id.to_string()],
-        ));
+        let evidence = vec![event.id.to_string()];
+        cx.findings.push(
+            cx.rule
+                .finding(event, token_id.to_owned(), summary, evidence),
+        );
     }
 
     /// Why the presentation should not have happened: the revoke's id and a reason.
@@ -178,47 +171,25 @@ impl RevokedTokenUse {
 }
 
 impl Detector for RevokedTokenUse {
-    fn name(&self) -> &'static str {
-        "revoked_token_use"
-    }
-
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::TokenRevoke, Kind::Authz, Kind::Authn]
-    }
-
-    fn suppression(&self) -> Micros {
-        self.suppression
-    }
-
-    fn observe(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        _shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
+    fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
         if event.kind == Kind::TokenRevoke {
-            self.revoke(event, facts, findings);
+            self.revoke(event, cx);
             return;
         }
         if !is_presentation(event) {
             return;
         }
-        let Some((revoke_id, reason)) = self.violation(event, facts) else {
+        let Some((revoke_id, reason)) = self.violation(event, cx.facts) else {
             return;
         };
         let token_id = event.token_id.as_deref().unwrap_or_default();
         let summary = format!("token {token_id} presented by {} {reason}", event.principal);
         let mut evidence: Vec<String> = revoke_id.into_iter().collect();
         evidence.push(event.id.to_string());
-        findings.push(Finding::completed_by(
-            event,
-            token_id.to_owned(),
-            self.config.severity,
-            TECHNIQUE,
-            summary,
-            evidence,
-        ));
+        cx.findings.push(
+            cx.rule
+                .finding(event, token_id.to_owned(), summary, evidence),
+        );
     }
 
     fn sweep(&mut self, now: Micros) {

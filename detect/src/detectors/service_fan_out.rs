@@ -4,18 +4,14 @@
 
 use std::time::Duration;
 
-use authtrail_model::{Event, Kind, Micros, Severity};
+use authtrail_model::{Event, Severity};
 use serde::{Deserialize, Serialize};
 
-use super::show;
-use crate::config::{at_least_one, default_suppression, micros, positive};
-use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::error::Error;
+use super::{show, Windowed};
+use crate::config::default_suppression;
+use crate::detector::{Context, Detector};
 use crate::state::id::EventId;
 use crate::state::window::{self, Timed, Window};
-use crate::Result;
-
-const TECHNIQUE: &str = "T1021";
 
 /// `service_fan_out`: one principal spreading to many services, several new.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,13 +42,6 @@ impl Default for ServiceFanOutConfig {
             severity: Severity::High,
             suppression: default_suppression(),
         }
-    }
-}
-
-impl ServiceFanOutConfig {
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        at_least_one("service_fan_out", "min_targets", self.min_targets)?;
-        positive("service_fan_out", "window", self.window)
     }
 }
 
@@ -99,59 +88,24 @@ impl Reaches {
     }
 }
 
-pub(crate) struct ServiceFanOut {
-    config: ServiceFanOutConfig,
-    window: Micros,
-    lateness: Micros,
-    suppression: Micros,
-}
-
-impl ServiceFanOut {
-    pub fn new(config: &ServiceFanOutConfig, lateness: Micros) -> Self {
-        ServiceFanOut {
-            config: config.clone(),
-            window: micros(config.window),
-            lateness,
-            suppression: micros(config.suppression),
-        }
-    }
-}
+/// Its state is a part of each principal's entry in the shared principal table.
+pub(crate) type ServiceFanOut = Windowed<ServiceFanOutConfig>;
 
 impl Detector for ServiceFanOut {
-    fn name(&self) -> &'static str {
-        "service_fan_out"
-    }
-
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Authz]
-    }
-
-    fn suppression(&self) -> Micros {
-        self.suppression
-    }
-
-    fn observe(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
-        let (Some(edge), Some(target)) = (facts.edge, facts.target) else {
+    fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        let (Some(edge), Some(target), Some(entry)) = (
+            cx.facts.edge,
+            cx.facts.target,
+            cx.shared.principal.as_deref_mut(),
+        ) else {
             return;
         };
-        if event.kind != Kind::Authz || facts.late {
+        if cx.facts.late {
             return;
         }
-        let Some(entry) = shared.principal.as_deref_mut() else {
-            return;
-        };
         let time = event.time;
-        let reaches = entry.fan_out.touch(time + self.window);
-        window::prune(
-            &mut reaches.targets,
-            facts.now - self.lateness - self.window,
-        );
+        let reaches = entry.fan_out.touch(time + self.span.width);
+        window::prune(&mut reaches.targets, self.span.horizon(cx.facts.now));
         reaches.forget_gone();
         // One entry per target, at its latest reach; a target once new stays new for
         // the window (its second reach is no longer new to the baseline).
@@ -180,7 +134,7 @@ impl Detector for ServiceFanOut {
                     .count()
                     >= k
         };
-        let Some(range) = window::find_min(&reaches.targets, at, self.window, n, hit) else {
+        let Some(range) = window::find_min(&reaches.targets, at, self.span.width, n, hit) else {
             window::trim(&mut reaches.targets, 4 * n + 16, |_| ());
             reaches.forget_gone();
             return;
@@ -202,21 +156,16 @@ impl Detector for ServiceFanOut {
             show(self.config.window),
             new.len()
         );
-        findings.push(Finding::completed_by(
-            event,
-            event.principal.to_string(),
-            self.config.severity,
-            TECHNIQUE,
-            summary,
-            evidence,
-        ));
+        let principal = event.principal.to_string();
+        cx.findings
+            .push(cx.rule.finding(event, principal, summary, evidence));
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::detectors::testkit::{authz, only, run};
+    use authtrail_model::Event;
 
     const DAY: f64 = 24.0 * 3_600.0;
 

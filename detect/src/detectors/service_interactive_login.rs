@@ -3,13 +3,11 @@
 
 use std::time::Duration;
 
-use authtrail_model::{Event, Kind, Micros, Outcome, PrincipalType, Severity};
+use authtrail_model::{Event, Outcome, PrincipalType, Severity};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{default_suppression, micros};
-use crate::detector::{Detector, Facts, Finding, Shared};
-
-const TECHNIQUE: &str = "T1078.004";
+use crate::config::default_suppression;
+use crate::detector::{Context, Detector};
 
 /// `service_interactive_login`: a workload identity used interactively.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,44 +49,13 @@ fn interactive_by(event: &Event<'_>) -> Option<String> {
     Some(format!("from a browser ({agent})"))
 }
 
-pub(crate) struct ServiceInteractiveLogin {
-    config: ServiceInteractiveLoginConfig,
-    suppression: Micros,
-}
-
-impl ServiceInteractiveLogin {
-    pub fn new(config: &ServiceInteractiveLoginConfig) -> Self {
-        ServiceInteractiveLogin {
-            config: config.clone(),
-            suppression: micros(config.suppression),
-        }
-    }
-}
+/// No state: each login is judged on its own.
+pub(crate) struct ServiceInteractiveLogin;
 
 impl Detector for ServiceInteractiveLogin {
-    fn name(&self) -> &'static str {
-        "service_interactive_login"
-    }
-
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Authn]
-    }
-
-    fn suppression(&self) -> Micros {
-        self.suppression
-    }
-
-    fn observe(
-        &mut self,
-        event: &Event<'_>,
-        _facts: &Facts,
-        _shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
+    fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
         // "Authenticates": a successful login; failed ones are brute_force's business.
-        if event.kind != Kind::Authn
-            || event.principal_type != PrincipalType::Service
-            || event.outcome != Some(Outcome::Success)
+        if event.principal_type != PrincipalType::Service || event.outcome != Some(Outcome::Success)
         {
             return;
         }
@@ -96,14 +63,9 @@ impl Detector for ServiceInteractiveLogin {
             return;
         };
         let summary = format!("service principal {} logged in {how}", event.principal);
-        findings.push(Finding::completed_by(
-            event,
-            event.principal.to_string(),
-            self.config.severity,
-            TECHNIQUE,
-            summary,
-            vec![event.id.to_string()],
-        ));
+        let (principal, evidence) = (event.principal.to_string(), vec![event.id.to_string()]);
+        cx.findings
+            .push(cx.rule.finding(event, principal, summary, evidence));
     }
 }
 

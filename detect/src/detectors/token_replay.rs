@@ -10,16 +10,13 @@ use authtrail_model::{Event, Kind, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
 use super::show;
-use crate::config::{at_least_one, default_suppression, micros, positive};
-use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::error::Error;
+use crate::config::default_suppression;
+use crate::detector::{Context, Detector};
 use crate::state::id::EventId;
-use crate::state::window;
+use crate::state::window::{self, Span};
 use crate::state::TableStats;
 use crate::tracked::{is_presentation, Unissued};
 use crate::Result;
-
-const TECHNIQUE: &str = "T1550.001";
 
 /// `token_replay`: a token used by someone else or from many places.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,13 +47,6 @@ impl Default for TokenReplayConfig {
     }
 }
 
-impl TokenReplayConfig {
-    pub(crate) fn validate(&self) -> Result<(), Error> {
-        at_least_one("token_replay", "min_source_ips", self.min_source_ips)?;
-        positive("token_replay", "window", self.window)
-    }
-}
-
 /// The latest client presentation from one address. Kept in the token's entry of the
 /// shared token table (`TokenEntry::replay`).
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,92 +57,60 @@ pub(crate) struct Sighting {
 
 pub(crate) struct TokenReplay {
     config: TokenReplayConfig,
-    window: Micros,
-    lateness: Micros,
-    suppression: Micros,
-    max_keys: usize,
+    span: Span,
     /// Presentations (one per token and presenter) whose token's issue is not seen yet.
     unissued: Unissued,
 }
 
 impl TokenReplay {
-    pub fn new(config: &TokenReplayConfig, lateness: Micros, max_keys: usize) -> Self {
+    pub fn new(config: &TokenReplayConfig, span: Span, max_keys: usize) -> Self {
         TokenReplay {
             config: config.clone(),
-            window: micros(config.window),
-            lateness,
-            suppression: micros(config.suppression),
-            max_keys,
+            span,
             unissued: Unissued::new(max_keys),
         }
     }
 
-    fn foreign_principal(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
+    fn foreign_principal(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        let facts = cx.facts;
         let Some(owner) = facts.token_facts.and_then(|token| token.issued_to) else {
             // Judged when the issue is read, if it still can be.
-            self.unissued
-                .note(event, facts, facts.principal, self.lateness);
+            let lateness = self.span.lateness;
+            self.unissued.note(event, facts, facts.principal, lateness);
             return;
         };
         if owner == facts.principal {
             return;
         }
         let token_id = event.token_id.as_deref().unwrap_or_default();
-        let (key, summary) = self.describe(token_id, &event.principal);
-        findings.push(Finding::completed_by(
-            event,
-            key,
-            self.config.severity,
-            TECHNIQUE,
-            summary,
-            vec![event.id.to_string()],
-        ));
+        let (key, summary) = Self::describe(token_id, &event.principal);
+        let evidence = vec![event.id.to_string()];
+        cx.findings
+            .push(cx.rule.finding(event, key, summary, evidence));
     }
 
     /// The key and summary of a presentation by `principal` other than the owner.
-    fn describe(&self, token_id: &str, principal: &str) -> (String, String) {
+    fn describe(token_id: &str, principal: &str) -> (String, String) {
         let summary = format!(
             "token {token_id} presented by {principal}, not the principal it was issued to"
         );
         (format!("{token_id} by {principal}"), summary)
     }
 
-    /// The token's issue: the presentations read before it (by other principals, at or
-    /// after its time) raise what they would have in time order. A late issue raises
-    /// nothing, as for a presentation read after it (the presentation would not have
-    /// been late for its own source, but windows and facts skip the late issue's time).
-    fn issued(&mut self, event: &Event<'_>, facts: &Facts, findings: &mut Vec<Finding>) {
-        let Some(token) = facts.token else {
-            return;
-        };
-        let presentations = self.unissued.issued(token, event.time);
-        if facts.late {
-            return;
-        }
-        let token_id = event.token_id.as_deref().unwrap_or_default();
-        for presentation in presentations {
-            if presentation.key == facts.principal {
-                continue;
-            }
-            let (key, summary) = self.describe(token_id, &presentation.principal);
-            findings.push(presentation.finding(
-                token_id,
-                key,
-                self.config.severity,
-                TECHNIQUE,
-                summary,
-            ));
-        }
+    /// The token's issue: the presentations read before it by other principals (at or
+    /// after its time) raise what they would have in time order.
+    fn issued(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        let owner = cx.facts.principal;
+        self.unissued
+            .judge_at_issue(event, cx, |token_id, presentation| {
+                let foreign = presentation.key != owner;
+                foreign.then(|| Self::describe(token_id, &presentation.principal))
+            });
     }
 
-    fn many_addresses(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
-        let (Some(entry), Some(ip)) = (shared.token.as_deref_mut(), facts.source_ip) else {
+    fn many_addresses(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
+        let facts = cx.facts;
+        let (Some(entry), Some(ip)) = (cx.shared.token.as_deref_mut(), facts.source_ip) else {
             return;
         };
         if event.source_service.is_some() || facts.late {
@@ -160,8 +118,8 @@ impl TokenReplay {
         }
         let time = event.time;
         // Per token: one entry per distinct client address, at its latest presentation.
-        let sightings = entry.replay.touch(time + self.window);
-        window::prune(sightings, facts.now - self.lateness - self.window);
+        let sightings = entry.replay.touch(time + self.span.width);
+        window::prune(sightings, self.span.horizon(facts.now));
         // One entry per address, at its latest use, keeps a busy client's token small.
         let seen = sightings.iter().position(|s| s.item.ip == ip);
         if seen.is_some_and(|seen| sightings[seen].time >= time) {
@@ -176,8 +134,10 @@ impl TokenReplay {
             None => window::insert(sightings, time, sighting),
         };
         let n = self.config.min_source_ips;
-        let Some(range) = window::find_min(sightings, at, self.window, n, |w| w.len() >= n) else {
-            window::trim(sightings, 4 * n + 16, |_| ());
+        let Some(range) = self
+            .span
+            .find_or_trim(sightings, at, n, |w| w.len() >= n, |_| ())
+        else {
             return;
         };
         let evidence = sightings[range.clone()]
@@ -191,46 +151,21 @@ impl TokenReplay {
             range.len(),
             show(self.config.window)
         );
-        findings.push(Finding::completed_by(
-            event,
-            token_id.to_owned(),
-            self.config.severity,
-            TECHNIQUE,
-            summary,
-            evidence,
-        ));
+        cx.findings.push(
+            cx.rule
+                .finding(event, token_id.to_owned(), summary, evidence),
+        );
     }
 }
 
 impl Detector for TokenReplay {
-    fn name(&self) -> &'static str {
-        "token_replay"
-    }
-
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Authz, Kind::Authn, Kind::TokenIssue]
-    }
-
-    fn suppression(&self) -> Micros {
-        self.suppression
-    }
-
-    fn observe(
-        &mut self,
-        event: &Event<'_>,
-        facts: &Facts,
-        shared: &mut Shared<'_>,
-        findings: &mut Vec<Finding>,
-    ) {
+    fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
         if event.kind == Kind::TokenIssue {
-            self.issued(event, facts, findings);
-            return;
+            self.issued(event, cx);
+        } else if is_presentation(event) {
+            self.foreign_principal(event, cx);
+            self.many_addresses(event, cx);
         }
-        if !is_presentation(event) {
-            return;
-        }
-        self.foreign_principal(event, facts, findings);
-        self.many_addresses(event, facts, shared, findings);
     }
 
     fn sweep(&mut self, now: Micros) {
@@ -247,7 +182,7 @@ impl Detector for TokenReplay {
     }
 
     fn load(&mut self, state: &[u8]) -> Result<()> {
-        self.unissued.load(state, self.max_keys)
+        self.unissued.load(state)
     }
 }
 

@@ -5,8 +5,8 @@ use authtrail_model::{Alert, Event, Kind, Micros};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{micros, DetectConfig};
-use crate::detector::{Detector, Facts, Finding, Shared};
-use crate::detectors;
+use crate::detector::{Context, Facts, Finding, Shared};
+use crate::detectors::{self, Enabled};
 use crate::error::Error;
 use crate::state::hash::KeyHasher;
 use crate::state::TableStats;
@@ -75,7 +75,7 @@ pub struct Detectors {
     tokens: Option<TokenTable>,
     principals: Option<PrincipalTable>,
     suppressor: Suppressor,
-    detectors: Vec<Box<dyn Detector>>,
+    detectors: Vec<Enabled>,
     /// Per event kind (`kind_index`), the detectors that take it, in their order.
     by_kind: [Vec<usize>; 4],
     /// Scratch buffer reused across events, so observing allocates nothing by itself.
@@ -185,21 +185,27 @@ impl Detectors {
         };
 
         for &at in &self.by_kind[kind_index(event.kind)] {
-            let detector = &mut self.detectors[at];
-            let mut shared = Shared {
-                token: open.as_mut().map(|open| open.entry()),
-                principal: principal_open.as_mut().map(|open| open.entry()),
+            let Enabled { rule, detector } = &mut self.detectors[at];
+            let mut cx = Context {
+                rule,
+                facts: &facts,
+                shared: Shared {
+                    token: open.as_mut().map(|open| open.entry()),
+                    principal: principal_open.as_mut().map(|open| open.entry()),
+                },
+                findings: &mut self.findings,
             };
-            detector.observe(event, &facts, &mut shared, &mut self.findings);
+            detector.observe(event, &mut cx);
             // Nearly every call finds nothing; a drain per detector and event cost more
             // than some detectors' whole work.
             if self.findings.is_empty() {
                 continue;
             }
             for finding in self.findings.drain(..) {
-                let name = detector.name();
-                let period = detector.suppression();
-                match self.suppressor.admit(&hasher, name, period, finding, now) {
+                match self
+                    .suppressor
+                    .admit(&hasher, rule.name, rule.suppression, finding, now)
+                {
                     Some(alert) => {
                         self.counters.alerts += 1;
                         alerts.push(alert);
@@ -235,7 +241,7 @@ impl Detectors {
             detectors: self
                 .detectors
                 .iter()
-                .map(|detector| (detector.name(), detector.save()))
+                .map(|enabled| (enabled.rule.name, enabled.detector.save()))
                 .collect(),
         };
         postcard::to_allocvec(&checkpoint).expect("detector state always encodes")
@@ -281,8 +287,9 @@ impl Detectors {
         };
         detectors.suppressor = Suppressor::restored(saved.suppressor, config.max_keys);
         for (name, state) in &saved.detectors {
-            if let Some(detector) = detectors.detectors.iter_mut().find(|d| d.name() == name) {
-                detector.load(state)?;
+            let mut enabled = detectors.detectors.iter_mut();
+            if let Some(enabled) = enabled.find(|enabled| enabled.rule.name == name) {
+                enabled.detector.load(state)?;
             }
         }
         Ok(detectors)
@@ -293,9 +300,9 @@ impl Detectors {
         let mut tables: Vec<DetectorStats> = self
             .detectors
             .iter()
-            .map(|detector| DetectorStats {
-                name: detector.name(),
-                state: self.with_parts(detector.name(), detector.stats()),
+            .map(|enabled| DetectorStats {
+                name: enabled.rule.name,
+                state: self.with_parts(enabled.rule.name, enabled.detector.stats()),
             })
             .collect();
         if let Some(baseline) = &self.baseline {
@@ -361,10 +368,10 @@ fn kind_index(kind: Kind) -> usize {
 }
 
 /// For each event kind, the detectors that take it.
-fn by_kind(detectors: &[Box<dyn Detector>]) -> [Vec<usize>; 4] {
+fn by_kind(detectors: &[Enabled]) -> [Vec<usize>; 4] {
     let mut by_kind: [Vec<usize>; 4] = Default::default();
-    for (at, detector) in detectors.iter().enumerate() {
-        for &kind in detector.kinds() {
+    for (at, enabled) in detectors.iter().enumerate() {
+        for &kind in enabled.rule.kinds {
             by_kind[kind_index(kind)].push(at);
         }
     }

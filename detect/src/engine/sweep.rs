@@ -59,7 +59,7 @@ impl Detectors {
                 }
             }
             3 => self.suppressor.sweep(horizon),
-            detector => self.detectors[detector - TABLES].sweep(horizon),
+            detector => self.detectors[detector - TABLES].detector.sweep(horizon),
         }
     }
 }

@@ -275,7 +275,7 @@ fn a_checkpoint_with_the_token_detectors_empty_bytes_restores_with_no_records() 
     let saved: Vec<(&str, Vec<u8>)> = detectors
         .detectors
         .iter()
-        .map(|d| (d.name(), d.save()))
+        .map(|d| (d.rule.name, d.detector.save()))
         .collect();
     let tail = postcard::to_allocvec(&saved).unwrap();
     let checkpoint = detectors.checkpoint();

@@ -126,6 +126,41 @@ impl<T> Entries<T> for Slim<T> {
     }
 }
 
+/// A window's width on event time with the lateness events may arrive within: what a
+/// windowed detector keeps and how it looks for a completed window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    pub width: Micros,
+    pub lateness: Micros,
+}
+
+impl Span {
+    /// Entries older than this can share no window with an event that is not late.
+    pub fn horizon(&self, now: Micros) -> Micros {
+        now - self.lateness - self.width
+    }
+
+    /// The first window holding entry `at` that satisfies `hit`, which needs at least
+    /// `min` entries (see [`find_min`]). Without one, keeps at most `4 * min + 16`
+    /// entries (those whose `key` repeats go first, see [`trim`]): below `min` in every
+    /// window, the entries within the width and lateness stay few, and the cap only
+    /// guards against a flood at one instant.
+    pub fn find_or_trim<T, K: PartialEq>(
+        &self,
+        entries: &mut impl Entries<T>,
+        at: usize,
+        min: usize,
+        hit: impl FnMut(&[Timed<T>]) -> bool,
+        key: impl Fn(&T) -> K,
+    ) -> Option<Range<usize>> {
+        let found = find_min(entries, at, self.width, min, hit);
+        if found.is_none() {
+            trim(entries, 4 * min + 16, key);
+        }
+        found
+    }
+}
+
 /// Inserts keeping time order (after equal times, so arrival order breaks ties);
 /// returns the entry's index.
 pub(crate) fn insert<T>(entries: &mut impl Entries<T>, time: Micros, item: T) -> usize {

@@ -16,7 +16,7 @@ pub use baseline::EdgeFact;
 pub(crate) use principals::{PrincipalDetectors, PrincipalEntry, PrincipalTable};
 pub(crate) use tokens::{is_presentation, TokenEntry, TokenTable};
 pub use tokens::{Audience, TokenFacts};
-pub(crate) use unissued::Unissued;
+pub(crate) use unissued::{Unissued, PRESENTATIONS_AND_ISSUES};
 
 #[cfg(test)]
 mod tests;

@@ -26,15 +26,19 @@
 
 use std::net::IpAddr;
 
-use authtrail_model::{Event, Micros, Severity};
+use authtrail_model::{Event, Kind, Micros};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::detector::{Facts, Finding};
+use crate::detector::{Context, Facts, Finding, Rule};
 use crate::state::id::EventId;
 use crate::state::part::PartCounts;
 use crate::state::{KeyedState, Parts, Slot, TableStats};
 use crate::Result;
+
+/// The kinds a detector that judges presentations against their token's issue takes:
+/// the presentations and the issue.
+pub(crate) const PRESENTATIONS_AND_ISSUES: &[Kind] = &[Kind::Authz, Kind::Authn, Kind::TokenIssue];
 
 /// Records kept per token: presenters (or targets) of one token before its issue.
 pub(crate) const PER_TOKEN: usize = 8;
@@ -54,17 +58,10 @@ pub(crate) struct Presentation {
 
 impl Presentation {
     /// The finding the presentation would have completed in time order.
-    pub fn finding(
-        &self,
-        token_id: &str,
-        key: String,
-        severity: Severity,
-        attack_technique: &'static str,
-        summary: String,
-    ) -> Finding {
+    fn finding(&self, rule: &Rule, token_id: &str, key: String, summary: String) -> Finding {
         Finding {
             key,
-            severity,
+            severity: rule.severity,
             time: self.time,
             principal: self.principal.to_string(),
             token_id: Some(token_id.to_owned()),
@@ -72,7 +69,7 @@ impl Presentation {
             target_service: self.target.as_deref().map(str::to_owned),
             summary,
             evidence_ids: vec![self.id.to_string()],
-            attack_technique,
+            attack_technique: rule.attack_technique,
         }
     }
 }
@@ -192,7 +189,7 @@ impl Unissued {
     /// The records of `token`, whose issue is being read, oldest first: forgotten here,
     /// judged by the caller. Those older than the issue are left out: in time order they
     /// saw no issue.
-    pub fn issued(&mut self, token: u64, issued_at: Micros) -> Vec<Presentation> {
+    fn issued(&mut self, token: u64, issued_at: Micros) -> Vec<Presentation> {
         let Some(pending) = self.pending.take(token) else {
             return Vec::new();
         };
@@ -201,6 +198,33 @@ impl Unissued {
         presentations.retain(|p| p.time >= issued_at);
         presentations.sort_by_key(|p| p.time);
         presentations
+    }
+
+    /// `event`, the issue of a token: the records of the token, read before it, raise
+    /// what they would have raised in time order, each the finding whose key and summary
+    /// `judge` gives it (none when it gives none). A late issue raises nothing, as for a
+    /// presentation read after it (the presentation would not have been late for its own
+    /// source, but windows and facts skip the late issue's time).
+    pub fn judge_at_issue(
+        &mut self,
+        event: &Event<'_>,
+        cx: &mut Context<'_>,
+        judge: impl Fn(&str, &Presentation) -> Option<(String, String)>,
+    ) {
+        let Some(token) = cx.facts.token else {
+            return;
+        };
+        let presentations = self.issued(token, event.time);
+        if cx.facts.late {
+            return;
+        }
+        let token_id = event.token_id.as_deref().unwrap_or_default();
+        for presentation in presentations {
+            if let Some((key, summary)) = judge(token_id, &presentation) {
+                let finding = presentation.finding(cx.rule, token_id, key, summary);
+                cx.findings.push(finding);
+            }
+        }
     }
 
     /// Forgets the records no issue can come for any more (`horizon`: the clock less
@@ -218,10 +242,15 @@ impl Unissued {
         postcard::to_allocvec(self).expect("detector state always encodes")
     }
 
-    /// Empty bytes (a checkpoint written before these records existed) hold none.
-    pub fn load(&mut self, bytes: &[u8], max_keys: usize) -> Result<()> {
+    /// Empty bytes (a checkpoint written before these records existed) hold none. The
+    /// cap stays this one's, from the config.
+    pub fn load(&mut self, bytes: &[u8]) -> Result<()> {
+        let cap = self.pending.cap();
         if bytes.is_empty() {
-            *self = Unissued::new(max_keys);
+            *self = Unissued {
+                pending: KeyedState::new(cap),
+                counts: PartCounts::default(),
+            };
             return Ok(());
         }
         let saved: Unissued = postcard::from_bytes(bytes)?;
@@ -231,7 +260,7 @@ impl Unissued {
         let records = saved.pending.values().map(|s| s.value.presentations.len());
         counts.live = records.sum();
         *self = Unissued {
-            pending: saved.pending.with_cap(Self::tokens(max_keys)),
+            pending: saved.pending.with_cap(cap),
             counts,
         };
         Ok(())

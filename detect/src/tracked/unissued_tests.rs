@@ -221,7 +221,7 @@ fn a_record_survives_a_checkpoint_and_fires_on_the_issue_after_the_restart() {
 #[test]
 fn empty_detector_bytes_of_an_earlier_checkpoint_restore_with_no_records() {
     let mut unissued = Unissued::new(1_000);
-    unissued.load(&[], 1_000).unwrap();
+    unissued.load(&[]).unwrap();
     assert_eq!(unissued.stats(), TableStats::default());
-    assert!(unissued.load(&[0xff; 3], 1_000).is_err());
+    assert!(unissued.load(&[0xff; 3]).is_err());
 }
