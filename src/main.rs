@@ -14,6 +14,7 @@ mod live;
 mod metrics;
 mod query;
 mod respond;
+mod rules;
 mod run;
 mod signals;
 mod ui;
@@ -39,6 +40,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Run(args) => run::command(&cli, args),
         cli::Command::Gen(args) => gen::run(args),
         cli::Command::Eval(args) => eval::run(args),
+        cli::Command::Rules(args) => rules::run(&cli, args),
         cli::Command::Demo(args) => demo::command(&cli, args),
         cli::Command::Collect(args) => collect::command(args),
     };
