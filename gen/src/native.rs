@@ -35,6 +35,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use authtrail_model::adapt;
 use authtrail_model::PrincipalType;
 use sha2::{Digest, Sha256};
 
@@ -64,14 +65,11 @@ impl Format {
         }
     }
 
-    /// The Kafka topic a native format's records go to unless told otherwise; `None` for
-    /// the contract, whose topic is the configured one.
-    pub fn default_topic(self) -> Option<&'static str> {
-        match self {
-            Format::Authtrail => None,
-            Format::Keycloak => Some("keycloak-events"),
-            Format::K8sAudit => Some("k8s-audit"),
-        }
+    /// The Kafka topic a native format's records go to unless told otherwise, the one its
+    /// adapter reads by default (`keycloak-events`, `k8s-audit`); `None` for the contract,
+    /// whose topic is the configured one.
+    pub fn default_topic(self) -> Option<String> {
+        (self != Format::Authtrail).then(|| adapt::default_topic(self.name()))
     }
 
     /// `event` as one JSON object in this format (no newline), or `None` when the format

@@ -165,7 +165,7 @@ impl NativeTopic {
     pub fn default_for(format: Format) -> Option<NativeTopic> {
         Some(NativeTopic {
             format,
-            topic: format.default_topic()?.to_owned(),
+            topic: format.default_topic()?,
         })
     }
 }
