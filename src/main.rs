@@ -6,6 +6,7 @@ mod collect;
 mod config;
 mod demo;
 mod eval;
+mod export;
 mod gen;
 mod http;
 mod ingest;
@@ -43,6 +44,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Rules(args) => rules::run(&cli, args),
         cli::Command::Demo(args) => demo::command(&cli, args),
         cli::Command::Collect(args) => collect::command(args),
+        cli::Command::Export(args) => export::run(&cli, args),
     };
     match result {
         Ok(code) => code,

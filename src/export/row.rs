@@ -1,0 +1,277 @@
+//! The lake's `events` columns the export reads, and one row of them as borrowed values.
+
+use anyhow::{anyhow, Context};
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, ListArray, MapArray, PrimitiveArray, RecordBatch,
+    StringViewArray,
+};
+use arrow_schema::DataType;
+
+/// The columns of `events` the export selects (not the partition columns, nor the ingest
+/// offsets, which OCSF has no place for).
+pub const COLUMNS: [&str; 27] = [
+    "id",
+    "time",
+    "kind",
+    "principal",
+    "principal_type",
+    "service",
+    "outcome",
+    "reason",
+    "source_ip",
+    "source_service",
+    "target_service",
+    "resource",
+    "action",
+    "token_id",
+    "token_issuer",
+    "token_audience",
+    "token_scopes",
+    "token_expires",
+    "client_id",
+    "auth_method",
+    "mfa",
+    "user_agent",
+    "session_id",
+    "trace_id",
+    "attributes",
+    "ingest_topic",
+    "ingest_time",
+];
+
+type Timestamps = PrimitiveArray<TimestampMicrosecondType>;
+
+/// A text list column (`token_audience`, `token_scopes`): offsets and the values as text.
+struct TextList {
+    lists: ListArray,
+    values: StringViewArray,
+}
+
+impl TextList {
+    /// The texts of row `row`, `None` where the list is null.
+    fn row(&self, row: usize) -> Option<Vec<&str>> {
+        if self.lists.is_null(row) {
+            return None;
+        }
+        let offsets = self.lists.value_offsets();
+        let range = offsets[row] as usize..offsets[row + 1] as usize;
+        Some(range.map(|at| self.values.value(at)).collect())
+    }
+}
+
+/// The `attributes` map column: offsets, keys and values as text.
+struct TextMap {
+    map: MapArray,
+    keys: StringViewArray,
+    values: StringViewArray,
+}
+
+/// One batch of the selected columns, typed. DataFusion reads the lake's strings as view
+/// types; any other string type is cast, so the export does not depend on that choice.
+pub struct Columns {
+    texts: Vec<StringViewArray>,
+    time: Timestamps,
+    token_expires: Timestamps,
+    ingest_time: Timestamps,
+    token_audience: TextList,
+    token_scopes: TextList,
+    mfa: BooleanArray,
+    attributes: TextMap,
+}
+
+/// The text columns, in [`Text`] order.
+const TEXT_COLUMNS: [&str; 20] = [
+    "id",
+    "kind",
+    "principal",
+    "principal_type",
+    "service",
+    "outcome",
+    "reason",
+    "source_ip",
+    "source_service",
+    "target_service",
+    "resource",
+    "action",
+    "token_id",
+    "token_issuer",
+    "client_id",
+    "auth_method",
+    "user_agent",
+    "session_id",
+    "trace_id",
+    "ingest_topic",
+];
+
+/// A text column, as its index into [`TEXT_COLUMNS`] and [`Columns::texts`].
+#[derive(Clone, Copy)]
+enum Text {
+    Id,
+    Kind,
+    Principal,
+    PrincipalType,
+    Service,
+    Outcome,
+    Reason,
+    SourceIp,
+    SourceService,
+    TargetService,
+    Resource,
+    Action,
+    TokenId,
+    TokenIssuer,
+    ClientId,
+    AuthMethod,
+    UserAgent,
+    SessionId,
+    TraceId,
+    IngestTopic,
+}
+
+fn column(batch: &RecordBatch, name: &str) -> anyhow::Result<ArrayRef> {
+    batch
+        .column_by_name(name)
+        .cloned()
+        .ok_or_else(|| anyhow!("the lake's `events` have no column `{name}`"))
+}
+
+fn as_text(array: &ArrayRef, name: &str) -> anyhow::Result<StringViewArray> {
+    let array = arrow_cast::cast(array, &DataType::Utf8View)
+        .with_context(|| format!("reading column `{name}` as text"))?;
+    Ok(array.as_string_view().clone())
+}
+
+fn as_timestamps(array: &ArrayRef, name: &str) -> anyhow::Result<Timestamps> {
+    array
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .cloned()
+        .ok_or_else(|| anyhow!("column `{name}` is not a microsecond timestamp"))
+}
+
+fn as_text_list(array: &ArrayRef, name: &str) -> anyhow::Result<TextList> {
+    let lists = array
+        .as_list_opt::<i32>()
+        .ok_or_else(|| anyhow!("column `{name}` is not a list"))?
+        .clone();
+    let values = as_text(lists.values(), name)?;
+    Ok(TextList { lists, values })
+}
+
+fn as_text_map(array: &ArrayRef, name: &str) -> anyhow::Result<TextMap> {
+    let map = array
+        .as_map_opt()
+        .ok_or_else(|| anyhow!("column `{name}` is not a map"))?
+        .clone();
+    let keys = as_text(map.keys(), name)?;
+    let values = as_text(map.values(), name)?;
+    Ok(TextMap { map, keys, values })
+}
+
+impl Columns {
+    /// The typed columns of a batch selected with [`COLUMNS`].
+    pub fn new(batch: &RecordBatch) -> anyhow::Result<Columns> {
+        let texts = TEXT_COLUMNS
+            .iter()
+            .map(|name| as_text(&column(batch, name)?, name))
+            .collect::<anyhow::Result<_>>()?;
+        let mfa = column(batch, "mfa")?;
+        Ok(Columns {
+            texts,
+            time: as_timestamps(&column(batch, "time")?, "time")?,
+            token_expires: as_timestamps(&column(batch, "token_expires")?, "token_expires")?,
+            ingest_time: as_timestamps(&column(batch, "ingest_time")?, "ingest_time")?,
+            token_audience: as_text_list(&column(batch, "token_audience")?, "token_audience")?,
+            token_scopes: as_text_list(&column(batch, "token_scopes")?, "token_scopes")?,
+            mfa: mfa
+                .as_boolean_opt()
+                .ok_or_else(|| anyhow!("column `mfa` is not a boolean"))?
+                .clone(),
+            attributes: as_text_map(&column(batch, "attributes")?, "attributes")?,
+        })
+    }
+
+    fn text(&self, column: Text, row: usize) -> Option<&str> {
+        let array = &self.texts[column as usize];
+        array.is_valid(row).then(|| array.value(row))
+    }
+
+    /// Row `row` of the batch.
+    pub fn row(&self, row: usize) -> Row<'_> {
+        let text = |column| self.text(column, row);
+        let timestamp = |array: &Timestamps| array.is_valid(row).then(|| array.value(row));
+        let offsets = self.attributes.map.value_offsets();
+        let entries = offsets[row] as usize..offsets[row + 1] as usize;
+        let attributes = entries
+            .map(|at| {
+                let values = &self.attributes.values;
+                (
+                    self.attributes.keys.value(at),
+                    values.is_valid(at).then(|| values.value(at)),
+                )
+            })
+            .collect();
+        Row {
+            id: text(Text::Id).unwrap_or_default(),
+            time: self.time.value(row),
+            kind: text(Text::Kind).unwrap_or_default(),
+            principal: text(Text::Principal).unwrap_or_default(),
+            principal_type: text(Text::PrincipalType),
+            service: text(Text::Service),
+            outcome: text(Text::Outcome),
+            reason: text(Text::Reason),
+            source_ip: text(Text::SourceIp),
+            source_service: text(Text::SourceService),
+            target_service: text(Text::TargetService),
+            resource: text(Text::Resource),
+            action: text(Text::Action),
+            token_id: text(Text::TokenId),
+            token_issuer: text(Text::TokenIssuer),
+            token_audience: self.token_audience.row(row),
+            token_scopes: self.token_scopes.row(row),
+            token_expires: timestamp(&self.token_expires),
+            client_id: text(Text::ClientId),
+            auth_method: text(Text::AuthMethod),
+            mfa: self.mfa.is_valid(row).then(|| self.mfa.value(row)),
+            user_agent: text(Text::UserAgent),
+            session_id: text(Text::SessionId),
+            trace_id: text(Text::TraceId),
+            attributes,
+            ingest_topic: text(Text::IngestTopic),
+            ingest_time: timestamp(&self.ingest_time),
+        }
+    }
+}
+
+/// One event of the lake, its values borrowed from the batch. Times are microseconds.
+#[derive(Debug, Default)]
+pub struct Row<'a> {
+    pub id: &'a str,
+    pub time: i64,
+    pub kind: &'a str,
+    pub principal: &'a str,
+    pub principal_type: Option<&'a str>,
+    pub service: Option<&'a str>,
+    pub outcome: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub source_ip: Option<&'a str>,
+    pub source_service: Option<&'a str>,
+    pub target_service: Option<&'a str>,
+    pub resource: Option<&'a str>,
+    pub action: Option<&'a str>,
+    pub token_id: Option<&'a str>,
+    pub token_issuer: Option<&'a str>,
+    pub token_audience: Option<Vec<&'a str>>,
+    pub token_scopes: Option<Vec<&'a str>>,
+    pub token_expires: Option<i64>,
+    pub client_id: Option<&'a str>,
+    pub auth_method: Option<&'a str>,
+    pub mfa: Option<bool>,
+    pub user_agent: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub trace_id: Option<&'a str>,
+    pub attributes: Vec<(&'a str, Option<&'a str>)>,
+    pub ingest_topic: Option<&'a str>,
+    pub ingest_time: Option<i64>,
+}
