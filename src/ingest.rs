@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use authtrail_ingest::file::file_source_name;
 use authtrail_ingest::{IngestStats, StatsSnapshot};
+use authtrail_model::adapt::Format;
 use authtrail_pipeline::Stages;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +36,10 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     )?;
     crate::signals::install(stages.handle(), shutdown, config.run.shutdown_timeout)?;
     match &args.from_file {
-        Some(path) => ingest_file(stages, path),
+        Some(path) => {
+            let format = Format::load(&args.format)?;
+            ingest_file(stages, path, format)
+        }
         None => ingest_kafka(stages, &config),
     }
 }
@@ -58,7 +62,7 @@ fn apply_flags(config: &mut Config, args: &IngestArgs) {
     }
 }
 
-fn ingest_file(stages: Stages, path: &Path) -> anyhow::Result<ExitCode> {
+fn ingest_file(stages: Stages, path: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let from_stdin = path == Path::new("-");
     let (source, partition) = if from_stdin {
         // stdin cannot be replayed: every run is a new stream.
@@ -67,14 +71,14 @@ fn ingest_file(stages: Stages, path: &Path) -> anyhow::Result<ExitCode> {
         (file_source_name(path), 0)
     };
     let label = path.display().to_string();
-    tracing::info!(input = %label, source, partition, lake = %stages.root().display(), "ingesting JSON lines");
+    tracing::info!(input = %label, source, partition, format = format.name(), lake = %stages.root().display(), "ingesting a file");
     let stopped = if from_stdin {
         let stdin = std::io::stdin().lock();
-        stages.consume_lines(stdin, &label, &source, partition)
+        stages.consume_lines(stdin, &label, &source, partition, format)
     } else {
         let file = std::fs::File::open(path).with_context(|| format!("opening `{label}`"))?;
         let reader = BufReader::with_capacity(1 << 20, file);
-        stages.consume_lines(reader, &label, &source, partition)
+        stages.consume_lines(reader, &label, &source, partition, format)
     };
     let stopped = stopped.with_context(|| format!("ingesting `{label}`"))?;
     print_summary(&stopped.totals);
@@ -105,12 +109,15 @@ fn ingest_kafka(mut stages: Stages, config: &Config) -> anyhow::Result<ExitCode>
 
 fn print_summary(totals: &StatsSnapshot) {
     println!(
-        "authtrail: {} received: {} events, {} rejects, {} already in the lake, {} redelivered, {} blank lines; {} alerts; {} files ({} bytes) in {} flushes",
+        "authtrail: {} received: {} events, {} rejects, {} already in the lake, {} redelivered, {} duplicate ids, {} not events, {} unmapped skipped, {} blank lines; {} alerts; {} files ({} bytes) in {} flushes",
         totals.received,
         totals.accepted,
         totals.rejected,
         totals.already_in_lake,
         totals.redelivered,
+        totals.duplicate_ids,
+        totals.not_events,
+        totals.unmapped_skipped,
         totals.blank_lines,
         totals.alerts,
         totals.files,

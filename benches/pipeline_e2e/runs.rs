@@ -168,6 +168,7 @@ pub fn from_file(path: &Path, root: &Path) -> Run {
         "events.jsonl",
         "events.jsonl",
         0,
+        authtrail_model::adapt::Format::contract(),
         Some(detection),
         stats.clone(),
         &stop,

@@ -11,6 +11,7 @@ mod config;
 mod detection;
 mod error;
 pub mod file;
+mod formats;
 pub mod kafka;
 mod message;
 mod partition;
@@ -23,12 +24,14 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::thread;
 
+use authtrail_model::adapt::Format;
 use authtrail_store::Lake;
 use tokio_util::sync::CancellationToken;
 
 pub use config::PipelineConfig;
 pub use detection::{AlertSink, BoxError, Detection};
 pub use error::Error;
+pub use formats::{SourceFormat, SourceFormats};
 pub use message::{Durable, Input, RawMessage, SOURCE_BATCH};
 pub use partition::SourceLog;
 pub use pipeline::{OnDurable, Pipeline};
@@ -53,13 +56,14 @@ pub fn ingest_kafka(
     let (sender, receiver) = sync_channel(config.queue_batches);
     let source = kafka::KafkaSource::new(
         kafka.client_config(brokers)?,
-        kafka.topics.clone(),
+        kafka.all_topics(),
         sender,
         config,
         stats.clone(),
     )?;
     let pipeline = Pipeline::new(lake, config.clone(), stats, source.committer(), detection)
-        .with_source_log(source.source_log());
+        .with_source_log(source.source_log())
+        .with_formats(SourceFormats::from_kafka(kafka)?);
     let worker = thread::Builder::new()
         .name("authtrail-pipeline".into())
         .spawn(move || pipeline.run(receiver))
@@ -70,8 +74,9 @@ pub fn ingest_kafka(
     flushed.and(consumed)
 }
 
-/// Reads JSON lines from `reader` into the lake as `source` / `partition` until the input
-/// ends (or `stop` is cancelled), then flushes.
+/// Reads records from `reader` into the lake as `source` / `partition` until the input
+/// ends (or `stop` is cancelled), then flushes: JSON lines of the contract, or records of
+/// a native `format` (JSON lines, arrays or list objects; see [`file::read_records`]).
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_lines(
     lake: Lake,
@@ -80,32 +85,36 @@ pub fn ingest_lines(
     label: &str,
     source: &str,
     partition: i32,
+    format: Format,
     detection: Option<Detection>,
     stats: Arc<IngestStats>,
     stop: &CancellationToken,
 ) -> Result<()> {
     let (sender, receiver) = sync_channel(config.queue_batches);
+    let contract = format.is_contract();
     let pipeline = Pipeline::new(
         lake,
         config.clone(),
         stats.clone(),
         Box::new(|_| {}),
         detection,
-    );
+    )
+    .with_formats(SourceFormats::contract().with(source, format, false));
     let worker = thread::Builder::new()
         .name("authtrail-pipeline".into())
         .spawn(move || pipeline.run(receiver))
         .expect("spawn pipeline thread");
-    let read = file::read_lines(
-        reader,
+    let input = file::FileInput {
         label,
-        Arc::from(source),
+        source: Arc::from(source),
         partition,
-        config.max_message_bytes,
-        &sender,
-        &stats,
-        stop,
-    );
+        keep_bytes: config.max_message_bytes,
+    };
+    let read = if contract {
+        file::read_lines(reader, &input, &sender, &stats, stop)
+    } else {
+        file::read_records(reader, &input, &sender, &stats, stop)
+    };
     drop(sender);
     let flushed = worker.join().map_err(|_| Error::PipelineGone)?;
     flushed.and(read)

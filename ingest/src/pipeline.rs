@@ -15,12 +15,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
+use authtrail_model::adapt::{DecodeContext, Decoded};
 use authtrail_model::time::now_micros;
-use authtrail_model::{parse_event, ContractError, ContractLimits, IngestMeta, RejectKind};
+use authtrail_model::{ContractError, ContractLimits, IngestMeta, RejectKind};
 use authtrail_store::Lake;
 
 use crate::config::PipelineConfig;
 use crate::detection::Detection;
+use crate::formats::{RecentIds, SourceFormats, RECENT_RECORDS};
 use crate::message::{Durable, Input, RawMessage};
 use crate::partition::{PartitionState, SourceLog};
 use crate::stats::IngestStats;
@@ -49,6 +51,11 @@ pub struct Pipeline {
     /// Where the source's partitions start, to tell loss from legitimate gaps; `None`
     /// for sources that never delete (files, stdin).
     source_log: Option<Box<dyn SourceLog>>,
+    /// Each source's format (the contract unless configured).
+    formats: SourceFormats,
+    /// Per adapted source, the ids of its latest events (a record shipped twice is kept
+    /// once).
+    recent_ids: HashMap<Arc<str>, RecentIds>,
 }
 
 impl Pipeline {
@@ -82,7 +89,15 @@ impl Pipeline {
             detection,
             detection_dirty: false,
             source_log: None,
+            formats: SourceFormats::contract(),
+            recent_ids: HashMap::new(),
         }
+    }
+
+    /// Reads each source in its format (see [`SourceFormats`]).
+    pub fn with_formats(mut self, formats: SourceFormats) -> Self {
+        self.formats = formats;
+        self
     }
 
     /// Judges offset gaps against `log` (see [`SourceLog`]): a source that may delete
@@ -223,6 +238,12 @@ impl Pipeline {
 
         let now = now_micros();
         let payload = message.payload.as_deref();
+        let format = self.formats.of(&message.source).clone();
+        let context = DecodeContext {
+            now,
+            limits: self.limits,
+            envelope_time: message.timestamp,
+        };
         let outcome = match payload {
             None => Err(ContractError::new(
                 RejectKind::InvalidJson,
@@ -235,8 +256,33 @@ impl Pipeline {
                     message.size, self.limits.max_message_bytes
                 ),
             )),
-            Some(bytes) => parse_event(bytes, now, &self.limits),
+            Some(bytes) => match format.format.decode(bytes, &context) {
+                Decoded::Event(event) => Ok(event),
+                Decoded::Rejected(error)
+                    if error.kind == RejectKind::Unmapped && format.skip_unmapped =>
+                {
+                    IngestStats::add(&self.stats.unmapped_skipped, 1);
+                    return Ok(());
+                }
+                Decoded::Rejected(error) => Err(error),
+                Decoded::Skipped(_) => {
+                    IngestStats::add(&self.stats.not_events, 1);
+                    return Ok(());
+                }
+            },
         };
+        if let (Ok(event), Some(bytes)) = (&outcome, payload) {
+            if !format.format.is_contract()
+                && !self
+                    .recent_ids
+                    .entry(message.source.clone())
+                    .or_insert_with(|| RecentIds::new(RECENT_RECORDS))
+                    .insert(&event.id, bytes)
+            {
+                IngestStats::add(&self.stats.duplicate_ids, 1);
+                return Ok(());
+            }
+        }
         if let (Ok(event), Some(detection), Some(source)) =
             (&outcome, &mut self.detection, state.detect_source)
         {

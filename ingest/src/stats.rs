@@ -39,6 +39,15 @@ pub struct IngestStats {
     pub(crate) events_lost: AtomicU64,
     /// Blank lines in file sources (no data, nothing to keep).
     pub(crate) blank_lines: AtomicU64,
+    /// Native records their format's own rules say are no event (a Kubernetes audit
+    /// event's `RequestReceived` stage): counted, not kept.
+    pub(crate) not_events: AtomicU64,
+    /// Native records of a type their mapping does not map, from a source with
+    /// `skip_unmapped` (elsewhere they are rejects of kind `unmapped`).
+    pub(crate) unmapped_skipped: AtomicU64,
+    /// Adapted events whose id the source had delivered within its recent-ids window (a
+    /// sender's retry, or another stage of one Kubernetes request): kept once.
+    pub(crate) duplicate_ids: AtomicU64,
     /// Alerts the detectors raised.
     pub alerts: AtomicU64,
     /// Kafka partitions currently assigned to this consumer.
@@ -87,6 +96,9 @@ impl Default for IngestStats {
             offset_gaps: AtomicU64::new(0),
             events_lost: AtomicU64::new(0),
             blank_lines: AtomicU64::new(0),
+            not_events: AtomicU64::new(0),
+            unmapped_skipped: AtomicU64::new(0),
+            duplicate_ids: AtomicU64::new(0),
             alerts: AtomicU64::new(0),
             assigned_partitions: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
@@ -140,6 +152,9 @@ pub struct StatsSnapshot {
     pub offset_gaps: u64,
     pub events_lost: u64,
     pub blank_lines: u64,
+    pub not_events: u64,
+    pub unmapped_skipped: u64,
+    pub duplicate_ids: u64,
     pub alerts: u64,
     pub assigned_partitions: u64,
     pub flushes: u64,
@@ -215,6 +230,9 @@ impl IngestStats {
             offset_gaps: read(&self.offset_gaps),
             events_lost: read(&self.events_lost),
             blank_lines: read(&self.blank_lines),
+            not_events: read(&self.not_events),
+            unmapped_skipped: read(&self.unmapped_skipped),
+            duplicate_ids: read(&self.duplicate_ids),
             alerts: read(&self.alerts),
             assigned_partitions: read(&self.assigned_partitions),
             flushes: read(&self.flushes),

@@ -55,7 +55,7 @@ impl Broker {
     pub fn notice(&self) -> Option<String> {
         self.embedded
             .as_ref()
-            .map(|embedded| embedded.notice(&self.kafka.topics))
+            .map(|embedded| embedded.notice(&self.kafka.all_topics()))
     }
 
     /// The Kafka settings consumed with (the embedded broker's are authtrail's own).
@@ -223,7 +223,7 @@ impl Stages {
     /// cancelled (or a stage fails), then stops (see [`Stages::stop`]).
     pub fn consume_kafka(mut self, broker: Broker) -> Result<Stopped> {
         let (stop, maintenance) = self.start_stopping();
-        tracing::info!(brokers = broker.brokers, topics = ?broker.kafka.topics, group_id = broker.kafka.group_id, lake = %self.root.display(), "ingesting from Kafka");
+        tracing::info!(brokers = broker.brokers, topics = ?broker.kafka.all_topics(), group_id = broker.kafka.group_id, lake = %self.root.display(), "ingesting from Kafka");
         let result = authtrail_ingest::ingest_kafka(
             self.take_lake(),
             &self.ingest,
@@ -239,15 +239,16 @@ impl Stages {
         self.stop(stop, maintenance, result, interrupted)
     }
 
-    /// Reads JSON lines from `reader` into the lake as `source` / `partition` until the
-    /// input ends or the cancellation token is cancelled, then stops (see
-    /// [`Stages::stop`]).
+    /// Reads records of `format` (contract JSON lines, or a native format's records) from
+    /// `reader` into the lake as `source` / `partition` until the input ends or the
+    /// cancellation token is cancelled, then stops (see [`Stages::stop`]).
     pub fn consume_lines(
         mut self,
         reader: impl BufRead,
         label: &str,
         source: &str,
         partition: i32,
+        format: authtrail_model::adapt::Format,
     ) -> Result<Stopped> {
         let (stop, maintenance) = self.start_stopping();
         let result = authtrail_ingest::ingest_lines(
@@ -257,6 +258,7 @@ impl Stages {
             label,
             source,
             partition,
+            format,
             self.detection.take(),
             self.stats.clone(),
             &stop,

@@ -7,6 +7,8 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+use authtrail_model::records::split_records;
+
 use crate::message::{Input, RawMessage, SOURCE_BATCH};
 use crate::stats::IngestStats;
 use crate::{Error, Result};
@@ -80,57 +82,195 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// Reads every line of `reader` into the pipeline as source `source`, partition
-/// `partition`, offsets = line numbers. Blank lines carry no data and are only counted.
-/// Stops early (without error) when `stop` is cancelled.
-#[allow(clippy::too_many_arguments)]
+/// Where a file's messages go: its label (for errors), source name and partition, and how
+/// many bytes of an oversized line to keep.
+pub struct FileInput<'a> {
+    pub label: &'a str,
+    pub source: Arc<str>,
+    pub partition: i32,
+    pub keep_bytes: usize,
+}
+
+/// The largest native document (a JSON array, a pretty-printed `EventList`) read whole;
+/// bigger inputs are JSON lines, which stream.
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024 * 1024;
+
+/// Reads every line of `reader` into the pipeline, offsets = line numbers. Blank lines
+/// carry no data and are only counted. Stops early (without error) when `stop` is
+/// cancelled.
 pub fn read_lines(
     reader: impl BufRead,
-    label: &str,
-    source: Arc<str>,
-    partition: i32,
-    keep_bytes: usize,
+    input: &FileInput<'_>,
     output: &SyncSender<Input>,
     stats: &IngestStats,
     stop: &CancellationToken,
 ) -> Result<()> {
-    let mut lines = LineReader::new(reader, keep_bytes);
-    let mut batch = Vec::with_capacity(SOURCE_BATCH);
+    let mut lines = LineReader::new(reader, input.keep_bytes);
+    let mut batch = Batch::new(input, output);
     let mut line_number: i64 = 0;
     while !stop.is_cancelled() {
-        let Some(line) = lines.next_line().map_err(|source| Error::Read {
-            path: label.to_owned(),
-            source,
-        })?
-        else {
+        let Some(line) = next_line(&mut lines, input)? else {
             break;
         };
         line_number += 1;
-        if line.size == line.bytes.len() && line.bytes.iter().all(u8::is_ascii_whitespace) {
+        if is_blank(&line) {
             IngestStats::add(&stats.blank_lines, 1);
             continue;
         }
-        batch.push(RawMessage {
-            source: source.clone(),
-            partition,
-            offset: line_number,
-            timestamp: None,
-            payload: Some(line.bytes),
-            size: line.size,
-        });
-        if batch.len() == SOURCE_BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(SOURCE_BATCH));
-            output
-                .send(Input::Messages(full))
-                .map_err(|_| Error::PipelineGone)?;
+        batch.push(line_number, line.bytes, line.size)?;
+    }
+    batch.finish()
+}
+
+/// Reads native records into the pipeline, offsets = the records' ordinals: JSON lines
+/// whose lines may each be a record, an array of records or a list object (`EventList`);
+/// or, when the first line is not a whole JSON value (a pretty-printed document), the
+/// whole input (up to [`MAX_DOCUMENT_BYTES`]) split the same way. A line that is not JSON
+/// is one record (its adapter rejects it, with the reason).
+pub fn read_records(
+    reader: impl BufRead,
+    input: &FileInput<'_>,
+    output: &SyncSender<Input>,
+    stats: &IngestStats,
+    stop: &CancellationToken,
+) -> Result<()> {
+    let mut lines = LineReader::new(reader, input.keep_bytes);
+    let mut batch = Batch::new(input, output);
+    let mut ordinal: i64 = 0;
+    let mut first = true;
+    while !stop.is_cancelled() {
+        let Some(line) = next_line(&mut lines, input)? else {
+            break;
+        };
+        if is_blank(&line) {
+            IngestStats::add(&stats.blank_lines, 1);
+            continue;
+        }
+        let whole_line = line.size == line.bytes.len();
+        if first
+            && whole_line
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&line.bytes).is_err()
+        {
+            return read_document(line.bytes, lines, input, batch, stop);
+        }
+        first = false;
+        match whole_line
+            .then(|| split_records(&line.bytes, usize::MAX).ok())
+            .flatten()
+        {
+            Some(records) if records.len() != 1 || records[0].len() != line.bytes.len() => {
+                for record in records {
+                    ordinal += 1;
+                    batch.push(ordinal, record.to_vec(), record.len())?;
+                }
+            }
+            // One record, an oversized line (kept as its head), or not JSON: as it is.
+            _ => {
+                ordinal += 1;
+                batch.push(ordinal, line.bytes, line.size)?;
+            }
         }
     }
-    if !batch.is_empty() {
-        output
-            .send(Input::Messages(batch))
-            .map_err(|_| Error::PipelineGone)?;
+    batch.finish()
+}
+
+/// The rest of a pretty-printed document after its `first` line, split into records.
+fn read_document(
+    first: Vec<u8>,
+    mut lines: LineReader<impl BufRead>,
+    input: &FileInput<'_>,
+    mut batch: Batch<'_>,
+    stop: &CancellationToken,
+) -> Result<()> {
+    let mut document = first;
+    while let Some(line) = next_line(&mut lines, input)? {
+        if stop.is_cancelled() {
+            return batch.finish();
+        }
+        if document.len() + line.size + 1 > MAX_DOCUMENT_BYTES || line.size != line.bytes.len() {
+            return Err(Error::Read {
+                path: input.label.to_owned(),
+                source: std::io::Error::other(format!(
+                    "a JSON document over {} MiB: write it as JSON lines (one record per line), which stream",
+                    MAX_DOCUMENT_BYTES >> 20
+                )),
+            });
+        }
+        document.push(b'\n');
+        document.extend_from_slice(&line.bytes);
     }
-    Ok(())
+    match split_records(&document, usize::MAX) {
+        Ok(records) => {
+            for (index, record) in records.into_iter().enumerate() {
+                batch.push(index as i64 + 1, record.to_vec(), record.len())?;
+            }
+        }
+        // Not JSON at all: one record, rejected by the adapter with the parser's reason.
+        Err(_) => {
+            let size = document.len();
+            batch.push(1, document, size)?;
+        }
+    }
+    batch.finish()
+}
+
+fn next_line(lines: &mut LineReader<impl BufRead>, input: &FileInput<'_>) -> Result<Option<Line>> {
+    lines.next_line().map_err(|source| Error::Read {
+        path: input.label.to_owned(),
+        source,
+    })
+}
+
+fn is_blank(line: &Line) -> bool {
+    line.size == line.bytes.len() && line.bytes.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Messages on their way to the pipeline, sent [`SOURCE_BATCH`] at a time.
+struct Batch<'a> {
+    messages: Vec<RawMessage>,
+    source: Arc<str>,
+    partition: i32,
+    output: &'a SyncSender<Input>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(input: &FileInput<'_>, output: &'a SyncSender<Input>) -> Self {
+        Batch {
+            messages: Vec::with_capacity(SOURCE_BATCH),
+            source: input.source.clone(),
+            partition: input.partition,
+            output,
+        }
+    }
+
+    fn push(&mut self, offset: i64, payload: Vec<u8>, size: usize) -> Result<()> {
+        self.messages.push(RawMessage {
+            source: self.source.clone(),
+            partition: self.partition,
+            offset,
+            timestamp: None,
+            payload: Some(payload),
+            size,
+        });
+        if self.messages.len() == SOURCE_BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> Result<()> {
+        let full = std::mem::replace(&mut self.messages, Vec::with_capacity(SOURCE_BATCH));
+        self.output
+            .send(Input::Messages(full))
+            .map_err(|_| Error::PipelineGone)
+    }
+
+    fn finish(mut self) -> Result<()> {
+        if !self.messages.is_empty() {
+            self.send()?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -14,8 +14,11 @@ use crate::{Error, Result};
 pub struct KafkaConfig {
     /// Bootstrap servers, `host:port[,host:port…]`. Absent: start an embedded broker.
     pub brokers: Option<String>,
-    /// Topics to consume.
+    /// Topics to consume whose messages follow the event contract.
     pub topics: Vec<String>,
+    /// Topics in another format (`[[kafka.sources]] topic = "okta-events", format =
+    /// "okta"`): a built-in adapter's name or a mapping file (`*.toml`).
+    pub sources: Vec<TopicSource>,
     /// Consumer group id; processes with the same id split the partitions.
     pub group_id: String,
     /// Partitions of the topic the embedded broker creates.
@@ -43,6 +46,7 @@ impl Default for KafkaConfig {
         KafkaConfig {
             brokers: None,
             topics: vec!["auth-events".to_owned()],
+            sources: Vec::new(),
             group_id: "authtrail".to_owned(),
             embedded_partitions: 4,
             embedded_dir: None,
@@ -57,7 +61,32 @@ impl Default for KafkaConfig {
 /// Properties authtrail sets itself because the delivery promise depends on them.
 const MANAGED_SETTINGS: [&str; 3] = ["enable.auto.commit", "enable.auto.offset.store", "group.id"];
 
+/// One `[[kafka.sources]]` entry: a topic and the format of its records.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSource {
+    pub topic: String,
+    /// A built-in format (`okta`, `auth0`, `keycloak`, `k8s_audit`, `opa`, `ocsf`,
+    /// `authtrail`) or the path of a mapping file.
+    pub format: String,
+    /// Count records of a type the format does not map, and keep nothing of them
+    /// (default: keep each in `rejects` as `unmapped`).
+    #[serde(default)]
+    pub skip_unmapped: bool,
+}
+
 impl KafkaConfig {
+    /// Every topic to consume: the contract's, then those of `[[kafka.sources]]`.
+    pub fn all_topics(&self) -> Vec<String> {
+        let mut topics = self.topics.clone();
+        for source in &self.sources {
+            if !topics.contains(&source.topic) {
+                topics.push(source.topic.clone());
+            }
+        }
+        topics
+    }
+
     /// The embedded broker's data directory for the lake at `lake_root`.
     pub fn embedded_dir(&self, lake_root: &Path) -> PathBuf {
         if let Some(dir) = &self.embedded_dir {
@@ -81,8 +110,20 @@ impl KafkaConfig {
         brokers: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ClientConfig> {
-        if self.topics.is_empty() {
-            return Err(Error::Config("`kafka.topics` is empty".into()));
+        if self.topics.is_empty() && self.sources.is_empty() {
+            return Err(Error::Config(
+                "no topic to consume: `kafka.topics` and `kafka.sources` are empty".into(),
+            ));
+        }
+        if let Some(both) = self
+            .sources
+            .iter()
+            .find(|source| self.topics.contains(&source.topic))
+        {
+            return Err(Error::Config(format!(
+                "topic `{}` is in `kafka.topics` (the contract) and in `kafka.sources`: one format per topic",
+                both.topic
+            )));
         }
         let mut config = ClientConfig::new();
         config

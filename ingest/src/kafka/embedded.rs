@@ -24,15 +24,16 @@ pub struct EmbeddedKafka {
 }
 
 impl EmbeddedKafka {
-    /// Starts the broker for `kafka.topics` (each of `kafka.embedded_partitions`
+    /// Starts the broker for every topic of `kafka` (each of `kafka.embedded_partitions`
     /// partitions) in `kafka.embedded_dir` or beside `lake`. A partition new to the broker
     /// starts where the lake ends (a deleted broker directory must not hand out offsets
     /// the lake holds: the pipeline would skip those messages as already stored).
     pub fn start(kafka: &KafkaConfig, lake: &mut Lake) -> Result<Self> {
         let dir = kafka.embedded_dir(lake.root());
         let partitions = kafka.embedded_partitions.max(1);
+        let topics = kafka.all_topics();
         let mut first_offsets = std::collections::BTreeMap::new();
-        for topic in &kafka.topics {
+        for topic in &topics {
             for partition in 0..partitions {
                 if let Some(next) = lake.open_partition(topic, partition)?.next_offset() {
                     first_offsets.insert((topic.clone(), partition), next);
@@ -40,12 +41,11 @@ impl EmbeddedKafka {
             }
         }
         let per_partition =
-            kafka.embedded_max_bytes / (4 * kafka.topics.len().max(1) as u64 * partitions as u64);
+            kafka.embedded_max_bytes / (4 * topics.len().max(1) as u64 * partitions as u64);
         let config = BrokerConfig {
             dir,
             port: kafka.embedded_port,
-            topics: kafka
-                .topics
+            topics: topics
                 .iter()
                 .map(|topic| (topic.clone(), partitions))
                 .collect(),

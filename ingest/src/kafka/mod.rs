@@ -5,6 +5,6 @@ mod config;
 mod embedded;
 mod source;
 
-pub use config::KafkaConfig;
+pub use config::{KafkaConfig, TopicSource};
 pub use embedded::EmbeddedKafka;
 pub use source::KafkaSource;

@@ -58,9 +58,12 @@ impl IngestStats {
             "Messages the source had deleted (retention, a truncated log) before authtrail read them: never in the lake, recorded in its manifest for `authtrail verify`. Alert on any increase.",
             |p| &p.lost,
         );
-        out.family("authtrail_events_skipped_total", Kind::Counter, "Messages skipped because they were already handled: in the lake (a re-read after a restart) or delivered twice.")
+        out.family("authtrail_events_skipped_total", Kind::Counter, "Messages not stored: already handled (in the lake after a restart, delivered twice, an adapted event's id seen again) or, for native formats, no event by the format's rules or unmapped on a `skip_unmapped` source.")
             .sample(&[("reason", "already_in_lake")], self.already_in_lake.load(Relaxed) as f64)
-            .sample(&[("reason", "redelivered")], self.redelivered.load(Relaxed) as f64);
+            .sample(&[("reason", "redelivered")], self.redelivered.load(Relaxed) as f64)
+            .sample(&[("reason", "duplicate_id")], self.duplicate_ids.load(Relaxed) as f64)
+            .sample(&[("reason", "not_an_event")], self.not_events.load(Relaxed) as f64)
+            .sample(&[("reason", "unmapped")], self.unmapped_skipped.load(Relaxed) as f64);
         out.family(
             "authtrail_offset_gaps_total",
             Kind::Counter,
