@@ -93,10 +93,7 @@ pub const MIN_KEY_LEN: usize = 16;
 impl CollectConfig {
     /// The topic `format`'s records are produced to.
     pub fn topic(&self, format: &str) -> Option<String> {
-        match self.topics.get(format) {
-            Some(topic) => Some(topic.clone()),
-            None => formats::default_topic(format).map(str::to_owned),
-        }
+        formats::topic(&self.topics, format)
     }
 
     /// Every format with its topic, in the order of the known formats: what the ingest
@@ -130,7 +127,7 @@ impl CollectConfig {
             ));
         }
         for (format, topic) in &self.topics {
-            if formats::default_topic(format).is_none() {
+            if formats::topic(&self.topics, format).is_none() {
                 return Err(Error::Config(format!(
                     "`collect.topics` names format `{format}`; known formats: {}",
                     formats::known().collect::<Vec<_>>().join(", ")

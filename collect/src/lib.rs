@@ -5,9 +5,11 @@
 //! A request `POST /api/v1/collect/{format}` carries a collector key (write-only: never a
 //! query key), a body of JSON records (one object, JSON lines, an array, a list object's
 //! `items`; gzip or not). The body is inflated up to `max_body_bytes`, split into
-//! records ([`authtrail_model::records::split_records`]), charged to the key's rate, and
-//! each record is produced unchanged to the format's topic by an idempotent producer with
-//! `acks=all`. The answer is 200 only once the broker acknowledged every record; 503 with
+//! records ([`authtrail_model::records::split_records`]), each checked by the format's
+//! adapter (counted as mapped, unmapped, rejected or skipped: all are produced, since
+//! ingest keeps rejects with their Kafka coordinates), charged to the key's rate, and
+//! produced unchanged to the format's topic by an idempotent producer with `acks=all`,
+//! keyed by the event id. The answer is 200 only once the broker acknowledged every record; 503 with
 //! `Retry-After` when it did not, so the sender retries and nothing it was told is kept
 //! is lost. The collector does not write the lake: `authtrail run`/`ingest` consume the
 //! topics with their formats ([`CollectConfig::topics_by_format`]).
@@ -33,17 +35,18 @@ mod producer;
 mod rate;
 mod router;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use authtrail_metrics::Exposition;
 
 pub use config::{check_keys_are_separate, CollectConfig, MIN_KEY_LEN};
 pub use error::{Error, Refusal};
-pub use formats::{default_topic, known as known_formats};
+pub use formats::known as known_formats;
 pub use keys::{require_key, KeyIndex, Keys};
 pub use router::router;
 
-use metrics::CollectMetrics;
+use formats::Route;
 use producer::Producer;
 use rate::RateLimiter;
 
@@ -56,7 +59,8 @@ pub struct Collector {
     keys: Arc<Keys>,
     rate: RateLimiter,
     producer: Producer,
-    metrics: CollectMetrics,
+    /// Every format's adapter, topic and counters.
+    routes: BTreeMap<&'static str, Route>,
 }
 
 impl Collector {
@@ -69,19 +73,13 @@ impl Collector {
             rate: RateLimiter::new(config.rate_per_key, config.rate_burst),
             keys: Arc::new(Keys::new(keys)),
             producer,
-            metrics: CollectMetrics::new(formats::known()),
+            routes: formats::routes(&config)?,
             config,
         })
     }
 
-    /// The format named `name` (as a static name) and its topic.
-    fn topic(&self, name: &str) -> Option<(&'static str, String)> {
-        let format = formats::known().find(|known| *known == name)?;
-        Some((format, self.config.topic(format)?))
-    }
-
     /// Writes the collector's metric families.
     pub fn expose(&self, out: &mut Exposition) {
-        self.metrics.expose(out);
+        metrics::expose(&self.routes, out);
     }
 }

@@ -1,24 +1,27 @@
-//! `POST /api/v1/collect/{format}`: the body's records, each produced unchanged to the
-//! format's topic, answered 200 once the broker acknowledged them all.
+//! `POST /api/v1/collect/{format}`: the body's records, each checked by the format's
+//! adapter and produced unchanged to the format's topic, answered 200 once the broker
+//! acknowledged them all.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use authtrail_model::adapt::{DecodeContext, Decoded};
 use authtrail_model::records::split_records;
-use authtrail_model::RejectKind;
+use authtrail_model::{ContractLimits, RejectKind};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{middleware, Extension, Json, Router};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::body::{self, Encoding};
 use crate::error::Refusal;
+use crate::formats::{self, Route};
 use crate::keys::{require_key, KeyIndex};
-use crate::{formats, Collector};
+use crate::Collector;
 
 /// The collector's one route, behind its own keys (never the query keys). Bodies are
 /// limited by `max_body_bytes` here, not by a router-wide limit.
@@ -32,6 +35,17 @@ pub fn router(collector: Arc<Collector>) -> Router {
         ))
 }
 
+/// What a 200 says: how many records were produced, and what the adapter made of them
+/// (`records` = the four others; every one of them is in Kafka).
+#[derive(Debug, Default, Serialize)]
+struct Counts {
+    records: usize,
+    mapped: usize,
+    unmapped: usize,
+    rejected: usize,
+    skipped: usize,
+}
+
 async fn collect(
     State(collector): State<Arc<Collector>>,
     Path(format): Path<String>,
@@ -40,42 +54,39 @@ async fn collect(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let Some((format, topic)) = collector.topic(&format) else {
+    let Some((&format, route)) = collector.routes.get_key_value(format.as_str()) else {
         return Refusal::UnknownFormat {
             format,
             known: formats::known().map(str::to_owned).collect(),
         }
         .into_response();
     };
-    let response = match receive(&collector, format, &topic, key, &headers, body).await {
-        Ok(records) => Json(json!({ "records": records })).into_response(),
+    let response = match receive(&collector, format, key, &headers, body).await {
+        Ok(counts) => Json(counts).into_response(),
         Err(refusal) => refusal.into_response(),
     };
-    if let Some(metrics) = collector.metrics.format(format) {
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        metrics.answered(response.status().as_u16(), micros);
-    }
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    route.metrics.answered(response.status().as_u16(), micros);
     response
 }
 
-/// Reads, splits and produces the body; the number of records the broker acknowledged.
+/// Reads, splits, checks and produces the body.
 async fn receive(
     collector: &Arc<Collector>,
     format: &'static str,
-    topic: &str,
     key: KeyIndex,
     headers: &HeaderMap,
     body: Body,
-) -> Result<usize, Refusal> {
+) -> Result<Counts, Refusal> {
     let encoding = Encoding::of(headers)?;
     let limit = collector.config.max_body_bytes;
     let sent = body::read(body, limit).await?;
-    // Inflating, splitting and handing records to librdkafka is CPU work, and the
-    // reachability check may wait a second for the brokers: off the reactor.
-    let (records, in_flight) = tokio::task::spawn_blocking({
+    // Inflating, splitting, decoding and handing records to librdkafka is CPU work, and
+    // the reachability check may wait a second for the brokers: off the reactor.
+    let (counts, in_flight) = tokio::task::spawn_blocking({
         let collector = collector.clone();
-        let topic = topic.to_owned();
         move || {
+            let route = &collector.routes[format];
             let json = body::decode(sent, encoding, limit)?;
             let records =
                 split_records(&json, collector.config.max_records).map_err(
@@ -84,34 +95,77 @@ async fn receive(
                         _ => Refusal::BadRequest(error.message),
                     },
                 )?;
-            let metrics = collector.metrics.format(format);
-            if let Some(metrics) = metrics {
-                metrics
-                    .received
-                    .fetch_add(records.len() as u64, Ordering::Relaxed);
-            }
+            let (counts, keys) = check(route, &records);
             // Only a request that could be acknowledged spends the key's rate.
-            collector.producer.check_reachable(&topic)?;
+            collector.producer.check_reachable(&route.topic)?;
             collector
                 .rate
                 .take(key, records.len(), Instant::now())
                 .map_err(Refusal::RateLimited)?;
-            let id_field = formats::id_field(format);
-            let keyed = records.iter().map(|record| {
-                let key = id_field.and_then(|field| formats::top_level_string(record, field));
-                (key, *record)
-            });
-            let in_flight = collector.producer.enqueue(&topic, keyed)?;
-            Ok::<_, Refusal>((records.len(), in_flight))
+            let keyed = keys.into_iter().zip(records.iter().copied());
+            let in_flight = collector.producer.enqueue(&route.topic, keyed)?;
+            Ok::<_, Refusal>((counts, in_flight))
         }
     })
     .await
     .map_err(|_| Refusal::BadRequest("the request could not be processed".into()))??;
     collector.producer.acknowledged(in_flight).await?;
-    if let Some(metrics) = collector.metrics.format(format) {
-        metrics
-            .acknowledged
-            .fetch_add(records as u64, Ordering::Relaxed);
+    collector.routes[format]
+        .metrics
+        .acknowledged
+        .fetch_add(counts.records as u64, Ordering::Relaxed);
+    Ok(counts)
+}
+
+/// Decodes each record with the route's adapter, as ingest will: the counts, and each
+/// record's Kafka key (its event id: the native id, so a resent record lands on the same
+/// partition; none for a record that did not map).
+fn check(route: &Route, records: &[&[u8]]) -> (Counts, Vec<Option<String>>) {
+    let now = authtrail_model::time::now_micros();
+    let context = DecodeContext {
+        now,
+        limits: ContractLimits::default(),
+        // Ingest reads the Kafka timestamp, which the producer sets to about now.
+        envelope_time: Some(now),
+    };
+    let mut counts = Counts {
+        records: records.len(),
+        ..Counts::default()
+    };
+    let keys = records
+        .iter()
+        .map(|record| match route.format.decode(record, &context) {
+            Decoded::Event(event) => {
+                counts.mapped += 1;
+                Some(event.id.into_owned())
+            }
+            Decoded::Rejected(error) if error.kind == RejectKind::Unmapped => {
+                counts.unmapped += 1;
+                None
+            }
+            Decoded::Rejected(_) => {
+                counts.rejected += 1;
+                None
+            }
+            Decoded::Skipped(_) => {
+                counts.skipped += 1;
+                None
+            }
+        })
+        .collect();
+    let metrics = &route.metrics;
+    for (counter, value) in [
+        (&metrics.received, counts.records),
+        (&metrics.mapped, counts.mapped),
+        (&metrics.unmapped, counts.unmapped),
+        (&metrics.rejected, counts.rejected),
+        (&metrics.skipped, counts.skipped),
+    ] {
+        add(counter, value);
     }
-    Ok(records)
+    (counts, keys)
+}
+
+fn add(counter: &AtomicU64, value: usize) {
+    counter.fetch_add(value as u64, Ordering::Relaxed);
 }

@@ -3,7 +3,7 @@
 //! stopped broker gets 503, a retry after its return lands everything; and the refusals
 //! (401, 404, 400, 413, 415, 429) that produce nothing.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,8 +94,8 @@ fn post(
     })
 }
 
-/// Every message of `topic`, key → payloads, once it holds at least `expected_keys` keys.
-fn messages(brokers: &str, topic: &str, expected_keys: usize) -> BTreeMap<String, Vec<Vec<u8>>> {
+/// The (key, payload) of every message of `topic`, once it holds at least `expected`.
+fn messages(brokers: &str, topic: &str, expected: usize) -> Vec<(String, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "collect-test")
@@ -107,32 +107,70 @@ fn messages(brokers: &str, topic: &str, expected_keys: usize) -> BTreeMap<String
         .add_partition_offset(topic, 0, Offset::Beginning)
         .unwrap();
     consumer.assign(&partitions).unwrap();
-    let mut seen: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut seen = Vec::new();
     wait_until(
-        &format!("{expected_keys} keys in `{topic}`"),
+        &format!("{expected} messages in `{topic}`"),
         Duration::from_secs(20),
         || {
             while let Some(message) = consumer.poll(Duration::from_millis(100)) {
                 let message = message.map_err(|error| error.to_string())?;
                 let key = String::from_utf8_lossy(message.key().unwrap_or(b"")).into_owned();
-                seen.entry(key)
-                    .or_default()
-                    .push(message.payload().unwrap_or_default().to_vec());
+                seen.push((key, message.payload().unwrap_or_default().to_vec()));
             }
-            if seen.len() >= expected_keys {
+            if seen.len() >= expected {
                 Ok(())
             } else {
-                Err(format!("{:?}", seen.keys().collect::<Vec<_>>()))
+                Err(format!("{} messages", seen.len()))
             }
         },
     );
     seen
 }
 
+/// Okta `user.session.start` records with these native ids (`uuid`), one per line.
 fn okta_lines(ids: &[&str]) -> String {
     ids.iter()
-        .map(|id| format!("{{\"uuid\":\"{id}\",\"eventType\":\"user.session.start\"}}\n"))
+        .map(|id| format!("{}\n", okta_record(id)))
         .collect()
+}
+
+fn okta_record(id: &str) -> String {
+    format!(
+        r#"{{"uuid":"{id}","published":"2026-01-05T10:00:00.000Z","eventType":"user.session.start","actor":{{"alternateId":"alice@example.com"}},"outcome":{{"result":"SUCCESS"}}}}"#
+    )
+}
+
+/// A file of real records (`../shared/samples/real`), one record per line.
+fn real_sample(file: &str) -> Vec<String> {
+    let path = format!(
+        "{}/../../shared/samples/real/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The payloads of `messages`, sorted, as text.
+fn payloads(messages: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut payloads: Vec<String> = messages
+        .iter()
+        .map(|(_, payload)| String::from_utf8(payload.clone()).unwrap())
+        .collect();
+    payloads.sort();
+    payloads
+}
+
+/// Every count of a 200 body adds up to its records.
+fn assert_counts_add_up(body: &Value, records: usize) {
+    assert_eq!(body["records"], records, "{body}");
+    let parts: u64 = ["mapped", "unmapped", "rejected", "skipped"]
+        .iter()
+        .map(|part| body[part].as_u64().unwrap())
+        .sum();
+    assert_eq!(parts, records as u64, "{body}");
 }
 
 #[test]
@@ -151,7 +189,8 @@ fn a_stopped_broker_gets_503_and_a_retry_after_its_return_lands_every_record() {
         okta_lines(&["a1", "a2", "a3"]).as_bytes(),
     );
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    assert_eq!(first.body["records"], 3);
+    assert_counts_add_up(&first.body, 3);
+    assert_eq!(first.body["mapped"], 3, "{}", first.body);
 
     drop(running);
     let retried = okta_lines(&["b1", "b2"]);
@@ -180,81 +219,71 @@ fn a_stopped_broker_gets_503_and_a_retry_after_its_return_lands_every_record() {
         },
     );
 
-    // Every acknowledged record is in the topic, unchanged, under its native id. (A
+    // Every acknowledged record is in the topic, unchanged, keyed by its native id. (A
     // refused request's records may be there too, more than once: the lake keeps one.)
     let stored = messages(&brokers, "okta-events", 5);
+    let keys: BTreeSet<&str> = stored.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(keys, BTreeSet::from(["a1", "a2", "a3", "b1", "b2"]));
+    for (key, payload) in &stored {
+        assert_eq!(payload, okta_record(key).as_bytes());
+    }
     assert_eq!(
-        stored.keys().collect::<Vec<_>>(),
-        ["a1", "a2", "a3", "b1", "b2"]
-    );
-    assert_eq!(
-        stored["a1"],
-        [br#"{"uuid":"a1","eventType":"user.session.start"}"#.to_vec()]
-    );
-    assert_eq!(
-        stored["b2"][0],
-        br#"{"uuid":"b2","eventType":"user.session.start"}"#.to_vec()
+        stored.iter().filter(|(key, _)| key == "a1").count(),
+        1,
+        "acknowledged once"
     );
 }
 
 #[test]
-fn gzip_arrays_event_lists_and_json_lines_are_split_into_their_records() {
+fn gzip_arrays_event_lists_and_json_lines_of_real_records_land_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let running = broker(dir.path(), 0);
     let brokers = running.bootstrap_servers();
     let collector = collector(config(), &brokers);
 
     // OPA's decision-log plugin: a gzipped JSON array.
-    let decisions = br#"[{"decision_id":"d1","result":true},
-        {"decision_id":"d2","result":{"allowed":false}}]"#;
-    let answer = post(&collector, "opa", Some(KEY), true, decisions);
-    assert_eq!(
-        (answer.status, &answer.body["records"]),
-        (StatusCode::OK, &2.into()),
-        "{}",
-        answer.body
-    );
+    let decisions = real_sample("opa_decisions.jsonl");
+    let array = format!("[{}]", decisions.join(",\n"));
+    let answer = post(&collector, "opa", Some(KEY), true, array.as_bytes());
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_counts_add_up(&answer.body, decisions.len());
 
     // The Kubernetes audit webhook: an EventList.
-    let events = br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[
-        {"kind":"Event","auditID":"k1","stage":"ResponseComplete"},
-        {"kind":"Event","auditID":"k2","stage":"ResponseComplete"},
-        {"kind":"Event","auditID":"k3","stage":"ResponseComplete"}]}"#;
-    let answer = post(&collector, "k8s_audit", Some(KEY), false, events);
-    assert_eq!(
-        (answer.status, &answer.body["records"]),
-        (StatusCode::OK, &3.into()),
+    let audit = real_sample("k8s_audit.jsonl");
+    let list = format!(
+        r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{}]}}"#,
+        audit.join(",")
+    );
+    let answer = post(&collector, "k8s_audit", Some(KEY), false, list.as_bytes());
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_counts_add_up(&answer.body, audit.len());
+    assert!(
+        answer.body["mapped"].as_u64().unwrap() > 0,
         "{}",
         answer.body
     );
 
-    // JSON lines, gzipped too.
-    let answer = post(
-        &collector,
-        "okta",
-        Some(KEY),
-        true,
-        okta_lines(&["o1", "o2"]).as_bytes(),
-    );
-    assert_eq!(
-        (answer.status, &answer.body["records"]),
-        (StatusCode::OK, &2.into()),
-        "{}",
-        answer.body
-    );
+    // An IdP's log stream: gzipped JSON lines.
+    let okta = real_sample("okta.jsonl");
+    let lines = okta.join("\n");
+    let answer = post(&collector, "okta", Some(KEY), true, lines.as_bytes());
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_counts_add_up(&answer.body, okta.len());
 
-    let opa = messages(&brokers, "opa-decisions", 2);
-    assert_eq!(
-        opa["d2"],
-        [br#"{"decision_id":"d2","result":{"allowed":false}}"#.to_vec()]
-    );
-    let audit = messages(&brokers, "k8s-audit", 3);
-    assert_eq!(audit.keys().collect::<Vec<_>>(), ["k1", "k2", "k3"]);
-    assert_eq!(
-        audit["k3"],
-        [br#"{"kind":"Event","auditID":"k3","stage":"ResponseComplete"}"#.to_vec()]
-    );
-    assert_eq!(messages(&brokers, "okta-events", 2).len(), 2);
+    for (topic, records) in [
+        ("opa-decisions", decisions),
+        ("k8s-audit", audit),
+        ("okta-events", okta),
+    ] {
+        let mut expected = records;
+        expected.sort();
+        let stored = messages(&brokers, topic, expected.len());
+        assert_eq!(
+            payloads(&stored),
+            expected,
+            "`{topic}` holds each record unchanged"
+        );
+    }
 }
 
 #[test]
