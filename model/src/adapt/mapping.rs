@@ -97,7 +97,8 @@ impl Glob {
 pub(crate) struct Expr {
     source: Option<Source>,
     strip_prefix: Option<String>,
-    /// Value table: patterns in file order, exact keys before patterns.
+    /// Value table: exact keys first, then patterns, longest first; `{value}` in an output
+    /// is the value matched (`"*" = "user:{value}"`).
     map: Vec<(Glob, String)>,
     default: Option<String>,
     lowercase: bool,
@@ -303,7 +304,8 @@ impl Mapping {
                 expr.map
                     .iter()
                     .find(|(pattern, _)| pattern.matches(&text))
-                    .map(|(_, to)| Json::Str(Cow::Owned(to.clone())))
+                    // `{value}` in a table's output stands for the value matched.
+                    .map(|(_, to)| Json::Str(Cow::Owned(to.replace("{value}", &text))))
             });
         }
         if value.is_none() {

@@ -341,6 +341,7 @@ fn k8s_audit_decisions_stages_credential_ids_and_failed_authentication() {
         (event.outcome, event.principal_type),
         (Some(Outcome::Deny), PrincipalType::User)
     );
+    assert_eq!(event.principal, "user:alice");
 
     let received = allowed.replace("ResponseComplete", "RequestReceived");
     assert!(
