@@ -49,6 +49,10 @@ pub struct DetectConfig {
     pub audience_mismatch: AudienceMismatchConfig,
     pub mfa_fatigue: MfaFatigueConfig,
     pub service_interactive_login: ServiceInteractiveLoginConfig,
+    /// Sigma rule files or directories (`authtrail-rules`), run by the detection stage
+    /// next to the detectors, with this section's `allowed_lateness` and `max_keys`;
+    /// none by default.
+    pub rules: Vec<std::path::PathBuf>,
 }
 
 impl Default for DetectConfig {
@@ -69,6 +73,7 @@ impl Default for DetectConfig {
             audience_mismatch: Default::default(),
             mfa_fatigue: Default::default(),
             service_interactive_login: Default::default(),
+            rules: Vec::new(),
         }
     }
 }

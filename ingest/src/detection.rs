@@ -23,11 +23,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
-use authtrail_detect::{DetectConfig, Detectors, SourceId};
+use authtrail_detect::{DetectConfig, DetectorStats, Detectors, SourceId, TableStats};
 use authtrail_metrics::LatencyRecorder;
 use authtrail_model::lake::checkpoint_path;
 use authtrail_model::time::hour_of;
 use authtrail_model::{Alert, AlertBatchBuilder, Event};
+use authtrail_rules::{Pack, RuleSet};
 use authtrail_store::Lake;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,9 @@ struct CheckpointHeader {
     number: u64,
     /// Per source partition, the first offset the saved state has not seen.
     covered: Vec<(String, i32, i64)>,
+    /// Bytes of Sigma rule state at the end, after the detectors'; absent when no rules ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rules: Option<usize>,
 }
 
 /// Where raised alerts go besides the lake: recorded at once (without waiting on the
@@ -68,6 +72,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The detectors, the offsets their state covers, and the alerts not yet in the lake.
 pub struct Detection {
     detectors: Detectors,
+    /// The Sigma rules of `[detect] rules`, run after the detectors on each event.
+    rules: Option<RuleSet>,
     covered: HashMap<(String, i32), i64>,
     last_checkpoint: u64,
     pending: BTreeMap<i64, AlertBatchBuilder>,
@@ -82,8 +88,9 @@ pub struct Detection {
 impl Detection {
     /// Detectors configured by `config`, resumed from the lake's checkpoint if it has one.
     pub fn open(lake: &Lake, config: &DetectConfig, stats: Arc<IngestStats>) -> Result<Self> {
-        let detection = |detectors, covered, last_checkpoint| Detection {
+        let detection = |detectors, rules, covered, last_checkpoint| Detection {
             detectors,
+            rules,
             covered,
             last_checkpoint,
             pending: BTreeMap::new(),
@@ -95,7 +102,8 @@ impl Detection {
         };
         let Some(bytes) = lake.load_checkpoint(CHECKPOINT_NAME)? else {
             let detectors = Detectors::new(config)?;
-            return Ok(detection(detectors, HashMap::new(), 0));
+            let rules = open_rules(config, None)?;
+            return Ok(detection(detectors, rules, HashMap::new(), 0));
         };
         let split = bytes
             .iter()
@@ -109,7 +117,10 @@ impl Detection {
                 header.version
             )));
         }
-        let detectors = Detectors::restore(config, &bytes[split + 1..]).map_err(|error| {
+        let state = &bytes[split + 1..];
+        let rules_len = header.rules.unwrap_or(0).min(state.len());
+        let (detector_state, rules_state) = state.split_at(state.len() - rules_len);
+        let detectors = Detectors::restore(config, detector_state).map_err(|error| {
             match error {
                 // Written by an older build (version 2 kept one clock for all partitions):
                 // say what to do rather than only what is wrong.
@@ -126,8 +137,9 @@ impl Detection {
             .into_iter()
             .map(|(source, partition, next)| ((source, partition), next))
             .collect();
+        let rules = open_rules(config, header.rules.map(|_| rules_state))?;
         tracing::info!(checkpoint = header.number, "detector state restored");
-        Ok(detection(detectors, covered, header.number))
+        Ok(detection(detectors, rules, covered, header.number))
     }
 
     /// Hands every alert raised from now on to `sink` as well.
@@ -176,6 +188,9 @@ impl Detection {
     pub(crate) fn observe(&mut self, source: SourceId, event: &Event<'_>) -> Result<()> {
         let started = Instant::now();
         self.detectors.observe_from(source, event, &mut self.raised);
+        if let Some(rules) = &mut self.rules {
+            rules.observe(event, &mut self.raised);
+        }
         self.latency.record(started.elapsed());
         for alert in self.raised.drain(..) {
             IngestStats::add(&self.stats.alerts, 1);
@@ -216,7 +231,19 @@ impl Detection {
         }
         self.published = Instant::now();
         self.stats.detect_latency.publish(&mut self.latency);
-        *lock(&self.stats.detect_state) = Some(self.detectors.stats());
+        let mut state = self.detectors.stats();
+        if let Some(rules) = &self.rules {
+            let stats = rules.stats();
+            state.tables.push(DetectorStats {
+                name: "sigma_rules",
+                state: TableStats {
+                    live_keys: stats.groups as usize,
+                    expired: 0,
+                    evicted: stats.evicted,
+                },
+            });
+        }
+        *lock(&self.stats.detect_state) = Some(state);
     }
 
     /// Cuts a checkpoint covering `positions` (source, partition, next offset) — called
@@ -241,9 +268,11 @@ impl Detection {
                 builder.finish().map_err(authtrail_store::Error::from)?,
             ));
         }
+        let rules_state = self.rules.as_ref().map(RuleSet::checkpoint);
         let header = CheckpointHeader {
             version: CHECKPOINT_VERSION,
             number,
+            rules: rules_state.as_ref().map(Vec::len),
             covered: self
                 .covered
                 .iter()
@@ -253,6 +282,7 @@ impl Detection {
         let mut bytes = serde_json::to_vec(&header).expect("header serializes");
         bytes.push(b'\n');
         bytes.extend(self.detectors.checkpoint());
+        bytes.extend(rules_state.unwrap_or_default());
         self.last_checkpoint = number;
         Ok(Checkpoint {
             number,
@@ -265,6 +295,33 @@ impl Detection {
     pub(crate) fn sink(&self) -> Option<Arc<dyn AlertSink>> {
         self.sink.clone()
     }
+}
+
+/// The Sigma rules `config.rules` names (none when it is empty), resumed from `saved`
+/// state when the checkpoint has some. Runs with the detectors' lateness and key cap.
+fn open_rules(config: &DetectConfig, saved: Option<&[u8]>) -> Result<Option<RuleSet>> {
+    if config.rules.is_empty() {
+        return Ok(None);
+    }
+    let pack = Pack::load(&config.rules)
+        .map_err(|error| Error::Config(format!("`[detect] rules`: {error}")))?;
+    let settings = authtrail_rules::Settings {
+        allowed_lateness: config.allowed_lateness,
+        max_keys: config.max_keys,
+        ..Default::default()
+    };
+    let pack = Arc::new(pack);
+    let rules = match saved {
+        Some(state) => RuleSet::restore(pack, settings, state)
+            .map_err(|error| Error::Checkpoint(format!("sigma rules: {error}")))?,
+        None => RuleSet::new(pack, settings),
+    };
+    tracing::info!(
+        detection = rules.pack().detections.len(),
+        correlation = rules.pack().correlations.len(),
+        "sigma rules loaded"
+    );
+    Ok(Some(rules))
 }
 
 /// A detector checkpoint cut on the decode thread, saved by the writer.
