@@ -79,6 +79,8 @@ impl Producer {
             .set("queue.buffering.max.messages", QUEUE_MESSAGES)
             // A broker that comes back is found within a second, not librdkafka's 10 s.
             .set("reconnect.backoff.max.ms", "1000")
+            // A request waits for its acknowledgements: no Nagle delay on small batches.
+            .set("socket.nagle.disable", "true")
             .set("linger.ms", config.linger.as_millis().to_string());
         let settings = config
             .settings
