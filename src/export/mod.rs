@@ -7,7 +7,8 @@
 //! (and, for Parquet, one row group) whatever the size of the lake.
 
 mod ocsf;
-mod row;
+// Lake rows as borrowed values; `authtrail rules backtest` reads events through it too.
+pub(crate) mod row;
 mod schema;
 
 use std::fs::File;
@@ -168,6 +169,8 @@ async fn export<W: Write + Send>(
     Ok(counts)
 }
 
+/// `authtrail export --ocsf`: writes the events of the lake (or of `--from`/`--until`)
+/// to `--out` and prints how many of each class went out.
 pub fn run(cli: &Cli, args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
