@@ -4,24 +4,43 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::Duration;
 
 use authtrail_respond::outbox::requests::{self, Operation, Request};
-use authtrail_respond::{outbox_dir, Responder, State};
+use authtrail_respond::{outbox_dir, Responder, State, WebhookConfig};
 use support::*;
+
+/// A responder in `dir` with one webhook to `url`, its config as `adjust` leaves it.
+fn responder_to(dir: &Path, url: &str, adjust: impl FnOnce(&mut WebhookConfig)) -> Responder {
+    let mut config = webhook(dir, url);
+    adjust(&mut config);
+    Responder::start(dir, &respond_config(vec![config]), runtime()).unwrap()
+}
+
+/// Hands `operation` (on `alert_id`, or on every alert it applies to) to the responder
+/// running in `dir`, as `authtrail respond` does.
+fn submit(dir: &Path, operation: Operation, alert_id: Option<&str>) -> requests::Outcome {
+    let alert_id = alert_id.map(Into::into);
+    let request = Request {
+        operation,
+        alert_id,
+    };
+    requests::submit(&outbox_dir(dir), &request, Duration::from_secs(10)).unwrap()
+}
+
+/// Waits until `dir`'s outbox holds `n` delivered entries.
+fn wait_delivered(dir: &Path, what: &str, n: usize) {
+    wait_until(what, || count(dir, State::Delivered) == n);
+}
 
 #[test]
 fn delivers_signed_requests_that_verify_independently() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
-    let responder = Responder::start(
-        dir.path(),
-        &respond_config(vec![webhook(dir.path(), &receiver.url())]),
-        runtime(),
-    )
-    .unwrap();
+    let responder = responder_to(dir.path(), &receiver.url(), |_| {});
     responder.record(&alert("a1")).unwrap();
-    wait_until("delivery", || count(dir.path(), State::Delivered) == 1);
+    wait_delivered(dir.path(), "delivery", 1);
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), 1);
     let delivery = &deliveries[0];
@@ -43,9 +62,9 @@ fn receiver_down_then_up_gets_every_alert() {
         .local_addr()
         .unwrap();
     let url = format!("http://{port}/hook");
-    let mut config = webhook(dir.path(), &url);
-    config.rate_limit = 0;
-    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
+    let responder = responder_to(dir.path(), &url, |config| {
+        config.rate_limit = 0;
+    });
     let ids: BTreeSet<String> = (0..20).map(|i| format!("a{i}")).collect();
     for id in &ids {
         responder.record(&alert(id)).unwrap();
@@ -55,9 +74,7 @@ fn receiver_down_then_up_gets_every_alert() {
     });
     assert_eq!(count(dir.path(), State::Delivered), 0);
     let receiver = Receiver::start_on(port);
-    wait_until("every delivery", || {
-        count(dir.path(), State::Delivered) == 20
-    });
+    wait_delivered(dir.path(), "every delivery", 20);
     let received: BTreeSet<String> = receiver.deliveries().into_iter().map(|d| d.id).collect();
     assert_eq!(received, ids);
 }
@@ -72,14 +89,9 @@ fn server_errors_then_success_delivers_once_accepted() {
         Reply(503, None),
         Reply(408, None),
     ]);
-    let responder = Responder::start(
-        dir.path(),
-        &respond_config(vec![webhook(dir.path(), &receiver.url())]),
-        runtime(),
-    )
-    .unwrap();
+    let responder = responder_to(dir.path(), &receiver.url(), |_| {});
     responder.record(&alert("a1")).unwrap();
-    wait_until("delivery", || count(dir.path(), State::Delivered) == 1);
+    wait_delivered(dir.path(), "delivery", 1);
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), 5, "four failures, then accepted once");
     assert!(deliveries.iter().all(|d| d.id == "a1" && verify(d, SECRET)));
@@ -91,12 +103,7 @@ fn not_found_is_a_dead_letter_until_retried() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
     receiver.answer(Reply(404, None));
-    let responder = Responder::start(
-        dir.path(),
-        &respond_config(vec![webhook(dir.path(), &receiver.url())]),
-        runtime(),
-    )
-    .unwrap();
+    let responder = responder_to(dir.path(), &receiver.url(), |_| {});
     responder.record(&alert("a1")).unwrap();
     wait_until("dead letter", || count(dir.path(), State::Dead) == 1);
     let entry = &entries(dir.path())[0];
@@ -107,15 +114,9 @@ fn not_found_is_a_dead_letter_until_retried() {
     assert_eq!(receiver.deliveries().len(), 1, "a 404 is not retried");
 
     receiver.answer(Reply(200, None));
-    let retry = Request {
-        operation: Operation::Retry,
-        alert_id: Some("a1".into()),
-    };
-    let outcome = requests::submit(&outbox_dir(dir.path()), &retry, Duration::from_secs(10));
-    assert_eq!(outcome.unwrap(), requests::Outcome::HandedOver);
-    wait_until("delivery after retry", || {
-        count(dir.path(), State::Delivered) == 1
-    });
+    let outcome = submit(dir.path(), Operation::Retry, Some("a1"));
+    assert_eq!(outcome, requests::Outcome::HandedOver);
+    wait_delivered(dir.path(), "delivery after retry", 1);
     assert_eq!(receiver.deliveries().len(), 2);
 }
 
@@ -124,14 +125,9 @@ fn too_many_requests_honours_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
     receiver.script([Reply(429, Some("1"))]);
-    let responder = Responder::start(
-        dir.path(),
-        &respond_config(vec![webhook(dir.path(), &receiver.url())]),
-        runtime(),
-    )
-    .unwrap();
+    let responder = responder_to(dir.path(), &receiver.url(), |_| {});
     responder.record(&alert("a1")).unwrap();
-    wait_until("delivery", || count(dir.path(), State::Delivered) == 1);
+    wait_delivered(dir.path(), "delivery", 1);
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), 2);
     // Backoff alone would retry within 20 ms; the server asked for a second.
@@ -142,10 +138,10 @@ fn too_many_requests_honours_retry_after() {
 fn revocations_over_the_rate_limit_are_held_until_released() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
-    let mut config = webhook(dir.path(), &receiver.url());
-    config.rate_limit = 3;
-    config.rate_window = Duration::from_secs(3_600);
-    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
+    let responder = responder_to(dir.path(), &receiver.url(), |config| {
+        config.rate_limit = 3;
+        config.rate_window = Duration::from_secs(3_600);
+    });
     for i in 0..5 {
         responder.record(&alert(&format!("a{i}"))).unwrap();
     }
@@ -154,14 +150,8 @@ fn revocations_over_the_rate_limit_are_held_until_released() {
     });
     assert_eq!(receiver.deliveries().len(), 3);
 
-    let release = Request {
-        operation: Operation::Release,
-        alert_id: None,
-    };
-    requests::submit(&outbox_dir(dir.path()), &release, Duration::from_secs(10)).unwrap();
-    wait_until("released alerts delivered", || {
-        count(dir.path(), State::Delivered) == 5
-    });
+    submit(dir.path(), Operation::Release, None);
+    wait_delivered(dir.path(), "released alerts delivered", 5);
     assert_eq!(receiver.deliveries().len(), 5);
 }
 
@@ -169,15 +159,13 @@ fn revocations_over_the_rate_limit_are_held_until_released() {
 fn dry_run_builds_and_signs_but_sends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
-    let mut config = webhook(dir.path(), &receiver.url());
-    config.dry_run = true;
-    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
+    let responder = responder_to(dir.path(), &receiver.url(), |config| {
+        config.dry_run = true;
+    });
     for i in 0..3 {
         responder.record(&alert(&format!("a{i}"))).unwrap();
     }
-    wait_until("dry runs recorded", || {
-        count(dir.path(), State::Delivered) == 3
-    });
+    wait_delivered(dir.path(), "dry runs recorded", 3);
     responder.shutdown().unwrap();
     assert!(receiver.deliveries().is_empty());
     let entry = &entries(dir.path())[0];
@@ -191,14 +179,14 @@ fn alerts_raised_again_are_not_sent_twice_even_after_a_restart() {
     let config = respond_config(vec![webhook(dir.path(), &receiver.url())]);
     let responder = Responder::start(dir.path(), &config, runtime()).unwrap();
     responder.record(&alert("a1")).unwrap();
-    wait_until("delivery", || count(dir.path(), State::Delivered) == 1);
+    wait_delivered(dir.path(), "delivery", 1);
     responder.record(&alert("a1")).unwrap();
     responder.shutdown().unwrap();
     drop(responder);
     let responder = Responder::start(dir.path(), &config, runtime()).unwrap();
     responder.record(&alert("a1")).unwrap();
     responder.record(&alert("a2")).unwrap();
-    wait_until("second alert", || count(dir.path(), State::Delivered) == 2);
+    wait_delivered(dir.path(), "second alert", 2);
     responder.shutdown().unwrap();
     let ids: Vec<String> = receiver.deliveries().into_iter().map(|d| d.id).collect();
     assert_eq!(ids, ["a1", "a2"]);
@@ -219,9 +207,7 @@ fn undelivered_alerts_resume_after_a_restart_with_the_same_id() {
 
     receiver.answer(Reply(200, None));
     let responder = Responder::start(dir.path(), &config, runtime()).unwrap();
-    wait_until("delivery after restart", || {
-        count(dir.path(), State::Delivered) == 1
-    });
+    wait_delivered(dir.path(), "delivery after restart", 1);
     drop(responder);
     let deliveries = receiver.deliveries();
     assert!(deliveries.iter().all(|d| d.id == "a1"));
@@ -232,10 +218,10 @@ fn undelivered_alerts_resume_after_a_restart_with_the_same_id() {
 fn filters_pick_alerts_by_detector_and_severity() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
-    let mut config = webhook(dir.path(), &receiver.url());
-    config.detectors = vec!["token_replay".into()];
-    config.min_severity = authtrail_model::Severity::Critical;
-    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
+    let responder = responder_to(dir.path(), &receiver.url(), |config| {
+        config.detectors = vec!["token_replay".into()];
+        config.min_severity = authtrail_model::Severity::Critical;
+    });
     let mut critical = alert("critical");
     critical.severity = authtrail_model::Severity::Critical;
     let mut other = critical.clone();
@@ -244,7 +230,7 @@ fn filters_pick_alerts_by_detector_and_severity() {
     for alert in [alert("high"), other, critical] {
         responder.record(&alert).unwrap();
     }
-    wait_until("delivery", || count(dir.path(), State::Delivered) == 1);
+    wait_delivered(dir.path(), "delivery", 1);
     responder.shutdown().unwrap();
     assert_eq!(entries(dir.path()).len(), 1);
     assert_eq!(receiver.deliveries()[0].id, "critical");
@@ -255,12 +241,12 @@ fn an_open_circuit_pauses_requests_to_a_failing_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
     receiver.answer(Reply(500, None));
-    let mut config = webhook(dir.path(), &receiver.url());
-    config.breaker_failures = 2;
-    config.breaker_cooldown = Duration::from_secs(1);
-    config.retry_initial = Duration::from_millis(1);
-    config.retry_max_interval = Duration::from_millis(2);
-    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
+    let responder = responder_to(dir.path(), &receiver.url(), |config| {
+        config.breaker_failures = 2;
+        config.breaker_cooldown = Duration::from_secs(1);
+        config.retry_initial = Duration::from_millis(1);
+        config.retry_max_interval = Duration::from_millis(2);
+    });
     responder.record(&alert("a1")).unwrap();
     wait_until("the probe after the cool-down", || {
         receiver.deliveries().len() >= 3
@@ -315,9 +301,9 @@ fn webhook_config_rejects_bad_values_with_clear_errors() {
 fn a_clean_stop_right_after_recording_still_delivers_within_the_drain_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
-    let mut config = webhook(dir.path(), &receiver.url());
-    config.rate_limit = 0;
-    let responder = Responder::start(dir.path(), &respond_config(vec![config]), runtime()).unwrap();
+    let responder = responder_to(dir.path(), &receiver.url(), |config| {
+        config.rate_limit = 0;
+    });
     for i in 0..20 {
         responder.record(&alert(&format!("a{i}"))).unwrap();
     }

@@ -55,11 +55,32 @@ fn parquet_files(root: &Path) -> Vec<PathBuf> {
     authtrail_testkit::parquet_files(root)
 }
 
-#[test]
-fn commit_writes_one_file_per_table_and_hour_and_advances_the_manifest() {
+/// A lake in a fresh directory, with partition 2 of `auth-events` open.
+fn lake_with_partition() -> (tempfile::TempDir, Lake, PartitionLog) {
     let dir = tempfile::tempdir().unwrap();
     let mut lake = Lake::open(dir.path(), EncodeOptions::default()).unwrap();
-    let mut log = lake.open_partition("auth-events", 2).unwrap();
+    let log = lake.open_partition("auth-events", 2).unwrap();
+    (dir, lake, log)
+}
+
+/// Commits the events at `offsets`, all in hour 18.
+fn commit(lake: &mut Lake, log: &mut PartitionLog, offsets: std::ops::Range<i64>) {
+    let segment = segment_with(offsets, |_| 18).finish().unwrap().unwrap();
+    lake.commit(log, segment).unwrap();
+}
+
+/// The records of `log`'s manifest, in order.
+fn manifest_records(log: &PartitionLog) -> Vec<ManifestRecord> {
+    let manifest = fs::read_to_string(log.path()).unwrap();
+    let lines = manifest.lines();
+    lines
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn commit_writes_one_file_per_table_and_hour_and_advances_the_manifest() {
+    let (dir, mut lake, mut log) = lake_with_partition();
     assert_eq!(log.next_offset(), None);
 
     let mut builder = segment_with(10..20, |offset| if offset < 15 { 17 } else { 18 });
@@ -101,9 +122,7 @@ fn commit_writes_one_file_per_table_and_hour_and_advances_the_manifest() {
 
 #[test]
 fn files_carry_bloom_filters_on_lookup_columns_and_a_page_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut lake = Lake::open(dir.path(), EncodeOptions::default()).unwrap();
-    let mut log = lake.open_partition("auth-events", 2).unwrap();
+    let (dir, mut lake, mut log) = lake_with_partition();
     let mut builder = segment_with(0..100, |_| 18);
     lake.commit(&mut log, builder.finish().unwrap().unwrap())
         .unwrap();
@@ -130,14 +149,8 @@ fn files_carry_bloom_filters_on_lookup_columns_and_a_page_index() {
 
 #[test]
 fn interrupted_flush_is_rolled_back_on_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut lake = Lake::open(dir.path(), EncodeOptions::default()).unwrap();
-    let mut log = lake.open_partition("auth-events", 2).unwrap();
-    lake.commit(
-        &mut log,
-        segment_with(0..5, |_| 18).finish().unwrap().unwrap(),
-    )
-    .unwrap();
+    let (dir, mut lake, mut log) = lake_with_partition();
+    commit(&mut lake, &mut log, 0..5);
 
     // A crash after the pending record and one file, before the committed record.
     let orphan = data_file_path(Table::Events, 0, "auth-events", 2, 5, 9);
@@ -166,11 +179,8 @@ fn interrupted_flush_is_rolled_back_on_open() {
         "the interrupted range is not in the lake"
     );
     assert!(!orphan.exists(), "the interrupted flush's file is deleted");
-    let manifest = fs::read_to_string(log.path()).unwrap();
-    let states: Vec<RecordState> = manifest
-        .lines()
-        .map(|line| serde_json::from_str::<ManifestRecord>(line).unwrap().state)
-        .collect();
+    let records = manifest_records(&log);
+    let states: Vec<RecordState> = records.iter().map(|record| record.state).collect();
     assert_eq!(
         states,
         [
@@ -184,38 +194,22 @@ fn interrupted_flush_is_rolled_back_on_open() {
 
 #[test]
 fn rewriting_the_same_range_replaces_the_file_instead_of_adding_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut lake = Lake::open(dir.path(), EncodeOptions::default()).unwrap();
-    let mut log = lake.open_partition("auth-events", 2).unwrap();
-    lake.commit(
-        &mut log,
-        segment_with(0..5, |_| 18).finish().unwrap().unwrap(),
-    )
-    .unwrap();
+    let (dir, mut lake, mut log) = lake_with_partition();
+    commit(&mut lake, &mut log, 0..5);
     // A second process that never saw the first commit writes the same range again.
     let mut stale_log = {
         let mut other = Lake::open(dir.path(), EncodeOptions::default()).unwrap();
         fs::remove_file(dir.path().join(manifest_path("auth-events", 2))).unwrap();
         other.open_partition("auth-events", 2).unwrap()
     };
-    lake.commit(
-        &mut stale_log,
-        segment_with(0..5, |_| 18).finish().unwrap().unwrap(),
-    )
-    .unwrap();
+    commit(&mut lake, &mut stale_log, 0..5);
     assert_eq!(parquet_files(dir.path()).len(), 1);
 }
 
 #[test]
 fn torn_manifest_line_is_dropped() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut lake = Lake::open(dir.path(), EncodeOptions::default()).unwrap();
-    let mut log = lake.open_partition("auth-events", 2).unwrap();
-    lake.commit(
-        &mut log,
-        segment_with(0..5, |_| 18).finish().unwrap().unwrap(),
-    )
-    .unwrap();
+    let (_dir, mut lake, mut log) = lake_with_partition();
+    commit(&mut lake, &mut log, 0..5);
     let path = log.path().to_path_buf();
     drop(log);
     let mut text = fs::read_to_string(&path).unwrap();
@@ -224,26 +218,16 @@ fn torn_manifest_line_is_dropped() {
 
     let mut log = lake.open_partition("auth-events", 2).unwrap();
     assert_eq!(log.next_offset(), Some(5));
-    lake.commit(
-        &mut log,
-        segment_with(5..8, |_| 18).finish().unwrap().unwrap(),
-    )
-    .unwrap();
+    commit(&mut lake, &mut log, 5..8);
     let log = lake.open_partition("auth-events", 2).unwrap();
     assert_eq!(log.next_offset(), Some(8));
 }
 
 #[test]
 fn manifest_records_chain_to_their_predecessor() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut lake = Lake::open(dir.path(), EncodeOptions::default()).unwrap();
-    let mut log = lake.open_partition("auth-events", 2).unwrap();
+    let (dir, mut lake, mut log) = lake_with_partition();
     for range in [0..3, 3..6] {
-        lake.commit(
-            &mut log,
-            segment_with(range, |_| 18).finish().unwrap().unwrap(),
-        )
-        .unwrap();
+        commit(&mut lake, &mut log, range);
     }
     let manifest = fs::read_to_string(log.path()).unwrap();
     let lines: Vec<&str> = manifest.lines().collect();
@@ -285,14 +269,8 @@ fn checkpoints_are_replaced_whole() {
 
 #[test]
 fn a_loss_is_recorded_with_the_data_after_it_and_old_records_keep_their_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut lake = Lake::open(dir.path(), EncodeOptions::default()).unwrap();
-    let mut log = lake.open_partition("auth-events", 2).unwrap();
-    lake.commit(
-        &mut log,
-        segment_with(0..3, |_| 18).finish().unwrap().unwrap(),
-    )
-    .unwrap();
+    let (_dir, mut lake, mut log) = lake_with_partition();
+    commit(&mut lake, &mut log, 0..3);
     // Offsets 3..=9 were gone from the broker: the next data starts at 10.
     let mut segment = segment_with(10..12, |_| 18).finish().unwrap().unwrap();
     segment.lost.push(LostRange {
@@ -302,11 +280,7 @@ fn a_loss_is_recorded_with_the_data_after_it_and_old_records_keep_their_bytes() 
     lake.commit(&mut log, segment).unwrap();
     assert_eq!(log.next_offset(), Some(12));
 
-    let manifest = fs::read_to_string(log.path()).unwrap();
-    let records: Vec<ManifestRecord> = manifest
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let records = manifest_records(&log);
     let states: Vec<_> = records.iter().map(|r| (r.state, r.lost.len())).collect();
     use RecordState::{Committed, Pending};
     assert_eq!(
@@ -316,6 +290,7 @@ fn a_loss_is_recorded_with_the_data_after_it_and_old_records_keep_their_bytes() 
     assert_eq!(records[3].lost[0].len(), 7);
     // A record without a loss serializes exactly as before the field existed, so lines
     // written by older builds parse and keep their hashes and signatures.
+    let manifest = fs::read_to_string(log.path()).unwrap();
     let first = manifest.lines().nth(1).unwrap();
     assert!(!first.contains("lost"), "{first}");
     let reparsed: ManifestRecord = serde_json::from_str(first).unwrap();
