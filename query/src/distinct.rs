@@ -20,62 +20,44 @@ use datafusion::common::{Column, Result};
 use datafusion::functions_aggregate::sum::sum;
 use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams};
 use datafusion::logical_expr::{lit, Aggregate, Expr, LogicalPlan, Projection};
-use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 /// DataFusion's rule this one prepares for; ours is inserted just before it.
 pub const SINGLE_DISTINCT_RULE: &str = "single_distinct_aggregation_to_group_by";
 
-/// The optimizer rule; see the module docs.
-#[derive(Debug, Default)]
-pub struct CountBesideDistinct;
-
-impl OptimizerRule for CountBesideDistinct {
-    fn name(&self) -> &str {
-        "authtrail_count_beside_distinct"
+/// The rule's rewrite of an aggregate (applied top down); see the module docs.
+pub(crate) fn rewrite(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::Aggregate(aggregate) = plan else {
+        return Ok(Transformed::no(plan));
+    };
+    if !applies(&aggregate) {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
     }
-
-    fn apply_order(&self) -> Option<ApplyOrder> {
-        Some(ApplyOrder::TopDown)
-    }
-
-    fn rewrite(
-        &self,
-        plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
-    ) -> Result<Transformed<LogicalPlan>> {
-        let LogicalPlan::Aggregate(aggregate) = plan else {
-            return Ok(Transformed::no(plan));
-        };
-        if !applies(&aggregate) {
-            return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
-        }
-        let old_schema = Arc::clone(&aggregate.schema);
-        let aggr_expr = aggregate
-            .aggr_expr
-            .iter()
-            .map(|expr| {
-                if constant_count(expr) {
-                    sum(lit(1i64))
-                } else {
-                    expr.clone()
-                }
-            })
-            .collect();
-        let rewritten = Aggregate::try_new(aggregate.input, aggregate.group_expr, aggr_expr)?;
-        // Same columns in the same order; only the counts' names changed.
-        let restore_names = rewritten
-            .schema
-            .iter()
-            .zip(old_schema.iter())
-            .map(|((new_qualifier, new_field), (old_qualifier, old_field))| {
-                Expr::Column(Column::new(new_qualifier.cloned(), new_field.name()))
-                    .alias_qualified(old_qualifier.cloned(), old_field.name())
-            })
-            .collect();
-        let projection =
-            Projection::try_new(restore_names, Arc::new(LogicalPlan::Aggregate(rewritten)))?;
-        Ok(Transformed::yes(LogicalPlan::Projection(projection)))
-    }
+    let old_schema = Arc::clone(&aggregate.schema);
+    let aggr_expr = aggregate
+        .aggr_expr
+        .iter()
+        .map(|expr| {
+            if constant_count(expr) {
+                sum(lit(1i64))
+            } else {
+                expr.clone()
+            }
+        })
+        .collect();
+    let rewritten = Aggregate::try_new(aggregate.input, aggregate.group_expr, aggr_expr)?;
+    // Same columns in the same order; only the counts' names changed.
+    let restore_names = rewritten
+        .schema
+        .iter()
+        .zip(old_schema.iter())
+        .map(|((new_qualifier, new_field), (old_qualifier, old_field))| {
+            Expr::Column(Column::new(new_qualifier.cloned(), new_field.name()))
+                .alias_qualified(old_qualifier.cloned(), old_field.name())
+        })
+        .collect();
+    let projection =
+        Projection::try_new(restore_names, Arc::new(LogicalPlan::Aggregate(rewritten)))?;
+    Ok(Transformed::yes(LogicalPlan::Projection(projection)))
 }
 
 /// Grouped (not grouping sets), every aggregate plain (no FILTER or ORDER BY), the distinct

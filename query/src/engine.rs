@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::Transformed;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -13,7 +14,8 @@ use datafusion::datasource::listing::{
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::optimizer::{Optimizer, OptimizerRule};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::{ApplyOrder, Optimizer, OptimizerConfig, OptimizerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use authtrail_model::lake::{partition_columns, Table};
@@ -22,6 +24,33 @@ use tokio::time::Instant;
 use crate::config::QueryConfig;
 use crate::pool::QueryPool;
 use crate::{bounded, cidr, distinct, guard, limits, prune, pushdown, utc_trunc, yielding, Error};
+
+/// One of authtrail's optimizer rules: its name, the order DataFusion walks the plan in
+/// for it, and its rewrite of one plan node.
+#[derive(Debug)]
+struct PlanRewrite {
+    name: &'static str,
+    order: ApplyOrder,
+    rewrite: fn(LogicalPlan) -> datafusion::common::Result<Transformed<LogicalPlan>>,
+}
+
+impl OptimizerRule for PlanRewrite {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(self.order)
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> datafusion::common::Result<Transformed<LogicalPlan>> {
+        (self.rewrite)(plan)
+    }
+}
 
 /// DataFusion's optimizer rules plus authtrail's: the count rewrite just before the
 /// single-distinct rewrite it enables, then partition pruning (after filter pushdown) and
@@ -32,9 +61,22 @@ fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         .iter()
         .position(|rule| rule.name() == distinct::SINGLE_DISTINCT_RULE)
         .unwrap_or(0);
-    rules.insert(single_distinct, Arc::new(distinct::CountBesideDistinct));
-    rules.push(Arc::new(prune::TimePartitionPruning));
-    rules.push(Arc::new(utc_trunc::UtcDateTrunc));
+    let count_beside_distinct = PlanRewrite {
+        name: "authtrail_count_beside_distinct",
+        order: ApplyOrder::TopDown,
+        rewrite: distinct::rewrite,
+    };
+    rules.insert(single_distinct, Arc::new(count_beside_distinct));
+    rules.push(Arc::new(PlanRewrite {
+        name: "authtrail_time_partition_pruning",
+        order: ApplyOrder::BottomUp,
+        rewrite: prune::rewrite,
+    }));
+    rules.push(Arc::new(PlanRewrite {
+        name: "authtrail_utc_date_trunc",
+        order: ApplyOrder::BottomUp,
+        rewrite: utc_trunc::rewrite,
+    }));
     rules
 }
 

@@ -17,61 +17,43 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result, ScalarValue, TableReference};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{lit, Between, BinaryExpr, Expr, LogicalPlan, Operator};
-use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 /// The column whose bounds this rule turns into partition filters, on the tables
 /// partitioned by it.
 const TIME: &str = "time";
 
-/// The optimizer rule; see the module docs.
-#[derive(Debug, Default)]
-pub struct TimePartitionPruning;
-
-impl OptimizerRule for TimePartitionPruning {
-    fn name(&self) -> &str {
-        "authtrail_time_partition_pruning"
+/// The rule's rewrite of a scan (applied bottom up); see the module docs.
+pub(crate) fn rewrite(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::TableScan(mut scan) = plan else {
+        return Ok(Transformed::no(plan));
+    };
+    // Every lake table has the partition columns; no other scan does.
+    let Some(table) = Table::parse(scan.table_name.table()) else {
+        return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+    };
+    let mut changed = false;
+    let mut filters = Vec::with_capacity(scan.filters.len() + 2);
+    for filter in std::mem::take(&mut scan.filters) {
+        let rewritten = filter.transform_up(hour_equality_as_range)?;
+        changed |= rewritten.transformed;
+        filters.push(rewritten.data);
     }
-
-    fn apply_order(&self) -> Option<ApplyOrder> {
-        Some(ApplyOrder::BottomUp)
+    scan.filters = filters;
+    if table.partition_time_column() == TIME {
+        let added: Vec<Expr> = TimeBounds::of(&scan.filters)
+            .partition_filters(&scan.table_name)
+            .into_iter()
+            .filter(|filter| !scan.filters.contains(filter))
+            .collect();
+        changed |= !added.is_empty();
+        scan.filters.extend(added);
     }
-
-    fn rewrite(
-        &self,
-        plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
-    ) -> Result<Transformed<LogicalPlan>> {
-        let LogicalPlan::TableScan(mut scan) = plan else {
-            return Ok(Transformed::no(plan));
-        };
-        // Every lake table has the partition columns; no other scan does.
-        let Some(table) = Table::parse(scan.table_name.table()) else {
-            return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
-        };
-        let mut changed = false;
-        let mut filters = Vec::with_capacity(scan.filters.len() + 2);
-        for filter in std::mem::take(&mut scan.filters) {
-            let rewritten = filter.transform_up(hour_equality_as_range)?;
-            changed |= rewritten.transformed;
-            filters.push(rewritten.data);
-        }
-        scan.filters = filters;
-        if table.partition_time_column() == TIME {
-            let added: Vec<Expr> = TimeBounds::of(&scan.filters)
-                .partition_filters(&scan.table_name)
-                .into_iter()
-                .filter(|filter| !scan.filters.contains(filter))
-                .collect();
-            changed |= !added.is_empty();
-            scan.filters.extend(added);
-        }
-        let plan = LogicalPlan::TableScan(scan);
-        Ok(if changed {
-            Transformed::yes(plan)
-        } else {
-            Transformed::no(plan)
-        })
-    }
+    let plan = LogicalPlan::TableScan(scan);
+    Ok(if changed {
+        Transformed::yes(plan)
+    } else {
+        Transformed::no(plan)
+    })
 }
 
 /// `hour = N` (either way round) as `hour >= N AND hour <= N`; see the module docs.

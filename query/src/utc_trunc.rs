@@ -16,38 +16,20 @@ use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{cast, lit, Expr, ExprSchemable, LogicalPlan};
-use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-/// The optimizer rule; see the module docs.
-#[derive(Debug, Default)]
-pub struct UtcDateTrunc;
-
-impl OptimizerRule for UtcDateTrunc {
-    fn name(&self) -> &str {
-        "authtrail_utc_date_trunc"
+/// The rule's rewrite of a node's expressions (applied bottom up); see the module docs.
+pub(crate) fn rewrite(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    // Expressions of a one-input node are typed against that input's schema.
+    if plan.inputs().len() != 1 {
+        return Ok(Transformed::no(plan));
     }
-
-    fn apply_order(&self) -> Option<ApplyOrder> {
-        Some(ApplyOrder::BottomUp)
-    }
-
-    fn rewrite(
-        &self,
-        plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
-    ) -> Result<Transformed<LogicalPlan>> {
-        // Expressions of a one-input node are typed against that input's schema.
-        if plan.inputs().len() != 1 {
-            return Ok(Transformed::no(plan));
-        }
-        let schema = Arc::clone(plan.inputs()[0].schema());
-        let names = NamePreserver::new(&plan);
-        plan.map_expressions(|expr| {
-            let name = names.save(&expr);
-            let rewritten = expr.transform_up(|expr| truncate_in_utc(expr, &schema))?;
-            Ok(rewritten.update_data(|expr| name.restore(expr)))
-        })
-    }
+    let schema = Arc::clone(plan.inputs()[0].schema());
+    let names = NamePreserver::new(&plan);
+    plan.map_expressions(|expr| {
+        let name = names.save(&expr);
+        let rewritten = expr.transform_up(|expr| truncate_in_utc(expr, &schema))?;
+        Ok(rewritten.update_data(|expr| name.restore(expr)))
+    })
 }
 
 fn truncate_in_utc(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
