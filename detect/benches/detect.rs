@@ -130,36 +130,16 @@ impl World {
         let choice = self.rng.below(100);
         let ip = IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + p as u32));
         let principal = self.names[p].as_str();
+        let id = Cow::Owned(format!("e{seq}"));
         let mut event = Event {
-            id: Cow::Owned(format!("e{seq}")),
-            time,
-            kind,
-            principal: Cow::Borrowed(principal),
             principal_type: if service {
                 PrincipalType::Service
             } else {
                 PrincipalType::User
             },
-            service: None,
-            outcome: None,
-            reason: None,
             source_ip: Some(ip),
-            source_service: None,
-            target_service: None,
-            resource: None,
-            action: None,
             token_id: Some(Cow::Owned(format!("t{p}-{generation}"))),
-            token_issuer: None,
-            token_audience: None,
-            token_scopes: None,
-            token_expires: None,
-            client_id: None,
-            auth_method: None,
-            mfa: None,
-            user_agent: None,
-            session_id: None,
-            trace_id: None,
-            attributes: Vec::new(),
+            ..Event::new(id, time, kind, Cow::Borrowed(principal))
         };
         match kind {
             Kind::TokenIssue => {

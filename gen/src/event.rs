@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 /// An event of the contract (`events.md`), with the fields the model fills.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct Ev {
     pub id: String,
     #[serde(serialize_with = "rfc3339")]
@@ -71,26 +71,7 @@ impl Ev {
             time,
             kind,
             principal: principal.to_owned(),
-            service: None,
-            outcome: None,
-            reason: None,
-            source_ip: None,
-            source_service: None,
-            target_service: None,
-            resource: None,
-            action: None,
-            token_id: None,
-            token_issuer: None,
-            token_audience: None,
-            token_scopes: None,
-            token_expires: None,
-            client_id: None,
-            auth_method: None,
-            mfa: None,
-            user_agent: None,
-            session_id: None,
-            trace_id: None,
-            scenario: None,
+            ..Ev::default()
         }
     }
 

@@ -159,6 +159,40 @@ pub struct Event<'a> {
     pub attributes: Vec<(Text<'a>, Text<'a>)>,
 }
 
+impl<'a> Event<'a> {
+    /// An event with the fields every kind requires, `principal_type` inferred as the
+    /// contract does, and nothing else: what tests, benches and generators start from.
+    pub fn new(id: Text<'a>, time: Micros, kind: Kind, principal: Text<'a>) -> Self {
+        Event {
+            id,
+            time,
+            kind,
+            principal_type: PrincipalType::infer(&principal),
+            principal,
+            service: None,
+            outcome: None,
+            reason: None,
+            source_ip: None,
+            source_service: None,
+            target_service: None,
+            resource: None,
+            action: None,
+            token_id: None,
+            token_issuer: None,
+            token_audience: None,
+            token_scopes: None,
+            token_expires: None,
+            client_id: None,
+            auth_method: None,
+            mfa: None,
+            user_agent: None,
+            session_id: None,
+            trace_id: None,
+            attributes: Vec::new(),
+        }
+    }
+}
+
 impl Event<'_> {
     /// The value of one attribute, if present.
     pub fn attribute(&self, key: &str) -> Option<&str> {

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use authtrail_model::{Alert, Event, Kind, Micros, Outcome, PrincipalType};
+use authtrail_model::{Alert, Event, Kind, Micros, Outcome};
 
 use crate::state::TableStats;
 use crate::{DetectConfig, Detectors};
@@ -17,33 +17,8 @@ pub fn at(seconds: f64) -> Micros {
 
 /// An event with only the required fields.
 pub fn event(id: &str, seconds: f64, kind: Kind, principal: &str) -> Event<'static> {
-    Event {
-        id: Cow::Owned(id.to_owned()),
-        time: at(seconds),
-        kind,
-        principal: Cow::Owned(principal.to_owned()),
-        principal_type: PrincipalType::infer(principal),
-        service: None,
-        outcome: None,
-        reason: None,
-        source_ip: None,
-        source_service: None,
-        target_service: None,
-        resource: None,
-        action: None,
-        token_id: None,
-        token_issuer: None,
-        token_audience: None,
-        token_scopes: None,
-        token_expires: None,
-        client_id: None,
-        auth_method: None,
-        mfa: None,
-        user_agent: None,
-        session_id: None,
-        trace_id: None,
-        attributes: Vec::new(),
-    }
+    let (id, principal) = (Cow::Owned(id.to_owned()), Cow::Owned(principal.to_owned()));
+    Event::new(id, at(seconds), kind, principal)
 }
 
 pub fn text(value: &str) -> Option<Cow<'static, str>> {
