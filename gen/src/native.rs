@@ -11,18 +11,21 @@
 //!   the token, `LOGOUT` revoking a user's tokens by principal). Not `authz`: Keycloak does
 //!   not see the services' decisions.
 //! - [`Format::K8sAudit`]: the Kubernetes API server's `audit.k8s.io/v1` `Event` at level
-//!   `Metadata`, stage `ResponseComplete`. It expresses `authz` only: the decision and its
-//!   reason in the `authorization.k8s.io/*` annotations, the token id as the
-//!   `JTI=` credential id in `user.extra`.
+//!   `Metadata`, stage `ResponseComplete`. It expresses people's own `authz` only (not a
+//!   call a service forwards for them, `source_service`, which an audit event cannot say): the decision
+//!   and its reason in the `authorization.k8s.io/*` annotations, the token id as the
+//!   `JTI=` credential id in `user.extra`, the object in the target service's namespace.
+//!   A service's decisions stay in the contract: the generated services hold the identity
+//!   provider's client tokens, and as Kubernetes service accounts they would be other
+//!   principals than the clients those tokens were issued to.
 //!
 //! Each native record keeps the contract event's id as its own (`id`, `auditID`), so
-//! the ground truth, keyed by event id, holds for the adapted events too. Names: a user
-//! `user:alice` is `alice`; a service `svc:orders` is client `orders`, and a SPIFFE id is
-//! named by its last path segment (`spiffe://…/ns/pay/sa/payments` is `payments`).
-//! Kubernetes namespaces follow one rule: each service runs in a namespace named after
-//! itself, under a service account of its name (`svc:orders` is
-//! `system:serviceaccount:orders:orders`), except that a SPIFFE id in Istio's form
-//! `…/ns/<namespace>/sa/<account>` names both itself.
+//! the ground truth, keyed by event id, holds for the adapted events too. Names are chosen
+//! so that one person or service is one principal in every source: a user `user:alice` is
+//! Keycloak user `alice` (its `userId` too: the adapter reads `userId`, which real token
+//! events carry) and Kubernetes user `alice` (the adapter makes both `user:alice`); a
+//! service `svc:orders` is Keycloak client `orders`. SPIFFE-identified services present
+//! their workload identity, not a client: their events stay in the contract.
 //!
 //! [`Format::render`] gives `None` for an event the format cannot express; writers count
 //! those (`authtrail gen --format keycloak` leaves them out, `--native` sends them to the

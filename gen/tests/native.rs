@@ -173,13 +173,12 @@ fn audit_events_carry_the_contract_decision_and_credential() {
         assert_eq!(record["userAgent"], contract["user_agent"]);
         let principal = text(&contract["principal"], "principal");
         let username = text(&record["user"]["username"], "user.username");
-        match principal.strip_prefix("user:") {
-            Some(user) => assert_eq!(username, user),
-            None => assert!(
-                username.starts_with("system:serviceaccount:"),
-                "{principal} as {username}"
-            ),
-        }
+        // People only: a service's decisions stay in the contract.
+        assert_eq!(
+            Some(username),
+            principal.strip_prefix("user:"),
+            "{principal}"
+        );
         let credential = &record["user"]["extra"]["authentication.kubernetes.io/credential-id"];
         match contract["token_id"].as_str() {
             Some(token) => assert_eq!(credential[0], format!("JTI={token}")),

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::{is_service, service_name, user_name};
+use super::{is_service, user_name};
 use crate::event::Ev;
 
 /// The key under which the API server names the credential a request presented.
@@ -86,7 +86,12 @@ struct Annotations<'a> {
 /// decision: every kind but `authz`, and an `authz` without the outcome, resource or
 /// action a request has.
 pub(super) fn render(ev: &Ev) -> Option<String> {
-    if ev.kind != "authz" {
+    // People's own requests only: the generated services authenticate with the identity
+    // provider's client tokens, and as Kubernetes service accounts they would be other
+    // principals than the clients those tokens were issued to; and a call a service
+    // forwards on a person's behalf (`source_service`) has no place in an audit event, so
+    // it would read as the person calling from the service's address.
+    if ev.kind != "authz" || is_service(&ev.principal) || ev.source_service.is_some() {
         return None;
     }
     let allowed = match ev.outcome? {
@@ -155,36 +160,11 @@ fn user(ev: &Ev) -> User {
     if let Some(token) = &ev.token_id {
         extra.insert(CREDENTIAL_ID, vec![format!("JTI={token}")]);
     }
-    if is_service(&ev.principal) {
-        let (namespace, account) = service_account(&ev.principal);
-        User {
-            username: format!("system:serviceaccount:{namespace}:{account}"),
-            groups: vec![
-                "system:serviceaccounts".into(),
-                format!("system:serviceaccounts:{namespace}"),
-                "system:authenticated".into(),
-            ],
-            extra,
-        }
-    } else {
-        User {
-            username: user_name(&ev.principal).to_owned(),
-            groups: vec!["system:authenticated".into()],
-            extra,
-        }
+    User {
+        username: user_name(&ev.principal).to_owned(),
+        groups: vec!["system:authenticated".into()],
+        extra,
     }
-}
-
-/// A service's namespace and service account: a SPIFFE id in Istio's form
-/// (`…/ns/<namespace>/sa/<account>`) names both; any other service runs in a namespace
-/// named after itself, under an account of its name.
-fn service_account(principal: &str) -> (&str, &str) {
-    let segments: Vec<&str> = principal.split('/').collect();
-    if let [.., "ns", namespace, "sa", account] = segments[..] {
-        return (namespace, account);
-    }
-    let name = service_name(principal);
-    (name, name)
 }
 
 /// The object a request path names, read as a resource path: `/<resource>[/<name>
@@ -214,7 +194,6 @@ mod tests {
         let mut ev = Ev::new("ev-3".into(), T + 123_000, "authz", principal);
         ev.service = Some("payments");
         ev.target_service = Some("payments");
-        ev.source_service = Some("checkout");
         ev.resource = Some("/charges");
         ev.action = Some("POST");
         ev.outcome = Some(outcome);
@@ -224,6 +203,20 @@ mod tests {
 
     fn rendered(ev: &Ev) -> Value {
         serde_json::from_str(&render(ev).expect("expressible")).unwrap()
+    }
+
+    #[test]
+    fn only_peoples_own_requests_are_audit_events() {
+        let mut forwarded = authz("user:ada", "allow");
+        forwarded.source_service = Some("checkout");
+        assert_eq!(render(&forwarded), None, "a call a service forwards");
+        assert_eq!(render(&authz("svc:checkout", "deny")), None, "a service's");
+        let denied = rendered(&authz("user:ada", "deny"));
+        assert_eq!(
+            denied["annotations"]["authorization.k8s.io/decision"],
+            "forbid"
+        );
+        assert_eq!(denied["responseStatus"]["code"], 403);
     }
 
     #[test]
@@ -258,48 +251,6 @@ mod tests {
         assert_eq!(
             event["annotations"],
             json!({"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""})
-        );
-    }
-
-    #[test]
-    fn a_denied_service_call_is_forbidden_with_its_reason_and_credential_id() {
-        let mut ev = authz("svc:checkout", "deny");
-        ev.reason = Some("policy");
-        ev.token_id = Some("jti-9f2".into());
-        let event = rendered(&ev);
-        assert_eq!(
-            event["user"],
-            json!({
-                "username": "system:serviceaccount:checkout:checkout",
-                "groups": [
-                    "system:serviceaccounts",
-                    "system:serviceaccounts:checkout",
-                    "system:authenticated",
-                ],
-                "extra": {"authentication.kubernetes.io/credential-id": ["JTI=jti-9f2"]},
-            })
-        );
-        assert_eq!(event["responseStatus"]["code"], 403);
-        assert_eq!(event["responseStatus"]["reason"], "Forbidden");
-        assert_eq!(
-            event["annotations"]["authorization.k8s.io/decision"],
-            "forbid"
-        );
-        assert_eq!(
-            event["annotations"]["authorization.k8s.io/reason"],
-            "policy"
-        );
-    }
-
-    #[test]
-    fn a_spiffe_id_in_istio_form_names_its_namespace_and_account() {
-        let event = rendered(&authz(
-            "spiffe://prod.example.com/ns/pay/sa/payments",
-            "allow",
-        ));
-        assert_eq!(
-            event["user"]["username"],
-            "system:serviceaccount:pay:payments"
         );
     }
 

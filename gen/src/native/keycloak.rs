@@ -81,6 +81,11 @@ const TOKEN_EXCHANGE: EventType = ("TOKEN_EXCHANGE", "TOKEN_EXCHANGE_ERROR");
 /// `ev` as Keycloak's JSON, or `None` for what Keycloak does not log: `authz`, and a
 /// service's tokens revoked by principal (Keycloak logs clients out of nothing).
 pub(super) fn render(ev: &Ev) -> Option<String> {
+    // A SPIFFE-identified service presents its workload identity, not a Keycloak client:
+    // its events stay in the contract, where its principal is that identity.
+    if ev.principal.starts_with("spiffe://") {
+        return None;
+    }
     let service = is_service(&ev.principal);
     let failed = matches!(ev.outcome, Some("failure"));
     let mut event = Event {
@@ -89,7 +94,15 @@ pub(super) fn render(ev: &Ev) -> Option<String> {
         event_type: "",
         realm_id: REALM,
         client_id: ev.client_id,
-        user_id: stable_uuid(&ev.principal),
+        // The generated realm's user ids are the usernames, so that a person is one
+        // principal in every source: the services' own (contract) events name people by
+        // username, and the Keycloak adapter takes `userId` (real token events carry no
+        // username).
+        user_id: if service {
+            stable_uuid(&ev.principal)
+        } else {
+            user_name(&ev.principal).to_owned()
+        },
         session_id: ev.session_id.as_deref(),
         ip_address: ev.source_ip,
         error: None,
@@ -273,7 +286,7 @@ mod tests {
         assert_eq!(event["time"], T / 1_000);
         assert_eq!(event["type"], "LOGIN");
         assert_eq!(event["realmId"], "prod");
-        assert_eq!(event["userId"], stable_uuid("user:ada.lovelace3"));
+        assert_eq!(event["userId"], "ada.lovelace3");
         assert_eq!(event["sessionId"], "s-1");
         assert_eq!(event["ipAddress"], "203.0.113.7");
         assert_eq!(event["details"]["username"], "ada.lovelace3");
@@ -305,13 +318,17 @@ mod tests {
         assert!(event["details"].get("token_id").is_none());
 
         let failure = rendered(&login(
-            "spiffe://prod.example.com/ns/pay/sa/payments",
+            "svc:payments",
             "client_credentials",
             Some("invalid_client"),
         ));
         assert_eq!(failure["type"], "CLIENT_LOGIN_ERROR");
         assert_eq!(failure["clientId"], "payments");
         assert_eq!(failure["error"], "invalid_client_credentials");
+
+        // A SPIFFE-identified service is no Keycloak client: it stays in the contract.
+        let spiffe = login("spiffe://prod.example.com/ns/pay/sa/payments", "mtls", None);
+        assert_eq!(super::render(&spiffe), None);
 
         let password = rendered(&login("svc:payments", "password", None));
         assert_eq!(password["type"], "CLIENT_LOGIN");
