@@ -40,6 +40,8 @@ pub enum Refusal {
         message: String,
         retry_after: Duration,
     },
+    /// 500: a bug (logged where it happened; the answer says no more).
+    Internal,
 }
 
 impl Refusal {
@@ -84,6 +86,11 @@ impl Refusal {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "broker_unavailable",
                 message.clone(),
+            ),
+            Refusal::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; see the server log".into(),
             ),
         }
     }

@@ -108,7 +108,10 @@ async fn receive(
         }
     })
     .await
-    .map_err(|_| Refusal::BadRequest("the request could not be processed".into()))??;
+    .map_err(|error| {
+        tracing::error!(%error, format, "a collector request's processing task failed");
+        Refusal::Internal
+    })??;
     collector.producer.acknowledged(in_flight).await?;
     collector.routes[format]
         .metrics
