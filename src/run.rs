@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
+use authtrail_ingest::kafka::TopicSource;
 use authtrail_ingest::{BoxError, StatsSnapshot};
 use authtrail_pipeline::Stages;
 use authtrail_query::api::{serve_connections, AppState};
@@ -67,6 +68,8 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
     let keys = config.api.load_keys()?;
+    let mut config = config;
+    consume_collected_topics(&mut config)?;
     let live = Arc::new(LiveAlerts::default());
     let mut stages = Stages::open(
         config.stages(lake_root, true),
@@ -161,4 +164,29 @@ pub fn command(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         totals.received, totals.accepted, totals.rejected, totals.alerts, totals.files, totals.flushes
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// With the collector on (it has keys), the topics it produces to are consumed here too,
+/// each in its format, so what is posted to `/api/v1/collect/{format}` reaches the lake:
+/// every topic the collector names that `kafka.topics` and `[[kafka.sources]]` do not.
+fn consume_collected_topics(config: &mut Config) -> anyhow::Result<()> {
+    if config.collect.load_keys()?.is_empty() {
+        return Ok(());
+    }
+    for (topic, format) in config.collect.topics_by_format() {
+        let listed = config.kafka.topics.contains(&topic)
+            || config
+                .kafka
+                .sources
+                .iter()
+                .any(|source| source.topic == topic);
+        if !listed {
+            config.kafka.sources.push(TopicSource {
+                topic,
+                format,
+                skip_unmapped: false,
+            });
+        }
+    }
+    Ok(())
 }
