@@ -53,6 +53,24 @@ fn start_pipeline(
     authtrail_env(dir, name, &args, &env)
 }
 
+/// Produces events 0..3000 (`first.jsonl` in `dir`) to `broker` and starts the pipeline
+/// on `lake` with `env`; returns their ids and the pipeline once all are in the lake.
+fn ingest_first_events(
+    dir: &Path,
+    lake: &Path,
+    config: &str,
+    broker: &Broker,
+    env: &[(&str, &str)],
+) -> (Vec<String>, Process) {
+    let first = dir.join("first.jsonl");
+    let ids = write_events(&first, 0..3_000);
+    broker.produce(TOPIC, &first, Some(PARTITIONS));
+    let lake_arg = lake.to_string_lossy();
+    let ingest = start_pipeline(dir, "ingest", &lake_arg, config, &broker.address, env);
+    wait_for_rows(lake, ids.len(), Duration::from_secs(120));
+    (ids, ingest)
+}
+
 fn write_events(path: &Path, range: std::ops::Range<usize>) -> Vec<String> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for i in range.clone() {
@@ -77,16 +95,9 @@ fn write_config(dir: &Path) -> String {
 }
 
 fn assert_verifies(work: &Path, lake: &str) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_authtrail"))
-        .args(["--lake", lake, "verify"])
-        .current_dir(work)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "verify: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let mut verify = std::process::Command::new(env!("CARGO_BIN_EXE_authtrail"));
+    verify.args(["--lake", lake, "verify"]).current_dir(work);
+    support::succeeded(&mut verify, "verify");
 }
 
 fn wait_for_log(path: &Path, needle: &str, timeout: Duration) {
@@ -107,18 +118,8 @@ fn a_full_disk_stops_commits_and_nothing_is_lost_once_space_returns() {
     let broker = Broker::start(work.path());
     let config = write_config(work.path());
 
-    let first = work.path().join("first.jsonl");
-    let mut ids = write_events(&first, 0..3_000);
-    broker.produce(TOPIC, &first, Some(PARTITIONS));
-    let mut ingest = start_pipeline(
-        work.path(),
-        "ingest",
-        &lake_arg,
-        &config,
-        &broker.address,
-        &[(authtrail_store::FAULT_LAKE_FULL_ENV, flag.to_str().unwrap())],
-    );
-    wait_for_rows(&lake, ids.len(), Duration::from_secs(120));
+    let env = [(authtrail_store::FAULT_LAKE_FULL_ENV, flag.to_str().unwrap())];
+    let (mut ids, mut ingest) = ingest_first_events(work.path(), &lake, &config, &broker, &env);
 
     // The disk fills; more events arrive.
     std::fs::write(&flag, b"").unwrap();
@@ -177,18 +178,7 @@ fn a_broker_restart_mid_stream_loses_nothing() {
     let broker = Broker::existing(&format!("127.0.0.1:{port}"));
     let config = write_config(work.path());
 
-    let first = work.path().join("first.jsonl");
-    let mut ids = write_events(&first, 0..3_000);
-    broker.produce(TOPIC, &first, Some(PARTITIONS));
-    let mut ingest = start_pipeline(
-        work.path(),
-        "ingest",
-        &lake_arg,
-        &config,
-        &broker.address,
-        &[],
-    );
-    wait_for_rows(&lake, ids.len(), Duration::from_secs(120));
+    let (mut ids, mut ingest) = ingest_first_events(work.path(), &lake, &config, &broker, &[]);
 
     // The broker goes away while authtrail runs, and comes back with its storage.
     tansu.signal(SIGTERM);

@@ -29,18 +29,10 @@ const RESUMED: &str = "resumed-topic";
 const HOUR_MS: u64 = 3_600_000;
 
 fn retention(brokers: &str, args: &[&str]) -> String {
-    let output = Command::new(python())
-        .arg(repo_file("tests/e2e/kafka_retention.py"))
-        .arg(args[0])
-        .arg(brokers)
-        .args(&args[1..])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "kafka_retention.py {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut script = Command::new(python());
+    script.arg(repo_file("tests/e2e/kafka_retention.py"));
+    script.arg(args[0]).arg(brokers).args(&args[1..]);
+    let output = support::succeeded(&mut script, &format!("kafka_retention.py {args:?}"));
     String::from_utf8(output.stdout).unwrap()
 }
 

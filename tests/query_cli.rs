@@ -18,18 +18,12 @@ fn ingested_lake(work: &WorkDir) -> std::path::PathBuf {
     let lines: Vec<String> = (0..1_000).map(good_event).collect();
     std::fs::write(&input, lines.join("\n")).unwrap();
     let lake = work.path().join("lake");
-    let output = Command::new(env!("CARGO_BIN_EXE_authtrail"))
-        .arg("--lake")
-        .arg(&lake)
+    let mut ingest = Command::new(env!("CARGO_BIN_EXE_authtrail"));
+    ingest.arg("--lake").arg(&lake);
+    ingest
         .args(["ingest", "--no-detect", "--from-file"])
-        .arg(&input)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .arg(&input);
+    support::succeeded(&mut ingest, "ingest");
     lake
 }
 

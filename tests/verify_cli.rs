@@ -4,6 +4,7 @@
 mod support;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use support::{good_event, WorkDir};
@@ -23,6 +24,32 @@ fn authtrail(lake: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Writes `count` good events (then, with `broken_line`, a line that is not JSON) and
+/// ingests them with the real binary into `lake` in `work`, flushing every 100 rows.
+fn ingest(work: &WorkDir, count: usize, broken_line: bool) -> (PathBuf, Output) {
+    let input = work.path().join("events.jsonl");
+    let mut file = std::fs::File::create(&input).unwrap();
+    for i in 0..count {
+        writeln!(file, "{}", good_event(i)).unwrap();
+    }
+    if broken_line {
+        writeln!(file, "{{\"broken\": ").unwrap();
+    }
+    drop(file);
+    let lake = work.path().join("lake");
+    let from = input.to_str().unwrap();
+    let args = ["ingest", "--from-file", from, "--flush-rows", "100"];
+    let output = authtrail(lake.to_str().unwrap(), &args);
+    assert!(output.status.success(), "{}", text(&output));
+    (lake, output)
+}
+
+/// Asserts that the command failed and said `needle`.
+fn assert_failed_saying(output: &Output, needle: &str) {
+    assert!(!output.status.success());
+    assert!(text(output).contains(needle), "{}", text(output));
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -34,27 +61,8 @@ fn text(output: &Output) -> String {
 #[test]
 fn verify_passes_a_signed_lake_and_fails_a_tampered_one() {
     let work = WorkDir::new();
-    let input = work.path().join("events.jsonl");
-    let mut file = std::fs::File::create(&input).unwrap();
-    for i in 0..300 {
-        writeln!(file, "{}", good_event(i)).unwrap();
-    }
-    writeln!(file, "{{\"broken\": ").unwrap();
-    drop(file);
-    let lake = work.path().join("lake");
+    let (lake, ingest) = ingest(&work, 300, true);
     let lake = lake.to_str().unwrap();
-
-    let ingest = authtrail(
-        lake,
-        &[
-            "ingest",
-            "--from-file",
-            input.to_str().unwrap(),
-            "--flush-rows",
-            "100",
-        ],
-    );
-    assert!(ingest.status.success(), "{}", text(&ingest));
     assert!(!text(&ingest).contains(KEY), "the signing key was logged");
     assert!(text(&ingest).contains(PUBLIC), "the public key is logged");
 
@@ -64,49 +72,22 @@ fn verify_passes_a_signed_lake_and_fails_a_tampered_one() {
     assert!(!text(&verify).contains(KEY));
 
     let wrong_key = authtrail(lake, &["verify", "--public-key", OTHER_PUBLIC]);
-    assert!(!wrong_key.status.success());
-    assert!(
-        text(&wrong_key).contains("bad signature"),
-        "{}",
-        text(&wrong_key)
-    );
+    assert_failed_saying(&wrong_key, "bad signature");
 
     let victim = support::parquet_files(&std::path::Path::new(lake).join("events"))
         .pop()
         .unwrap();
     std::fs::remove_file(&victim).unwrap();
     let verify = authtrail(lake, &["verify", "--public-key", PUBLIC]);
-    assert!(!verify.status.success());
-    assert!(
-        text(&verify).contains("missing: `events/"),
-        "{}",
-        text(&verify)
-    );
+    assert_failed_saying(&verify, "missing: `events/");
     assert!(text(&verify).contains("1 findings"), "{}", text(&verify));
 }
 
 #[test]
 fn maintain_compacts_then_expires_and_verify_still_passes() {
     let work = WorkDir::new();
-    let input = work.path().join("events.jsonl");
-    let mut file = std::fs::File::create(&input).unwrap();
-    for i in 0..2_000 {
-        writeln!(file, "{}", good_event(i)).unwrap();
-    }
-    drop(file);
-    let lake_dir = work.path().join("lake");
+    let (lake_dir, _) = ingest(&work, 2_000, false);
     let lake = lake_dir.to_str().unwrap();
-    let ingest = authtrail(
-        lake,
-        &[
-            "ingest",
-            "--from-file",
-            input.to_str().unwrap(),
-            "--flush-rows",
-            "100",
-        ],
-    );
-    assert!(ingest.status.success(), "{}", text(&ingest));
     let files_before = support::parquet_files(&lake_dir.join("events")).len();
     let rows_before = support::row_count(&lake_dir, "events");
 

@@ -287,18 +287,24 @@ pub fn wait_for_rows(lake: &Path, rows: usize, timeout: Duration) {
     });
 }
 
-/// Reads the lake with DuckDB (hive partitioning) and returns its JSON report.
-pub fn duckdb_report(lake: &Path) -> serde_json::Value {
-    let output = Command::new(python())
-        .arg(repo_file("tests/e2e/duckdb_check.py"))
-        .arg(lake)
-        .output()
-        .unwrap();
+/// Runs `command` to completion; a failure fails the test, naming `what` and quoting
+/// what the command wrote.
+pub fn succeeded(command: &mut Command, what: &str) -> std::process::Output {
+    let output = command.output().unwrap();
     assert!(
         output.status.success(),
-        "duckdb check failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
     );
+    output
+}
+
+/// Reads the lake with DuckDB (hive partitioning) and returns its JSON report.
+pub fn duckdb_report(lake: &Path) -> serde_json::Value {
+    let mut check = Command::new(python());
+    check.arg(repo_file("tests/e2e/duckdb_check.py")).arg(lake);
+    let output = succeeded(&mut check, "duckdb check");
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
