@@ -83,7 +83,7 @@ impl Detector for NewServiceEdge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detectors::testkit::{authz, only, run};
+    use crate::detectors::testkit::{authz, only, reaches, run, same_calls_every_day};
 
     const DAY: f64 = 24.0 * 3_600.0;
 
@@ -115,17 +115,7 @@ mod tests {
     #[test]
     fn silent_for_a_brand_new_service_in_its_learning_period() {
         // Twenty targets in its first minutes: all of it is baseline.
-        let events: Vec<_> = (0..20)
-            .map(|i| {
-                authz(
-                    &format!("e{i}"),
-                    i as f64,
-                    "svc:fresh",
-                    &format!("svc-{i}"),
-                    true,
-                )
-            })
-            .collect();
+        let events = reaches("e", "svc:fresh", "svc-", 20, 0.0, 1.0);
         assert!(run(&only("new_service_edge"), &events).is_empty());
         // One second short of the learning period is still learning.
         let edge = [
@@ -137,20 +127,7 @@ mod tests {
 
     #[test]
     fn silent_for_a_service_that_calls_many_services_every_day() {
-        let mut events = Vec::new();
-        for day in 0..3 {
-            for i in 0..15 {
-                let time = day as f64 * DAY + i as f64 * 10.0;
-                let target = format!("svc-{i}");
-                events.push(authz(
-                    &format!("d{day}-{i}"),
-                    time,
-                    "svc:gateway",
-                    &target,
-                    true,
-                ));
-            }
-        }
+        let events = same_calls_every_day(15, 10.0);
         assert!(run(&only("new_service_edge"), &events).is_empty());
     }
 

@@ -164,7 +164,7 @@ impl Detector for ServiceFanOut {
 
 #[cfg(test)]
 mod tests {
-    use crate::detectors::testkit::{authz, only, run};
+    use crate::detectors::testkit::{authz, only, reaches, run, same_calls_every_day};
     use authtrail_model::Event;
 
     const DAY: f64 = 24.0 * 3_600.0;
@@ -172,37 +172,10 @@ mod tests {
     /// `svc:worker` learns `old` targets on day 0, then on day 1 reaches `old_then`
     /// of them and `new` unseen ones, `every` seconds apart.
     fn scenario(old_then: usize, new: usize, every: f64) -> Vec<Event<'static>> {
-        let mut events = Vec::new();
-        for i in 0..5 {
-            events.push(authz(
-                &format!("l{i}"),
-                i as f64,
-                "svc:worker",
-                &format!("old-{i}"),
-                true,
-            ));
-        }
-        let mut time = DAY;
-        for i in 0..old_then {
-            events.push(authz(
-                &format!("o{i}"),
-                time,
-                "svc:worker",
-                &format!("old-{i}"),
-                true,
-            ));
-            time += every;
-        }
-        for i in 0..new {
-            events.push(authz(
-                &format!("n{i}"),
-                time,
-                "svc:worker",
-                &format!("new-{i}"),
-                true,
-            ));
-            time += every;
-        }
+        let mut events = reaches("l", "svc:worker", "old-", 5, 0.0, 1.0);
+        events.extend(reaches("o", "svc:worker", "old-", old_then, DAY, every));
+        let start = DAY + old_then as f64 * every;
+        events.extend(reaches("n", "svc:worker", "new-", new, start, every));
         events
     }
 
@@ -231,35 +204,13 @@ mod tests {
 
     #[test]
     fn silent_for_a_service_that_calls_many_services_every_day() {
-        let mut events = Vec::new();
-        for day in 0..3 {
-            for i in 0..20 {
-                let time = day as f64 * DAY + i as f64;
-                events.push(authz(
-                    &format!("d{day}-{i}"),
-                    time,
-                    "svc:gateway",
-                    &format!("s{i}"),
-                    true,
-                ));
-            }
-        }
+        let events = same_calls_every_day(20, 1.0);
         assert!(run(&only("service_fan_out"), &events).is_empty());
     }
 
     #[test]
     fn silent_for_a_brand_new_service_in_its_learning_period() {
-        let events: Vec<_> = (0..20)
-            .map(|i| {
-                authz(
-                    &format!("e{i}"),
-                    i as f64,
-                    "svc:fresh",
-                    &format!("s{i}"),
-                    true,
-                )
-            })
-            .collect();
+        let events = reaches("e", "svc:fresh", "s", 20, 0.0, 1.0);
         assert!(run(&only("service_fan_out"), &events).is_empty());
     }
 

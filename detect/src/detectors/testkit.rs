@@ -46,6 +46,47 @@ pub fn authz(id: &str, seconds: f64, principal: &str, target: &str, allow: bool)
     event
 }
 
+/// `n` allowed `authz` events of `principal`, each to another target (`{target}{i}`),
+/// `every` seconds apart from `start`; ids `{id}{i}`.
+pub fn reaches(
+    id: &str,
+    principal: &str,
+    target: &str,
+    n: usize,
+    start: f64,
+    every: f64,
+) -> Vec<Event<'static>> {
+    let reach = |i| {
+        let time = start + i as f64 * every;
+        authz(
+            &format!("{id}{i}"),
+            time,
+            principal,
+            &format!("{target}{i}"),
+            true,
+        )
+    };
+    (0..n).map(reach).collect()
+}
+
+/// `svc:gateway` calling the same `targets` services (`s0`, `s1`, ...) `every` seconds
+/// apart on each of three days: nothing in it is new after the first day.
+pub fn same_calls_every_day(targets: usize, every: f64) -> Vec<Event<'static>> {
+    const DAY: f64 = 24.0 * 3_600.0;
+    let day = |day| {
+        let start = day as f64 * DAY;
+        reaches(
+            &format!("d{day}-"),
+            "svc:gateway",
+            "s",
+            targets,
+            start,
+            every,
+        )
+    };
+    (0..3).flat_map(day).collect()
+}
+
 /// A config with only the named detector enabled.
 pub fn only(name: &str) -> DetectConfig {
     let mut config = DetectConfig::default();
