@@ -144,7 +144,7 @@ impl RuleSet {
         let late = event.time < state.watermark.saturating_sub(state.lateness);
         state.stats.late_events += u64::from(late);
         state.watermark = state.watermark.max(event.time);
-        for &at in pack.taking(event.kind) {
+        for &at in pack.taking(event.kind, event.outcome) {
             let rule = &pack.detections[at];
             if !rule.matches(event) {
                 continue;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use authtrail_model::Kind;
+use authtrail_model::{Kind, Outcome};
 
 use crate::error::{Error, FileProblem};
 use crate::rule::{self, CorrelationRule, DetectionRule, Rule};
@@ -25,9 +25,11 @@ pub struct Pack {
     /// Per detection rule, whether its matches raise alerts of their own (not referred to
     /// by a correlation, or referred to by one with `generate: true`).
     pub generates: Vec<bool>,
-    /// Per event kind (`authn`, `token_issue`, `token_revoke`, `authz`), the detection
-    /// rules that take it.
-    by_kind: [Vec<usize>; 4],
+    /// Per event kind (`authn`, `token_issue`, `token_revoke`, `authz`) and outcome
+    /// (none, then `success`, `failure`, `allow`, `deny`), the detection rules an event
+    /// of that kind and outcome may match: most rules name both, so an event is tried
+    /// against a fraction of the pack.
+    by_kind: [[Vec<usize>; 5]; 4],
     /// Per file, the detectors (`sigma:…`) of its rules, for the tests.
     pub files: Vec<(PathBuf, Vec<String>)>,
 }
@@ -71,7 +73,8 @@ impl Pack {
                 }
             };
             let mut detectors = Vec::new();
-            for doc in &docs {
+            // An empty document (a file ending in `---`) holds no rule.
+            for doc in docs.iter().filter(|doc| !doc.is_null()) {
                 match rule::compile(doc) {
                     Ok(rule) => {
                         detectors.push(rule.meta().detector.clone());
@@ -139,9 +142,21 @@ impl Pack {
             }
         }
         for (at, rule) in pack.detections.iter().enumerate() {
+            let outcomes = rule.required_outcomes();
             for kind in ALL_KINDS {
-                if rule.kind.is_none_or(|only| only == kind) {
-                    pack.by_kind[kind_index(kind)].push(at);
+                if rule.kind.is_some_and(|only| only != kind) {
+                    continue;
+                }
+                for outcome in ALL_OUTCOMES {
+                    let may_match = match (&outcomes, outcome) {
+                        (None, _) => true,
+                        (Some(required), Some(outcome)) => required.contains(&outcome),
+                        // An event without an outcome fails every `outcome:` equality.
+                        (Some(_), None) => false,
+                    };
+                    if may_match {
+                        pack.by_kind[kind_index(kind)][outcome_index(outcome)].push(at);
+                    }
                 }
             }
         }
@@ -150,9 +165,9 @@ impl Pack {
         Ok(pack)
     }
 
-    /// The detection rules that take events of `kind`.
-    pub fn taking(&self, kind: Kind) -> &[usize] {
-        &self.by_kind[kind_index(kind)]
+    /// The detection rules an event of `kind` and `outcome` may match.
+    pub fn taking(&self, kind: Kind, outcome: Option<Outcome>) -> &[usize] {
+        &self.by_kind[kind_index(kind)][outcome_index(outcome)]
     }
 }
 
@@ -162,6 +177,24 @@ const ALL_KINDS: [Kind; 4] = [
     Kind::TokenRevoke,
     Kind::Authz,
 ];
+
+const ALL_OUTCOMES: [Option<Outcome>; 5] = [
+    None,
+    Some(Outcome::Success),
+    Some(Outcome::Failure),
+    Some(Outcome::Allow),
+    Some(Outcome::Deny),
+];
+
+fn outcome_index(outcome: Option<Outcome>) -> usize {
+    match outcome {
+        None => 0,
+        Some(Outcome::Success) => 1,
+        Some(Outcome::Failure) => 2,
+        Some(Outcome::Allow) => 3,
+        Some(Outcome::Deny) => 4,
+    }
+}
 
 fn kind_index(kind: Kind) -> usize {
     match kind {

@@ -2,7 +2,7 @@
 //! condition) or a correlation rule (counts, distinct values or sequences of other
 //! rules' matches per group, within a timespan).
 
-use authtrail_model::{Event, Kind, Micros, Severity};
+use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
 
 use crate::condition::{self, Condition};
 use crate::field::Field;
@@ -135,6 +135,43 @@ impl DetectionRule {
                 .iter()
                 .any(|all| all.iter().all(|test| test.matches(event)))
         })
+    }
+}
+
+impl DetectionRule {
+    /// The outcomes an event must have to match, when the condition requires one (an
+    /// `outcome:` equality in every way it can be true); `None` when any may match.
+    pub fn required_outcomes(&self) -> Option<Vec<Outcome>> {
+        let values = self.required(&self.condition, &Field::Outcome)?;
+        Some(
+            values
+                .iter()
+                .filter_map(|value| Outcome::parse(value))
+                .collect(),
+        )
+    }
+
+    /// The values `field` must equal for `condition` to hold, if it constrains them.
+    fn required(&self, condition: &Condition, field: &Field) -> Option<Vec<String>> {
+        match condition {
+            Condition::Selection(at) => {
+                // Every alternative of the selection must pin the field.
+                let mut values = Vec::new();
+                for all in &self.selections[*at] {
+                    values.extend(all.iter().find_map(|test| test.equal_values(field))?);
+                }
+                Some(values)
+            }
+            Condition::Not(_) => None,
+            Condition::And(all) => all.iter().find_map(|c| self.required(c, field)),
+            Condition::Or(any) => {
+                let mut values = Vec::new();
+                for c in any {
+                    values.extend(self.required(c, field)?);
+                }
+                Some(values)
+            }
+        }
     }
 }
 
@@ -285,10 +322,13 @@ fn detection_rule(doc: &Node, meta: Meta, detection: &Node) -> Result<DetectionR
 
 fn selection(name: &str, value: &Node) -> Result<Vec<Vec<FieldMatch>>, Problem> {
     let conjunction = |node: &Node| -> Result<Vec<FieldMatch>, Problem> {
-        node.entries(&format!("selection `{name}`"))?
+        let mut all = node
+            .entries(&format!("selection `{name}`"))?
             .iter()
             .map(|(key, value)| FieldMatch::compile(&key.text, key.line, value))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        all.sort_by_key(FieldMatch::cost);
+        Ok(all)
     };
     match &value.value {
         Value::Mapping(_) => Ok(vec![conjunction(value)?]),

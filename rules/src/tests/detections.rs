@@ -353,6 +353,51 @@ fn bad_rules_name_the_line_and_the_problem() {
 }
 
 #[test]
+fn rules_pinning_an_outcome_are_only_tried_on_it_and_others_on_all() {
+    let pinned = super::pack(&rule(
+        &sel("    outcome: [deny, Failure]\n    principal: a"),
+        "selection",
+    ))
+    .unwrap();
+    let taking = |outcome| pinned.taking(authtrail_model::Kind::Authz, outcome).len();
+    use authtrail_model::Outcome;
+    assert_eq!(
+        (
+            taking(Some(Outcome::Deny)),
+            taking(Some(Outcome::Allow)),
+            taking(None)
+        ),
+        (1, 0, 0)
+    );
+    // `not` and `or` with an unpinned side constrain nothing.
+    for condition in ["not selection", "selection or other"] {
+        let yaml = rule(
+            &format!("{}\n  other:\n    principal: b", sel("    outcome: deny")),
+            condition,
+        );
+        let open = super::pack(&yaml).unwrap();
+        assert_eq!(
+            open.taking(authtrail_model::Kind::Authz, Some(Outcome::Allow))
+                .len(),
+            1,
+            "{condition}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_document_is_no_rule() {
+    let one = rule(&sel("    principal: a"), "selection");
+    assert_eq!(
+        super::pack(&format!("{one}---\n"))
+            .unwrap()
+            .detections
+            .len(),
+        1
+    );
+}
+
+#[test]
 fn two_rules_with_one_name_are_refused() {
     let one = rule(&sel("    principal: a"), "selection");
     let (_, message) = problem(&format!("{one}---\n{one}"));

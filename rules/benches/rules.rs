@@ -1,0 +1,344 @@
+//! The Sigma rules engine on the detection bench's mix of identity events
+//! (`detect/benches/detect.rs`: 100k active principals), one core: events/s of the
+//! built-in detectors alone, of the rules alone (the starter pack, 100 generated
+//! detection rules and 10 generated correlation rules), and of both on each event as the
+//! pipeline runs them; the rules' heap bytes at the end.
+//!
+//! `cargo bench -p authtrail-rules` (env `EVENTS` overrides the event count). The mix is
+//! a copy of the detector bench's, so both benches measure the same events.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authtrail_detect::{DetectConfig, Detectors};
+use authtrail_model::{Alert, Event, Kind, Micros, Outcome, PrincipalType};
+use authtrail_rules::{Pack, RuleSet, Settings};
+use cap::Cap;
+
+#[global_allocator]
+static ALLOCATOR: Cap<mimalloc::MiMalloc> = Cap::new(mimalloc::MiMalloc, usize::MAX);
+
+// The detector bench's mix, unchanged.
+const PRINCIPALS: usize = 100_000;
+const SERVICES: usize = 1_000;
+const BACKENDS: usize = 200;
+const FRONTS: [&str; 3] = ["web", "api", "mobile-bff"];
+const T0: Micros = 1_795_456_800_000_000;
+/// Event time between two events: 10k events/s of event time, so a run of millions of
+/// events spans many windows and TTLs, and expiry and sweeps are exercised.
+const STEP: Micros = 100;
+
+/// xorshift64*: a fast deterministic source of choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+struct World {
+    names: Vec<String>,
+    backends: Vec<String>,
+    /// Current token generation per principal.
+    tokens: Vec<u32>,
+    rng: Rng,
+    seq: u64,
+}
+
+fn text(value: &str) -> Option<Cow<'_, str>> {
+    Some(Cow::Borrowed(value))
+}
+
+impl World {
+    fn new() -> Self {
+        let names = (0..PRINCIPALS)
+            .map(|i| {
+                if i < SERVICES {
+                    format!("svc:s{i}")
+                } else {
+                    format!("user:u{i}")
+                }
+            })
+            .collect();
+        World {
+            names,
+            backends: (0..BACKENDS).map(|i| format!("backend-{i}")).collect(),
+            tokens: vec![0; PRINCIPALS],
+            rng: Rng(0x9E37_79B9_7F4A_7C15),
+            seq: 0,
+        }
+    }
+
+    /// The next event of the mix: 56% authz allow, 3% authz deny, 34% authn success,
+    /// 5% authn failure (a fifth of them MFA), 1% token issue, 1% token revoke (of the
+    /// previous token: rotation), plus one token issue per principal at the start.
+    /// Services call ten backends each within their token's audience-less grant; users
+    /// reach front services within their token's audience.
+    fn next(&mut self) -> Event<'_> {
+        let seq = self.seq;
+        self.seq += 1;
+        let time = T0 + seq as Micros * STEP;
+        let p = if (seq as usize) < PRINCIPALS {
+            seq as usize
+        } else {
+            self.rng.below(PRINCIPALS)
+        };
+        let service = p < SERVICES;
+        let roll = if (seq as usize) < PRINCIPALS {
+            0
+        } else {
+            self.rng.below(100)
+        };
+        let kind = match roll {
+            0 => Kind::TokenIssue,
+            1 => Kind::TokenRevoke,
+            2..=40 => Kind::Authn,
+            _ => Kind::Authz,
+        };
+        if kind == Kind::TokenIssue {
+            self.tokens[p] += 1;
+        }
+        let generation = self.tokens[p];
+        let choice = self.rng.below(100);
+        let ip = IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + p as u32));
+        let principal = self.names[p].as_str();
+        let id = Cow::Owned(format!("e{seq}"));
+        let mut event = Event {
+            principal_type: if service {
+                PrincipalType::Service
+            } else {
+                PrincipalType::User
+            },
+            source_ip: Some(ip),
+            token_id: Some(Cow::Owned(format!("t{p}-{generation}"))),
+            ..Event::new(id, time, kind, Cow::Borrowed(principal))
+        };
+        match kind {
+            Kind::TokenIssue => {
+                event.outcome = Some(Outcome::Success);
+                event.token_expires = Some(time + 3_600_000_000);
+                // client_credentials tokens of this mix carry no audience.
+                event.token_audience =
+                    (!service).then(|| FRONTS.iter().map(|f| Cow::Borrowed(*f)).collect());
+                event.auth_method = text(if service {
+                    "client_credentials"
+                } else {
+                    "authorization_code"
+                });
+            }
+            Kind::TokenRevoke => {
+                // Rotation: the previous token goes.
+                event.token_id = Some(Cow::Owned(format!("t{p}-{}", generation.saturating_sub(1))));
+            }
+            Kind::Authn => {
+                let failed = roll >= 36;
+                event.outcome = Some(if failed {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                });
+                event.token_id = None;
+                event.auth_method = text(match (service, choice) {
+                    (true, _) => "mtls",
+                    (false, 0..=19) => "mfa_push",
+                    _ => "password",
+                });
+                event.user_agent = text(if service {
+                    "okhttp/4.12"
+                } else {
+                    "Mozilla/5.0"
+                });
+            }
+            Kind::Authz => {
+                let denied = roll >= 97;
+                event.outcome = Some(if denied {
+                    Outcome::Deny
+                } else {
+                    Outcome::Allow
+                });
+                let target: &str = if service {
+                    // Each service calls ten backends of its own.
+                    &self.backends[(p * 13 + choice % 10) % BACKENDS]
+                } else {
+                    FRONTS[choice % 3]
+                };
+                event.target_service = text(target);
+                if service {
+                    event.source_service = Some(Cow::Borrowed(&principal[4..]));
+                }
+            }
+        }
+        event
+    }
+}
+
+/// Time this thread has spent on a CPU, from the scheduler's own accounting
+/// (`/proc/thread-self/schedstat`, first field, in ns): unlike wall-clock time it does
+/// not count the time other processes had the core, so runs on a shared, busy machine
+/// can be compared. `None` where the kernel does not provide it.
+fn on_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// 100 detection rules over the mix's fields, each modifier in turn, and 10
+/// correlations over four of them; none is trivially true or false on the mix.
+fn generated_rules() -> String {
+    let mut yaml = String::new();
+    for i in 0..100 {
+        let selection = match i % 5 {
+            0 => format!("    target_service: backend-{i}\n    outcome: deny"),
+            1 => format!("    principal|startswith: 'user:u{i}'\n    auth_method: password"),
+            2 => format!(
+                "    user_agent|contains: 'okhttp/{}'\n    outcome: failure",
+                i % 7
+            ),
+            3 => format!(
+                "    source_ip|cidr: 10.0.{}.0/24\n    outcome: failure",
+                i % 100
+            ),
+            _ => format!("    principal|re: '^svc:s{i}[0-9]$'\n    outcome: deny"),
+        };
+        let _ = write!(
+            yaml,
+            "title: generated {i}\nid: gen-{i}\nname: gen_{i}\nlevel: low\nlogsource: {{product: authtrail}}\ndetection:\n  selection:\n{selection}\n  filter:\n    principal: 'user:u1'\n  condition: selection and not filter\n---\n"
+        );
+    }
+    yaml.push_str("title: authn failure\nid: base-failure\nname: base_failure\nlogsource: {product: authtrail, category: authn}\ndetection:\n  selection: {outcome: failure}\n  condition: selection\n---\n");
+    yaml.push_str("title: authz deny\nid: base-deny\nname: base_deny\nlogsource: {product: authtrail, category: authz}\ndetection:\n  selection: {outcome: deny}\n  condition: selection\n---\n");
+    for i in 0..10 {
+        let body = match i % 4 {
+            0 => "  type: event_count\n  rules: [base_failure]\n  group-by: [principal]\n  timespan: 5m\n  condition: {gte: 5}",
+            1 => "  type: value_count\n  rules: [base_deny]\n  group-by: [principal]\n  timespan: 10m\n  condition: {gte: 3, field: target_service}",
+            2 => "  type: temporal_ordered\n  rules: [base_failure, base_deny]\n  group-by: [principal]\n  timespan: 10m",
+            _ => "  type: event_count\n  rules: [base_deny]\n  group-by: [source_ip]\n  timespan: 1m\n  condition: {gte: 3}",
+        };
+        let _ = write!(yaml, "title: correlation {i}\nid: corr-{i}\nname: corr_{i}\nlevel: medium\ncorrelation:\n{body}\n---\n");
+    }
+    yaml
+}
+
+fn pack() -> Pack {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pack");
+    let mut sources: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| authtrail_rules::is_rule_file(path))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            (path, text)
+        })
+        .collect();
+    sources.push((PathBuf::from("generated.yml"), generated_rules()));
+    Pack::from_sources(&sources).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// What one run measured.
+struct Run {
+    wall: Duration,
+    on_cpu: Option<Duration>,
+    alerts: u64,
+}
+
+/// Runs `observe` on `events` events of the mix, timing batches of observe calls only.
+fn run(events: u64, mut observe: impl FnMut(&Event<'_>, &mut Vec<Alert>)) -> Run {
+    let mut world = World::new();
+    let mut alerts = Vec::new();
+    let mut batch = Vec::with_capacity(4_096);
+    let (mut wall, mut cpu, mut raised, mut done) = (Duration::ZERO, Some(Duration::ZERO), 0, 0);
+    while done < events {
+        batch.clear();
+        let n = 4_096.min(events - done);
+        for _ in 0..n {
+            batch.push(world.next().into_owned());
+        }
+        let (start, start_cpu) = (Instant::now(), on_cpu());
+        for event in &batch {
+            observe(event, &mut alerts);
+            raised += alerts.len() as u64;
+            alerts.clear();
+        }
+        wall += start.elapsed();
+        cpu = match (cpu, start_cpu, on_cpu()) {
+            (Some(total), Some(start), Some(end)) => Some(total + end.saturating_sub(start)),
+            _ => None,
+        };
+        done += n;
+    }
+    Run {
+        wall,
+        on_cpu: cpu,
+        alerts: raised,
+    }
+}
+
+fn report(name: &str, events: u64, run: &Run) {
+    let rate = |time: Duration| events as f64 / time.as_secs_f64();
+    let on_cpu = run
+        .on_cpu
+        .map_or("n/a".to_owned(), |time| format!("{:.0}", rate(time)));
+    println!(
+        "{name:<28} {:>10.0} events/s wall, {on_cpu:>10} events/s on CPU, {} alerts",
+        rate(run.wall),
+        run.alerts
+    );
+}
+
+fn main() {
+    let events: u64 = std::env::var("EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
+    let pack = Arc::new(pack());
+    println!(
+        "{events} events; {} detection and {} correlation rules",
+        pack.detections.len(),
+        pack.correlations.len()
+    );
+    let config = DetectConfig::default();
+    let settings = Settings {
+        allowed_lateness: config.allowed_lateness,
+        max_keys: config.max_keys,
+        ..Settings::default()
+    };
+
+    let mut detectors = Detectors::new(&config).unwrap();
+    let builtins = run(events, |event, alerts| detectors.observe(event, alerts));
+    report("built-ins", events, &builtins);
+
+    let held_before = ALLOCATOR.allocated();
+    let mut rules = RuleSet::new(Arc::clone(&pack), settings);
+    let alone = run(events, |event, alerts| rules.observe(event, alerts));
+    let held = ALLOCATOR.allocated().saturating_sub(held_before);
+    report("rules", events, &alone);
+    let stats = rules.stats();
+    println!(
+        "rules state: {:.1} MiB heap, {} correlation groups, {} evicted, checkpoint {:.1} MiB",
+        held as f64 / (1 << 20) as f64,
+        stats.groups,
+        stats.evicted,
+        rules.checkpoint().len() as f64 / (1 << 20) as f64
+    );
+    drop(rules);
+
+    let mut detectors = Detectors::new(&config).unwrap();
+    let mut rules = RuleSet::new(pack, settings);
+    let both = run(events, |event, alerts| {
+        detectors.observe(event, alerts);
+        rules.observe(event, alerts);
+    });
+    report("built-ins + rules", events, &both);
+}
