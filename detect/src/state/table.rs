@@ -80,16 +80,23 @@ impl<V> Table<V> {
         if self.entries.is_empty() {
             return None;
         }
+        self.probe(key).ok()
+    }
+
+    /// Linear probing from `key`'s home bucket: the bucket holding `key`, or else the
+    /// empty bucket where it would go. The index must have an empty bucket.
+    #[inline]
+    fn probe(&self, key: u64) -> Result<usize, usize> {
         let mask = self.mask();
         let tag = tag(key);
         let mut i = key as usize & mask;
         loop {
             let bucket = self.buckets[i];
             if bucket.at == u32::MAX {
-                return None;
+                return Err(i);
             }
             if bucket.tag == tag && self.entry(bucket.at as usize).0 == key {
-                return Some(i);
+                return Ok(i);
             }
             i = (i + 1) & mask;
         }
@@ -120,25 +127,22 @@ impl<V> Table<V> {
         if (self.entries.len() + 1) * 8 > self.buckets.len() * 7 {
             self.grow();
         }
-        let mask = self.mask();
-        let tag = tag(key);
-        let mut i = key as usize & mask;
-        loop {
-            let bucket = self.buckets[i];
-            if bucket.at == u32::MAX {
-                break;
+        let i = match self.probe(key) {
+            Ok(found) => {
+                let at = self.buckets[found].at as usize;
+                return &mut self.entry_mut(at).1;
             }
-            if bucket.tag == tag && self.entry(bucket.at as usize).0 == key {
-                return &mut self.entry_mut(bucket.at as usize).1;
-            }
-            i = (i + 1) & mask;
-        }
+            Err(empty) => empty,
+        };
         let at = self.entries.len();
         if at == self.entries.capacity() {
             self.entries.reserve_exact((at / 8).max(MIN_GROWTH));
         }
         self.entries.push((key, init()));
-        self.buckets[i] = Bucket { at: at as u32, tag };
+        self.buckets[i] = Bucket {
+            at: at as u32,
+            tag: tag(key),
+        };
         &mut self.entry_mut(at).1
     }
 
