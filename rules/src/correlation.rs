@@ -20,13 +20,12 @@ pub struct Entry {
     pub tag: u64,
 }
 
-/// The matches of one group of one correlation, oldest first.
+/// The matches of one group of one correlation, oldest first. Its group-by values are
+/// not kept: every match of a group has the same, so the completing event gives them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
-    /// The correlation's detector name (stable across reloads, unlike its position).
-    pub rule: String,
-    /// The group-by values, readable (`principal=user:alice`).
-    pub key: String,
+    /// The correlation's position in the pack (checkpoints map it by name).
+    pub rule: u32,
     pub entries: VecDeque<Entry>,
 }
 
@@ -62,13 +61,7 @@ impl Groups {
     }
 
     /// Adds `entry` to the group `hash` and returns it, creating (and evicting for) it.
-    pub fn add(
-        &mut self,
-        hash: u64,
-        rule: &str,
-        key: impl FnOnce() -> String,
-        entry: Entry,
-    ) -> &mut Group {
+    pub fn add(&mut self, hash: u64, rule: u32, entry: Entry) -> &mut Group {
         if !self.groups.contains_key(&hash) {
             while self.groups.len() >= self.max_keys {
                 match self.order.pop_front() {
@@ -81,8 +74,7 @@ impl Groups {
             self.order.push_back(hash);
         }
         let group = self.groups.entry(hash).or_insert_with(|| Group {
-            rule: rule.to_owned(),
-            key: key(),
+            rule,
             entries: VecDeque::new(),
         });
         if group.entries.len() >= MAX_GROUP_EVENTS {
@@ -100,9 +92,9 @@ impl Groups {
     }
 
     /// Forgets matches older than `horizon(rule)` before `now`, and groups left empty.
-    pub fn sweep(&mut self, now: Micros, horizon: impl Fn(&str) -> Option<Micros>) {
+    pub fn sweep(&mut self, now: Micros, horizon: impl Fn(u32) -> Option<Micros>) {
         self.groups.retain(|_, group| {
-            let Some(horizon) = horizon(&group.rule) else {
+            let Some(horizon) = horizon(group.rule) else {
                 return false;
             };
             let oldest = now.saturating_sub(horizon);
@@ -118,6 +110,21 @@ impl Groups {
         if self.order.len() > 2 * self.groups.len() + 1024 {
             self.order.retain(|key| self.groups.contains_key(key));
         }
+    }
+}
+
+impl Groups {
+    /// The groups with their rules renumbered by `renumber` (a checkpoint restored into
+    /// a pack whose rules moved); groups of rules it no longer has are dropped.
+    pub fn renumbered(mut self, renumber: impl Fn(u32) -> Option<u32>) -> Self {
+        self.groups.retain(|_, group| match renumber(group.rule) {
+            Some(rule) => {
+                group.rule = rule;
+                true
+            }
+            None => false,
+        });
+        self
     }
 }
 

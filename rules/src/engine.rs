@@ -14,8 +14,9 @@ use crate::error::Error;
 use crate::pack::Pack;
 use crate::rule::{CorrelationType, Meta};
 
-/// 1: groups, suppression, watermark and counters.
-const CHECKPOINT_VERSION: u32 = 1;
+/// 2: groups name their correlation by position, with the checkpoint's list of
+/// correlation names to map positions to a reloaded pack (1: by name in each group).
+const CHECKPOINT_VERSION: u32 = 2;
 /// Event time between two sweeps of expired correlation state.
 const SWEEP_EVERY: Micros = 60 * 1_000_000;
 /// How long a suppressed count waits for the next alert of its key.
@@ -77,6 +78,8 @@ struct CheckpointRef<'a> {
     version: u32,
     watermark: Micros,
     next_sweep: Micros,
+    /// The pack's correlations by position, as the groups number them.
+    correlations: Vec<&'a str>,
     groups: &'a Groups,
     raised: Vec<(u64, &'a Raised)>,
     stats: RulesStats,
@@ -87,6 +90,7 @@ struct Checkpoint {
     _version: u32,
     watermark: Micros,
     next_sweep: Micros,
+    correlations: Vec<String>,
     groups: Groups,
     raised: Vec<(u64, Raised)>,
     stats: RulesStats,
@@ -200,6 +204,12 @@ impl RuleSet {
             version: CHECKPOINT_VERSION,
             watermark: state.watermark,
             next_sweep: state.next_sweep,
+            correlations: self
+                .pack
+                .correlations
+                .iter()
+                .map(|rule| rule.meta.detector.as_str())
+                .collect(),
             groups: &state.groups,
             raised,
             stats: self.stats(),
@@ -218,11 +228,22 @@ impl RuleSet {
             });
         }
         let saved: Checkpoint = postcard::from_bytes(checkpoint)?;
+        let positions: HashMap<&str, u32> = pack
+            .correlations
+            .iter()
+            .enumerate()
+            .map(|(at, rule)| (rule.meta.detector.as_str(), at as u32))
+            .collect();
+        let groups = saved.groups.renumbered(|saved_at| {
+            let name = saved.correlations.get(saved_at as usize)?;
+            positions.get(name.as_str()).copied()
+        });
+        drop(positions);
         let mut set = RuleSet::new(pack, settings);
         let state = &mut set.state;
         state.watermark = saved.watermark;
         state.next_sweep = saved.next_sweep;
-        state.groups = saved.groups.with_cap(state.max_keys);
+        state.groups = groups.with_cap(state.max_keys);
         for (key, raised) in saved.raised {
             if state.raised.insert(key, raised).is_none() {
                 state.raised_order.push_back(key);
@@ -270,9 +291,7 @@ impl State {
             id: event.id.as_ref().into(),
             tag,
         };
-        let group = self
-            .groups
-            .add(hash, &rule.meta.detector, || key.clone(), entry);
+        let group = self.groups.add(hash, at as u32, entry);
         if let Some(evidence) = correlation::complete(rule, group, event.time) {
             let key = if key.is_empty() {
                 "all".to_owned()
@@ -345,17 +364,10 @@ impl State {
         let now = self.watermark;
         self.next_sweep = now.saturating_add(SWEEP_EVERY);
         let lateness = self.lateness;
-        let spans: HashMap<&str, Micros> = pack
-            .correlations
-            .iter()
-            .map(|rule| {
-                (
-                    rule.meta.detector.as_str(),
-                    rule.timespan.saturating_add(lateness),
-                )
-            })
-            .collect();
-        self.groups.sweep(now, |rule| spans.get(rule).copied());
+        self.groups.sweep(now, |at| {
+            let rule = pack.correlations.get(at as usize)?;
+            Some(rule.timespan.saturating_add(lateness))
+        });
         self.raised.retain(|_, raised| raised.keep >= now);
         if self.raised_order.len() > 2 * self.raised.len() + 1024 {
             let raised = &self.raised;

@@ -288,3 +288,26 @@ fn bad_correlations_name_the_line_and_the_problem() {
     let (_, message) = problem(&correlation(&COUNT.replace("event_count", "value_count")));
     assert!(message.contains("`field`"), "{message}");
 }
+
+#[test]
+fn state_restored_into_a_reordered_pack_follows_its_correlation_by_name() {
+    let before = Arc::new(pack(&correlation(COUNT)).unwrap());
+    let mut first = RuleSet::new(before, Settings::default());
+    assert!(feed(&mut first, &denials(&[0, 1_000])).is_empty());
+    let bytes = first.checkpoint();
+    // Another correlation now comes first, so `c1` moved to the second position.
+    let other = "title: other\nid: c0\nname: c0\ncorrelation:\n  type: event_count\n  rules: [admin_allowed]\n  group-by: [principal]\n  timespan: 1m\n  condition: {gte: 2}\n---\n";
+    let after = format!(
+        "{BASE}---\n{other}{}",
+        &correlation(COUNT)[BASE.len() + 4..]
+    );
+    let after = Arc::new(pack(&after).unwrap());
+    assert_eq!(after.correlations[1].meta.detector, "sigma:c1");
+    let mut resumed = RuleSet::restore(after, Settings::default(), &bytes).unwrap();
+    let mut third = call("user:alice", "deny", 2_000);
+    third["id"] = "e2".into();
+    let alerts = feed(&mut resumed, &[third]);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].detector, "sigma:c1");
+    assert_eq!(alerts[0].evidence_ids, ["e0", "e1", "e2"]);
+}
