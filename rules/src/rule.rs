@@ -233,6 +233,13 @@ fn meta(doc: &Node) -> Result<Meta, Problem> {
         .map(|rest| format!("T{}", rest.to_ascii_uppercase()))
         .unwrap_or_default();
     let detector = format!("sigma:{}", name.as_deref().unwrap_or(&id));
+    // Both end up in log lines and webhook bodies.
+    if title.chars().any(char::is_control) {
+        return Err(Problem::new(
+            doc.line,
+            "`title` must not hold control characters",
+        ));
+    }
     if detector.len() > 200 || detector.chars().any(char::is_control) {
         return Err(Problem::new(
             doc.line,

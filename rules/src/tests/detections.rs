@@ -344,6 +344,8 @@ fn bad_rules_name_the_line_and_the_problem() {
     assert!(message.contains("must be `authtrail`"), "{message}");
     let (_, message) = problem("title: t\nid: x\nlogsource: {product: authtrail, category: login}\ndetection: {s: {principal: a}, condition: s}\n");
     assert!(message.contains("no event kind"), "{message}");
+    let (_, message) = problem("title: \"a\\e[31mred\"\nid: x\nlogsource: {product: authtrail}\ndetection: {s: {principal: a}, condition: s}\n");
+    assert!(message.contains("control characters"), "{message}");
     // A regex whose compiled form would be huge is refused, not built.
     let (_, message) = problem(&rule(
         &sel("    principal|re: '(\\w{100}){100}'"),
