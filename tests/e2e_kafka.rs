@@ -94,6 +94,20 @@ fn write_input(path: &Path, start: usize, count: usize, with_bad: bool) -> Vec<S
     ids
 }
 
+/// `authtrail ingest` into `lake` from `broker`, with the config `write_config` puts in
+/// `dir`.
+fn ingest_args(dir: &Path, lake: &Path, broker: &Broker) -> [String; 7] {
+    [
+        "--lake".into(),
+        lake.to_string_lossy().into_owned(),
+        "ingest".into(),
+        "--config".into(),
+        write_config(dir),
+        "--brokers".into(),
+        broker.address.clone(),
+    ]
+}
+
 fn write_config(dir: &Path) -> String {
     let path = dir.join("authtrail.toml");
     std::fs::write(
@@ -119,21 +133,9 @@ fn events_from_a_real_broker_land_exactly_once_and_bad_ones_in_rejects() {
     broker.produce(TOPIC, &input, Some(PARTITIONS));
     let bad = bad_messages();
 
-    let config = write_config(work.path());
-    let lake_arg = lake.to_string_lossy().into_owned();
-    let mut ingest = authtrail(
-        work.path(),
-        "ingest",
-        &[
-            "--lake",
-            &lake_arg,
-            "ingest",
-            "--config",
-            &config,
-            "--brokers",
-            &broker.address,
-        ],
-    );
+    let args = ingest_args(work.path(), &lake, &broker);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut ingest = authtrail(work.path(), "ingest", &args);
     wait_for_rows(&lake, ids.len() + bad.len(), Duration::from_secs(120));
     ingest.signal(SIGTERM);
     assert!(
@@ -195,17 +197,8 @@ fn sigkill_mid_stream_then_restart_keeps_exactly_once() {
     let work = support::WorkDir::new();
     let lake = work.path().join("lake");
     let broker = Broker::start(work.path());
-    let config = write_config(work.path());
-    let lake_arg = lake.to_string_lossy().into_owned();
-    let args = [
-        "--lake",
-        &lake_arg,
-        "ingest",
-        "--config",
-        &config,
-        "--brokers",
-        &broker.address,
-    ];
+    let args = ingest_args(work.path(), &lake, &broker);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     // zstd here, lz4 in the other test: both codecs the issue names reach the consumer.
     let first = work.path().join("first.jsonl");
