@@ -404,7 +404,12 @@ pub struct IngestArgs {
     /// (`okta`, `auth0`, `keycloak`, `k8s_audit`, `opa`, `ocsf`) or a mapping file
     /// (`*.toml`). Native records may be JSON lines, JSON arrays or list objects
     /// (`EventList`).
-    #[arg(long, value_name = "FORMAT", default_value = "authtrail", requires = "from_file")]
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        default_value = "authtrail",
+        requires = "from_file"
+    )]
     pub format: String,
 
     /// Flush after this many buffered rows; overrides `ingest.flush_rows`.

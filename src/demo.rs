@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use authtrail_gen::{GenConfig, Generator, KafkaOutput, Label, Pace};
+use authtrail_gen::{
+    Format as GenFormat, GenConfig, Generator, KafkaOutput, Label, NativeTopic, Pace,
+};
 use authtrail_respond::Secret;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -103,7 +105,12 @@ pub fn command(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
             let stop = stop.clone();
             move || {
                 let mut generator = generator;
-                let sent = authtrail_gen::send_kafka(&mut generator, &output, &stop);
+                // The identity provider's events travel as Keycloak writes them, to
+                // their own topic, and the keycloak adapter maps them back.
+                let keycloak = NativeTopic::default_for(GenFormat::Keycloak)
+                    .expect("Keycloak has a default topic");
+                let sent = authtrail_gen::send_kafka_routed(&mut generator, &output, &[keycloak], &stop)
+                    .map(|delivered| delivered.iter().map(|topic| topic.events).sum::<u64>());
                 match &sent {
                     Ok(sent) => println!(
                         "demo: the generator is done ({sent} events, {} attacks); the UI stays up until Ctrl-C",
@@ -163,6 +170,11 @@ keys_file = {keys}
 embedded_partitions = 4
 embedded_dir = {broker}
 
+# The identity provider's events, as Keycloak's event listeners write them.
+[[kafka.sources]]
+topic = "keycloak-events"
+format = "keycloak"
+
 [detect.new_service_edge]
 learning = "{learning}s"
 
@@ -201,12 +213,15 @@ authtrail demo
   lake            {lake}   (config: {config})
   traffic         {users} users; one hour of learning sent flat out, then attacks and
                   benign look-alikes replayed over about {replay} s; revocations the
-                  webhooks receive are printed below
+                  webhooks receive are printed below. The identity provider's
+                  events arrive as Keycloak writes them (topic keycloak-events, read
+                  by the keycloak adapter); the services' own as contract events
 
 Try:
   curl -s -H 'authorization: Bearer {api_key}' http://{address}/api/v1/alerts
   authtrail query --lake {lake} "SELECT detector, severity, count(*) AS alerts FROM alerts GROUP BY ALL ORDER BY alerts DESC"
   authtrail query --lake {lake} "SELECT principal, count(DISTINCT target_service) AS targets FROM events WHERE kind = 'authz' GROUP BY principal ORDER BY targets DESC LIMIT 10"
+  authtrail query --lake {lake} "SELECT attributes['source_type'] AS keycloak_event, kind, count(*) AS events FROM events WHERE attributes['source_format'] = 'keycloak' GROUP BY ALL ORDER BY events DESC"
 Stop with Ctrl-C.
 "#,
         config = config.display(),

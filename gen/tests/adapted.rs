@@ -11,9 +11,9 @@ use authtrail_model::adapt::{DecodeContext, Decoded, Format as Adapter};
 use authtrail_model::{ContractLimits, RejectKind};
 use serde_json::Value;
 
-/// Keycloak types the built-in mapping (`model/formats/keycloak.toml`) does not map yet,
-/// though `adapters.md` maps `LOGOUT` to a revoke by principal: remove one here once it is
-/// mapped.
+/// Keycloak types the built-in mapping (`model/formats/keycloak.toml`) leaves unmapped on
+/// purpose: a `LOGOUT` ends one session, and a revoke without a token id would revoke all
+/// of the user's tokens (`docs/adapters.md`).
 const KEYCLOAK_UNMAPPED: &[&str] = &["LOGOUT"];
 
 fn config() -> GenConfig {

@@ -72,16 +72,17 @@ pub(crate) struct Glob(String);
 
 impl Glob {
     pub(crate) fn matches(&self, text: &str) -> bool {
-        let mut parts = self.0.split('*');
-        let first = parts.next().unwrap_or_default();
+        let Some((first, rest_of_pattern)) = self.0.split_once('*') else {
+            return self.0 == text;
+        };
         let Some(mut rest) = text.strip_prefix(first) else {
             return false;
         };
-        let mut parts: Vec<&str> = parts.collect();
-        let Some(last) = parts.pop() else {
-            return rest.is_empty();
+        let (middle, last) = match rest_of_pattern.rsplit_once('*') {
+            Some((middle, last)) => (Some(middle), last),
+            None => (None, rest_of_pattern),
         };
-        for part in parts {
+        for part in middle.into_iter().flat_map(|middle| middle.split('*')) {
             match rest.find(part) {
                 Some(at) => rest = &rest[at + part.len()..],
                 None => return false,
@@ -130,9 +131,9 @@ enum Piece {
 }
 
 /// The value an expression produced and the attribute it consumed (not stored again).
-pub(crate) struct Read<'a> {
+pub(crate) struct Read<'a, 'm> {
     pub(crate) value: Json<'a>,
-    pub(crate) consumed: Option<String>,
+    pub(crate) consumed: Option<Cow<'m, str>>,
 }
 
 impl Mapping {
@@ -250,7 +251,11 @@ impl Mapping {
     }
 
     /// Evaluates `expr` on `record`.
-    pub(crate) fn eval<'a>(&self, expr: &Expr, record: &Json<'a>) -> Option<Read<'a>> {
+    pub(crate) fn eval<'a, 'm>(
+        &'m self,
+        expr: &'m Expr,
+        record: &Json<'a>,
+    ) -> Option<Read<'a, 'm>> {
         let mut consumed = None;
         let mut value: Option<Json<'a>> = match &expr.source {
             None => None,
@@ -259,10 +264,11 @@ impl Mapping {
                 consumed = path
                     .attribute_name()
                     .map(|name| match (enveloped, &self.envelope) {
-                        (true, Some(envelope)) => {
-                            format!("{}.{name}", envelope.attribute_name().unwrap_or_default())
-                        }
-                        _ => name,
+                        (true, Some(envelope)) => Cow::Owned(format!(
+                            "{}.{name}",
+                            envelope.attribute_name().unwrap_or_default()
+                        )),
+                        _ => Cow::Borrowed(name),
                     });
                 Some(value.clone())
             }),

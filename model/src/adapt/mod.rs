@@ -27,7 +27,7 @@ use crate::error::{ContractError, RejectKind};
 use crate::event::{Event, Kind, Micros, Text};
 use crate::json::Json;
 use crate::parse::{build_event, parse_event, shorten, ContractLimits, Field, RawFields};
-use crate::time::{format_micros, parse_rfc3339, MICROS_PER_MILLI};
+use crate::time::{parse_rfc3339, MICROS_PER_MILLI};
 
 /// The contract's own format, the default of every source.
 pub const CONTRACT_FORMAT: &str = "authtrail";
@@ -237,7 +237,7 @@ fn adapt_record<'a>(
         Action::Map { kind, fields } => (*kind, fields),
     };
 
-    let mut consumed: Vec<String> = Vec::new();
+    let mut consumed: Vec<Cow<'a, str>> = Vec::new();
     let mut known: [Option<Json<'a>>; crate::parse::FIELD_COUNT] = Default::default();
 
     let id = match mapping
@@ -289,7 +289,9 @@ fn adapt_record<'a>(
             })?
         }
     };
-    known[Field::Time as usize] = Some(Json::Str(Cow::Owned(format_micros(time))));
+    // The contract's checks see the time in milliseconds (its integer form); the event
+    // keeps the microseconds (set below), without a round trip through text.
+    known[Field::Time as usize] = Some(Json::Int(time.div_euclid(MICROS_PER_MILLI)));
     known[Field::Kind as usize] = Some(Json::Str(Cow::Borrowed(kind.as_str())));
 
     for (field, expr) in fields {
@@ -328,6 +330,7 @@ fn adapt_record<'a>(
         Cow::Borrowed(SOURCE_FORMAT_ATTRIBUTE),
         Json::Str(Cow::Borrowed(&mapping.name)),
     ));
+    let has_type = native_type.is_some();
     if let Some(native_type) = native_type {
         attributes.push((
             Cow::Borrowed(SOURCE_TYPE_ATTRIBUTE),
@@ -342,7 +345,19 @@ fn adapt_record<'a>(
     }
     // A native field that shares a name with one of ours (`source_format` at the top of
     // a record) would be a duplicate attribute: ours, added last, win.
-    dedupe_attribute_names(&mut attributes);
+    let ours = attributes.len() - usize::from(time_from_envelope) - 1 - usize::from(has_type);
+    let (native, added) = attributes.split_at(ours);
+    if native
+        .iter()
+        .any(|(name, _)| added.iter().any(|(ours, _)| ours == name))
+    {
+        let added: Vec<Text<'a>> = added.iter().map(|(name, _)| name.clone()).collect();
+        let mut index = 0;
+        attributes.retain(|(name, _)| {
+            index += 1;
+            index > ours || !added.contains(name)
+        });
+    }
     known[Field::Attributes as usize] = Some(Json::Object(attributes));
 
     let mut fields = RawFields {
@@ -350,21 +365,9 @@ fn adapt_record<'a>(
         unknown: Vec::new(),
         duplicate: None,
     };
-    build_event(&mut fields, context.now, limits).map(Decoded::Event)
-}
-
-/// Keeps the last attribute of each name.
-fn dedupe_attribute_names(attributes: &mut Vec<(Text<'_>, Json<'_>)>) {
-    let mut seen = std::collections::HashSet::with_capacity(attributes.len());
-    let mut keep = vec![false; attributes.len()];
-    for (index, (name, _)) in attributes.iter().enumerate().rev() {
-        keep[index] = seen.insert(name.clone());
-    }
-    let mut index = 0;
-    attributes.retain(|_| {
-        index += 1;
-        keep[index - 1]
-    });
+    let mut event = build_event(&mut fields, context.now, limits)?;
+    event.time = time;
+    Ok(Decoded::Event(event))
 }
 
 /// Calls `emit` with the dotted path and text of every leaf of `value`: strings as they

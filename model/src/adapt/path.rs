@@ -21,6 +21,8 @@ enum Step {
 pub(crate) struct Path {
     steps: Vec<Step>,
     text: String,
+    /// What [`Path::attribute_name`] returns, computed once.
+    attribute: Option<String>,
 }
 
 impl fmt::Display for Path {
@@ -104,9 +106,11 @@ impl Path {
         if steps.is_empty() || expect_key {
             return Err(format!("path `{text}` is empty or ends with `.`"));
         }
+        let attribute = attribute_name(&steps);
         Ok(Path {
             steps,
             text: text.to_owned(),
+            attribute,
         })
     }
 
@@ -133,17 +137,21 @@ impl Path {
     /// The attribute name of the value this path reads, when the path names only object
     /// members (the name a flattened record gives that value); `None` for paths through
     /// arrays, whose values stay inside their array's attribute.
-    pub(crate) fn attribute_name(&self) -> Option<String> {
-        let mut name = String::new();
-        for step in &self.steps {
-            let Step::Key(key) = step else { return None };
-            if !name.is_empty() {
-                name.push('.');
-            }
-            name.push_str(key);
-        }
-        Some(name)
+    pub(crate) fn attribute_name(&self) -> Option<&str> {
+        self.attribute.as_deref()
     }
+}
+
+fn attribute_name(steps: &[Step]) -> Option<String> {
+    let mut name = String::new();
+    for step in steps {
+        let Step::Key(key) = step else { return None };
+        if !name.is_empty() {
+            name.push('.');
+        }
+        name.push_str(key);
+    }
+    Some(name)
 }
 
 #[cfg(test)]
