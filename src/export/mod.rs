@@ -44,7 +44,7 @@ pub fn parse_time(text: &str) -> Result<Micros, String> {
 /// The query that reads the events in `[from, until)`. The bounds are formatted from
 /// parsed times, never copied from the command line.
 fn events_query(from: Option<Micros>, until: Option<Micros>) -> String {
-    let mut sql = format!("SELECT {} FROM events", row::COLUMNS.join(", "));
+    let mut sql = format!("SELECT {} FROM events", row::columns().join(", "));
     let mut conditions = Vec::new();
     if let Some(from) = from {
         conditions.push(format!("time >= TIMESTAMP '{}'", format_micros(from)));

@@ -9,37 +9,15 @@ use arrow_array::{
 };
 use arrow_schema::DataType;
 
-/// The columns of `events` the export selects (not the partition columns, nor the ingest
-/// offsets, which OCSF has no place for).
-pub const COLUMNS: [&str; 27] = [
-    "id",
-    "time",
-    "kind",
-    "principal",
-    "principal_type",
-    "service",
-    "outcome",
-    "reason",
-    "source_ip",
-    "source_service",
-    "target_service",
-    "resource",
-    "action",
-    "token_id",
-    "token_issuer",
-    "token_audience",
-    "token_scopes",
-    "token_expires",
-    "client_id",
-    "auth_method",
-    "mfa",
-    "user_agent",
-    "session_id",
-    "trace_id",
-    "attributes",
-    "ingest_topic",
-    "ingest_time",
-];
+/// The columns of `events` the export selects: the contract's fields, and where and when
+/// each event was read (not the partition columns, nor the offsets, which OCSF has no
+/// place for).
+pub fn columns() -> Vec<&'static str> {
+    authtrail_model::CONTRACT_FIELDS
+        .into_iter()
+        .chain(["ingest_topic", "ingest_time"])
+        .collect()
+}
 
 type Timestamps = PrimitiveArray<TimestampMicrosecondType>;
 
@@ -170,7 +148,7 @@ fn as_text_map(array: &ArrayRef, name: &str) -> anyhow::Result<TextMap> {
 }
 
 impl Columns {
-    /// The typed columns of a batch selected with [`COLUMNS`].
+    /// The typed columns of a batch selected with [`columns`].
     pub fn new(batch: &RecordBatch) -> anyhow::Result<Columns> {
         let texts = TEXT_COLUMNS
             .iter()

@@ -15,7 +15,7 @@ use authtrail_model::{Alert, Event, Kind, Micros, Outcome, PrincipalType, Text};
 use authtrail_query::QueryEngine;
 use authtrail_rules::{Pack, RuleSet, Settings};
 
-use crate::export::row::{Columns, Row, COLUMNS};
+use crate::export::row::{columns, Columns, Row};
 
 const HOUR: Micros = 3_600 * 1_000_000;
 const DAY: Micros = 24 * HOUR;
@@ -60,7 +60,7 @@ pub async fn backtest(
         let (start, end) = (hour.max(from), (hour + HOUR).min(until));
         let sql = format!(
             "SELECT {} FROM events WHERE time >= TIMESTAMP '{}' AND time < TIMESTAMP '{}' ORDER BY time, id",
-            COLUMNS.join(", "),
+            columns().join(", "),
             format_micros(start),
             format_micros(end)
         );

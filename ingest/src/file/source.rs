@@ -105,18 +105,9 @@ pub fn read_lines(
     stats: &IngestStats,
     stop: &CancellationToken,
 ) -> Result<()> {
-    let mut lines = LineReader::new(reader, input.keep_bytes);
+    let mut lines = DataLines::new(reader, input, stats, stop);
     let mut batch = Batch::new(input, output);
-    let mut line_number: i64 = 0;
-    while !stop.is_cancelled() {
-        let Some(line) = next_line(&mut lines, input)? else {
-            break;
-        };
-        line_number += 1;
-        if is_blank(&line) {
-            IngestStats::add(&stats.blank_lines, 1);
-            continue;
-        }
+    while let Some((line_number, line)) = lines.next()? {
         batch.push(line_number, line.bytes, line.size)?;
     }
     batch.finish()
@@ -134,24 +125,17 @@ pub fn read_records(
     stats: &IngestStats,
     stop: &CancellationToken,
 ) -> Result<()> {
-    let mut lines = LineReader::new(reader, input.keep_bytes);
+    let mut lines = DataLines::new(reader, input, stats, stop);
     let mut batch = Batch::new(input, output);
     let mut ordinal: i64 = 0;
     let mut first = true;
-    while !stop.is_cancelled() {
-        let Some(line) = next_line(&mut lines, input)? else {
-            break;
-        };
-        if is_blank(&line) {
-            IngestStats::add(&stats.blank_lines, 1);
-            continue;
-        }
+    while let Some((_, line)) = lines.next()? {
         let whole_line = line.size == line.bytes.len();
         if first
             && whole_line
             && serde_json::from_slice::<serde::de::IgnoredAny>(&line.bytes).is_err()
         {
-            return read_document(line.bytes, lines, input, batch, stop);
+            return read_document(line.bytes, lines, batch);
         }
         first = false;
         match whole_line
@@ -177,19 +161,14 @@ pub fn read_records(
 /// The rest of a pretty-printed document after its `first` line, split into records.
 fn read_document(
     first: Vec<u8>,
-    mut lines: LineReader<impl BufRead>,
-    input: &FileInput<'_>,
+    mut lines: DataLines<'_, impl BufRead>,
     mut batch: Batch<'_>,
-    stop: &CancellationToken,
 ) -> Result<()> {
     let mut document = first;
-    while let Some(line) = next_line(&mut lines, input)? {
-        if stop.is_cancelled() {
-            return batch.finish();
-        }
+    while let Some((_, line)) = lines.next()? {
         if document.len() + line.size + 1 > MAX_DOCUMENT_BYTES || line.size != line.bytes.len() {
             return Err(Error::Read {
-                path: input.label.to_owned(),
+                path: lines.input.label.to_owned(),
                 source: std::io::Error::other(format!(
                     "a JSON document over {} MiB: write it as JSON lines (one record per line), which stream",
                     MAX_DOCUMENT_BYTES >> 20
@@ -214,15 +193,50 @@ fn read_document(
     batch.finish()
 }
 
-fn next_line(lines: &mut LineReader<impl BufRead>, input: &FileInput<'_>) -> Result<Option<Line>> {
-    lines.next_line().map_err(|source| Error::Read {
-        path: input.label.to_owned(),
-        source,
-    })
+/// A file's lines that carry data, with their line numbers: blank lines are counted and
+/// skipped, and the input ends early (without error) when `stop` is cancelled.
+struct DataLines<'a, R> {
+    lines: LineReader<R>,
+    number: i64,
+    input: &'a FileInput<'a>,
+    stats: &'a IngestStats,
+    stop: &'a CancellationToken,
 }
 
-fn is_blank(line: &Line) -> bool {
-    line.size == line.bytes.len() && line.bytes.iter().all(u8::is_ascii_whitespace)
+impl<'a, R: BufRead> DataLines<'a, R> {
+    fn new(
+        reader: R,
+        input: &'a FileInput<'a>,
+        stats: &'a IngestStats,
+        stop: &'a CancellationToken,
+    ) -> Self {
+        DataLines {
+            lines: LineReader::new(reader, input.keep_bytes),
+            number: 0,
+            input,
+            stats,
+            stop,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<(i64, Line)>> {
+        while !self.stop.is_cancelled() {
+            let line = self.lines.next_line().map_err(|source| Error::Read {
+                path: self.input.label.to_owned(),
+                source,
+            })?;
+            let Some(line) = line else {
+                return Ok(None);
+            };
+            self.number += 1;
+            if line.size == line.bytes.len() && line.bytes.iter().all(u8::is_ascii_whitespace) {
+                IngestStats::add(&self.stats.blank_lines, 1);
+                continue;
+            }
+            return Ok(Some((self.number, line)));
+        }
+        Ok(None)
+    }
 }
 
 /// Messages on their way to the pipeline, sent [`SOURCE_BATCH`] at a time.
