@@ -3,10 +3,11 @@
 //! detectors key on (id, time, kind, outcome, token id, address), and each principal maps
 //! to one adapted principal, so per-principal detector state stays whole.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+mod support;
 
-use authtrail_gen::{Format, GenConfig, Generator};
+use std::collections::BTreeMap;
+
+use authtrail_gen::{Format, Generator};
 use authtrail_model::adapt::{DecodeContext, Decoded, Format as Adapter};
 use authtrail_model::{ContractLimits, RejectKind};
 use serde_json::Value;
@@ -15,17 +16,6 @@ use serde_json::Value;
 /// purpose: a `LOGOUT` ends one session, and a revoke without a token id would revoke all
 /// of the user's tokens (`docs/adapters.md`).
 const KEYCLOAK_UNMAPPED: &[&str] = &["LOGOUT"];
-
-fn config() -> GenConfig {
-    GenConfig {
-        seed: 3,
-        users: 60,
-        learning: Duration::from_secs(3_600),
-        duration: Duration::from_secs(2 * 3_600 + 600),
-        service_calls_per_second: 0.02,
-        ..GenConfig::default()
-    }
-}
 
 #[test]
 fn native_records_adapt_back_to_their_contract_events() {
@@ -40,7 +30,7 @@ fn native_records_adapt_back_to_their_contract_events() {
         // Contract principal to adapted principal, and back.
         let mut principals: BTreeMap<String, String> = BTreeMap::new();
         let mut contract_principals: BTreeMap<String, String> = BTreeMap::new();
-        for generated in Generator::new(config()).unwrap() {
+        for generated in Generator::new(support::config()).unwrap() {
             let Some(line) = format.render(&generated) else {
                 continue;
             };

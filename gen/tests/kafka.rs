@@ -1,24 +1,12 @@
 //! `send_kafka` against librdkafka's mock cluster: every event once, as generated, keyed
 //! by its principal.
 
+mod support;
+
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
 
-use authtrail_gen::{send_kafka, GenConfig, Generator, KafkaOutput, Pace};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use authtrail_gen::{send_kafka, Generator, KafkaOutput, Pace};
 use rdkafka::mocking::MockCluster;
-use rdkafka::{ClientConfig, Message};
-
-fn config() -> GenConfig {
-    GenConfig {
-        seed: 3,
-        users: 60,
-        learning: Duration::from_secs(3_600),
-        duration: Duration::from_secs(2 * 3_600 + 600),
-        service_calls_per_second: 0.02,
-        ..GenConfig::default()
-    }
-}
 
 #[test]
 fn produces_every_event_keyed_by_principal() {
@@ -32,42 +20,26 @@ fn produces_every_event_keyed_by_principal() {
         settings: Vec::new(),
     };
     let sent = send_kafka(
-        &mut Generator::new(config()).unwrap(),
+        &mut Generator::new(support::config()).unwrap(),
         &output,
         &AtomicBool::new(false),
     )
     .unwrap();
-    let mut expected: Vec<(String, String)> = Generator::new(config())
+    let mut expected: Vec<(String, String)> = Generator::new(support::config())
         .unwrap()
         .map(|e| (e.key, e.json))
         .collect();
     assert_eq!(sent, expected.len() as u64);
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "check")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["auth-events"]).unwrap();
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while got.len() < expected.len() {
-        assert!(
-            Instant::now() < deadline,
-            "got {} of {}",
-            got.len(),
-            expected.len()
-        );
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message.unwrap();
-            let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
-            let json = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
-            let event: serde_json::Value = serde_json::from_str(&json).unwrap();
-            assert_eq!(event["principal"].as_str(), Some(key.as_str()));
-            got.push((key, json));
-        }
-    }
+    let mut got: Vec<(String, String)> =
+        support::consume(&brokers, &["auth-events"], expected.len())
+            .into_iter()
+            .map(|(_, key, json)| {
+                let event: serde_json::Value = serde_json::from_str(&json).unwrap();
+                assert_eq!(event["principal"].as_str(), Some(key.as_str()));
+                (key, json)
+            })
+            .collect();
     got.sort();
     expected.sort();
     assert_eq!(got, expected);

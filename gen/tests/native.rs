@@ -2,33 +2,22 @@
 //! its system writes and the contract event's id, no raw token is written, each native
 //! topic gets exactly its format's records, and the contract output is what it was.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use authtrail_gen::{
     send_kafka_routed, write_jsonl, write_jsonl_as, Format, GenConfig, Generated, Generator,
     KafkaOutput, NativeTopic, Pace, Written,
 };
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::{ClientConfig, Message};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-fn config() -> GenConfig {
-    GenConfig {
-        seed: 3,
-        users: 60,
-        learning: Duration::from_secs(3_600),
-        duration: Duration::from_secs(2 * 3_600 + 600),
-        service_calls_per_second: 0.02,
-        ..GenConfig::default()
-    }
-}
-
 fn generated() -> Vec<Generated> {
-    Generator::new(config()).unwrap().collect()
+    Generator::new(support::config()).unwrap().collect()
 }
 
 fn parse(line: &str) -> Value {
@@ -91,9 +80,12 @@ fn keycloak_records_carry_the_contract_events_identity_and_token() {
         let contract = parse(&event.json);
         let kind = text(&contract["kind"], "kind");
         let Some(line) = Format::Keycloak.render(&event) else {
-            assert_eq!(
-                kind, "authz",
-                "only decisions are not Keycloak's: {contract}"
+            // Decisions are the services', and a SPIFFE-identified service is no
+            // Keycloak client: those stay contract events.
+            let principal = text(&contract["principal"], "principal");
+            assert!(
+                kind == "authz" || principal.starts_with("spiffe://"),
+                "only decisions and workload identities are not Keycloak's: {contract}"
             );
             continue;
         };
@@ -102,15 +94,17 @@ fn keycloak_records_carry_the_contract_events_identity_and_token() {
         let millis = record["time"].as_i64().expect("epoch ms");
         assert_eq!(millis * 1_000, event.time);
         assert_eq!(record["realmId"], "prod");
-        assert_eq!(text(&record["userId"], "userId").len(), 36);
         let principal = text(&contract["principal"], "principal");
         let username = text(&record["details"]["username"], "details.username");
+        let user_id = text(&record["userId"], "userId");
         match principal.strip_prefix("user:") {
-            Some(user) => assert_eq!(username, user),
+            // A person's user id is their username: one principal in every source.
+            Some(user) => assert_eq!((username, user_id), (user, user)),
             None => {
                 let client = text(&record["clientId"], "clientId");
                 assert!(principal.ends_with(client), "{principal} as {client}");
                 assert_eq!(username, format!("service-account-{client}"));
+                assert_eq!(user_id.len(), 36, "a service account's user id is a uuid");
             }
         }
         assert_eq!(record["ipAddress"], contract["source_ip"]);
@@ -159,7 +153,15 @@ fn audit_events_carry_the_contract_decision_and_credential() {
     for event in generated() {
         let contract = parse(&event.json);
         let Some(line) = Format::K8sAudit.render(&event) else {
-            assert_ne!(contract["kind"], "authz", "every decision is audited");
+            // People's own requests are audited; services' calls and calls a service
+            // forwards for a person stay contract events.
+            let own_request = contract["kind"] == "authz"
+                && text(&contract["principal"], "principal").starts_with("user:")
+                && contract["source_service"].is_null();
+            assert!(
+                !own_request,
+                "a person's own request is audited: {contract}"
+            );
             continue;
         };
         let record = parse(&line);
@@ -205,8 +207,10 @@ fn audit_events_carry_the_contract_decision_and_credential() {
         }
         *decisions.entry(decision.to_owned()).or_insert(0) += 1;
     }
+    // People's own requests in this small system are all allowed; a forbidden one is
+    // rendered in the unit tests (`native::k8s_audit`).
     assert!(
-        decisions["allow"] > 0 && decisions["forbid"] > 0,
+        decisions.get("allow").is_some_and(|n| *n > 0),
         "{decisions:?}"
     );
 }
@@ -245,21 +249,23 @@ fn no_native_record_carries_a_raw_token() {
             }
         }
     }
-    assert!(records > 1_000, "{records}");
+    assert!(records > 500, "{records}");
 }
 
 #[test]
 fn a_native_format_writes_what_it_expresses_and_counts_the_rest() {
     let events = generated();
-    let authz = events
-        .iter()
-        .filter(|event| parse(&event.json)["kind"] == "authz")
-        .count() as u64;
     let total = events.len() as u64;
-    for (format, left_out) in [(Format::Keycloak, authz), (Format::K8sAudit, total - authz)] {
+    for format in [Format::Keycloak, Format::K8sAudit] {
+        let expressed = events
+            .iter()
+            .filter(|event| format.render(event).is_some())
+            .count() as u64;
+        let left_out = total - expressed;
+        assert!(expressed > 0 && left_out > 0, "{format}");
         let mut bytes = Vec::new();
         let lines = write_jsonl_as(
-            &mut Generator::new(config()).unwrap(),
+            &mut Generator::new(support::config()).unwrap(),
             format,
             &mut bytes,
             "memory",
@@ -298,7 +304,7 @@ fn native_topics_get_their_formats_records_and_the_contract_topic_the_rest() {
     };
     let keycloak = NativeTopic::default_for(Format::Keycloak).unwrap();
     let delivered = send_kafka_routed(
-        &mut Generator::new(config()).unwrap(),
+        &mut Generator::new(support::config()).unwrap(),
         &output,
         &[keycloak],
         &AtomicBool::new(false),
@@ -318,31 +324,11 @@ fn native_topics_get_their_formats_records_and_the_contract_topic_the_rest() {
     assert_eq!(delivered[1].topic, "keycloak-events");
     assert_eq!(delivered[1].events, per_topic("keycloak-events"));
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "check")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer
-        .subscribe(&["auth-events", "keycloak-events"])
-        .unwrap();
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while got.len() < expected.len() {
-        assert!(
-            Instant::now() < deadline,
-            "got {} of {}",
-            got.len(),
-            expected.len()
-        );
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message.unwrap();
-            let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
-            let payload = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
-            got.push((message.topic().to_owned(), key, payload));
-        }
-    }
+    let mut got = support::consume(
+        &brokers,
+        &["auth-events", "keycloak-events"],
+        expected.len(),
+    );
     got.sort();
     expected.sort();
     assert_eq!(got, expected);
@@ -377,7 +363,7 @@ fn routes_that_would_mix_formats_on_a_topic_are_refused() {
         (vec![route(Format::K8sAudit, "")], "empty"),
     ] {
         let error = send_kafka_routed(
-            &mut Generator::new(config()).unwrap(),
+            &mut Generator::new(support::config()).unwrap(),
             &output,
             &routes,
             &AtomicBool::new(false),
