@@ -311,3 +311,35 @@ flush_age = "1s"
     assert_eq!(per_format.values().sum::<usize>(), events);
     assert!(per_format.len() == 3, "{per_format:?}");
 }
+
+/// An OPA deny storm — one workload denied at one service after another — is
+/// `authz_probing`, as the same decisions would be as contract events.
+#[test]
+fn an_opa_deny_storm_is_authz_probing() {
+    let work = WorkDir::new();
+    let lake = work.path().join("lake");
+    let decisions: String = (0..12)
+        .map(|i| {
+            format!(
+                r#"{{"decision_id":"storm-{i}","timestamp":"2026-11-23T18:00:{i:02}Z","path":"envoy/authz/allow","input":{{"attributes":{{"source":{{"principal":"spiffe://cluster.local/ns/shop/sa/web","address":{{"socketAddress":{{"address":"10.1.1.7"}}}}}},"destination":{{"principal":"spiffe://cluster.local/ns/shop/sa/backend-{}"}},"request":{{"http":{{"method":"GET","path":"/admin/{i}","host":"backend-{}"}}}}}}}},"result":{{"allowed":false}}}}"#,
+                i % 4,
+                i % 4
+            ) + "\n"
+        })
+        .collect();
+    let file = work.path().join("decisions.jsonl");
+    std::fs::write(&file, decisions).unwrap();
+    succeeded(
+        Command::new(env!("CARGO_BIN_EXE_authtrail"))
+            .arg("--lake")
+            .arg(&lake)
+            .args(["ingest", "--format", "opa", "--from-file"])
+            .arg(&file),
+        "authtrail ingest",
+    );
+    let probing = alert_evidence(&lake, "authz_probing");
+    assert_eq!(probing.len(), 1, "{probing:?}");
+    let evidence = probing.into_iter().next().unwrap();
+    assert!(evidence.len() >= 10, "{evidence:?}");
+    assert!(evidence.iter().all(|id| id.starts_with("storm-")));
+}

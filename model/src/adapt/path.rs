@@ -186,8 +186,7 @@ mod tests {
         assert_eq!(
             Path::parse(r#"user.extra."k.io/x""#)
                 .unwrap()
-                .attribute_name()
-                .as_deref(),
+                .attribute_name(),
             Some("user.extra.k.io/x")
         );
         assert_eq!(Path::parse("ips[0]").unwrap().attribute_name(), None);
