@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use authtrail_collect::Collector;
+use authtrail_ingest::RulesReload;
 use authtrail_query::api::{router_with, AppState};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -24,6 +25,7 @@ pub fn app(
     sources: Arc<Sources>,
     live: Arc<LiveAlerts>,
     collector: Option<Arc<Collector>>,
+    rules_reload: Option<Arc<RulesReload>>,
 ) -> Router {
     let protected = Router::new()
         .route("/metrics", get(metrics::handler))
@@ -32,7 +34,8 @@ pub fn app(
             Router::new()
                 .route("/api/v1/live/alerts", get(live::handler))
                 .with_state(live),
-        );
+        )
+        .merge(crate::rules::reload::routes(rules_reload));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -35,6 +35,9 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
         Vec::new(),
     )?;
     crate::signals::install(stages.handle(), shutdown, config.run.shutdown_timeout)?;
+    if let Some(reload) = stages.rules_reload() {
+        crate::rules::reload::on_sighup(stages.handle(), reload)?;
+    }
     match &args.from_file {
         Some(path) => {
             let format = Format::load(&args.format)?;

@@ -93,12 +93,16 @@ pub fn start(
         http: HttpMetrics::default(),
         ready_silence_ms: READY_SILENCE.as_millis() as u64,
     });
+    if let Some(reload) = stages.rules_reload() {
+        crate::rules::reload::on_sighup(stages.handle(), reload)?;
+    }
     let connection_limits = config.api.connection_limits(config.query.timeout);
     let app = crate::http::app(
         AppState::new(Arc::new(engine), keys),
         sources,
         live,
         collector,
+        stages.rules_reload(),
     );
     stages.serve("HTTP", move |stop| async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -189,3 +189,83 @@ fn a_backtest_raises_the_alerts_the_live_pipeline_raised() {
     );
     assert!(report.contains("18 events replayed"), "{report}");
 }
+
+/// A rule for the reload test: `name` matching denied authz calls.
+fn deny_rule(name: &str, id: &str) -> String {
+    format!(
+        "title: {name}\nid: {id}\nname: {name}\nlevel: low\nlogsource: {{product: authtrail, category: authz}}\ndetection:\n  selection:\n    outcome: deny\n  condition: selection\n"
+    )
+}
+
+/// `POST /api/v1/rules/reload` and SIGHUP swap the rules of a running `authtrail run`; a
+/// broken set is refused with its file and the running set goes on.
+#[test]
+fn rules_reload_without_a_restart_and_refuse_a_broken_set() {
+    use support::run::{http, printed, start, write_config, API_KEY};
+    let work = WorkDir::new();
+    let rules = work.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("a.yml"), deny_rule("denied_a", "r-a")).unwrap();
+    let lake = work.path().join("lake");
+    let config = write_config(
+        work.path(),
+        &lake,
+        &format!("[detect]\nrules = [{:?}]\n", rules.display().to_string()),
+    );
+    let run = start(work.path(), "run", &config);
+    let address = printed(work.path(), "run", "on http://");
+    let reload = || {
+        http(
+            &address,
+            "POST",
+            "/api/v1/rules/reload",
+            Some(API_KEY),
+            None,
+        )
+    };
+
+    let (status, body) = reload();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("1 detection and 0 correlation rules"),
+        "{body}"
+    );
+
+    std::fs::write(rules.join("b.yml"), "title: b\ndetection: [\n").unwrap();
+    let (status, body) = reload();
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("b.yml") && body.contains("invalid_rules"),
+        "{body}"
+    );
+    assert_eq!(
+        http(&address, "POST", "/api/v1/rules/reload", None, None).0,
+        401,
+        "the query keys guard it"
+    );
+
+    std::fs::write(rules.join("b.yml"), deny_rule("denied_b", "r-b")).unwrap();
+    let (status, body) = reload();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("2 detection and 0 correlation rules"),
+        "{body}"
+    );
+
+    // SIGHUP with a broken set: refused in the log, the process goes on.
+    std::fs::write(rules.join("c.yml"), "detection: {").unwrap();
+    run.signal(1);
+    let log = work.path().join("run.log");
+    authtrail_testkit::wait_until(
+        "the SIGHUP refusal in the log",
+        std::time::Duration::from_secs(30),
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            match text.contains("SIGHUP: sigma rules not reloaded") && text.contains("c.yml") {
+                true => Ok(()),
+                false => Err("not yet".to_owned()),
+            }
+        },
+    );
+    assert_eq!(http(&address, "GET", "/healthz", None, None).0, 200);
+}

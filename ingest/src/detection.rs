@@ -19,7 +19,9 @@
 //! it committed that flush's lake files.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -74,6 +76,8 @@ pub struct Detection {
     detectors: Detectors,
     /// The Sigma rules of `[detect] rules`, run after the detectors on each event.
     rules: Option<RuleSet>,
+    /// Where a reload of those rules is handed in (none without rules).
+    reload: Option<Arc<RulesReload>>,
     covered: HashMap<(String, i32), i64>,
     last_checkpoint: u64,
     pending: BTreeMap<i64, AlertBatchBuilder>,
@@ -88,9 +92,17 @@ pub struct Detection {
 impl Detection {
     /// Detectors configured by `config`, resumed from the lake's checkpoint if it has one.
     pub fn open(lake: &Lake, config: &DetectConfig, stats: Arc<IngestStats>) -> Result<Self> {
+        let reload = (!config.rules.is_empty()).then(|| {
+            Arc::new(RulesReload {
+                paths: config.rules.clone(),
+                settings: rule_settings(config),
+                pending: Mutex::new(None),
+            })
+        });
         let detection = |detectors, rules, covered, last_checkpoint| Detection {
             detectors,
             rules,
+            reload: reload.clone(),
             covered,
             last_checkpoint,
             pending: BTreeMap::new(),
@@ -142,6 +154,12 @@ impl Detection {
         Ok(detection(detectors, rules, covered, header.number))
     }
 
+    /// The handle that reloads the Sigma rules while this stage runs; `None` without
+    /// `[detect] rules`.
+    pub fn rules_reload(&self) -> Option<Arc<RulesReload>> {
+        self.reload.clone()
+    }
+
     /// Hands every alert raised from now on to `sink` as well.
     pub fn with_sink(mut self, sink: Box<dyn AlertSink>) -> Self {
         self.sink = Some(Arc::from(sink));
@@ -181,6 +199,39 @@ impl Detection {
     /// stop holding expiry back. Called per batch of messages and when idle.
     pub(crate) fn tick(&mut self) {
         self.detectors.tick(Instant::now());
+        self.take_reload();
+    }
+
+    /// Swaps in a reloaded rule set, if one is waiting: the state of every rule whose name
+    /// is in the new set too is carried over (`RuleSet::restore`), the rest starts empty.
+    fn take_reload(&mut self) {
+        let (Some(reload), Some(rules)) = (&self.reload, &mut self.rules) else {
+            return;
+        };
+        let Some((pack, reply)) = lock(&reload.pending).take() else {
+            return;
+        };
+        let counts = (pack.detections.len(), pack.correlations.len());
+        let state = rules.checkpoint();
+        let outcome = match RuleSet::restore(Arc::new(pack), reload.settings, &state) {
+            Ok(reloaded) => {
+                *rules = reloaded;
+                tracing::info!(
+                    detection = counts.0,
+                    correlation = counts.1,
+                    "sigma rules reloaded"
+                );
+                Ok(format!(
+                    "{} detection and {} correlation rules",
+                    counts.0, counts.1
+                ))
+            }
+            Err(error) => Err(format!(
+                "the running state does not carry over to the new rules: {error}"
+            )),
+        };
+        // The caller may have given up waiting; the swap stands either way.
+        let _ = reply.send(outcome);
     }
 
     /// Runs the detectors on one event of `source`; alerts are logged and handed to the
@@ -305,11 +356,7 @@ fn open_rules(config: &DetectConfig, saved: Option<&[u8]>) -> Result<Option<Rule
     }
     let pack = Pack::load(&config.rules)
         .map_err(|error| Error::Config(format!("`[detect] rules`: {error}")))?;
-    let settings = authtrail_rules::Settings {
-        allowed_lateness: config.allowed_lateness,
-        max_keys: config.max_keys,
-        ..Default::default()
-    };
+    let settings = rule_settings(config);
     let pack = Arc::new(pack);
     let rules = match saved {
         Some(state) => RuleSet::restore(pack, settings, state)
@@ -322,6 +369,60 @@ fn open_rules(config: &DetectConfig, saved: Option<&[u8]>) -> Result<Option<Rule
         "sigma rules loaded"
     );
     Ok(Some(rules))
+}
+
+/// The rules run with the detectors' lateness and key cap.
+fn rule_settings(config: &DetectConfig) -> authtrail_rules::Settings {
+    authtrail_rules::Settings {
+        allowed_lateness: config.allowed_lateness,
+        max_keys: config.max_keys,
+        ..Default::default()
+    }
+}
+
+/// Reloading the Sigma rules of a running detection stage (SIGHUP, `POST
+/// /api/v1/rules/reload`). The files are read and checked on the caller's thread, so a
+/// broken set is refused with its reasons while the running one goes on; a good set is
+/// handed to the pipeline thread, which swaps it in between two batches of messages.
+pub struct RulesReload {
+    paths: Vec<PathBuf>,
+    settings: authtrail_rules::Settings,
+    pending: Mutex<Option<PendingReload>>,
+}
+
+/// A checked rule set waiting for the pipeline, and where to say what became of it (what
+/// now runs, or why the state did not carry over).
+type PendingReload = (Pack, SyncSender<std::result::Result<String, String>>);
+
+/// Why a reload did not happen; the running rules go on in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The files on disk do not make a valid set (the reasons, with files and lines).
+    #[error("the rules were refused: {0}")]
+    Invalid(String),
+    /// The pipeline did not take the set in time (it is stopping, or stalled).
+    #[error("the pipeline did not take the new rules within {0:?}")]
+    NotTaken(Duration),
+}
+
+impl RulesReload {
+    /// Reads and checks the rule files again and, when they make a valid set, waits up to
+    /// `timeout` for the pipeline to swap it in; returns what is now running.
+    pub fn reload(&self, timeout: Duration) -> std::result::Result<String, ReloadError> {
+        let pack =
+            Pack::load(&self.paths).map_err(|error| ReloadError::Invalid(error.to_string()))?;
+        let (reply, taken) = sync_channel(1);
+        // A newer request replaces one not taken yet: its caller is told it was not taken.
+        *lock(&self.pending) = Some((pack, reply));
+        match taken.recv_timeout(timeout) {
+            Ok(Ok(running)) => Ok(running),
+            Ok(Err(reason)) => Err(ReloadError::Invalid(reason)),
+            Err(_) => {
+                lock(&self.pending).take();
+                Err(ReloadError::NotTaken(timeout))
+            }
+        }
+    }
 }
 
 /// A detector checkpoint cut on the decode thread, saved by the writer.

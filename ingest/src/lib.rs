@@ -29,7 +29,7 @@ use authtrail_store::Lake;
 use tokio_util::sync::CancellationToken;
 
 pub use config::PipelineConfig;
-pub use detection::{AlertSink, BoxError, Detection};
+pub use detection::{AlertSink, BoxError, Detection, ReloadError, RulesReload};
 pub use error::Error;
 pub use formats::{SourceFormat, SourceFormats};
 pub use message::{Durable, Input, RawMessage, SOURCE_BATCH};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use authtrail_ingest::kafka::{EmbeddedKafka, KafkaConfig};
 use authtrail_ingest::{
-    AlertSink, BoxError, Detection, IngestStats, PipelineConfig, StatsSnapshot,
+    AlertSink, BoxError, Detection, IngestStats, PipelineConfig, RulesReload, StatsSnapshot,
 };
 use authtrail_respond::Responder;
 use authtrail_store::{Lake, MaintenanceConfig};
@@ -89,6 +89,8 @@ pub struct Stages {
     maintenance: MaintenanceConfig,
     stats: Arc<IngestStats>,
     detection: Option<Detection>,
+    /// Reloads the detection stage's Sigma rules while it runs (none without rules).
+    rules_reload: Option<Arc<RulesReload>>,
     responder: Option<Arc<Responder>>,
     services: Vec<Service>,
     services_stop: CancellationToken,
@@ -139,9 +141,11 @@ impl Stages {
                 Some(detection.with_sink(Box::new(Sinks(all))))
             }
         };
+        let rules_reload = detection.as_ref().and_then(Detection::rules_reload);
         Ok(Stages {
             root,
             lake,
+            rules_reload,
             ingest: config.ingest,
             kafka: config.kafka,
             maintenance: config.lake.maintenance,
@@ -153,6 +157,12 @@ impl Stages {
             shutdown,
             runtime,
         })
+    }
+
+    /// The handle that reloads the Sigma rules of `[detect] rules` while consuming runs;
+    /// `None` without rules (or without detection).
+    pub fn rules_reload(&self) -> Option<Arc<RulesReload>> {
+        self.rules_reload.clone()
     }
 
     /// The runtime every stage's async work runs on.

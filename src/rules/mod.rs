@@ -1,6 +1,7 @@
 //! `authtrail rules`: check and test Sigma rule packs, and backtest them over the lake.
 
 mod backtest;
+pub mod reload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
