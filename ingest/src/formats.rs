@@ -28,8 +28,9 @@ pub struct SourceFormats {
     contract: Arc<SourceFormat>,
 }
 
-impl Default for SourceFormats {
-    fn default() -> Self {
+impl SourceFormats {
+    /// Every source reads the contract.
+    pub fn contract() -> Self {
         SourceFormats {
             by_source: HashMap::new(),
             contract: Arc::new(SourceFormat {
@@ -37,13 +38,6 @@ impl Default for SourceFormats {
                 skip_unmapped: false,
             }),
         }
-    }
-}
-
-impl SourceFormats {
-    /// Every source reads the contract.
-    pub fn contract() -> Self {
-        SourceFormats::default()
     }
 
     /// `source` reads `format`.

@@ -238,7 +238,7 @@ impl Pipeline {
 
         let now = now_micros();
         let payload = message.payload.as_deref();
-        let format = self.formats.of(&message.source).clone();
+        let format = self.formats.of(&message.source);
         let context = DecodeContext {
             now,
             limits: self.limits,

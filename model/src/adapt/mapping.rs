@@ -94,7 +94,7 @@ impl Glob {
 
 /// How one contract field gets its value: a source, then transforms in a fixed order
 /// (`strip_prefix`, `map`, `default`, `lowercase`, `prefix`, `ip`).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Expr {
     source: Option<Source>,
     strip_prefix: Option<String>,
@@ -108,7 +108,7 @@ pub(crate) struct Expr {
     ip: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Source {
     /// The first of these paths that is present.
     Paths(Vec<Path>),
@@ -124,7 +124,7 @@ enum Source {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Piece {
     Text(String),
     Hole(Path),
@@ -209,7 +209,7 @@ impl Mapping {
                     let mut fields: Vec<(Field, Expr)> = Vec::new();
                     for (field, expr) in &shared {
                         if !own.iter().any(|(f, _)| f == field) {
-                            fields.push((*field, expr.clone_shallow()));
+                            fields.push((*field, expr.clone()));
                         }
                     }
                     fields.extend(own);
@@ -375,19 +375,6 @@ impl Expr {
         }
     }
 
-    /// A copy for a rule that shares a `[set]` entry (expressions are small).
-    fn clone_shallow(&self) -> Expr {
-        Expr {
-            source: self.source.as_ref().map(Source::clone_shallow),
-            strip_prefix: self.strip_prefix.clone(),
-            map: self.map.clone(),
-            default: self.default.clone(),
-            lowercase: self.lowercase,
-            prefix: self.prefix.clone(),
-            ip: self.ip,
-        }
-    }
-
     /// `"a.b"` (a path), `["a", "b"]` (the first present), or a table with one source
     /// (`path`, `value`, `template`, `if`+`then`[+`else`]) and transforms.
     fn parse(value: &toml::Value, at: &str) -> Result<Expr, String> {
@@ -546,33 +533,6 @@ impl Expr {
             prefix: text("prefix")?,
             ip: flag("ip")?,
         })
-    }
-}
-
-impl Source {
-    fn clone_shallow(&self) -> Source {
-        match self {
-            Source::Paths(paths) => Source::Paths(paths.clone()),
-            Source::Value(value) => Source::Value(value.clone()),
-            Source::Template(pieces) => Source::Template(
-                pieces
-                    .iter()
-                    .map(|piece| match piece {
-                        Piece::Text(text) => Piece::Text(text.clone()),
-                        Piece::Hole(path) => Piece::Hole(path.clone()),
-                    })
-                    .collect(),
-            ),
-            Source::IfPresent {
-                path,
-                then,
-                otherwise,
-            } => Source::IfPresent {
-                path: path.clone(),
-                then: then.clone(),
-                otherwise: otherwise.clone(),
-            },
-        }
     }
 }
 

@@ -178,13 +178,11 @@ impl Format {
                 Ok(event) => Decoded::Event(event),
                 Err(error) => Decoded::Rejected(error),
             },
-            Engine::Mapping(mapping) => adapt(mapping, record, context),
+            Engine::Mapping(mapping) => {
+                adapt_record(mapping, record, context).unwrap_or_else(Decoded::Rejected)
+            }
         }
     }
-}
-
-fn adapt<'a>(mapping: &'a Mapping, record: &'a [u8], context: &DecodeContext) -> Decoded<'a> {
-    adapt_record(mapping, record, context).unwrap_or_else(Decoded::Rejected)
 }
 
 /// The event a native record maps to, or the skip rule that applies.
@@ -320,44 +318,32 @@ fn adapt_record<'a>(
         }
     }
 
-    let mut attributes: Vec<(Text<'a>, Json<'a>)> = Vec::new();
-    flatten(&native, &mut String::new(), &mut |name, value| {
-        if !consumed.iter().any(|c| c == name) && !mapping.drops(name) {
-            attributes.push((Cow::Owned(name.to_owned()), Json::Str(value)));
-        }
-    });
-    attributes.push((
+    // Ours first, so a native field of the same name (`source_format` at the top of a
+    // record) is left out rather than made a duplicate attribute: ours win.
+    let mut ours: Vec<(Text<'a>, Json<'a>)> = vec![(
         Cow::Borrowed(SOURCE_FORMAT_ATTRIBUTE),
         Json::Str(Cow::Borrowed(&mapping.name)),
-    ));
-    let has_type = native_type.is_some();
+    )];
     if let Some(native_type) = native_type {
-        attributes.push((
+        ours.push((
             Cow::Borrowed(SOURCE_TYPE_ATTRIBUTE),
             Json::Str(Cow::Owned(native_type)),
         ));
     }
     if time_from_envelope {
-        attributes.push((
+        ours.push((
             Cow::Borrowed(TIME_SOURCE_ATTRIBUTE),
             Json::Str(Cow::Borrowed("envelope")),
         ));
     }
-    // A native field that shares a name with one of ours (`source_format` at the top of
-    // a record) would be a duplicate attribute: ours, added last, win.
-    let ours = attributes.len() - usize::from(time_from_envelope) - 1 - usize::from(has_type);
-    let (native, added) = attributes.split_at(ours);
-    if native
-        .iter()
-        .any(|(name, _)| added.iter().any(|(ours, _)| ours == name))
-    {
-        let added: Vec<Text<'a>> = added.iter().map(|(name, _)| name.clone()).collect();
-        let mut index = 0;
-        attributes.retain(|(name, _)| {
-            index += 1;
-            index > ours || !added.contains(name)
-        });
-    }
+    let mut attributes: Vec<(Text<'a>, Json<'a>)> = Vec::new();
+    flatten(&native, &mut String::new(), &mut |name, value| {
+        let taken = consumed.iter().any(|c| c == name) || ours.iter().any(|(n, _)| n == name);
+        if !taken && !mapping.drops(name) {
+            attributes.push((Cow::Owned(name.to_owned()), Json::Str(value)));
+        }
+    });
+    attributes.append(&mut ours);
     known[Field::Attributes as usize] = Some(Json::Object(attributes));
 
     let mut fields = RawFields {
