@@ -19,15 +19,15 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::CollectArgs;
 use crate::config::Config;
 
-/// `authtrail run`'s collector, producing to `brokers` (the configured cluster or the
-/// embedded broker); `None` when no collector key is configured (the route is then not
+/// `authtrail run`'s collector with the collector `keys`, producing to `brokers` (the
+/// configured cluster or the embedded broker); `None` when there are no collector keys (the route is then not
 /// served). A key that is also a query key is refused.
 pub fn for_run(
     config: &Config,
+    keys: &[String],
     query_keys: &[String],
     brokers: &str,
 ) -> anyhow::Result<Option<Arc<Collector>>> {
-    let keys = config.collect.load_keys()?;
     if keys.is_empty() {
         tracing::info!(
             keys_env = %config.collect.keys_env,
@@ -35,8 +35,8 @@ pub fn for_run(
         );
         return Ok(None);
     }
-    check_keys_are_separate(&keys, query_keys)?;
-    let collector = Collector::new(config.collect.clone(), brokers, &keys)?;
+    check_keys_are_separate(keys, query_keys)?;
+    let collector = Collector::new(config.collect.clone(), brokers, keys)?;
     Ok(Some(Arc::new(collector)))
 }
 

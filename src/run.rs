@@ -69,7 +69,10 @@ pub fn start(
 ) -> anyhow::Result<Running> {
     let keys = config.api.load_keys()?;
     let mut config = config;
-    consume_collected_topics(&mut config)?;
+    let collect_keys = config.collect.load_keys()?;
+    if !collect_keys.is_empty() {
+        consume_collected_topics(&mut config);
+    }
     let live = Arc::new(LiveAlerts::default());
     let mut stages = Stages::open(
         config.stages(lake_root, true),
@@ -80,7 +83,8 @@ pub fn start(
     let engine = QueryEngine::open(lake_root, config.query.clone())
         .with_context(|| format!("opening the lake at `{}` for queries", lake_root.display()))?;
     let broker = stages.broker()?;
-    let collector = crate::collect::for_run(&config, &keys, broker.bootstrap_servers())?;
+    let collector =
+        crate::collect::for_run(&config, &collect_keys, &keys, broker.bootstrap_servers())?;
 
     let listener = std::net::TcpListener::bind(&config.api.listen)
         .with_context(|| format!("listening on `{}`", config.api.listen))?;
@@ -173,10 +177,7 @@ pub fn command(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// With the collector on (it has keys), the topics it produces to are consumed here too,
 /// each in its format, so what is posted to `/api/v1/collect/{format}` reaches the lake:
 /// every topic the collector names that `kafka.topics` and `[[kafka.sources]]` do not.
-fn consume_collected_topics(config: &mut Config) -> anyhow::Result<()> {
-    if config.collect.load_keys()?.is_empty() {
-        return Ok(());
-    }
+fn consume_collected_topics(config: &mut Config) {
     for (topic, format) in config.collect.topics_by_format() {
         let listed = config.kafka.topics.contains(&topic)
             || config
@@ -192,5 +193,4 @@ fn consume_collected_topics(config: &mut Config) -> anyhow::Result<()> {
             });
         }
     }
-    Ok(())
 }
