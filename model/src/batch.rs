@@ -140,6 +140,7 @@ pub struct EventBatchBuilder {
     token_issuer: StringBuilder,
     token_audience: ListBuilder<StringBuilder>,
     token_scopes: ListBuilder<StringBuilder>,
+    required_scopes: ListBuilder<StringBuilder>,
     token_expires: TimestampMicrosecondBuilder,
     client_id: StringBuilder,
     auth_method: StringBuilder,
@@ -219,6 +220,7 @@ impl EventBatchBuilder {
             .append_option(event.token_issuer.as_deref());
         append_list(&mut self.token_audience, event.token_audience.as_deref());
         append_list(&mut self.token_scopes, event.token_scopes.as_deref());
+        append_list(&mut self.required_scopes, event.required_scopes.as_deref());
         self.token_expires.append_option(event.token_expires);
         self.client_id.append_option(event.client_id.as_deref());
         self.auth_method.append_option(event.auth_method.as_deref());
@@ -273,6 +275,7 @@ impl EventBatchBuilder {
             finish_text(&mut self.token_issuer),
             finish_list(&mut self.token_audience),
             finish_list(&mut self.token_scopes),
+            finish_list(&mut self.required_scopes),
             finish_times(&mut self.token_expires),
             finish_text(&mut self.client_id),
             finish_text(&mut self.auth_method),

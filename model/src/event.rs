@@ -125,8 +125,8 @@ impl Outcome {
 /// One accepted event, every field of the contract, validated and normalised.
 ///
 /// Normalisation: `principal_type` is inferred when absent, `target_service` of an
-/// `authz` event defaults to `service`, `token_scopes` given as one string is split on
-/// whitespace, `source_ip` is parsed, unknown top-level fields are moved into
+/// `authz` event defaults to `service`, `token_scopes` and `required_scopes` given as one
+/// string are split on whitespace, `source_ip` is parsed, unknown top-level fields are moved into
 /// `attributes`, and a bearer token or JWT/JWE in `token_id`, `session_id` or an attribute
 /// is replaced by its digest (see [`token_fingerprint`](crate::token_fingerprint)).
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +148,10 @@ pub struct Event<'a> {
     pub token_issuer: Option<Text<'a>>,
     pub token_audience: Option<Vec<Text<'a>>>,
     pub token_scopes: Option<Vec<Text<'a>>>,
+    /// On `authz`: the scopes the deciding service required for this resource and action
+    /// (what the caller exercised when allowed), so granted scopes can be weighed against
+    /// used ones.
+    pub required_scopes: Option<Vec<Text<'a>>>,
     pub token_expires: Option<Micros>,
     pub client_id: Option<Text<'a>>,
     pub auth_method: Option<Text<'a>>,
@@ -181,6 +185,7 @@ impl<'a> Event<'a> {
             token_issuer: None,
             token_audience: None,
             token_scopes: None,
+            required_scopes: None,
             token_expires: None,
             client_id: None,
             auth_method: None,
@@ -231,6 +236,7 @@ impl Event<'_> {
             token_issuer: own_opt(self.token_issuer),
             token_audience: own_list(self.token_audience),
             token_scopes: own_list(self.token_scopes),
+            required_scopes: own_list(self.required_scopes),
             token_expires: self.token_expires,
             client_id: own_opt(self.client_id),
             auth_method: own_opt(self.auth_method),

@@ -104,6 +104,7 @@ pub(crate) enum Field {
     TokenIssuer,
     TokenAudience,
     TokenScopes,
+    RequiredScopes,
     TokenExpires,
     ClientId,
     AuthMethod,
@@ -114,7 +115,7 @@ pub(crate) enum Field {
     Attributes,
 }
 
-pub(crate) const FIELD_COUNT: usize = 25;
+pub(crate) const FIELD_COUNT: usize = 26;
 
 /// Every field name of the event contract (events.md), in its order.
 pub const FIELD_NAMES: [&str; FIELD_COUNT] = [
@@ -135,6 +136,7 @@ pub const FIELD_NAMES: [&str; FIELD_COUNT] = [
     "token_issuer",
     "token_audience",
     "token_scopes",
+    "required_scopes",
     "token_expires",
     "client_id",
     "auth_method",
@@ -165,6 +167,7 @@ impl Field {
             "token_issuer" => Field::TokenIssuer,
             "token_audience" => Field::TokenAudience,
             "token_scopes" => Field::TokenScopes,
+            "required_scopes" => Field::RequiredScopes,
             "token_expires" => Field::TokenExpires,
             "client_id" => Field::ClientId,
             "auth_method" => Field::AuthMethod,
@@ -328,6 +331,8 @@ pub(crate) fn build_event<'a>(
     let token_issuer = optional_text(take(Field::TokenIssuer), Field::TokenIssuer)?;
     let token_audience = optional_list(take(Field::TokenAudience), Field::TokenAudience, false)?;
     let token_scopes = optional_list(take(Field::TokenScopes), Field::TokenScopes, true)?;
+    let required_scopes =
+        optional_list(take(Field::RequiredScopes), Field::RequiredScopes, true)?;
     let token_expires = take(Field::TokenExpires)
         .map(|value| timestamp(value, Field::TokenExpires))
         .transpose()?;
@@ -376,6 +381,7 @@ pub(crate) fn build_event<'a>(
         token_issuer,
         token_audience,
         token_scopes,
+        required_scopes,
         token_expires,
         client_id,
         auth_method,

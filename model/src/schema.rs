@@ -57,6 +57,10 @@ pub fn events_schema() -> SchemaRef {
             text("token_issuer"),
             Field::new("token_audience", text_list(), true),
             Field::new("token_scopes", text_list(), true),
+            // Added after the first lake files were written: readers find it missing in
+            // older files and read it as null (the lake's schema evolves by adding
+            // nullable columns only).
+            Field::new("required_scopes", text_list(), true),
             Field::new("token_expires", timestamp_type(), true),
             text("client_id"),
             text("auth_method"),

@@ -265,6 +265,7 @@ mod tests {
             token_issuer: Some("https://idp.example.com"),
             token_audience: Some(vec!["payments"]),
             token_scopes: Some(vec!["payments:charge"]),
+            required_scopes: Some(vec!["payments:charge"]),
             token_expires: Some(1_795_457_700_000_000),
             client_id: Some("web"),
             auth_method: Some("authorization_code"),

@@ -277,6 +277,8 @@ pub struct Unmapped<'a> {
     pub token_audience: Option<Vec<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_scopes: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_scopes: Option<Vec<&'a str>>,
 }
 
 impl Unmapped<'_> {
@@ -285,6 +287,7 @@ impl Unmapped<'_> {
             && self.auth_method.is_none()
             && self.token_audience.is_none()
             && self.token_scopes.is_none()
+            && self.required_scopes.is_none()
     }
 }
 
@@ -485,6 +488,7 @@ pub fn map<'a>(row: &Row<'a>) -> anyhow::Result<OcsfEvent<'a>> {
                 AUTHORIZE_SESSION => None,
                 _ => row.token_scopes.clone(),
             },
+            required_scopes: row.required_scopes.clone(),
         },
     };
     match class {

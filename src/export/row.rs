@@ -21,7 +21,8 @@ pub fn columns() -> Vec<&'static str> {
 
 type Timestamps = PrimitiveArray<TimestampMicrosecondType>;
 
-/// A text list column (`token_audience`, `token_scopes`): offsets and the values as text.
+/// A text list column (`token_audience`, `token_scopes`, `required_scopes`): offsets and the
+/// values as text.
 struct TextList {
     lists: ListArray,
     values: StringViewArray,
@@ -55,6 +56,7 @@ pub struct Columns {
     ingest_time: Timestamps,
     token_audience: TextList,
     token_scopes: TextList,
+    required_scopes: TextList,
     mfa: BooleanArray,
     attributes: TextMap,
 }
@@ -162,6 +164,7 @@ impl Columns {
             ingest_time: as_timestamps(&column(batch, "ingest_time")?, "ingest_time")?,
             token_audience: as_text_list(&column(batch, "token_audience")?, "token_audience")?,
             token_scopes: as_text_list(&column(batch, "token_scopes")?, "token_scopes")?,
+            required_scopes: as_text_list(&column(batch, "required_scopes")?, "required_scopes")?,
             mfa: mfa
                 .as_boolean_opt()
                 .ok_or_else(|| anyhow!("column `mfa` is not a boolean"))?
@@ -208,6 +211,7 @@ impl Columns {
             token_issuer: text(Text::TokenIssuer),
             token_audience: self.token_audience.row(row),
             token_scopes: self.token_scopes.row(row),
+            required_scopes: self.required_scopes.row(row),
             token_expires: timestamp(&self.token_expires),
             client_id: text(Text::ClientId),
             auth_method: text(Text::AuthMethod),
@@ -242,6 +246,7 @@ pub struct Row<'a> {
     pub token_issuer: Option<&'a str>,
     pub token_audience: Option<Vec<&'a str>>,
     pub token_scopes: Option<Vec<&'a str>>,
+    pub required_scopes: Option<Vec<&'a str>>,
     pub token_expires: Option<i64>,
     pub client_id: Option<&'a str>,
     pub auth_method: Option<&'a str>,

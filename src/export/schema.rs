@@ -118,6 +118,7 @@ pub fn ocsf_schema() -> SchemaRef {
                     text("auth_method"),
                     text_list("token_audience"),
                     text_list("token_scopes"),
+                    text_list("required_scopes"),
                 ],
             ),
         ]))

@@ -133,6 +133,7 @@ fn event<'a>(row: &Row<'a>) -> Option<Event<'a>> {
         token_issuer: text(row.token_issuer),
         token_audience: list(&row.token_audience),
         token_scopes: list(&row.token_scopes),
+        required_scopes: list(&row.required_scopes),
         token_expires: row.token_expires,
         client_id: text(row.client_id),
         auth_method: text(row.auth_method),

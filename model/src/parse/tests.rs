@@ -129,6 +129,28 @@ fn audience_may_be_one_string_and_scopes_an_array() {
 }
 
 #[test]
+fn required_scopes_of_a_decision_may_be_one_string_or_an_array() {
+    let base = r#""id":"a","time":1,"kind":"authz","principal":"p","outcome":"allow""#;
+    let spaced = format!(r#"{{{base},"required_scopes":"orders:read  orders:write"}}"#);
+    assert_eq!(
+        parse(&spaced).unwrap().required_scopes,
+        Some(vec![
+            Cow::Borrowed("orders:read"),
+            Cow::Borrowed("orders:write")
+        ])
+    );
+    let listed = format!(r#"{{{base},"required_scopes":["orders:read"]}}"#);
+    assert_eq!(
+        parse(&listed).unwrap().required_scopes,
+        Some(vec![Cow::Borrowed("orders:read")])
+    );
+    let absent = format!("{{{base}}}");
+    let absent = parse(&absent).unwrap();
+    assert_eq!(absent.required_scopes, None);
+    assert!(absent.attributes.is_empty());
+}
+
+#[test]
 fn infers_principal_type_unless_given() {
     let base = r#""time":1,"kind":"token_revoke""#;
     let event = |rest: &str| {
@@ -368,6 +390,7 @@ fn rejects_wrong_types() {
         ("token_audience", "[1]"),
         ("token_audience", "{}"),
         ("token_scopes", "5"),
+        ("required_scopes", "[true]"),
         ("mfa", r#""yes""#),
         ("attributes", r#"["a"]"#),
         ("attributes", r#"{"n":1}"#),
