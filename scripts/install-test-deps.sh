@@ -4,7 +4,8 @@
 #   - the Kafka-compatible broker tansu (built from crates.io, ~12-20 minutes once);
 #   - a Python virtualenv with the real clients and readers the end-to-end tests use:
 #     confluent-kafka (producer), duckdb and pyarrow (independent lake readers), selenium
-#     (drives the web UI);
+#     (drives the web UI), moto (an S3-compatible server with conditional writes, for the
+#     lake on object storage);
 #   - Debian packages: prometheus (for `promtool check metrics`), chromium and
 #     chromium-driver (headless browser for the web UI test).
 set -euo pipefail

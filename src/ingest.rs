@@ -69,7 +69,7 @@ fn ingest_file(stages: Stages, path: &Path, format: Format) -> anyhow::Result<Ex
     let from_stdin = path == Path::new("-");
     let (source, partition) = if from_stdin {
         // stdin cannot be replayed: every run is a new stream.
-        ("stdin".to_owned(), stages.lake().unused_partition("stdin"))
+        ("stdin".to_owned(), stages.lake().unused_partition("stdin")?)
     } else {
         (file_source_name(path), 0)
     };

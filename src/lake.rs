@@ -28,7 +28,7 @@ pub fn verify_lake(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         public_key,
         allow_unsigned: args.allow_unsigned,
     };
-    let report = verify(&root, &options)
+    let report = verify(root.as_path(), &options)
         .with_context(|| format!("verifying the lake at `{}`", root.display()))?;
     for finding in &report.findings {
         println!("{finding}");

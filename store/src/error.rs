@@ -14,9 +14,9 @@ pub enum Error {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("building record batch: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
-    #[error("manifest `{path}` line {line}: {message}")]
+    #[error("manifest `{log}` record {line}: {message}")]
     Manifest {
-        path: PathBuf,
+        log: String,
         line: usize,
         message: String,
     },
@@ -24,6 +24,17 @@ pub enum Error {
     Key(String),
     #[error("lake maintenance: {0}")]
     Maintenance(String),
+    #[error("object store, `{path}`: {message}")]
+    Store { path: String, message: String },
+    #[error("{0}")]
+    Location(String),
+    /// Another writer appended record `seq` of the log first: this one no longer owns it
+    /// (a member whose partition moved while it was paused), and must not write on.
+    #[error(
+        "manifest `{log}`: record {seq} was written by another writer first; this process \
+         no longer owns the log and its uncommitted files are garbage for `authtrail maintain`"
+    )]
+    Conflict { log: String, seq: u64 },
 }
 
 impl Error {

@@ -11,15 +11,26 @@
 //! Alerts files are recorded the same way in `_manifest/_alerts.jsonl`. Every record
 //! carries the hash of the previous one and, with a [`ManifestKey`], an Ed25519 signature;
 //! [`verify`] checks the files on disk against the logs.
+//!
+//! A lake lives in a local directory or under a prefix of an object store
+//! ([`LakeLocation`]: `s3://`, `gs://`, `az://`). On an object store there is no rename:
+//! files are written under their final names and each manifest record is a new object
+//! created only if its sequence number is free, so two processes can never both commit
+//! the same record of a log (see `records.rs`). Both kinds go through `storage.rs`; the
+//! manifest, verify and maintenance logic is the same for both.
 
 mod durable;
 mod encode;
 mod error;
 mod fault;
+mod location;
 mod maintain;
 mod manifest;
+mod records;
+mod remote;
 mod segment;
 mod sign;
+mod storage;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -29,12 +40,15 @@ use authtrail_model::lake::{
     MANIFEST_DIR,
 };
 use sha2::{Digest, Sha256};
+use storage::Storage;
 
 pub use encode::{encode, EncodeOptions, EncodedFile};
 pub use error::Error;
 pub use fault::FAULT_LAKE_FULL_ENV;
+pub use location::LakeLocation;
 pub use maintain::{MaintenanceConfig, MaintenanceReport, RetentionDays};
 pub use manifest::{FileEntry, LostRange, ManifestRecord, PartitionLog, RecordState};
+pub use remote::RemoteLake;
 pub use segment::{Segment, SegmentBuilder};
 pub use sign::{ManifestKey, PublicKey};
 pub use verify::{verify, Finding, VerifyOptions, VerifyReport};
@@ -42,11 +56,11 @@ pub use verify::{verify, Finding, VerifyOptions, VerifyReport};
 /// The store's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A lake rooted at one directory.
+/// A lake in a local directory or on an object store.
 pub struct Lake {
-    root: PathBuf,
+    location: LakeLocation,
     options: EncodeOptions,
-    dirs: durable::DurableDirs,
+    storage: Storage,
     key: Option<ManifestKey>,
     /// The alerts manifest, opened on the first alerts write.
     alerts_log: Option<PartitionLog>,
@@ -61,14 +75,21 @@ pub struct CommitSummary {
 }
 
 impl Lake {
-    /// Opens the lake at `root`, creating the directory if needed.
+    /// Opens the lake in the local directory `root`, creating it if needed.
     pub fn open(root: impl Into<PathBuf>, options: EncodeOptions) -> Result<Lake> {
-        let root = root.into();
-        std::fs::create_dir_all(&root).map_err(Error::io(&root))?;
+        Lake::open_at(LakeLocation::Local(root.into()), options)
+    }
+
+    /// Opens the lake at `location`, creating a local directory if needed (an object
+    /// store's prefix needs no creating).
+    pub fn open_at(location: LakeLocation, options: EncodeOptions) -> Result<Lake> {
+        if let LakeLocation::Local(root) = &location {
+            std::fs::create_dir_all(root).map_err(Error::io(root))?;
+        }
         Ok(Lake {
-            root,
+            storage: Storage::new(&location),
+            location,
             options,
-            dirs: durable::DurableDirs::default(),
             key: None,
             alerts_log: None,
         })
@@ -84,33 +105,47 @@ impl Lake {
     /// on its decode thread and commits on its writer thread).
     pub fn handle(&self) -> Lake {
         Lake {
-            root: self.root.clone(),
+            location: self.location.clone(),
             options: self.options,
-            dirs: durable::DurableDirs::default(),
+            storage: Storage::new(&self.location),
             key: self.key.clone(),
             alerts_log: None,
         }
     }
 
-    /// The lake's root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the lake lives.
+    pub fn location(&self) -> &LakeLocation {
+        &self.location
     }
 
-    /// Opens a source partition's manifest, rolling back a flush a crash interrupted.
+    /// The lake's local directory; `None` for a lake on an object store.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.location.local_root()
+    }
+
+    /// Opens a source partition's manifest, rolling back a flush a crash interrupted (or,
+    /// on an object store, one a process that lost the partition left unfinished).
     pub fn open_partition(&mut self, source: &str, partition: i32) -> Result<PartitionLog> {
-        let path = self.root.join(manifest_path(source, partition));
-        self.dirs
-            .ensure(&self.root, path.parent().expect("manifest dir"))?;
-        PartitionLog::open(&self.root, path, source, partition, self.key.clone())
+        let name = path_text(&manifest_path(source, partition));
+        PartitionLog::open(
+            &mut self.storage,
+            &name,
+            source,
+            partition,
+            self.key.clone(),
+        )
     }
 
     /// The lowest partition number of `source` that has no manifest yet: a fresh stream for
     /// sources that cannot be replayed (stdin).
-    pub fn unused_partition(&self, source: &str) -> i32 {
-        (0..)
-            .find(|&partition| !self.root.join(manifest_path(source, partition)).exists())
-            .expect("fewer than 2^31 partitions")
+    pub fn unused_partition(&self, source: &str) -> Result<i32> {
+        for partition in 0.. {
+            let name = path_text(&manifest_path(source, partition));
+            if !records::exists(&self.storage, &name)? {
+                return Ok(partition);
+            }
+        }
+        unreachable!("fewer than 2^31 partitions")
     }
 
     /// Writes a segment durably and records it as committed in `log`.
@@ -190,10 +225,8 @@ impl Lake {
         batches: &[(i64, arrow_array::RecordBatch)],
     ) -> Result<CommitSummary> {
         if self.alerts_log.is_none() {
-            let path = self.root.join(MANIFEST_DIR).join(ALERTS_MANIFEST);
-            self.dirs
-                .ensure(&self.root, path.parent().expect("manifest dir"))?;
-            let log = PartitionLog::open(&self.root, path, "_alerts", 0, self.key.clone())?;
+            let name = format!("{MANIFEST_DIR}/{ALERTS_MANIFEST}");
+            let log = PartitionLog::open(&mut self.storage, &name, "_alerts", 0, self.key.clone())?;
             self.alerts_log = Some(log);
         }
         let number = i64::try_from(checkpoint).unwrap_or(i64::MAX);
@@ -235,10 +268,7 @@ impl Lake {
         summary: &mut CommitSummary,
     ) -> Result<FileEntry> {
         let encoded = encode(table, batch, &self.options)?;
-        let path = self.root.join(relative);
-        self.dirs
-            .ensure(&self.root, path.parent().expect("file has a directory"))?;
-        durable::write_file_atomically(&path, &encoded.bytes)?;
+        self.storage.put(&path_text(relative), &encoded.bytes)?;
         summary.rows += encoded.rows as u64;
         summary.bytes += encoded.bytes.len() as u64;
         Ok(FileEntry {
@@ -252,20 +282,13 @@ impl Lake {
 
     /// Replaces the checkpoint `name` (under `_checkpoint/`) atomically and durably.
     pub fn save_checkpoint(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
-        let path = self.root.join(checkpoint_path(name));
-        self.dirs
-            .ensure(&self.root, path.parent().expect("checkpoint dir"))?;
-        durable::write_file_atomically(&path, bytes)
+        self.storage.put(&path_text(&checkpoint_path(name)), bytes)
     }
 
     /// The checkpoint `name`, if one was saved.
     pub fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let path = self.root.join(checkpoint_path(name));
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(Error::io(&path)(error)),
-        }
+        let saved = self.storage.get(&path_text(&checkpoint_path(name)))?;
+        Ok(saved.map(|bytes| bytes.to_vec()))
     }
 }
 
@@ -290,5 +313,7 @@ fn path_text(path: &Path) -> String {
         .join("/")
 }
 
+#[cfg(test)]
+mod storage_tests;
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,21 @@
-//! The commit manifest of one source partition: an append-only JSON-lines log that makes a
-//! flush atomic across the several files it writes.
+//! The commit manifest of one source partition: an append-only log that makes a flush
+//! atomic across the several files it writes (a JSON-lines file on a local disk, an object
+//! per record on an object store: see `records.rs`).
 //!
 //! A flush first appends a `pending` record naming every file it is about to write, then
 //! writes the files, then appends a `committed` record with their sizes and digests. Only
 //! after that are the offsets committed to the source. On open, a `pending` record without
 //! its `committed` record (a crash mid-flush) is rolled back: its files are deleted and an
 //! `aborted` record appended, so the range is written afresh and never twice. Each record
-//! carries the sha256 of the previous line, chaining the log.
+//! carries the sha256 of the previous record, chaining the log.
+//!
+//! On an object store several processes may hold the same log (a member whose partition
+//! moved to another while it was paused). Each record is created only if its sequence
+//! number is free, so exactly one writer wins each number; the other's commit fails with
+//! [`Error::Conflict`]. Opening the log takes it over: a trailing `pending` record of a
+//! writer that is still alive is rolled back like a crashed one, and that writer's commit
+//! then fails on the `aborted` record's number. Files it writes after that are in no
+//! committed record: `verify` reports them and `maintain` deletes them.
 //!
 //! The same log format records the lake's other changes: the alerts writer keeps one
 //! (`_alerts.jsonl`, offsets are checkpoint numbers), and retention and compaction keep one
@@ -14,18 +23,15 @@
 //! files is appended before they are deleted; opening the log finishes deletions a crash
 //! interrupted. With a [`ManifestKey`] every record is signed (see `sign.rs`).
 
-use std::fs::{self, File};
-use std::io::Read;
-use std::path::{Path, PathBuf};
-
 use authtrail_model::time::now_micros;
 use authtrail_model::Micros;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::durable::{append_durably, open_for_append, temp_path};
 use crate::error::Error;
+use crate::records::Records;
 use crate::sign::ManifestKey;
+use crate::storage::Storage;
 use crate::Result;
 
 /// The state a manifest record declares.
@@ -122,10 +128,10 @@ impl ManifestRecord {
     }
 }
 
-/// Parses one manifest line.
-pub(crate) fn parse_line(path: &Path, index: usize, line: &str) -> Result<ManifestRecord> {
+/// Parses one manifest record.
+pub(crate) fn parse_line(log: &str, index: usize, line: &str) -> Result<ManifestRecord> {
     serde_json::from_str(line).map_err(|error| Error::Manifest {
-        path: path.to_path_buf(),
+        log: log.to_owned(),
         line: index + 1,
         message: error.to_string(),
     })
@@ -135,8 +141,7 @@ pub(crate) fn parse_line(path: &Path, index: usize, line: &str) -> Result<Manife
 pub struct PartitionLog {
     source: String,
     partition: i32,
-    path: PathBuf,
-    file: File,
+    records: Records,
     next_seq: u64,
     prev: String,
     next_offset: Option<i64>,
@@ -145,78 +150,68 @@ pub struct PartitionLog {
 }
 
 impl PartitionLog {
-    /// Opens (creating if needed) the manifest at `path` and rolls back an interrupted
-    /// flush, deleting its files below `root`.
+    /// Opens (creating if needed) the manifest `name` (lake-relative) and rolls back an
+    /// interrupted flush, deleting its files.
+    ///
+    /// Only the log's tail is read: the last record, and the ones before it back to the
+    /// last committed one (one or three on an object store, where each is a request).
     pub(crate) fn open(
-        root: &Path,
-        path: PathBuf,
+        storage: &mut Storage,
+        name: &str,
         source: &str,
         partition: i32,
         key: Option<ManifestKey>,
     ) -> Result<Self> {
-        let mut file = open_for_append(&path)?;
-        let mut text = String::new();
-        file.read_to_string(&mut text).map_err(Error::io(&path))?;
-        let complete = match text.rfind('\n') {
-            Some(end) => end + 1,
-            None => 0,
-        };
-        if complete < text.len() {
-            // A torn final line: the crash hit mid-append, so it was never acknowledged.
-            tracing::warn!(path = %path.display(), bytes = text.len() - complete, "dropping torn manifest line");
-            file.set_len(complete as u64).map_err(Error::io(&path))?;
-            file.sync_data().map_err(Error::io(&path))?;
-        }
+        let records = Records::open(storage, name)?;
         let mut log = PartitionLog {
             source: source.to_owned(),
             partition,
-            path,
-            file,
+            records,
             next_seq: 0,
             prev: String::new(),
             next_offset: None,
             pending: None,
             key,
         };
+        let count = log.records.len();
+        let Some(last_index) = count.checked_sub(1) else {
+            return Ok(log);
+        };
+        let last_line = log.records.line(last_index)?;
+        let last = parse_line(log.records.name(), last_index, &last_line)?;
+        log.next_seq = last.seq + 1;
+        log.prev = hex::encode(Sha256::digest(last_line.as_bytes()));
         let mut unfinished_removal = Vec::new();
         let mut unpublished = Vec::new();
-        for (index, line) in text[..complete].lines().enumerate() {
-            let record = parse_line(&log.path, index, line)?;
-            unfinished_removal = match record.state {
-                RecordState::Pending => Vec::new(),
-                _ => record.removed.clone(),
-            };
-            unpublished = match record.state {
-                RecordState::Committed => {
-                    record.files.iter().map(|file| file.path.clone()).collect()
-                }
-                _ => Vec::new(),
-            };
-            log.next_seq = record.seq + 1;
-            log.prev = hex::encode(Sha256::digest(line.as_bytes()));
-            match record.state {
-                RecordState::Pending => log.pending = Some(record),
-                RecordState::Committed => {
+        match last.state {
+            RecordState::Pending => log.pending = Some(last),
+            RecordState::Committed => {
+                log.next_offset = Some(last.last_offset + 1);
+                unpublished = last.files.iter().map(|file| file.path.clone()).collect();
+                unfinished_removal = last.removed;
+            }
+            RecordState::Aborted | RecordState::Removed => unfinished_removal = last.removed,
+        }
+        if log.next_offset.is_none() {
+            for index in (0..last_index).rev() {
+                let record = parse_line(log.records.name(), index, &log.records.line(index)?)?;
+                if record.state == RecordState::Committed {
                     log.next_offset = Some(record.last_offset + 1);
-                    log.pending = None;
+                    break;
                 }
-                RecordState::Aborted | RecordState::Removed => log.pending = None,
             }
         }
         if let Some(pending) = log.pending.take() {
-            log.roll_back(root, pending)?;
+            log.roll_back(storage, pending)?;
         }
         // A compaction commits its file before renaming it into place (see `maintain`):
         // a crash in between leaves it under its temporary name.
         for relative in unpublished {
-            let path = root.join(&relative);
-            if !path.exists() && temp_path(&path).exists() {
-                crate::durable::publish(&path)?;
-            }
+            storage.finish_publish(&relative)?;
         }
         // The last record's removals may have been cut short by a crash; deleting is
         // idempotent, so finish them.
-        remove_files(root, unfinished_removal.iter().map(String::as_str))?;
+        storage.remove(&unfinished_removal)?;
         Ok(log)
     }
 
@@ -225,12 +220,12 @@ impl PartitionLog {
         self.next_offset
     }
 
-    /// The manifest's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The manifest's lake-relative name (`_manifest/<source>-<partition>.jsonl`).
+    pub fn name(&self) -> &str {
+        self.records.name()
     }
 
-    fn roll_back(&mut self, root: &Path, pending: ManifestRecord) -> Result<()> {
+    fn roll_back(&mut self, storage: &mut Storage, pending: ManifestRecord) -> Result<()> {
         tracing::warn!(
             source = %pending.source,
             partition = pending.partition,
@@ -238,7 +233,12 @@ impl PartitionLog {
             last_offset = pending.last_offset,
             "rolling back a flush interrupted by a crash"
         );
-        remove_files(root, pending.files.iter().map(|entry| entry.path.as_str()))?;
+        let files: Vec<String> = pending
+            .files
+            .iter()
+            .map(|entry| entry.path.clone())
+            .collect();
+        storage.remove(&files)?;
         self.append(
             RecordState::Aborted,
             pending.first_offset,
@@ -309,10 +309,9 @@ impl PartitionLog {
         if let Some(key) = &self.key {
             record.sig = Some(key.sign(&record.signed_bytes()));
         }
-        let mut line = serde_json::to_string(&record).expect("manifest records serialize");
+        let line = serde_json::to_string(&record).expect("manifest records serialize");
         let hash = hex::encode(Sha256::digest(line.as_bytes()));
-        line.push('\n');
-        append_durably(&mut self.file, &self.path, line.as_bytes())?;
+        self.records.append(record.seq, &line)?;
         // Only a durable line becomes the chain's tail: after a failed append (disk full)
         // the next record still links to the last one on disk.
         self.prev = hash;
@@ -322,30 +321,4 @@ impl PartitionLog {
         }
         Ok(())
     }
-}
-
-/// Deletes lake files (and their temporary twins) that may or may not exist, then makes
-/// the deletions durable.
-pub(crate) fn remove_files<'a>(root: &Path, paths: impl Iterator<Item = &'a str>) -> Result<()> {
-    let mut dirs = std::collections::BTreeSet::new();
-    for relative in paths {
-        let path = root.join(relative);
-        for candidate in [temp_path(&path), path.clone()] {
-            match fs::remove_file(&candidate) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => return Err(Error::io(&candidate)(error)),
-            }
-        }
-        if let Some(dir) = path.parent() {
-            dirs.insert(dir.to_path_buf());
-        }
-    }
-    for dir in dirs {
-        crate::durable::sync_dir(&dir).or_else(|error| match error {
-            Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => Err(other),
-        })?;
-    }
-    Ok(())
 }

@@ -14,17 +14,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs;
-use std::io::Read;
-use std::path::{Path, PathBuf};
 
 use authtrail_model::lake::{Table, ALERTS_MANIFEST, MAINTENANCE_MANIFEST, MANIFEST_DIR};
+use authtrail_model::Micros;
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
 use crate::manifest::{parse_line, FileEntry, RecordState};
+use crate::records;
 use crate::sign::PublicKey;
-use crate::Result;
+use crate::storage::Storage;
+use crate::{LakeLocation, Result};
 
 /// How to verify.
 #[derive(Debug, Clone, Default)]
@@ -131,15 +130,17 @@ enum Expect {
     InFlight,
 }
 
-/// Checks every file of the lake at `root` against the manifests and their chain.
+/// Checks every file of the lake (a local directory or an object store's prefix) against
+/// the manifests and their chain.
 ///
 /// A lake being written meanwhile may change between reading the logs and hashing the
 /// files; a file finding is therefore checked again against the logs as they are after the
 /// walk, and dropped if they now account for it (a flush or maintenance step in between).
-pub fn verify(root: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
-    let (logs, mut expected, mut report) = read_logs(root, options)?;
+pub fn verify(lake: impl Into<LakeLocation>, options: &VerifyOptions) -> Result<VerifyReport> {
+    let storage = Storage::new(&lake.into());
+    let (logs, mut expected, mut report) = read_logs(&storage, options)?;
     for table in Table::ALL {
-        check_files(root, &root.join(table.as_str()), &mut expected, &mut report)?;
+        check_files(&storage, table, &mut expected, &mut report)?;
     }
     for (path, expect) in expected {
         if let Expect::File(_) = expect {
@@ -147,10 +148,14 @@ pub fn verify(root: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
         }
     }
     if report.findings.iter().any(Finding::is_about_a_file) {
-        let (_, now_expected, _) = read_logs(root, options)?;
-        report
-            .findings
-            .retain(|finding| !accounted_for(root, finding, &now_expected));
+        let (_, now_expected, _) = read_logs(&storage, options)?;
+        let mut kept = Vec::with_capacity(report.findings.len());
+        for finding in std::mem::take(&mut report.findings) {
+            if !accounted_for(&storage, &finding, &now_expected)? {
+                kept.push(finding);
+            }
+        }
+        report.findings = kept;
     }
     if report
         .findings
@@ -164,7 +169,7 @@ pub fn verify(root: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
                 .to_owned(),
         );
     }
-    if !logs.iter().any(|log| log.ends_with(ALERTS_MANIFEST))
+    if !has_alerts_log(&logs)
         && report
             .findings
             .iter()
@@ -179,17 +184,49 @@ pub fn verify(root: &Path, options: &VerifyOptions) -> Result<VerifyReport> {
     Ok(report)
 }
 
-type Logs = (Vec<PathBuf>, BTreeMap<String, Expect>, VerifyReport);
+/// The files of the lake's tables that no manifest record accounts for (a writer that
+/// lost its partition, a flush a crash cut short before its pending record was rolled
+/// back): what `maintain` deletes. Listed before the logs are read, so a file a live
+/// writer is adding (named by its pending record first) is never among them. Without an
+/// alerts manifest (a lake older than 0.2) the alerts files are left alone.
+///
+/// Only files last written before `written_before` count: a name a writer re-uses for a
+/// new flush (the same offset range a lost writer left behind) is written again and so is
+/// young, never taken for garbage while that writer is between its records.
+pub(crate) fn garbage(storage: &Storage, written_before: Micros) -> Result<Vec<String>> {
+    let mut listed = Vec::new();
+    for table in Table::ALL {
+        listed.extend(storage.list(table.as_str())?);
+    }
+    let (logs, expected, _) = read_logs(storage, &VerifyOptions::default())?;
+    let alerts_recorded = has_alerts_log(&logs);
+    Ok(listed
+        .into_iter()
+        .filter(|listed| listed.modified < written_before)
+        .map(|listed| listed.path)
+        .filter(|path| alerts_recorded || !path.starts_with("alerts/"))
+        .filter(|path| {
+            let base = path.strip_suffix(".tmp").unwrap_or(path);
+            !expected.contains_key(base)
+        })
+        .collect())
+}
+
+fn has_alerts_log(logs: &[String]) -> bool {
+    logs.iter().any(|log| log.ends_with(ALERTS_MANIFEST))
+}
+
+type Logs = (Vec<String>, BTreeMap<String, Expect>, VerifyReport);
 
 /// Replays every manifest log: the files the lake should hold, and the chain's findings.
-fn read_logs(root: &Path, options: &VerifyOptions) -> Result<Logs> {
+fn read_logs(storage: &Storage, options: &VerifyOptions) -> Result<Logs> {
     let mut report = VerifyReport::default();
     let mut expected = BTreeMap::new();
-    let mut logs = list_logs(&root.join(MANIFEST_DIR))?;
+    let mut logs = records::list_logs(storage, MANIFEST_DIR)?;
     // The maintenance log last: its removals apply to files the other logs committed.
-    logs.sort_by_key(|path| (path.ends_with(MAINTENANCE_MANIFEST), path.clone()));
+    logs.sort_by_key(|log| (log.ends_with(MAINTENANCE_MANIFEST), log.clone()));
     for log in &logs {
-        replay_log(log, options, &mut expected, &mut report)?;
+        replay_log(storage, log, options, &mut expected, &mut report)?;
     }
     Ok((logs, expected, report))
 }
@@ -204,55 +241,40 @@ impl Finding {
 }
 
 /// Whether the logs as they are now explain a file finding of the walk.
-fn accounted_for(root: &Path, finding: &Finding, expected: &BTreeMap<String, Expect>) -> bool {
+fn accounted_for(
+    storage: &Storage,
+    finding: &Finding,
+    expected: &BTreeMap<String, Expect>,
+) -> Result<bool> {
     let path = match finding {
         Finding::Modified { path, .. } | Finding::Unexpected { path } => path,
         Finding::Missing { path } => {
-            return !matches!(expected.get(path), Some(Expect::File(_)));
+            return Ok(!matches!(expected.get(path), Some(Expect::File(_))));
         }
-        _ => return false,
+        _ => return Ok(false),
     };
     let base = path.strip_suffix(".tmp").unwrap_or(path);
-    match expected.get(base) {
+    Ok(match expected.get(base) {
         Some(Expect::InFlight) => true,
-        Some(Expect::File(entry)) if base == path => sha256_file(&root.join(path))
-            .is_ok_and(|actual| entry.sha256.as_deref() == Some(actual.as_str())),
+        Some(Expect::File(entry)) if base == path => storage
+            .sha256(path)?
+            .is_some_and(|actual| entry.sha256.as_deref() == Some(actual.as_str())),
         // Deleted since the walk (retention, compaction) and no longer expected.
-        None => !root.join(path).exists(),
+        None => !storage.exists(path)?,
         _ => false,
-    }
-}
-
-fn list_logs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(Error::io(dir)(error)),
-    };
-    let mut logs = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(Error::io(dir))?.path();
-        if path.extension().is_some_and(|ext| ext == "jsonl") {
-            logs.push(path);
-        }
-    }
-    Ok(logs)
+    })
 }
 
 fn replay_log(
-    path: &Path,
+    storage: &Storage,
+    log: &str,
     options: &VerifyOptions,
     expected: &mut BTreeMap<String, Expect>,
     report: &mut VerifyReport,
 ) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let bytes = fs::read(path).map_err(Error::io(path))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let complete = text.rfind('\n').map_or(0, |end| end + 1);
-    if complete < text.len() {
+    let name = log.rsplit('/').next().unwrap_or(log).to_owned();
+    let text = records::read_all(storage, log)?;
+    if text.torn {
         report.notes.push(format!(
             "`{name}` ends in a torn line (a crash mid-append); the next open drops it"
         ));
@@ -262,14 +284,14 @@ fn replay_log(
     let mut next_seq = 0;
     let mut pending: Vec<String> = Vec::new();
     let mut unchecked_signatures = 0;
-    for (index, line) in text[..complete].lines().enumerate() {
+    for (index, line) in text.lines.iter().enumerate() {
         report.records += 1;
         let broken = |message: String| Finding::ChainBroken {
             log: name.clone(),
             line: index + 1,
             message,
         };
-        let record = match parse_line(path, index, line) {
+        let record = match parse_line(log, index, line) {
             Ok(record) => record,
             Err(error) => {
                 report
@@ -351,63 +373,35 @@ fn replay_log(
     Ok(())
 }
 
-/// Hashes every file below `dir` and compares it with what the manifests expect.
+/// Hashes every file of `table` and compares it with what the manifests expect.
 fn check_files(
-    root: &Path,
-    dir: &Path,
+    storage: &Storage,
+    table: Table,
     expected: &mut BTreeMap<String, Expect>,
     report: &mut VerifyReport,
 ) -> Result<()> {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) => return Err(Error::io(&dir)(error)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(Error::io(&dir))?;
-            let path = entry.path();
-            let kind = entry.file_type().map_err(Error::io(&path))?;
-            if kind.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let relative = crate::path_text(path.strip_prefix(root).expect("below the root"));
-            let base = relative.strip_suffix(".tmp").unwrap_or(&relative);
-            match expected.get(base) {
-                Some(Expect::InFlight) => {}
-                Some(Expect::File(entry)) if base == relative && kind.is_file() => {
-                    report.files += 1;
-                    let actual = sha256_file(&path)?;
-                    if entry.sha256.as_deref() != Some(actual.as_str()) {
-                        report.findings.push(Finding::Modified {
-                            path: relative.clone(),
-                            expected: entry.sha256.clone().unwrap_or_default(),
-                            actual,
-                        });
-                    }
-                    expected.remove(&relative);
+    for listed in storage.list(table.as_str())? {
+        let relative = listed.path;
+        let base = relative.strip_suffix(".tmp").unwrap_or(&relative);
+        match expected.get(base) {
+            Some(Expect::InFlight) => {}
+            Some(Expect::File(entry)) if base == relative => {
+                report.files += 1;
+                // Gone between the listing and the read: the second look decides.
+                let actual = storage.sha256(&relative)?.unwrap_or_default();
+                if entry.sha256.as_deref() != Some(actual.as_str()) {
+                    report.findings.push(Finding::Modified {
+                        path: relative.clone(),
+                        expected: entry.sha256.clone().unwrap_or_default(),
+                        actual,
+                    });
                 }
-                _ => report.findings.push(Finding::Unexpected { path: relative }),
+                expected.remove(&relative);
             }
+            _ => report.findings.push(Finding::Unexpected { path: relative }),
         }
     }
     Ok(())
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = fs::File::open(path).map_err(Error::io(path))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 1 << 16];
-    loop {
-        let read = file.read(&mut buffer).map_err(Error::io(path))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]
@@ -418,8 +412,10 @@ mod tests {
     fn a_second_look_drops_findings_the_logs_now_explain() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        fs::write(root.join("landed.parquet"), b"new").unwrap();
-        fs::write(root.join("planted.parquet"), b"x").unwrap();
+        std::fs::write(root.join("landed.parquet"), b"new").unwrap();
+        std::fs::write(root.join("planted.parquet"), b"x").unwrap();
+        let storage = Storage::new(&LakeLocation::from(root));
+        let root = &storage;
         let mut now = BTreeMap::new();
         // Written and committed while the walk ran.
         let digest = hex::encode(Sha256::digest(b"new"));
@@ -434,16 +430,16 @@ mod tests {
             }),
         );
         let unexpected = |path: &str| Finding::Unexpected { path: path.into() };
-        assert!(accounted_for(root, &unexpected("landed.parquet"), &now));
-        assert!(!accounted_for(root, &unexpected("planted.parquet"), &now));
+        assert!(accounted_for(root, &unexpected("landed.parquet"), &now).unwrap());
+        assert!(!accounted_for(root, &unexpected("planted.parquet"), &now).unwrap());
         // Removed by maintenance while the walk ran: no longer expected, so not missing.
         let missing = Finding::Missing {
             path: "expired.parquet".into(),
         };
-        assert!(accounted_for(root, &missing, &now));
+        assert!(accounted_for(root, &missing, &now).unwrap());
         let still_missing = Finding::Missing {
             path: "landed.parquet".into(),
         };
-        assert!(!accounted_for(root, &still_missing, &now));
+        assert!(!accounted_for(root, &still_missing, &now).unwrap());
     }
 }

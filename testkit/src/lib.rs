@@ -1,10 +1,14 @@
 //! What the tests of every authtrail crate share (a dev-dependency only): waiting for an
-//! outcome, and the Parquet files of a lake.
+//! outcome, the Parquet files of a lake, and an S3-compatible server ([`S3Server`]).
 //!
 //! [`wait_until`] is the one polling loop of the workspace's tests: the helpers that wait
 //! for rows in a lake, a line in a log, a webhook delivery or an HTTP answer all call it,
 //! so each says what it waits for and nothing else. Its deadline turns a hang into a
 //! failure naming what was last seen; it measures nothing (timings belong in benches).
+
+mod s3;
+
+pub use s3::{S3Server, S3_ACCESS_KEY_ID, S3_REGION, S3_SECRET_ACCESS_KEY};
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};

@@ -29,7 +29,17 @@ impl EmbeddedKafka {
     /// starts where the lake ends (a deleted broker directory must not hand out offsets
     /// the lake holds: the pipeline would skip those messages as already stored).
     pub fn start(kafka: &KafkaConfig, lake: &mut Lake) -> Result<Self> {
-        let dir = kafka.embedded_dir(lake.root());
+        let dir = match (lake.local_root(), &kafka.embedded_dir) {
+            (Some(root), _) => kafka.embedded_dir(root),
+            (None, Some(dir)) => dir.clone(),
+            (None, None) => {
+                return Err(crate::Error::Config(
+                    "a lake on object storage has no directory to keep the embedded broker's \
+                     data beside: set `kafka.brokers` (or `kafka.embedded_dir`)"
+                        .to_owned(),
+                ))
+            }
+        };
         let partitions = kafka.embedded_partitions.max(1);
         let topics = kafka.all_topics();
         let mut first_offsets = std::collections::BTreeMap::new();

@@ -6,14 +6,15 @@ use std::path::Path;
 use arrow_array::RecordBatch;
 use authtrail_model::time::MICROS_PER_HOUR;
 use authtrail_model::Micros;
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 
-use super::{files_in, hour_dirs, Maintenance, MaintenanceConfig, MaintenanceReport, Step};
-use crate::durable::{publish, write_file_staged};
+use super::{hour_partitions, Maintenance, MaintenanceConfig, MaintenanceReport, Step};
 use crate::encode::encode;
 use crate::error::Error;
-use crate::manifest::{remove_files, FileEntry, RecordState};
+use crate::manifest::{FileEntry, RecordState};
+use crate::storage::Storage;
 use crate::Result;
 use authtrail_model::lake::Table;
 
@@ -41,13 +42,12 @@ impl Maintenance<'_> {
         let min_files = config.compact_min_files.max(2);
         let grace = i64::try_from(config.compact_after.as_micros()).unwrap_or(i64::MAX);
         for table in [Table::Events, Table::Rejects] {
-            let root = self.lake.root.clone();
-            for (start, dir) in hour_dirs(&root.join(table.as_str()))? {
+            for (start, dir, files) in hour_partitions(&self.lake.storage, table)? {
                 if start.saturating_add(MICROS_PER_HOUR).saturating_add(grace) > now {
                     continue;
                 }
                 let mut groups: BTreeMap<(String, i32), Vec<Member>> = BTreeMap::new();
-                for path in files_in(&root, &dir, |_| true)? {
+                for path in files {
                     if let Some((source, partition, first, last)) = parse_name(&path) {
                         groups.entry((source, partition)).or_default().push(Member {
                             first,
@@ -58,7 +58,7 @@ impl Maintenance<'_> {
                 }
                 for ((source, partition), mut members) in groups {
                     members.sort();
-                    for chunk in chunks(&root, members, min_files)? {
+                    for chunk in chunks(&self.lake.storage, members, min_files)? {
                         self.compact_files(table, &dir, &source, partition, chunk, report)?;
                     }
                 }
@@ -70,28 +70,26 @@ impl Maintenance<'_> {
     fn compact_files(
         &mut self,
         table: Table,
-        dir: &Path,
+        dir: &str,
         source: &str,
         partition: i32,
         members: Vec<Member>,
         report: &mut MaintenanceReport,
     ) -> Result<()> {
-        let root = self.lake.root.clone();
         let first = members[0].first;
         let last = members
             .iter()
             .map(|member| member.last)
             .max()
             .unwrap_or(first);
-        let path = dir.join(format!("{source}-{partition}-{first}-{last}.parquet"));
-        let relative = path.strip_prefix(&root).expect("below the root");
-        if path.exists() {
-            tracing::warn!(path = %path.display(), "compacted file already exists; hour skipped");
+        let relative = format!("{dir}/{source}-{partition}-{first}-{last}.parquet");
+        if self.lake.storage.exists(&relative)? {
+            tracing::warn!(path = ?relative, "compacted file already exists; hour skipped");
             return Ok(());
         }
         let mut batches = Vec::new();
         for member in &members {
-            batches.extend(read_batches(&root.join(&member.path))?);
+            batches.extend(read_batches(&self.lake.storage, &member.path)?);
         }
         let schema = batches[0].schema();
         let batch = arrow_select::concat::concat_batches(&schema, &batches)?;
@@ -101,14 +99,14 @@ impl Maintenance<'_> {
             RecordState::Pending,
             first,
             last,
-            vec![FileEntry::planned(relative)],
+            vec![FileEntry::planned(Path::new(&relative))],
         )?;
         self.step(Step::Pending)?;
         let encoded = encode(table, &batch, &self.lake.options)?;
-        write_file_staged(&path, &encoded.bytes)?;
+        self.lake.storage.put_staged(&relative, &encoded.bytes)?;
         self.step(Step::Written)?;
         let entry = FileEntry {
-            path: crate::path_text(relative),
+            path: relative.clone(),
             rows: Some(encoded.rows as u64),
             bytes: Some(encoded.bytes.len() as u64),
             sha256: Some(hex::encode(Sha256::digest(&encoded.bytes))),
@@ -123,10 +121,10 @@ impl Maintenance<'_> {
             removed.clone(),
         )?;
         self.step(Step::Committed)?;
-        publish(&path)?;
+        self.lake.storage.publish(&relative)?;
         self.step(Step::Renamed)?;
-        remove_files(&root, removed.iter().map(String::as_str))?;
-        tracing::info!(path = %relative.display(), rows = encoded.rows, replaced = removed.len(), "compacted an hour's small files");
+        self.lake.storage.remove(&removed)?;
+        tracing::info!(path = ?relative, rows = encoded.rows, replaced = removed.len(), "compacted an hour's small files");
         report.files_compacted += 1;
         report.files_replaced += removed.len();
         Ok(())
@@ -135,14 +133,14 @@ impl Maintenance<'_> {
 
 /// Splits a partition's files of one hour into runs of at most [`MAX_COMPACTED_ROWS`]
 /// rows, keeping only runs of at least `min_files` files.
-fn chunks(root: &Path, members: Vec<Member>, min_files: usize) -> Result<Vec<Vec<Member>>> {
+fn chunks(storage: &Storage, members: Vec<Member>, min_files: usize) -> Result<Vec<Vec<Member>>> {
     if members.len() < min_files {
         return Ok(Vec::new());
     }
     let mut chunks = vec![Vec::new()];
     let mut rows = 0;
     for member in members {
-        let file_rows = row_count(&root.join(&member.path))?;
+        let file_rows = row_count(storage, &member.path)?;
         if rows + file_rows > MAX_COMPACTED_ROWS && !chunks.last().expect("one").is_empty() {
             chunks.push(Vec::new());
             rows = 0;
@@ -165,18 +163,27 @@ fn parse_name(path: &str) -> Option<(String, i32, i64, i64)> {
     Some((source, partition, first, last))
 }
 
-fn reader(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>> {
-    let file = std::fs::File::open(path).map_err(Error::io(path))?;
-    Ok(ParquetRecordBatchReaderBuilder::try_new(file)?)
+/// A Parquet reader over the whole file at `relative` (a closed hour's small files).
+fn reader(storage: &Storage, relative: &str) -> Result<ParquetRecordBatchReaderBuilder<Bytes>> {
+    let bytes = storage.get(relative)?.ok_or_else(|| {
+        Error::Maintenance(format!(
+            "`{}` vanished while its hour was compacted",
+            relative.escape_debug()
+        ))
+    })?;
+    Ok(ParquetRecordBatchReaderBuilder::try_new(bytes)?)
 }
 
-fn row_count(path: &Path) -> Result<u64> {
-    Ok(reader(path)?.metadata().file_metadata().num_rows() as u64)
+fn row_count(storage: &Storage, relative: &str) -> Result<u64> {
+    Ok(reader(storage, relative)?
+        .metadata()
+        .file_metadata()
+        .num_rows() as u64)
 }
 
-fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
+fn read_batches(storage: &Storage, relative: &str) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();
-    for batch in reader(path)?.build()? {
+    for batch in reader(storage, relative)?.build()? {
         batches.push(batch?);
     }
     Ok(batches)

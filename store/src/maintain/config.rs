@@ -23,6 +23,10 @@ pub struct MaintenanceConfig {
     /// `0s` turns that off (run `authtrail maintain` instead).
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Files in no manifest record (left by a writer that lost its partition, or by a
+    /// crash) are deleted once last written this long ago.
+    #[serde(with = "humantime_serde")]
+    pub garbage_after: Duration,
 }
 
 impl Default for MaintenanceConfig {
@@ -32,6 +36,7 @@ impl Default for MaintenanceConfig {
             compact_min_files: 8,
             compact_after: Duration::from_secs(2 * 3600),
             interval: Duration::ZERO,
+            garbage_after: Duration::from_secs(3600),
         }
     }
 }

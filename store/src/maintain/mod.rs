@@ -16,12 +16,21 @@
 //! between the rename and the deletes (or a crash there, until the next run) both copies
 //! exist. Alerts files are not compacted: a crashed pipeline rewrites its last checkpoint's
 //! alerts file under its own name, which must not come back beside a compacted copy.
+//!
+//! On an object store step 2 writes the new file under its final name (there is no
+//! rename), and step 4 only deletes. Runs are kept apart by a lock file on a local disk;
+//! an object store has no such lock, but its log's records are created only if their
+//! number is free, so of two runs at once one fails its next record and stops.
+//!
+//! Last, garbage goes: table files that no manifest record accounts for, last written
+//! longer than `garbage_after` ago (a writer that lost its partition, see `records.rs`).
+//! They were never part of the lake, so deleting them needs no record; each is logged.
 
 mod compact;
 mod config;
 
-use std::fs::{self, File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::fs::{File, OpenOptions};
+use std::path::Path;
 
 use authtrail_model::lake::{
     parse_partition, Table, DATE_COLUMN, MAINTENANCE_MANIFEST, MANIFEST_DIR,
@@ -32,7 +41,8 @@ use authtrail_model::Micros;
 pub use config::{MaintenanceConfig, RetentionDays};
 
 use crate::error::Error;
-use crate::manifest::{remove_files, PartitionLog, RecordState};
+use crate::manifest::{PartitionLog, RecordState};
+use crate::storage::Storage;
 use crate::{Lake, Result};
 
 /// What one maintenance run did.
@@ -46,6 +56,8 @@ pub struct MaintenanceReport {
     pub files_compacted: usize,
     /// Small files those replaced.
     pub files_replaced: usize,
+    /// Files in no manifest record (garbage) deleted.
+    pub garbage_removed: usize,
 }
 
 /// Steps of a compaction a test may fail after, to check recovery.
@@ -61,7 +73,8 @@ pub(crate) enum Step {
 pub(crate) struct Maintenance<'a> {
     lake: &'a mut Lake,
     log: PartitionLog,
-    _lock: File,
+    /// The local lake's lock, held for the run (an object store has none).
+    _lock: Option<File>,
     /// Fail with an injected error right after this step (tests of crash recovery).
     pub(crate) fail_after: Option<Step>,
 }
@@ -78,6 +91,9 @@ impl Lake {
         let mut report = MaintenanceReport::default();
         run.expire(&config.retention_days, now, &mut report)?;
         run.compact(config, now, &mut report)?;
+        let before =
+            now.saturating_sub(i64::try_from(config.garbage_after.as_micros()).unwrap_or(i64::MAX));
+        run.remove_garbage(before, &mut report)?;
         Ok(report)
     }
 }
@@ -85,21 +101,30 @@ impl Lake {
 impl<'a> Maintenance<'a> {
     /// Takes the lock and opens the log, finishing or rolling back an interrupted step.
     pub(crate) fn open(lake: &'a mut Lake) -> Result<Maintenance<'a>> {
-        let dir = lake.root.join(MANIFEST_DIR);
-        lake.dirs.ensure(&lake.root, &dir)?;
-        let lock_path = dir.join("_maintenance.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(Error::io(&lock_path))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-            |_| Error::Maintenance("another maintenance run holds the lake's lock".to_owned()),
-        )?;
+        let lock = match lake.storage.local_root().map(Path::to_path_buf) {
+            Some(root) => {
+                lake.storage.ensure_dir(MANIFEST_DIR)?;
+                let lock_path = root.join(MANIFEST_DIR).join("_maintenance.lock");
+                let lock = OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(Error::io(&lock_path))?;
+                rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                    .map_err(|_| {
+                        Error::Maintenance(
+                            "another maintenance run holds the lake's lock".to_owned(),
+                        )
+                    })?;
+                Some(lock)
+            }
+            None => None,
+        };
+        let name = format!("{MANIFEST_DIR}/{MAINTENANCE_MANIFEST}");
         let log = PartitionLog::open(
-            &lake.root,
-            dir.join(MAINTENANCE_MANIFEST),
+            &mut lake.storage,
+            &name,
             "_maintenance",
             0,
             lake.key.clone(),
@@ -133,11 +158,10 @@ impl<'a> Maintenance<'a> {
                 continue;
             };
             let cutoff = now - i64::from(days) * 24 * MICROS_PER_HOUR;
-            for (hour_start, dir) in hour_dirs(&self.lake.root.join(table.as_str()))? {
+            for (hour_start, dir, files) in hour_partitions(&self.lake.storage, table)? {
                 if hour_start + MICROS_PER_HOUR > cutoff {
                     continue;
                 }
-                let files = files_in(&self.lake.root, &dir, |_| true)?;
                 if !files.is_empty() {
                     self.log.append_removing(
                         RecordState::Removed,
@@ -146,82 +170,70 @@ impl<'a> Maintenance<'a> {
                         Vec::new(),
                         files.clone(),
                     )?;
-                    remove_files(&self.lake.root, files.iter().map(String::as_str))?;
+                    self.lake.storage.remove(&files)?;
                     report.files_expired += files.len();
                 }
                 report.partitions_expired += 1;
-                tracing::info!(table = %table, partition = %dir.display(), files = files.len(), "retention deleted an hour partition");
-                // Only empty directories go; a file a writer added meanwhile stays.
-                let _ = fs::remove_dir(&dir);
-                if let Some(date_dir) = dir.parent() {
-                    let _ = fs::remove_dir(date_dir);
+                tracing::info!(table = %table, partition = ?dir, files = files.len(), "retention deleted an hour partition");
+                self.lake.storage.remove_empty_dir(&dir);
+                if let Some((date_dir, _)) = dir.rsplit_once('/') {
+                    self.lake.storage.remove_empty_dir(date_dir);
                 }
             }
         }
         Ok(())
     }
+
+    /// Deletes the table files no manifest record accounts for, last written before
+    /// `written_before` (see `verify::garbage`).
+    fn remove_garbage(
+        &mut self,
+        written_before: Micros,
+        report: &mut MaintenanceReport,
+    ) -> Result<()> {
+        let garbage = crate::verify::garbage(&self.lake.storage, written_before)?;
+        for path in &garbage {
+            tracing::warn!(path = ?path, "deleting a file no manifest record accounts for");
+        }
+        self.lake.storage.remove(&garbage)?;
+        report.garbage_removed += garbage.len();
+        Ok(())
+    }
 }
 
-/// The hour partitions below a table directory, with the start of each hour.
-pub(crate) fn hour_dirs(table_dir: &Path) -> Result<Vec<(Micros, PathBuf)>> {
-    let mut found = Vec::new();
+/// A table's hour partitions: the start of each hour, its directory (lake-relative) and
+/// the `.parquet` files in it, oldest hour first.
+pub(crate) fn hour_partitions(
+    storage: &Storage,
+    table: Table,
+) -> Result<Vec<(Micros, String, Vec<String>)>> {
+    let mut hours: std::collections::BTreeMap<(Micros, String), Vec<String>> = Default::default();
     let date_prefix = format!("{DATE_COLUMN}=");
-    for date_dir in subdirs(table_dir)? {
-        let Some(date) = dir_name(&date_dir).filter(|name| name.starts_with(&date_prefix)) else {
+    for listed in storage.list(table.as_str())? {
+        // `<table>/date=…/hour=…/<file>`
+        let mut parts = listed.path.splitn(4, '/');
+        let (Some(_), Some(date), Some(hour), Some(file)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             continue;
         };
-        for hour_dir in subdirs(&date_dir)? {
-            let start = dir_name(&hour_dir).and_then(|hour| parse_partition(date, hour));
-            if let Some(start) = start {
-                found.push((start, hour_dir));
-            }
+        if !date.starts_with(&date_prefix) || file.contains('/') {
+            continue;
+        }
+        let Some(start) = parse_partition(date, hour) else {
+            continue;
+        };
+        let files = hours
+            .entry((start, format!("{table}/{date}/{hour}")))
+            .or_default();
+        if file.ends_with(".parquet") {
+            files.push(listed.path);
         }
     }
-    found.sort();
-    Ok(found)
-}
-
-fn dir_name(dir: &Path) -> Option<&str> {
-    dir.file_name()?.to_str()
-}
-
-fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(Error::io(dir)(error)),
-    };
-    let mut dirs = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(Error::io(dir))?;
-        if entry.file_type().map_err(Error::io(dir))?.is_dir() {
-            dirs.push(entry.path());
-        }
-    }
-    Ok(dirs)
-}
-
-/// The lake-relative paths of the `.parquet` files in `dir` whose name passes `keep`.
-pub(crate) fn files_in(
-    root: &Path,
-    dir: &Path,
-    keep: impl Fn(&str) -> bool,
-) -> Result<Vec<String>> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(dir).map_err(Error::io(dir))? {
-        let path = entry.map_err(Error::io(dir))?.path();
-        let name = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or("");
-        if name.ends_with(".parquet") && keep(name) {
-            files.push(crate::path_text(
-                path.strip_prefix(root).expect("below the root"),
-            ));
-        }
-    }
-    files.sort();
-    Ok(files)
+    Ok(hours
+        .into_iter()
+        .map(|((start, dir), files)| (start, dir, files))
+        .collect())
 }
 
 #[cfg(test)]

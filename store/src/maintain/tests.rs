@@ -1,4 +1,6 @@
 use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
@@ -99,6 +101,7 @@ fn config(retention: Option<u32>) -> MaintenanceConfig {
         compact_min_files: 3,
         compact_after: Duration::from_secs(3600),
         interval: Duration::ZERO,
+        garbage_after: Duration::from_secs(3600),
     }
 }
 
