@@ -9,7 +9,8 @@
 //! `limits.rs`, with the functions that could amplify bounded (`bounded.rs`), so no query
 //! can stop the pipeline that shares the process.
 //! [`output`] writes results as a table, CSV, JSON, JSON lines or Parquet; [`api`] serves
-//! them over HTTP with bearer-key authentication.
+//! them over HTTP with bearer-key authentication. [`reports`] builds the trust and privilege
+//! reports from fixed queries over the same engine.
 
 pub mod api;
 mod bounded;
@@ -24,6 +25,7 @@ pub mod output;
 mod pool;
 mod prune;
 mod pushdown;
+pub mod reports;
 mod utc_trunc;
 mod yielding;
 

@@ -1,4 +1,5 @@
-//! The HTTP API: `POST /api/v1/query` and the forensic endpoints, behind bearer keys.
+//! The HTTP API: `POST /api/v1/query`, the forensic endpoints and the trust and privilege
+//! reports, behind bearer keys.
 //!
 //! Every route, including unknown ones, requires `Authorization: Bearer <key>`; keys are
 //! compared as SHA-256 digests in constant time, so neither their content nor their length
@@ -10,6 +11,7 @@ mod forensics;
 mod json;
 mod listener;
 mod query;
+mod reports;
 
 use std::sync::Arc;
 
@@ -26,13 +28,15 @@ use subtle::ConstantTimeEq;
 pub use error::ApiError;
 pub use listener::{serve_connections, ConnectionLimits};
 
+use crate::reports::ReportConfig;
 use crate::QueryEngine;
 
-/// What every handler shares: the engine and the accepted keys.
+/// What every handler shares: the engine, the accepted keys and the reports' settings.
 #[derive(Clone)]
 pub struct AppState {
     engine: Arc<QueryEngine>,
     keys: Arc<ApiKeys>,
+    reports: Arc<ReportConfig>,
 }
 
 impl AppState {
@@ -45,7 +49,14 @@ impl AppState {
         AppState {
             engine,
             keys: Arc::new(ApiKeys(digests)),
+            reports: Arc::new(ReportConfig::default()),
         }
+    }
+
+    /// The same state, with the trust and privilege reports run under `config`.
+    pub fn with_reports(mut self, config: ReportConfig) -> AppState {
+        self.reports = Arc::new(config);
+        self
     }
 }
 
@@ -85,7 +96,7 @@ type Route = (
 
 /// Every route of the API; the router is built from this list, so it is also the list of
 /// what the router serves ([`routes`]).
-const ROUTES: [Route; 6] = [
+const ROUTES: [Route; 8] = [
     (Method::POST, "/api/v1/query", |m| on(m, query::run)),
     (Method::GET, "/api/v1/alerts", |m| on(m, forensics::alerts)),
     (
@@ -101,6 +112,10 @@ const ROUTES: [Route; 6] = [
     }),
     (Method::POST, "/api/v1/events/lookup", |m| {
         on(m, forensics::lookup)
+    }),
+    (Method::GET, "/api/v1/reports/trust", |m| on(m, reports::trust)),
+    (Method::GET, "/api/v1/reports/privilege", |m| {
+        on(m, reports::privilege)
     }),
 ];
 

@@ -1,0 +1,312 @@
+//! The trust report: per deciding service, where its validation of identity is weaker than
+//! the rest of the fleet's. One query per section; each reads only the window (token
+//! issues and revocations from `token_lookback` before it).
+
+use datafusion::common::ScalarValue;
+
+use super::config::TrustConfig;
+use super::{route_condition, sql_string, ReportQuery, SectionSpec, Window, DECIDER};
+
+const INVALID_TOKENS: SectionSpec = SectionSpec {
+    id: "invalid_tokens",
+    title: "Tokens accepted while revoked, expired or for another audience",
+    description: "A service allowed calls with tokens that were revoked or expired (beyond the skew) at the time, or whose audience does not name it.",
+    columns: &[
+        "service",
+        "gap",
+        "allows",
+        "tokens",
+        "principals",
+        "first_seen",
+        "last_seen",
+        "example_tokens",
+        "example_event",
+    ],
+};
+
+const REJECTED_ELSEWHERE: SectionSpec = SectionSpec {
+    id: "rejected_elsewhere",
+    title: "Tokens accepted here and rejected as invalid by a peer",
+    description: "A service allowed tokens that another service denied in the same window for the token itself (a reason in `token_rejection_reasons`).",
+    columns: &[
+        "service",
+        "peer",
+        "tokens",
+        "allows",
+        "peer_denies",
+        "peer_reasons",
+        "example_tokens",
+    ],
+};
+
+const NO_IDENTITY: SectionSpec = SectionSpec {
+    id: "no_identity",
+    title: "Calls allowed without a token or a service identity",
+    description: "A service allowed calls that carried no token and no mTLS/SPIFFE identity, outside the configured open routes; by calling service (`(direct)` when none).",
+    columns: &[
+        "service",
+        "origin",
+        "allows",
+        "principals",
+        "routes",
+        "example_routes",
+        "example_event",
+    ],
+};
+
+const ORIGIN_DIVERGENCE: SectionSpec = SectionSpec {
+    id: "origin_divergence",
+    title: "Decisions that depend on the path a request took",
+    description: "The same principal, resource and action was only allowed through some calling services and only denied through others (`(direct)`: no calling service).",
+    columns: &[
+        "service",
+        "principal",
+        "resource",
+        "action",
+        "allowed_via",
+        "denied_via",
+        "allows",
+        "denies",
+    ],
+};
+
+const BROKEN_PROPAGATION: SectionSpec = SectionSpec {
+    id: "broken_propagation",
+    title: "Identity dropped or swapped along a trace",
+    description: "Within one trace, a service called onward under a principal that is neither a caller of it in that trace nor its own client identity, with no token exchange.",
+    columns: &[
+        "service",
+        "caller",
+        "onward_principal",
+        "callee",
+        "traces",
+        "calls",
+        "example_traces",
+    ],
+};
+
+/// The sections and their queries, in report order. With `service`, every section is
+/// limited to findings about that service.
+pub(super) fn queries(
+    config: &TrustConfig,
+    window: &Window,
+    service: Option<&str>,
+) -> Vec<(&'static SectionSpec, ReportQuery)> {
+    let lookback = super::timestamp(window.with_lookback(config.token_lookback));
+    let skew_ms = config.skew.as_millis();
+    let only = |expr: &str| match service {
+        Some(_) => format!("AND {expr} = $service"),
+        None => String::new(),
+    };
+    let window_of = |table: &str| format!("{table}time >= $from AND {table}time < $until");
+    let issued_window = "time >= $lookback AND time < $until";
+
+    let invalid_tokens = format!(
+        "WITH uses AS (
+            SELECT id, time, principal, {DECIDER} AS service, token_id
+            FROM events
+            WHERE kind = 'authz' AND outcome = 'allow' AND token_id IS NOT NULL
+              AND {window} {only}
+        ),
+        issued AS (
+            SELECT token_id, max(token_expires) AS expires,
+                   first_value(token_audience) AS audience
+            FROM events
+            WHERE kind = 'token_issue' AND token_id IS NOT NULL AND {issued_window}
+            GROUP BY token_id
+        ),
+        revoked AS (
+            SELECT token_id, min(time) AS revoked_at
+            FROM events
+            WHERE kind = 'token_revoke' AND token_id IS NOT NULL AND {issued_window}
+            GROUP BY token_id
+        ),
+        judged AS (
+            SELECT u.id, u.time, u.principal, u.service, u.token_id,
+                CASE
+                    WHEN r.revoked_at + INTERVAL '{skew_ms} milliseconds' < u.time THEN 'revoked'
+                    WHEN i.expires + INTERVAL '{skew_ms} milliseconds' < u.time THEN 'expired'
+                    WHEN cardinality(i.audience) > 0
+                         AND NOT array_has(i.audience, u.service)
+                         AND NOT array_has(i.audience, '*') THEN 'audience'
+                END AS gap
+            FROM uses u
+            LEFT JOIN issued i ON i.token_id = u.token_id
+            LEFT JOIN revoked r ON r.token_id = u.token_id
+        )
+        SELECT service, gap, count(*) AS allows, count(DISTINCT token_id) AS tokens,
+               count(DISTINCT principal) AS principals,
+               min(time) AS first_seen, max(time) AS last_seen,
+               array_slice(array_sort(array_agg(DISTINCT token_id)), 1, 3) AS example_tokens,
+               min(id) AS example_event
+        FROM judged
+        WHERE gap IS NOT NULL
+        GROUP BY service, gap",
+        window = window_of(""),
+        only = only(DECIDER),
+    );
+
+    let reasons: Vec<String> = config
+        .token_rejection_reasons
+        .iter()
+        .map(|reason| sql_string(&reason.to_lowercase()))
+        .collect();
+    let rejection = if reasons.is_empty() {
+        "FALSE".to_owned()
+    } else {
+        format!("lower(reason) IN ({})", reasons.join(", "))
+    };
+    let rejected_elsewhere = format!(
+        "WITH allowed AS (
+            SELECT {DECIDER} AS service, token_id, count(*) AS allows
+            FROM events
+            WHERE kind = 'authz' AND outcome = 'allow' AND token_id IS NOT NULL
+              AND {window} {only}
+            GROUP BY 1, 2
+        ),
+        rejected AS (
+            SELECT {DECIDER} AS peer, token_id, count(*) AS denies,
+                   min(lower(reason)) AS reason
+            FROM events
+            WHERE kind = 'authz' AND outcome = 'deny' AND token_id IS NOT NULL
+              AND {window} AND {rejection}
+            GROUP BY 1, 2
+        )
+        SELECT a.service, r.peer, count(*) AS tokens, sum(a.allows) AS allows,
+               sum(r.denies) AS peer_denies,
+               array_sort(array_agg(DISTINCT r.reason)) AS peer_reasons,
+               array_slice(array_sort(array_agg(a.token_id)), 1, 3) AS example_tokens
+        FROM allowed a
+        JOIN rejected r ON r.token_id = a.token_id AND r.peer <> a.service
+        GROUP BY a.service, r.peer",
+        window = window_of(""),
+        only = only(DECIDER),
+    );
+
+    let open_routes: Vec<String> = config
+        .open_routes
+        .iter()
+        .map(|route| {
+            route_condition(
+                DECIDER,
+                route.service.as_deref(),
+                route.resource.as_deref(),
+                route.action.as_deref(),
+            )
+        })
+        .collect();
+    let outside_open_routes = if open_routes.is_empty() {
+        String::new()
+    } else {
+        format!("AND NOT ({})", open_routes.join(" OR "))
+    };
+    let no_identity = format!(
+        "SELECT {DECIDER} AS service, coalesce(source_service, '(direct)') AS origin,
+                count(*) AS allows, count(DISTINCT principal) AS principals,
+                count(DISTINCT concat(coalesce(action, ''), ' ', coalesce(resource, ''))) AS routes,
+                array_slice(array_sort(array_agg(DISTINCT concat(coalesce(action, ''), ' ', coalesce(resource, '')))), 1, 3) AS example_routes,
+                min(id) AS example_event
+        FROM events
+        WHERE kind = 'authz' AND outcome = 'allow' AND token_id IS NULL
+          AND principal NOT LIKE 'spiffe://%'
+          AND coalesce(lower(auth_method), '') <> 'mtls'
+          AND {window} {only} {outside_open_routes}
+        GROUP BY 1, 2",
+        window = window_of(""),
+        only = only(DECIDER),
+    );
+
+    let origin_divergence = format!(
+        "WITH decisions AS (
+            SELECT {DECIDER} AS service, principal, coalesce(resource, '') AS resource,
+                   coalesce(action, '') AS action,
+                   coalesce(source_service, '(direct)') AS origin,
+                   count(*) FILTER (WHERE outcome = 'allow') AS allows,
+                   count(*) FILTER (WHERE outcome = 'deny') AS denies
+            FROM events
+            WHERE kind = 'authz' AND {window} {only}
+            GROUP BY 1, 2, 3, 4, 5
+        )
+        SELECT service, principal, resource, action,
+               array_sort(array_agg(origin) FILTER (WHERE denies = 0)) AS allowed_via,
+               array_sort(array_agg(origin) FILTER (WHERE allows = 0)) AS denied_via,
+               sum(allows) AS allows, sum(denies) AS denies
+        FROM decisions
+        GROUP BY 1, 2, 3, 4
+        HAVING count(*) FILTER (WHERE denies = 0) > 0 AND count(*) FILTER (WHERE allows = 0) > 0",
+        window = window_of(""),
+        only = only(DECIDER),
+    );
+
+    let broken_propagation = format!(
+        "WITH calls AS (
+            SELECT id, time, trace_id, principal, {DECIDER} AS service, source_service, token_id
+            FROM events
+            WHERE kind = 'authz' AND trace_id IS NOT NULL AND {window}
+        ),
+        callers AS (
+            SELECT trace_id, service, principal, min(time) AS first_time
+            FROM calls
+            GROUP BY 1, 2, 3
+        ),
+        issued AS (
+            SELECT token_id, client_id, principal, auth_method, trace_id, time
+            FROM events
+            WHERE kind = 'token_issue' AND {issued_window}
+        ),
+        own AS (
+            SELECT DISTINCT client_id AS service, principal FROM issued WHERE client_id IS NOT NULL
+        ),
+        exchanges AS (
+            SELECT token_id, trace_id, time FROM issued WHERE lower(auth_method) = 'token_exchange'
+        ),
+        onward AS (
+            SELECT d.id, d.time, d.trace_id, d.source_service AS service, d.service AS callee,
+                   d.principal AS onward_principal, d.token_id, u.principal AS caller
+            FROM calls d
+            JOIN callers u
+              ON u.trace_id = d.trace_id AND u.service = d.source_service AND u.first_time <= d.time
+            WHERE d.source_service IS NOT NULL {only}
+        )
+        SELECT o.service, o.caller, o.onward_principal, o.callee,
+               count(DISTINCT o.trace_id) AS traces, count(DISTINCT o.id) AS calls,
+               array_slice(array_sort(array_agg(DISTINCT o.trace_id)), 1, 3) AS example_traces
+        FROM onward o
+        WHERE NOT EXISTS (SELECT 1 FROM callers c WHERE c.trace_id = o.trace_id
+                            AND c.service = o.service AND c.principal = o.onward_principal)
+          AND NOT EXISTS (SELECT 1 FROM own w WHERE w.service = o.service
+                            AND w.principal = o.onward_principal)
+          AND NOT EXISTS (SELECT 1 FROM exchanges x WHERE x.token_id = o.token_id)
+          AND NOT EXISTS (SELECT 1 FROM exchanges x WHERE x.trace_id = o.trace_id
+                            AND x.time <= o.time)
+        GROUP BY 1, 2, 3, 4",
+        window = window_of(""),
+        only = only("d.source_service"),
+    );
+
+    let mut queries = vec![
+        (&INVALID_TOKENS, invalid_tokens, true, 2),
+        (&REJECTED_ELSEWHERE, rejected_elsewhere, false, 2),
+        (&NO_IDENTITY, no_identity, false, 2),
+        (&ORIGIN_DIVERGENCE, origin_divergence, false, 4),
+        (&BROKEN_PROPAGATION, broken_propagation, true, 4),
+    ]
+    .into_iter()
+    .map(|(spec, sql, reads_issues, keys)| {
+        // Rows sorted by the section's leading (key) columns.
+        let mut query = ReportQuery::new(spec.id, sql, window, &spec.columns[..keys]);
+        if reads_issues {
+            query = query.bind("lookback", lookback.clone());
+        }
+        (spec, query)
+    })
+    .collect::<Vec<_>>();
+    if let Some(service) = service {
+        for (_, query) in &mut queries {
+            query
+                .params
+                .push(("service", ScalarValue::Utf8(Some(service.to_owned()))));
+        }
+    }
+    queries
+}
