@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::detectors::{
     AudienceMismatchConfig, AuthzProbingConfig, BruteForceConfig, MfaFatigueConfig,
     NewServiceEdgeConfig, PasswordSprayConfig, RevokedTokenUseConfig, ServiceFanOutConfig,
-    ServiceInteractiveLoginConfig, TokenReplayConfig,
+    ServiceInteractiveLoginConfig, TokenReplayConfig, ValidationGapConfig,
 };
 use crate::error::Error;
 
@@ -47,6 +47,7 @@ pub struct DetectConfig {
     pub token_replay: TokenReplayConfig,
     pub revoked_token_use: RevokedTokenUseConfig,
     pub audience_mismatch: AudienceMismatchConfig,
+    pub validation_gap: ValidationGapConfig,
     pub mfa_fatigue: MfaFatigueConfig,
     pub service_interactive_login: ServiceInteractiveLoginConfig,
     /// Sigma rule files or directories (`authtrail-rules`), run by the detection stage
@@ -71,6 +72,7 @@ impl Default for DetectConfig {
             token_replay: Default::default(),
             revoked_token_use: Default::default(),
             audience_mismatch: Default::default(),
+            validation_gap: Default::default(),
             mfa_fatigue: Default::default(),
             service_interactive_login: Default::default(),
             rules: Vec::new(),

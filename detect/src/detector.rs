@@ -7,7 +7,7 @@ use authtrail_model::{Event, Kind, Micros, Severity};
 
 use crate::config::micros;
 use crate::state::TableStats;
-use crate::tracked::{EdgeFact, PrincipalEntry, TokenEntry, TokenFacts};
+use crate::tracked::{EdgeFact, PrincipalEntry, Revocations, TokenEntry, TokenFacts};
 use crate::Result;
 
 /// What the engine works out once per event and hands to every detector, so each does
@@ -44,6 +44,9 @@ pub struct Shared<'a> {
     pub(crate) token: Option<&'a mut TokenEntry>,
     /// The entry of the event's principal, for an `authn` or `authz` event.
     pub(crate) principal: Option<&'a mut PrincipalEntry>,
+    /// The revocations seen, when a detector that reads them runs (the engine records
+    /// a `token_revoke` after every detector has seen it).
+    pub(crate) revocations: Option<&'a Revocations>,
 }
 
 /// A pattern a detector saw complete; the engine turns it into an alert (id,

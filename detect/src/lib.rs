@@ -29,7 +29,7 @@ pub use detector::{Context, Detector, Facts, Finding, Rule, Shared};
 pub use detectors::{
     AudienceMismatchConfig, AuthzProbingConfig, BruteForceConfig, MfaFatigueConfig,
     NewServiceEdgeConfig, PasswordSprayConfig, RevokedTokenUseConfig, ServiceFanOutConfig,
-    ServiceInteractiveLoginConfig, TokenReplayConfig,
+    ServiceInteractiveLoginConfig, TokenReplayConfig, ValidationGapConfig,
 };
 pub use engine::{DetectStats, DetectorStats, Detectors, SourceId};
 pub use error::Error;

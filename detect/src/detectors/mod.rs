@@ -12,6 +12,7 @@ mod service_interactive_login;
 #[cfg(test)]
 pub(crate) mod testkit;
 mod token_replay;
+mod validation_gap;
 
 pub use audience_mismatch::AudienceMismatchConfig;
 pub use authz_probing::AuthzProbingConfig;
@@ -23,6 +24,7 @@ pub use revoked_token_use::RevokedTokenUseConfig;
 pub use service_fan_out::ServiceFanOutConfig;
 pub use service_interactive_login::ServiceInteractiveLoginConfig;
 pub use token_replay::TokenReplayConfig;
+pub use validation_gap::ValidationGapConfig;
 
 pub(crate) use authz_probing::Deny;
 pub(crate) use brute_force::Account;
@@ -47,6 +49,7 @@ use revoked_token_use::RevokedTokenUse;
 use service_fan_out::ServiceFanOut;
 use service_interactive_login::ServiceInteractiveLogin;
 use token_replay::TokenReplay;
+use validation_gap::ValidationGap;
 
 /// One enabled detector: the rule its findings are raised under, and its state.
 pub(crate) struct Enabled {
@@ -82,7 +85,7 @@ impl<C: Clone> Windowed<C> {
 /// The detectors `config` enables, in the order of `detectors.md`, each with its rule:
 /// name, kinds of event, ATT&CK technique, severity and suppression.
 pub(crate) fn build(config: &DetectConfig) -> Vec<Enabled> {
-    use authtrail_model::Kind::{Authn, Authz, TokenRevoke};
+    use authtrail_model::Kind::{Authn, Authz, TokenIssue, TokenRevoke};
 
     let lateness = micros(config.allowed_lateness);
     let span = |window| Span {
@@ -177,7 +180,7 @@ pub(crate) fn build(config: &DetectConfig) -> Vec<Enabled> {
             c.severity,
             c.suppression,
         );
-        enabled.push(Enabled::new(rule, RevokedTokenUse::new(c, keys)));
+        enabled.push(Enabled::new(rule, RevokedTokenUse::new(c)));
     }
     let c = &config.audience_mismatch;
     if c.enabled {
@@ -190,6 +193,14 @@ pub(crate) fn build(config: &DetectConfig) -> Vec<Enabled> {
             c.suppression,
         );
         enabled.push(Enabled::new(rule, AudienceMismatch::new(lateness, keys)));
+    }
+    let c = &config.validation_gap;
+    if c.enabled {
+        // Findings are about the deciding service; the issues teach it the lifetimes and
+        // issuers it judges tokens never issued against.
+        let kinds = &[Authz, TokenIssue];
+        let rule = Rule::new("validation_gap", kinds, "T1550", c.severity, c.suppression);
+        enabled.push(Enabled::new(rule, ValidationGap::new(c)));
     }
     let c = &config.mfa_fatigue;
     if c.enabled {

@@ -8,17 +8,9 @@ use authtrail_model::time::format_micros;
 use authtrail_model::{Event, Kind, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode};
 use crate::config::{default_suppression, micros};
-use crate::detector::{Context, Detector, Facts};
-use crate::state::id::EventId;
-use crate::state::{KeyedState, TableStats};
-use crate::tracked::is_presentation;
-use crate::Result;
-
-/// Revoke-all events kept per principal; older ones are covered by newer ones for every
-/// presentation after the newest.
-const REVOKES_PER_PRINCIPAL: usize = 4;
+use crate::detector::{Context, Detector};
+use crate::tracked::{is_presentation, RevokedBy};
 
 /// `revoked_token_use`: a revoked or expired token still in use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,7 +21,8 @@ pub struct RevokedTokenUseConfig {
     /// Clock skew allowed past a token's expiry.
     #[serde(with = "humantime_serde")]
     pub skew: Duration,
-    /// How long a revoke is remembered.
+    /// How long a revoke is remembered (by this detector and `validation_gap`, which
+    /// read the same records).
     #[serde(with = "humantime_serde")]
     pub revocation_ttl: Duration,
     pub severity: Severity,
@@ -50,67 +43,15 @@ impl Default for RevokedTokenUseConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Revoke {
-    time: Micros,
-    id: EventId,
-}
-
+/// Holds no state of its own: the revocations are the engine's shared table.
 pub(crate) struct RevokedTokenUse {
     skew: Micros,
-    ttl: Micros,
-    state: State,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct State {
-    /// Revokes of one token, by token.
-    tokens: KeyedState<Revoke>,
-    /// Revokes of all tokens of a principal, by principal, oldest first.
-    principals: KeyedState<Vec<Revoke>>,
 }
 
 impl RevokedTokenUse {
-    pub fn new(config: &RevokedTokenUseConfig, max_keys: usize) -> Self {
+    pub fn new(config: &RevokedTokenUseConfig) -> Self {
         RevokedTokenUse {
             skew: micros(config.skew),
-            ttl: micros(config.revocation_ttl),
-            state: State {
-                tokens: KeyedState::new(max_keys),
-                principals: KeyedState::new(max_keys),
-            },
-        }
-    }
-
-    fn revoke(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
-        let facts = cx.facts;
-        let revoke = Revoke {
-            time: event.time,
-            id: EventId::new(&event.id),
-        };
-        let keep = event.time + self.ttl;
-        match facts.token {
-            Some(token) => {
-                self.late_revoke(event, cx);
-                let init = || revoke.clone();
-                let slot = self.state.tokens.upsert(token, facts.now, keep, init);
-                // The first revoke is the one that ended the token.
-                if revoke.time < slot.value.time {
-                    slot.value = revoke;
-                }
-            }
-            None => {
-                let slot = self
-                    .state
-                    .principals
-                    .upsert(facts.principal, facts.now, keep, Vec::new);
-                let revokes = &mut slot.value;
-                let at = revokes.partition_point(|r| r.time <= revoke.time);
-                revokes.insert(at, revoke);
-                if revokes.len() > REVOKES_PER_PRINCIPAL {
-                    revokes.remove(0);
-                }
-            }
         }
     }
 
@@ -135,28 +76,18 @@ impl RevokedTokenUse {
     }
 
     /// Why the presentation should not have happened: the revoke's id and a reason.
-    fn violation(&self, event: &Event<'_>, facts: &Facts) -> Option<(Option<String>, String)> {
-        let time = event.time;
-        let token = facts.token?;
-        if let Some(revoke) = self.state.tokens.get(token).filter(|r| r.time < time) {
+    fn violation(&self, event: &Event<'_>, cx: &Context<'_>) -> Option<(Option<String>, String)> {
+        let (time, facts) = (event.time, cx.facts);
+        let revocations = cx.shared.revocations?;
+        if let Some((revoke, by)) = revocations.covering(time, facts) {
             let when = format_micros(revoke.time);
-            return Some((
-                Some(revoke.id.to_string()),
-                format!("after its revoke at {when}"),
-            ));
-        }
-        if let Some(token_facts) = facts.token_facts {
-            let owner = token_facts.issued_to.unwrap_or(facts.principal);
-            let revokes = self.state.principals.get(owner).map(Vec::as_slice);
-            let covering = revokes
-                .unwrap_or_default()
-                .iter()
-                .find(|r| r.time < time && token_facts.issued_at < r.time);
-            if let Some(revoke) = covering {
-                let when = format_micros(revoke.time);
-                let reason = format!("after all tokens of its principal were revoked at {when}");
-                return Some((Some(revoke.id.to_string()), reason));
-            }
+            let reason = match by {
+                RevokedBy::Token => format!("after its revoke at {when}"),
+                RevokedBy::Principal => {
+                    format!("after all tokens of its principal were revoked at {when}")
+                }
+            };
+            return Some((Some(revoke.id.to_string()), reason));
         }
         let expires = event
             .token_expires
@@ -173,13 +104,16 @@ impl RevokedTokenUse {
 impl Detector for RevokedTokenUse {
     fn observe(&mut self, event: &Event<'_>, cx: &mut Context<'_>) {
         if event.kind == Kind::TokenRevoke {
-            self.revoke(event, cx);
+            // The engine records the revoke itself once every detector has seen it.
+            if cx.facts.token.is_some() {
+                self.late_revoke(event, cx);
+            }
             return;
         }
         if !is_presentation(event) {
             return;
         }
-        let Some((revoke_id, reason)) = self.violation(event, cx.facts) else {
+        let Some((revoke_id, reason)) = self.violation(event, cx) else {
             return;
         };
         let token_id = event.token_id.as_deref().unwrap_or_default();
@@ -190,33 +124,6 @@ impl Detector for RevokedTokenUse {
             cx.rule
                 .finding(event, token_id.to_owned(), summary, evidence),
         );
-    }
-
-    fn sweep(&mut self, now: Micros) {
-        self.state.tokens.sweep(now);
-        self.state.principals.sweep(now);
-    }
-
-    fn stats(&self) -> TableStats {
-        let (tokens, principals) = (self.state.tokens.stats(), self.state.principals.stats());
-        TableStats {
-            live_keys: tokens.live_keys + principals.live_keys,
-            expired: tokens.expired + principals.expired,
-            evicted: tokens.evicted + principals.evicted,
-        }
-    }
-
-    fn save(&self) -> Vec<u8> {
-        encode(&self.state)
-    }
-
-    fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: State = decode(state)?;
-        self.state = State {
-            tokens: saved.tokens.with_cap(self.state.tokens.cap()),
-            principals: saved.principals.with_cap(self.state.principals.cap()),
-        };
-        Ok(())
     }
 }
 

@@ -98,6 +98,7 @@ pub fn only(name: &str) -> DetectConfig {
     config.token_replay.enabled = name == "token_replay";
     config.revoked_token_use.enabled = name == "revoked_token_use";
     config.audience_mismatch.enabled = name == "audience_mismatch";
+    config.validation_gap.enabled = name == "validation_gap";
     config.mfa_fatigue.enabled = name == "mfa_fatigue";
     config.service_interactive_login.enabled = name == "service_interactive_login";
     config

@@ -10,7 +10,7 @@ use crate::detectors::{self, Enabled};
 use crate::error::Error;
 use crate::state::hash::KeyHasher;
 use crate::state::TableStats;
-use crate::tracked::{Baseline, PrincipalDetectors, PrincipalTable, TokenTable};
+use crate::tracked::{Baseline, PrincipalDetectors, PrincipalTable, Revocations, TokenTable};
 use crate::Result;
 use suppress::Suppressor;
 
@@ -20,7 +20,9 @@ use suppress::Suppressor;
 /// 3: token audiences are interned (a token holds the id of its audience set); token
 /// and principal entries no longer repeat their earliest part expiry; a watermark per
 /// source (Kafka partition) instead of one event-time clock.
-const CHECKPOINT_VERSION: u32 = 3;
+/// 4: the revocations moved out of `revoked_token_use` into a shared table, which
+/// `validation_gap` reads too.
+const CHECKPOINT_VERSION: u32 = 4;
 
 /// Counters since the detectors were first started (they survive restores).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +36,8 @@ struct Counters {
 /// State of one detector or shared table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DetectorStats {
-    /// A detector's name, or `edge_baseline`, `tokens`, `suppression` for shared tables.
+    /// A detector's name, or `edge_baseline`, `tokens`, `revocations`, `suppression` for
+    /// shared tables.
     pub name: &'static str,
     pub state: TableStats,
 }
@@ -74,6 +77,7 @@ pub struct Detectors {
     baseline: Option<Baseline>,
     tokens: Option<TokenTable>,
     principals: Option<PrincipalTable>,
+    revocations: Option<Revocations>,
     suppressor: Suppressor,
     detectors: Vec<Enabled>,
     /// Per event kind (`kind_index`), the detectors that take it, in their order.
@@ -91,6 +95,7 @@ struct CheckpointRef<'a> {
     baseline: Option<&'a Baseline>,
     tokens: Option<&'a TokenTable>,
     principals: Option<&'a PrincipalTable>,
+    revocations: Option<&'a Revocations>,
     suppressor: &'a Suppressor,
     detectors: Vec<(&'static str, Vec<u8>)>,
 }
@@ -105,6 +110,7 @@ struct Checkpoint {
     baseline: Option<Baseline>,
     tokens: Option<TokenTable>,
     principals: Option<PrincipalTable>,
+    revocations: Option<Revocations>,
     suppressor: Suppressor,
     detectors: Vec<(String, Vec<u8>)>,
 }
@@ -117,7 +123,9 @@ impl Detectors {
         let edges = config.new_service_edge.enabled || config.service_fan_out.enabled;
         let tokens = config.token_replay.enabled
             || config.revoked_token_use.enabled
-            || config.audience_mismatch.enabled;
+            || config.audience_mismatch.enabled
+            || config.validation_gap.enabled;
+        let revocations = config.revoked_token_use.enabled || config.validation_gap.enabled;
         Ok(Detectors {
             hasher: KeyHasher::random(),
             lateness: micros(config.allowed_lateness),
@@ -137,6 +145,10 @@ impl Detectors {
             principals: principal_detectors(config)
                 .any()
                 .then(|| PrincipalTable::new(config.max_keys)),
+            revocations: revocations.then(|| {
+                let ttl = micros(config.revoked_token_use.revocation_ttl);
+                Revocations::new(ttl, config.max_keys)
+            }),
             suppressor: Suppressor::new(config.max_keys),
             by_kind: by_kind(&detectors),
             detectors,
@@ -192,6 +204,7 @@ impl Detectors {
                 shared: Shared {
                     token: open.as_mut().map(|open| open.entry()),
                     principal: principal_open.as_mut().map(|open| open.entry()),
+                    revocations: self.revocations.as_ref(),
                 },
                 findings: &mut self.findings,
             };
@@ -213,6 +226,11 @@ impl Detectors {
                     None => self.counters.suppressed += 1,
                 }
             }
+        }
+        // Recorded after the detectors, which judge every event against the state
+        // before it.
+        if let (Some(revocations), Kind::TokenRevoke) = (&mut self.revocations, event.kind) {
+            revocations.record(event, &facts);
         }
         let empty = open.and_then(|open| open.close(event, &hasher, principal));
         if let (Some(tokens), Some(token)) = (&mut self.tokens, empty) {
@@ -237,6 +255,7 @@ impl Detectors {
             baseline: self.baseline.as_ref(),
             tokens: self.tokens.as_ref(),
             principals: self.principals.as_ref(),
+            revocations: self.revocations.as_ref(),
             suppressor: &self.suppressor,
             detectors: self
                 .detectors
@@ -285,6 +304,10 @@ impl Detectors {
             )),
             (fresh, _) => fresh,
         };
+        detectors.revocations = match (detectors.revocations, saved.revocations) {
+            (Some(fresh), Some(saved)) => Some(fresh.restored(saved, config.max_keys)),
+            (fresh, _) => fresh,
+        };
         detectors.suppressor = Suppressor::restored(saved.suppressor, config.max_keys);
         for (name, state) in &saved.detectors {
             let mut enabled = detectors.detectors.iter_mut();
@@ -315,6 +338,12 @@ impl Detectors {
             tables.push(DetectorStats {
                 name: "tokens",
                 state: tokens.stats(),
+            });
+        }
+        if let Some(revocations) = &self.revocations {
+            tables.push(DetectorStats {
+                name: "revocations",
+                state: revocations.stats(),
             });
         }
         tables.push(DetectorStats {

@@ -13,8 +13,8 @@ use super::Detectors;
 /// amortised over many events rather than paid on each.
 pub(super) const SWEEP_INTERVAL: Micros = 5_000_000;
 /// Shared tables swept before the detectors' own: the edge baseline, tokens,
-/// principals, suppression.
-pub(super) const TABLES: usize = 4;
+/// principals, suppression, revocations.
+pub(super) const TABLES: usize = 5;
 
 impl Detectors {
     /// Sweeps the tables due at `now`.
@@ -59,6 +59,11 @@ impl Detectors {
                 }
             }
             3 => self.suppressor.sweep(horizon),
+            4 => {
+                if let Some(revocations) = &mut self.revocations {
+                    revocations.sweep(horizon);
+                }
+            }
             detector => self.detectors[detector - TABLES].detector.sweep(horizon),
         }
     }

@@ -39,29 +39,39 @@ fn parts_of_a_token_expire_and_are_counted_on_their_own() {
     let live = |d: &Detectors, name| table(d, name).live_keys;
     assert_eq!(live(&detectors, "tokens"), 1);
     assert_eq!(live(&detectors, "token_replay"), 1);
-    assert_eq!(live(&detectors, "revoked_token_use"), 1);
+    assert_eq!(live(&detectors, "revocations"), 1);
     // 20 minutes on, the sightings (10 min window) are gone, the rest stays.
     let tick = |seconds| authn("x", seconds, "user:other", true, "password");
     feed(&mut detectors, &[tick(1_200.0)]);
     assert_eq!(live(&detectors, "token_replay"), 0);
     assert_eq!(table(&detectors, "token_replay").expired, 1);
     assert_eq!(live(&detectors, "tokens"), 1);
-    assert_eq!(live(&detectors, "revoked_token_use"), 1);
+    assert_eq!(live(&detectors, "revocations"), 1);
     // Past the token's TTL (an hour after its last use) only the revoke (24 h) is left,
     // and it still stops the token.
     feed(&mut detectors, &[tick(4_000.0)]);
     assert_eq!(live(&detectors, "tokens"), 0);
     assert_eq!(table(&detectors, "tokens").expired, 1);
-    assert_eq!(live(&detectors, "revoked_token_use"), 1);
+    assert_eq!(live(&detectors, "revocations"), 1);
     let mut reuse = authz("again", 4_001.0, "user:bob", "web", true);
     reuse.token_id = text("jti-1");
+    // Both readers of the revocations see it: the caller's use, and the service's allow.
     let alerts = feed(&mut detectors, &[reuse]);
-    assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].detector, "revoked_token_use");
-    assert_eq!(alerts[0].evidence_ids, ["r", "again"]);
+    let raised: Vec<_> = alerts
+        .iter()
+        .map(|a| (a.detector.as_str(), &a.evidence_ids))
+        .collect();
+    let evidence = vec!["r".to_owned(), "again".to_owned()];
+    assert_eq!(
+        raised,
+        [
+            ("revoked_token_use", &evidence),
+            ("validation_gap", &evidence)
+        ]
+    );
     // A day later nothing is left of the token.
     feed(&mut detectors, &[tick(100_000.0)]);
-    assert_eq!(live(&detectors, "revoked_token_use"), 0);
+    assert_eq!(live(&detectors, "revocations"), 0);
     assert_eq!(detectors.token_table().unwrap().counts().facts.live, 0);
 }
 
@@ -80,7 +90,7 @@ fn restore_without_token_replay_drops_its_part_of_the_token_table() {
         table(&detectors, "tokens").live_keys,
         "the token facts stay"
     );
-    assert!(table(&restored, "revoked_token_use").live_keys > 0);
+    assert!(table(&restored, "revocations").live_keys > 0);
 }
 
 #[test]
