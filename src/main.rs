@@ -14,6 +14,7 @@ mod lake;
 mod live;
 mod metrics;
 mod query;
+mod report;
 mod respond;
 mod rules;
 mod run;
@@ -45,6 +46,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Demo(args) => demo::command(&cli, args),
         cli::Command::Collect(args) => collect::command(args),
         cli::Command::Export(args) => export::run(&cli, args),
+        cli::Command::Report(args) => report::run(&cli, args),
     };
     match result {
         Ok(code) => code,

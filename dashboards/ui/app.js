@@ -226,6 +226,82 @@ function renderGraph(target, edges) {
   show(target, el("p", { class: "muted" }, `${edges.length} edges, ${flagged} flagged as new`), picture);
 }
 
+// --- Reports -------------------------------------------------------------------------
+
+// One section of a report: its title with the row count, what a row means, its table.
+// Service names link to that service's trust view.
+function reportSection(section, table) {
+  const heading = el("h3", {}, `${section.title} (${section.rows.length}${section.truncated ? ", truncated" : ""})`);
+  const body = section.rows.length ? el("div", { class: "result" }, table) : el("p", { class: "muted" }, "none");
+  return el("div", { class: "report-section", "data-section": section.id }, heading, el("p", { class: "muted" }, section.description), body);
+}
+
+function serviceCell(name) {
+  return el("a", { class: "link service-link", onclick: () => showTrust(name) }, name);
+}
+
+function reportTable(section) {
+  const head = el("tr", {}, ...section.columns.map((name) => el("th", {}, name)));
+  const body = section.rows.map((row) => el("tr", {}, ...section.columns.map((name) =>
+    el("td", {}, name === "service" && row[name] ? serviceCell(row[name]) : cell(row[name])))));
+  return el("table", {}, el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+async function showTrust(service) {
+  switchTab("trust");
+  if (service !== undefined) $("#trust-service").value = service;
+  const params = new URLSearchParams({ since: $("#trust-since").value.trim() || "7d" });
+  if ($("#trust-until").value.trim()) params.set("until", $("#trust-until").value.trim());
+  const chosen = $("#trust-service").value.trim();
+  if (chosen) params.set("service", chosen);
+  const target = $("#trust");
+  show(target, el("p", { class: "muted" }, "Loading…"));
+  try {
+    const report = await api(`/api/v1/reports/trust?${params}`);
+    const scope = report.service ? `service ${report.service}` : "all services";
+    show(target, el("p", { class: "muted", id: "trust-scope" }, `${scope}, ${report.from} to ${report.until}`),
+      ...report.sections.map((section) => reportSection(section, reportTable(section))));
+  } catch (error) {
+    show(target, el("p", { class: "error" }, error.message));
+  }
+}
+
+// The holders' table, sorted by a column on a header's click (numbers descending first).
+function sortableTable(section, initial) {
+  let sortBy = initial, descending = true;
+  const table = el("table", { id: "privilege-summary" });
+  const draw = () => {
+    const rows = [...section.rows].sort((a, b) => {
+      const x = a[sortBy], y = b[sortBy];
+      const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+      return descending ? -order : order;
+    });
+    const head = el("tr", {}, ...section.columns.map((name) => el("th", {
+      class: `sortable${name === sortBy ? (descending ? " sorted-desc" : " sorted-asc") : ""}`, "data-column": name,
+      onclick: () => { descending = name === sortBy ? !descending : true; sortBy = name; draw(); },
+    }, name)));
+    const body = rows.map((row) => el("tr", {}, ...section.columns.map((name) => el("td", {}, cell(row[name])))));
+    table.replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
+  };
+  draw();
+  return table;
+}
+
+async function showPrivilege() {
+  const params = new URLSearchParams({ since: $("#privilege-since").value.trim() || "30d" });
+  if ($("#privilege-until").value.trim()) params.set("until", $("#privilege-until").value.trim());
+  const target = $("#privilege");
+  show(target, el("p", { class: "muted" }, "Loading…"));
+  try {
+    const report = await api(`/api/v1/reports/privilege?${params}`);
+    show(target, el("p", { class: "muted" }, `${report.from} to ${report.until}`),
+      ...report.sections.map((section) => reportSection(section,
+        section.id === "summary" ? sortableTable(section, "scopes_unused") : reportTable(section))));
+  } catch (error) {
+    show(target, el("p", { class: "error" }, error.message));
+  }
+}
+
 // --- SQL console ---------------------------------------------------------------------
 
 async function runSql(event) {
@@ -268,4 +344,6 @@ $("#key-form").addEventListener("submit", connect);
 $("#principal-form").addEventListener("submit", (event) => { event.preventDefault(); showTimeline($("#principal").value.trim()); });
 $("#graph-form").addEventListener("submit", (event) => { event.preventDefault(); drawGraph(); });
 $("#sql-form").addEventListener("submit", runSql);
+$("#trust-form").addEventListener("submit", (event) => { event.preventDefault(); showTrust(); });
+$("#privilege-form").addEventListener("submit", (event) => { event.preventDefault(); showPrivilege(); });
 if (state.key) connect();
