@@ -10,10 +10,9 @@ use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::PipelineConfig;
 pub use authtrail_pipeline::LakeConfig;
 use authtrail_pipeline::StagesConfig;
-use authtrail_query::reports::ReportConfig;
 use authtrail_query::{ApiConfig, QueryConfig};
 use authtrail_respond::RespondConfig;
-use authtrail_store::EncodeOptions;
+use authtrail_store::{EncodeOptions, LakeLocation};
 use serde::Deserialize;
 
 use crate::cli::Cli;
@@ -47,8 +46,6 @@ pub struct Config {
     /// The HTTP collector (`authtrail run` and `authtrail collect`): keys, limits, a
     /// topic per format, the producer.
     pub collect: CollectConfig,
-    /// The trust and privilege reports: open routes, the scope map, tolerances.
-    pub report: ReportConfig,
 }
 
 /// `[run]`.
@@ -79,11 +76,11 @@ impl Config {
         toml::from_str(&text).with_context(|| format!("parsing config `{}`", path.display()))
     }
 
-    /// The sections the stages open from, on the lake at `lake_root`; `detect: false` runs
+    /// The sections the stages open from, on the lake at `lake`; `detect: false` runs
     /// no detectors.
-    pub fn stages(&self, lake_root: &Path, detect: bool) -> StagesConfig {
+    pub fn stages(&self, lake: &LakeLocation, detect: bool) -> StagesConfig {
         StagesConfig {
-            lake_root: lake_root.to_path_buf(),
+            lake_location: lake.clone(),
             lake: self.lake.clone(),
             store: self.store,
             ingest: self.ingest.clone(),
@@ -94,8 +91,20 @@ impl Config {
     }
 }
 
-/// The lake's root for every command: `--lake`, else `lake.path` from the config, else
-/// `./authtrail-data`.
+/// Where the lake lives, for the commands that work on object storage too (ingest, run,
+/// serve, query, verify, maintain): `--lake`, else `lake.path`, else `./authtrail-data`,
+/// a directory or an `s3://`, `gs://`, `az://` or `file://` URL (with `[lake.storage]`).
+pub fn lake_location(cli: &Cli, config: &Config) -> anyhow::Result<LakeLocation> {
+    let text = lake_root(cli, config);
+    let Some(text) = text.to_str() else {
+        // Not UTF-8, so no URL: a directory.
+        return Ok(LakeLocation::Local(text));
+    };
+    Ok(LakeLocation::parse(text, &config.lake.storage)?)
+}
+
+/// The lake's directory for every command that needs it local: `--lake`, else `lake.path`
+/// from the config, else `./authtrail-data`.
 pub fn lake_root(cli: &Cli, config: &Config) -> PathBuf {
     cli.lake
         .clone()
@@ -126,7 +135,6 @@ mod tests {
         assert_eq!(example.lake, LakeConfig::default());
         assert_eq!(example.run, RunConfig::default());
         assert_eq!(example.collect, CollectConfig::default());
-        assert_eq!(example.report, ReportConfig::default());
     }
 
     #[test]

@@ -75,7 +75,12 @@ pub fn command(cli: &Cli, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         config.run.shutdown_timeout,
     )?;
     let topic = config.kafka.topics[0].clone();
-    let running = crate::run::start(config, &lake, runtime, shutdown.clone())?;
+    let running = crate::run::start(
+        config,
+        &authtrail_store::LakeLocation::Local(lake.clone()),
+        runtime,
+        shutdown.clone(),
+    )?;
 
     let generated = GenConfig {
         seed: args.seed,

@@ -15,7 +15,7 @@ use authtrail_pipeline::Stages;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, IngestArgs};
-use crate::config::{lake_root, Config};
+use crate::config::{lake_location, Config};
 
 pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let mut config = match &args.config {
@@ -23,13 +23,13 @@ pub fn run(cli: &Cli, args: &IngestArgs) -> anyhow::Result<ExitCode> {
         None => Config::default(),
     };
     apply_flags(&mut config, args);
-    let lake_root = lake_root(cli, &config);
+    let lake = lake_location(cli, &config)?;
     let runtime = authtrail_pipeline::runtime().context("starting the async runtime")?;
     let shutdown = CancellationToken::new();
     // Detection is off with `--no-detect`; the responder still starts, so undelivered
     // alerts of earlier runs go out.
     let stages = Stages::open(
-        config.stages(&lake_root, !args.no_detect),
+        config.stages(&lake, !args.no_detect),
         runtime,
         shutdown.clone(),
         Vec::new(),
@@ -74,7 +74,7 @@ fn ingest_file(stages: Stages, path: &Path, format: Format) -> anyhow::Result<Ex
         (file_source_name(path), 0)
     };
     let label = path.display().to_string();
-    tracing::info!(input = %label, source, partition, format = format.name(), lake = %stages.root().display(), "ingesting a file");
+    tracing::info!(input = %label, source, partition, format = format.name(), lake = %stages.location(), "ingesting a file");
     let stopped = if from_stdin {
         let stdin = std::io::stdin().lock();
         stages.consume_lines(stdin, &label, &source, partition, format)

@@ -8,8 +8,7 @@ use authtrail_pipeline::manifest_key;
 use authtrail_store::{verify, Lake, PublicKey, VerifyOptions};
 
 use crate::cli::{Cli, MaintainArgs, VerifyArgs};
-use crate::config::lake_root;
-use crate::config::Config;
+use crate::config::{lake_location, Config};
 
 pub fn verify_lake(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let config = match &args.config {
@@ -20,16 +19,16 @@ pub fn verify_lake(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         Some(text) => Some(PublicKey::from_hex(text).context("reading the public key")?),
         None => manifest_key(config.lake.signing_key_file.as_deref())?.map(|key| key.public()),
     };
-    let root = lake_root(cli, &config);
-    if !root.is_dir() {
-        anyhow::bail!("no lake at `{}`", root.display());
+    let lake = lake_location(cli, &config)?;
+    if !lake.exists()? {
+        anyhow::bail!("no lake at `{lake}`");
     }
     let options = VerifyOptions {
         public_key,
         allow_unsigned: args.allow_unsigned,
     };
-    let report = verify(root.as_path(), &options)
-        .with_context(|| format!("verifying the lake at `{}`", root.display()))?;
+    let report = verify(lake.clone(), &options)
+        .with_context(|| format!("verifying the lake at `{lake}`"))?;
     for finding in &report.findings {
         println!("{finding}");
     }
@@ -59,22 +58,23 @@ pub fn maintain(cli: &Cli, args: &MaintainArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let root = lake_root(cli, &config);
-    if !root.is_dir() {
-        anyhow::bail!("no lake at `{}`", root.display());
+    let location = lake_location(cli, &config)?;
+    if !location.exists()? {
+        anyhow::bail!("no lake at `{location}`");
     }
-    let mut lake = Lake::open(&root, config.store)?
+    let mut lake = Lake::open_at(location.clone(), config.store)?
         .with_manifest_key(manifest_key(config.lake.signing_key_file.as_deref())?);
     let report = lake
         .maintain(&config.lake.maintenance, now_micros())
-        .with_context(|| format!("maintaining the lake at `{}`", root.display()))?;
+        .with_context(|| format!("maintaining the lake at `{location}`"))?;
     println!(
         "retention: {} hour partitions ({} files) deleted; compaction: {} files written \
-         in place of {}",
+         in place of {}; {} files in no manifest record deleted",
         report.partitions_expired,
         report.files_expired,
         report.files_compacted,
-        report.files_replaced
+        report.files_replaced,
+        report.garbage_removed
     );
     Ok(ExitCode::SUCCESS)
 }

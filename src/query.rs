@@ -13,7 +13,7 @@ use authtrail_query::output::{export, Format};
 use authtrail_query::QueryEngine;
 
 use crate::cli::{Cli, OutputFormat, QueryArgs, ServeArgs};
-use crate::config::lake_root;
+use crate::config::lake_location;
 use crate::config::Config;
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -31,9 +31,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn open_engine(cli: &Cli, config: &Config) -> anyhow::Result<QueryEngine> {
-    let root = lake_root(cli, config);
-    QueryEngine::open(&root, config.query.clone())
-        .with_context(|| format!("opening the lake at `{}`", root.display()))
+    let lake = lake_location(cli, config)?;
+    QueryEngine::open_at(&lake, config.query.clone())
+        .with_context(|| format!("opening the lake at `{lake}`"))
 }
 
 pub fn run(cli: &Cli, args: &QueryArgs) -> anyhow::Result<ExitCode> {
@@ -90,7 +90,7 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let keys = config.api.load_keys()?;
     let engine = Arc::new(open_engine(cli, &config)?);
-    let state = AppState::new(engine, keys).with_reports(config.report.clone());
+    let state = AppState::new(engine, keys);
     let runtime = runtime()?;
     runtime.block_on(async {
         let mut terminate =

@@ -10,7 +10,6 @@
 //! `/metrics` and `/readyz` answer until the end.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,11 +21,12 @@ use authtrail_ingest::{BoxError, StatsSnapshot};
 use authtrail_pipeline::Stages;
 use authtrail_query::api::{serve_connections, AppState};
 use authtrail_query::QueryEngine;
+use authtrail_store::LakeLocation;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, RunArgs};
-use crate::config::{lake_root, Config};
+use crate::config::{lake_location, Config};
 use crate::live::{LiveAlerts, LiveSink};
 use crate::metrics::{HttpMetrics, Sources};
 
@@ -56,14 +56,14 @@ impl Running {
     }
 }
 
-/// Opens every stage on the lake at `lake_root` on `runtime` (see
+/// Opens every stage on the lake at `lake` on `runtime` (see
 /// [`authtrail_pipeline::runtime`]) and returns once the HTTP server listens (`api.listen`;
 /// port 0 picks a free one, see [`Running::address`]). Cancelling `shutdown` stops it
 /// cleanly; [`Running::wait`] waits for that. With no `kafka.brokers`, an embedded broker
 /// is started ([`Running::brokers`]).
 pub fn start(
     config: Config,
-    lake_root: &Path,
+    lake: &LakeLocation,
     runtime: Runtime,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
@@ -75,13 +75,13 @@ pub fn start(
     }
     let live = Arc::new(LiveAlerts::default());
     let mut stages = Stages::open(
-        config.stages(lake_root, true),
+        config.stages(lake, true),
         runtime,
         shutdown,
         vec![Box::new(LiveSink(live.clone()))],
     )?;
-    let engine = QueryEngine::open(lake_root, config.query.clone())
-        .with_context(|| format!("opening the lake at `{}` for queries", lake_root.display()))?;
+    let engine = QueryEngine::open_at(lake, config.query.clone())
+        .with_context(|| format!("opening the lake at `{lake}` for queries"))?;
     let broker = stages.broker()?;
     let collector =
         crate::collect::for_run(&config, &collect_keys, &keys, broker.bootstrap_servers())?;
@@ -102,7 +102,7 @@ pub fn start(
     }
     let connection_limits = config.api.connection_limits(config.query.timeout);
     let app = crate::http::app(
-        AppState::new(Arc::new(engine), keys).with_reports(config.report.clone()),
+        AppState::new(Arc::new(engine), keys),
         sources,
         live,
         collector,
@@ -114,7 +114,7 @@ pub fn start(
             .await
             .map_err(BoxError::from)
     });
-    tracing::info!(%address, lake = %lake_root.display(), "serving the HTTP API, /metrics and the web UI");
+    tracing::info!(%address, %lake, "serving the HTTP API, /metrics and the web UI");
 
     let brokers = broker.bootstrap_servers().to_owned();
     let embedded_notice = broker.notice();
@@ -145,7 +145,7 @@ pub fn command(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(brokers) = &args.brokers {
         config.kafka.brokers = Some(brokers.clone());
     }
-    let lake_root = lake_root(cli, &config);
+    let lake = lake_location(cli, &config)?;
     let runtime = authtrail_pipeline::runtime().context("starting the async runtime")?;
     let shutdown = CancellationToken::new();
     crate::signals::install(
@@ -153,7 +153,7 @@ pub fn command(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         shutdown.clone(),
         config.run.shutdown_timeout,
     )?;
-    let running = start(config.clone(), &lake_root, runtime, shutdown)?;
+    let running = start(config.clone(), &lake, runtime, shutdown)?;
     if let Some(notice) = &running.embedded_notice {
         tracing::warn!("{notice}");
         println!(

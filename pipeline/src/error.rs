@@ -1,8 +1,6 @@
 //! The pipeline crate's error type: what failed while opening, running or stopping the
 //! stages (the cause is its source).
 
-use std::path::PathBuf;
-
 use authtrail_ingest::BoxError;
 
 use crate::key::SIGNING_KEY_ENV;
@@ -16,12 +14,17 @@ pub enum Error {
     KeyEnv(#[source] authtrail_store::Error),
     #[error(transparent)]
     KeyFile(authtrail_store::Error),
-    #[error("opening the lake at `{path}`")]
+    #[error("opening the lake at `{lake}`")]
     Lake {
-        path: PathBuf,
+        lake: String,
         #[source]
         source: authtrail_store::Error,
     },
+    #[error(
+        "webhooks need a local lake for their outbox (`_outbox/`); with a lake on object \
+         storage, leave `[[respond.webhooks]]` out"
+    )]
+    OutboxNeedsLocalLake,
     #[error("starting the webhook responder")]
     Responder(#[source] authtrail_respond::Error),
     #[error("starting the detectors")]

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use authtrail_ingest::{
     AlertSink, BoxError, Detection, IngestStats, PipelineConfig, RulesReload, StatsSnapshot,
 };
 use authtrail_respond::Responder;
-use authtrail_store::{Lake, MaintenanceConfig};
+use authtrail_store::{Lake, LakeLocation, MaintenanceConfig};
 use tokio::runtime::{Handle, Runtime};
 use tokio_util::sync::CancellationToken;
 
@@ -82,7 +81,7 @@ struct Service {
 /// Every stage, opened once from the configuration. Fields drop in order: the stages
 /// before the runtime they run on.
 pub struct Stages {
-    root: PathBuf,
+    location: LakeLocation,
     lake: Lake,
     ingest: PipelineConfig,
     kafka: KafkaConfig,
@@ -109,20 +108,22 @@ impl Stages {
         shutdown: CancellationToken,
         sinks: Vec<Box<dyn AlertSink>>,
     ) -> Result<Stages> {
-        let root = config.lake_root;
+        let location = config.lake_location;
         let key = manifest_key(config.lake.signing_key_file.as_deref())?;
         if let Some(key) = &key {
             tracing::info!(public_key = %key.public().to_hex(), "signing manifest records");
         }
-        let lake = Lake::open(&root, config.store)
+        let lake = Lake::open_at(location.clone(), config.store)
             .map_err(|source| Error::Lake {
-                path: root.clone(),
+                lake: location.to_string(),
                 source,
             })?
             .with_manifest_key(key);
         let stats = Arc::new(IngestStats::default());
         let responder = if config.respond.enabled() {
-            let responder = Responder::start(&root, &config.respond, runtime.handle().clone())
+            // The outbox is a directory of the lake: a lake on object storage has none yet.
+            let root = location.local_root().ok_or(Error::OutboxNeedsLocalLake)?;
+            let responder = Responder::start(root, &config.respond, runtime.handle().clone())
                 .map_err(Error::Responder)?;
             Some(Arc::new(responder))
         } else {
@@ -143,7 +144,7 @@ impl Stages {
         };
         let rules_reload = detection.as_ref().and_then(Detection::rules_reload);
         Ok(Stages {
-            root,
+            location,
             lake,
             rules_reload,
             ingest: config.ingest,
@@ -170,9 +171,9 @@ impl Stages {
         self.runtime.handle()
     }
 
-    /// The lake's root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the lake lives.
+    pub fn location(&self) -> &LakeLocation {
+        &self.location
     }
 
     /// The lake.
@@ -233,7 +234,7 @@ impl Stages {
     /// cancelled (or a stage fails), then stops (see [`Stages::stop`]).
     pub fn consume_kafka(mut self, broker: Broker) -> Result<Stopped> {
         let (stop, maintenance) = self.start_stopping();
-        tracing::info!(brokers = broker.brokers, topics = ?broker.kafka.all_topics(), group_id = broker.kafka.group_id, lake = %self.root.display(), "ingesting from Kafka");
+        tracing::info!(brokers = broker.brokers, topics = ?broker.kafka.all_topics(), group_id = broker.kafka.group_id, lake = %self.location, "ingesting from Kafka");
         let result = authtrail_ingest::ingest_kafka(
             self.take_lake(),
             &self.ingest,

@@ -19,6 +19,7 @@ use datafusion::optimizer::{ApplyOrder, Optimizer, OptimizerConfig, OptimizerRul
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use authtrail_model::lake::{partition_columns, Table};
+use authtrail_store::LakeLocation;
 use tokio::time::Instant;
 
 use crate::config::QueryConfig;
@@ -111,14 +112,39 @@ impl QueryEngine {
     /// are empty tables (a lake before its first alert has no `alerts/`); they are listed
     /// on every query, so files written since are seen.
     pub fn open(root: &Path, config: QueryConfig) -> Result<QueryEngine, Error> {
-        let root = std::fs::canonicalize(root)
-            .map_err(|error| Error::Config(format!("lake `{}`: {error}", root.display())))?;
-        if !root.is_dir() {
-            return Err(Error::Config(format!(
-                "lake `{}` is not a directory",
-                root.display()
-            )));
-        }
+        QueryEngine::open_at(&LakeLocation::Local(root.to_path_buf()), config)
+    }
+
+    /// [`open`](Self::open) for a lake wherever it lives: on an object store, DataFusion
+    /// reads the tables through the lake's own store (registered with the session's
+    /// runtime under the store's URL), so both share its settings and credentials.
+    pub fn open_at(lake: &LakeLocation, config: QueryConfig) -> Result<QueryEngine, Error> {
+        let (root, table_urls) = match lake {
+            LakeLocation::Local(root) => {
+                let root = std::fs::canonicalize(root).map_err(|error| {
+                    Error::Config(format!("lake `{}`: {error}", root.display()))
+                })?;
+                if !root.is_dir() {
+                    return Err(Error::Config(format!(
+                        "lake `{}` is not a directory",
+                        root.display()
+                    )));
+                }
+                let urls = Table::ALL
+                    .iter()
+                    .map(|table| local_dir_url(&root.join(table.as_str())))
+                    .collect::<Result<Vec<_>, Error>>()?;
+                (root, urls)
+            }
+            LakeLocation::Remote(remote) => {
+                let urls = Table::ALL
+                    .iter()
+                    .map(|table| remote.dir_url(table.as_str()))
+                    .collect();
+                // Only for messages: the URL without credentials.
+                (PathBuf::from(remote.shown()), urls)
+            }
+        };
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -146,6 +172,9 @@ impl QueryEngine {
             .with_cache_manager(caches)
             .with_memory_limit(config.memory_limit_mib.saturating_mul(1 << 20), 1.0)
             .build_arc()?;
+        if let Some(remote) = lake.remote() {
+            runtime.register_object_store(remote.store_url(), remote.object_store());
+        }
         let state = SessionStateBuilder::new()
             .with_config(session)
             .with_runtime_env(runtime)
@@ -171,9 +200,8 @@ impl QueryEngine {
         // size and modification time, so a rewritten file is read again); without the
         // cache every query re-derived them from all files' footers while planning.
         let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
-        for table in Table::ALL {
-            let listing = listing_table(&root.join(table.as_str()), &table.schema())?
-                .with_cache(statistics.clone());
+        for (table, url) in Table::ALL.into_iter().zip(table_urls) {
+            let listing = listing_table(url, &table.schema())?.with_cache(statistics.clone());
             ctx.register_table(table.as_str(), Arc::new(listing))?;
         }
         let pool = QueryPool::new(threads, config.concurrency, config.queue)?;
@@ -185,7 +213,8 @@ impl QueryEngine {
         })
     }
 
-    /// The lake's root directory.
+    /// The lake's root directory (for a lake on object storage, its URL without
+    /// credentials, for messages).
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -390,12 +419,16 @@ fn truncate(batches: Vec<RecordBatch>, limit: usize) -> (Vec<RecordBatch>, bool)
     (kept, truncated)
 }
 
-/// A Hive-partitioned Parquet listing table over `dir` (`date=../hour=../*.parquet`).
-fn listing_table(dir: &Path, schema: &SchemaRef) -> Result<ListingTable, Error> {
-    // Built from a URL, not parsed from text: a lake path with `*` or `?` in it must not
-    // turn into a glob.
-    let url = url::Url::from_directory_path(dir)
-        .map_err(|()| Error::Config(format!("lake path `{}` is not absolute", dir.display())))?;
+/// The URL of a local directory. Built from the path, not parsed from text: a lake path
+/// with `*` or `?` in it must not turn into a glob.
+fn local_dir_url(dir: &Path) -> Result<url::Url, Error> {
+    url::Url::from_directory_path(dir)
+        .map_err(|()| Error::Config(format!("lake path `{}` is not absolute", dir.display())))
+}
+
+/// A Hive-partitioned Parquet listing table over the directory `url`
+/// (`date=../hour=../*.parquet`).
+fn listing_table(url: url::Url, schema: &SchemaRef) -> Result<ListingTable, Error> {
     let url = ListingTableUrl::try_new(url, None)?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
