@@ -73,6 +73,64 @@ pub enum Command {
     /// Activity classes) in JSON lines or Parquet, for Security Lake, Splunk or any OCSF
     /// reader (docs/ocsf.md).
     Export(ExportArgs),
+    /// Reports over the lake about the services themselves: `trust` (where a service
+    /// accepts what it should not) and `privilege` (what each client was granted against
+    /// what it used), with a recommendation per finding (docs/reports.md).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub report: ReportKind,
+
+    /// Configuration file (TOML): `lake.path`, `[query]` limits and `[report]` settings.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// The window ends here (RFC 3339) [default: now].
+    #[arg(long, value_name = "TIME", global = true)]
+    pub until: Option<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportOutput::Table, global = true)]
+    pub format: ReportOutput,
+
+    /// Print the physical plan of each of the report's queries instead of running them.
+    #[arg(long, global = true)]
+    pub explain: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportKind {
+    /// Per service: tokens accepted while revoked, expired or for another audience;
+    /// tokens a peer rejected; calls allowed with no identity; decisions that depend on
+    /// the calling service; identity dropped along a trace.
+    Trust {
+        /// The window: this long before `--until`.
+        #[arg(long, value_name = "DURATION", default_value = "7d")]
+        since: String,
+        /// Only findings about this service.
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+    },
+    /// Per client and service principal: scopes and audiences granted and never used,
+    /// reach beyond its peers, dormant holders, over-broad and long-lived tokens.
+    Privilege {
+        /// The window: this long before `--until`.
+        #[arg(long, value_name = "DURATION", default_value = "30d")]
+        since: String,
+    },
+}
+
+/// How `authtrail report` writes a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportOutput {
+    /// A text table per section.
+    Table,
+    Json,
+    Csv,
+    Markdown,
 }
 
 #[derive(Debug, clap::Args)]

@@ -10,6 +10,7 @@ use authtrail_ingest::kafka::KafkaConfig;
 use authtrail_ingest::PipelineConfig;
 pub use authtrail_pipeline::LakeConfig;
 use authtrail_pipeline::StagesConfig;
+use authtrail_query::reports::ReportConfig;
 use authtrail_query::{ApiConfig, QueryConfig};
 use authtrail_respond::RespondConfig;
 use authtrail_store::{EncodeOptions, LakeLocation};
@@ -46,6 +47,8 @@ pub struct Config {
     /// The HTTP collector (`authtrail run` and `authtrail collect`): keys, limits, a
     /// topic per format, the producer.
     pub collect: CollectConfig,
+    /// The trust and privilege reports: open routes, the scope map, tolerances.
+    pub report: ReportConfig,
 }
 
 /// `[run]`.
@@ -135,6 +138,7 @@ mod tests {
         assert_eq!(example.lake, LakeConfig::default());
         assert_eq!(example.run, RunConfig::default());
         assert_eq!(example.collect, CollectConfig::default());
+        assert_eq!(example.report, ReportConfig::default());
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub fn start(
     }
     let connection_limits = config.api.connection_limits(config.query.timeout);
     let app = crate::http::app(
-        AppState::new(Arc::new(engine), keys),
+        AppState::new(Arc::new(engine), keys).with_reports(config.report.clone()),
         sources,
         live,
         collector,
