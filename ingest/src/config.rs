@@ -24,6 +24,13 @@ pub struct PipelineConfig {
     /// Batches of messages in flight between a source and the pipeline; bounds memory,
     /// so a slow disk pushes back on the source instead of growing buffers.
     pub queue_batches: usize,
+    /// Threads that decode messages ahead of the pipeline thread; with any, the detectors
+    /// also run on a thread of their own, so decoding, Arrow building, detection and
+    /// Parquet encoding share the machine's cores. `0` decodes and detects on the
+    /// pipeline thread. Unset: one per core for files and stdin (a backfill is CPU-bound),
+    /// `0` for Kafka (a live stream waits on the broker, and every hop between threads
+    /// adds to alert latency).
+    pub decode_threads: Option<usize>,
 }
 
 impl Default for PipelineConfig {
@@ -35,11 +42,18 @@ impl Default for PipelineConfig {
             max_future_skew: Duration::from_secs(3_600),
             max_reject_raw_bytes: 64 * 1024,
             queue_batches: 16,
+            decode_threads: None,
         }
     }
 }
 
 impl PipelineConfig {
+    /// These settings with `decode_threads` set to `threads` unless the user set it.
+    pub fn with_default_decode_threads(mut self, threads: usize) -> Self {
+        self.decode_threads.get_or_insert(threads);
+        self
+    }
+
     /// The contract limits these settings describe.
     pub fn contract_limits(&self) -> ContractLimits {
         ContractLimits {

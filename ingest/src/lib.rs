@@ -8,6 +8,9 @@
 //! Kafka source commit them. [`ingest_kafka`] and [`ingest_lines`] wire the two together.
 
 mod config;
+mod decode;
+mod decode_pool;
+mod detect_stage;
 mod detection;
 mod error;
 pub mod file;
@@ -29,6 +32,7 @@ use authtrail_store::Lake;
 use tokio_util::sync::CancellationToken;
 
 pub use config::PipelineConfig;
+pub use decode::Clock;
 pub use detection::{AlertSink, BoxError, Detection, ReloadError, RulesReload};
 pub use error::Error;
 pub use formats::{SourceFormat, SourceFormats};
@@ -77,6 +81,7 @@ pub fn ingest_kafka(
 /// Reads records from `reader` into the lake as `source` / `partition` until the input
 /// ends (or `stop` is cancelled), then flushes: JSON lines of the contract, or records of
 /// a native `format` (JSON lines, arrays or list objects; see [`file::read_records`]).
+/// Decodes on one thread per core unless `config.decode_threads` says otherwise.
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_lines(
     lake: Lake,
@@ -94,7 +99,9 @@ pub fn ingest_lines(
     let contract = format.is_contract();
     let pipeline = Pipeline::new(
         lake,
-        config.clone(),
+        config
+            .clone()
+            .with_default_decode_threads(available_cores()),
         stats.clone(),
         Box::new(|_| {}),
         detection,
@@ -118,4 +125,9 @@ pub fn ingest_lines(
     drop(sender);
     let flushed = worker.join().map_err(|_| Error::PipelineGone)?;
     flushed.and(read)
+}
+
+/// The cores this process may use (one when the system cannot tell).
+fn available_cores() -> usize {
+    thread::available_parallelism().map_or(1, usize::from)
 }

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use authtrail_detect::SourceId;
 use authtrail_store::{Lake, LostRange, PartitionLog, SegmentBuilder};
 
-use crate::detection::Detection;
 use crate::stats::{IngestStats, PartitionStats};
 use crate::Result;
 
@@ -110,13 +109,13 @@ pub(crate) struct PartitionState {
 
 impl PartitionState {
     /// Opens a partition at its first message: reads its manifest (returned for the
-    /// writer) and the detectors' position in it, and registers it with the detectors.
-    /// `first_offset` is where the source starts a partition the lake never held
-    /// ([`SourceLog::first_offset`]).
+    /// writer). `detection` is, when detectors run, where their state of the partition
+    /// ends and its watermark ([`crate::detect_stage::DetectStage::open`]). `first_offset` is where the source
+    /// starts a partition the lake never held ([`SourceLog::first_offset`]).
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         lake: &mut Lake,
-        detection: Option<&mut Detection>,
+        detection: Option<(Option<i64>, SourceId)>,
         stats: &IngestStats,
         source: &Arc<str>,
         partition: i32,
@@ -126,10 +125,7 @@ impl PartitionState {
         let log = lake.open_partition(source, partition)?;
         let detecting = detection.is_some();
         let (covered, detect_source) = match detection {
-            Some(detection) => (
-                detection.covered(source, partition),
-                Some(detection.source(source, partition)),
-            ),
+            Some((covered, watermark)) => (covered, Some(watermark)),
             None => (None, None),
         };
         if let Some(next) = log.next_offset() {

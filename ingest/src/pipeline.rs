@@ -4,26 +4,34 @@
 //!
 //! It runs on its own thread (decoding is CPU work that must not sit on an async reactor)
 //! and hands each flush to a writer thread ([`crate::writer`]) that encodes and commits it,
-//! so decoding and detection go on while the disk works. Both channels are bounded (the
+//! so decoding and detection go on while the disk works. Every channel is bounded (the
 //! source's, and one flush queued for the writer), so a slow disk stops the source from
 //! reading instead of growing memory.
+//!
+//! With `decode_threads` set, a pool of decoders ([`crate::decode_pool`]) decodes ahead of
+//! this thread and the detectors run on a thread of their own ([`crate::detect_stage`]);
+//! this thread keeps what must happen in order (offsets, duplicates, the Arrow rows of
+//! each segment, when to flush), so the lake files, alerts and checkpoints are the ones
+//! the single thread makes.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use authtrail_model::adapt::{DecodeContext, Decoded};
 use authtrail_model::time::now_micros;
-use authtrail_model::{ContractError, ContractLimits, IngestMeta, RejectKind};
+use authtrail_model::{ContractLimits, IngestMeta};
 use authtrail_store::Lake;
 
 use crate::config::PipelineConfig;
+use crate::decode::{decode, Clock, Decoding, Outcome};
+use crate::decode_pool::{Arrival, Arrived, DecodePool, Feed, Next};
+use crate::detect_stage::{DetectStage, Positions};
 use crate::detection::Detection;
 use crate::formats::{RecentIds, SourceFormats, RECENT_RECORDS};
-use crate::message::{Durable, Input, RawMessage};
+use crate::message::{Durable, Input};
 use crate::partition::{PartitionState, SourceLog};
 use crate::stats::IngestStats;
 use crate::writer::{Flush, PartitionKey, WriteHook, Writer, QUEUED_FLUSHES};
@@ -45,7 +53,7 @@ pub struct Pipeline {
     writer: Option<Writer>,
     /// Manifests opened since the last flush, for the writer.
     opened: Vec<(PartitionKey, authtrail_store::PartitionLog)>,
-    detection: Option<Detection>,
+    detection: Option<DetectStage>,
     /// Whether the detectors saw events since their last checkpoint.
     detection_dirty: bool,
     /// Where the source's partitions start, to tell loss from legitimate gaps; `None`
@@ -56,6 +64,8 @@ pub struct Pipeline {
     /// Per adapted source, the ids of its latest events (a record shipped twice is kept
     /// once).
     recent_ids: HashMap<Arc<str>, RecentIds>,
+    /// The ingest clock (the wall clock; tests fix it to compare runs byte for byte).
+    clock: Clock,
 }
 
 impl Pipeline {
@@ -86,11 +96,12 @@ impl Pipeline {
             oldest_buffered: None,
             writer: Some(writer),
             opened: Vec::new(),
-            detection,
+            detection: detection.map(DetectStage::Inline),
             detection_dirty: false,
             source_log: None,
             formats: SourceFormats::contract(),
             recent_ids: HashMap::new(),
+            clock: now_micros,
         }
     }
 
@@ -118,6 +129,14 @@ impl Pipeline {
         self
     }
 
+    /// Reads the ingest time from `clock` instead of the wall clock. For tests: with a
+    /// fixed clock, two runs over the same input write the same bytes.
+    #[doc(hidden)]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Processes input until every sender is gone, then flushes what is left and waits
     /// until the writer has written it.
     pub fn run(mut self, input: Receiver<Input>) -> Result<()> {
@@ -130,75 +149,103 @@ impl Pipeline {
         self.stats
             .pipeline_running
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let decoded = self.decode(input, &flushes);
-        if let Some(detection) = &mut self.detection {
-            detection.publish_metrics(true);
-        }
+        let decoded = self
+            .start_threads(input, &flushes)
+            .and_then(|feed| self.decode(feed, &flushes));
+        let detected = self.detection.take().map_or(Ok(()), DetectStage::finish);
         drop(flushes);
         let written = writer.join().map_err(|_| Error::PipelineGone);
         self.stats
             .pipeline_running
             .store(false, std::sync::atomic::Ordering::Relaxed);
         let written = written?;
-        // The writer's error first: it is the cause when the decode side saw it go away.
-        written.and(decoded)
+        // The writer's error first, then the detectors': each is the cause when the
+        // stages before it saw it go away.
+        written.and(detected).and(decoded)
     }
 
-    fn decode(&mut self, input: Receiver<Input>, flushes: &SyncSender<Flush>) -> Result<()> {
+    /// With `decode_threads`, starts the decoders and moves the detectors to their own
+    /// thread (handing flushes on to `flushes`); returns where input comes from.
+    fn start_threads(
+        &mut self,
+        input: Receiver<Input>,
+        flushes: &SyncSender<Flush>,
+    ) -> Result<Feed> {
+        let decoders = self.config.decode_threads.unwrap_or(0);
+        if decoders == 0 {
+            return Ok(Feed::Direct(input));
+        }
+        if let Some(detection) = self.detection.take() {
+            self.detection = Some(detection.on_own_thread(flushes.clone())?);
+        }
+        let pool = DecodePool::start(
+            input,
+            decoders,
+            self.formats.clone(),
+            self.limits,
+            self.clock,
+        )?;
+        Ok(Feed::Pool(pool))
+    }
+
+    fn decode(&mut self, mut feed: Feed, flushes: &SyncSender<Flush>) -> Result<()> {
         loop {
             let wait = match self.oldest_buffered {
                 Some(oldest) => self.config.flush_age.saturating_sub(oldest.elapsed()),
                 None => self.config.flush_age,
             };
-            match input.recv_timeout(wait) {
-                Ok(Input::Messages(messages)) => {
+            match feed.next(wait)? {
+                Next::Arrival(Arrival::Messages(messages)) => {
                     for message in messages {
                         self.process(message)?;
                     }
                     if let Some(detection) = &mut self.detection {
-                        detection.tick();
-                        detection.publish_metrics(false);
+                        detection.tick(false)?;
                     }
                     if self.buffered_rows >= self.config.flush_rows {
                         self.flush(flushes, Flush::default())?;
                     }
                 }
-                Ok(Input::Assign(partitions)) => {
+                Next::Arrival(Arrival::Assign(partitions)) => {
                     if let Some(detection) = &mut self.detection {
-                        detection.assign(&partitions);
+                        detection.assign(partitions)?;
                     }
                 }
-                Ok(Input::Revoke { partitions, reply }) => {
+                Next::Arrival(Arrival::Revoke { partitions, reply }) => {
                     let durable = self.release(flushes, partitions)?;
                     // The source may have given up waiting (it is shutting down): nothing
                     // is lost, the offsets are in the lake's manifest.
                     let _ = reply.send(durable);
                 }
-                Err(RecvTimeoutError::Timeout) => {
+                Next::Timeout => {
                     if let Some(detection) = &mut self.detection {
-                        detection.tick();
-                        detection.publish_metrics(true);
+                        detection.tick(true)?;
                     }
                     if self.oldest_buffered.is_some() || self.detection_dirty {
                         self.flush(flushes, Flush::default())?;
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => {
+                Next::Ended => {
                     return self.flush(flushes, Flush::default());
                 }
             }
         }
     }
 
-    fn process(&mut self, message: RawMessage) -> Result<()> {
+    fn process(&mut self, arrived: Arrived) -> Result<()> {
+        let Arrived { message, decoded } = arrived;
         IngestStats::add(&self.stats.received, 1);
         let key = (message.source.clone(), message.partition);
         let state = match self.partitions.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
+                let detection = match &mut self.detection {
+                    Some(detection) => Some(detection.open(&message.source, message.partition)?),
+                    None => None,
+                };
                 let (state, log) = PartitionState::open(
                     &mut self.lake,
-                    self.detection.as_mut(),
+                    detection,
                     &self.stats,
                     &message.source,
                     message.partition,
@@ -236,43 +283,25 @@ impl Pipeline {
             }
         }
 
-        let now = now_micros();
+        let Decoding { now, outcome } = match decoded {
+            Some(decoded) => decoded,
+            None => decode(&message, &self.formats, self.limits, (self.clock)()),
+        };
+        let outcome = match outcome {
+            Outcome::Event(event) => Ok(event),
+            Outcome::Rejected(error) => Err(error),
+            Outcome::SkipUnmapped => {
+                IngestStats::add(&self.stats.unmapped_skipped, 1);
+                return Ok(());
+            }
+            Outcome::NotEvent => {
+                IngestStats::add(&self.stats.not_events, 1);
+                return Ok(());
+            }
+        };
         let payload = message.payload.as_deref();
-        let format = self.formats.of(&message.source);
-        let context = DecodeContext {
-            now,
-            limits: self.limits,
-            envelope_time: message.timestamp,
-        };
-        let outcome = match payload {
-            None => Err(ContractError::new(
-                RejectKind::InvalidJson,
-                "message has no value (a tombstone), expected one JSON object",
-            )),
-            Some(_) if message.size > self.limits.max_message_bytes => Err(ContractError::new(
-                RejectKind::TooLarge,
-                format!(
-                    "message of {} bytes exceeds the limit of {} bytes",
-                    message.size, self.limits.max_message_bytes
-                ),
-            )),
-            Some(bytes) => match format.format.decode(bytes, &context) {
-                Decoded::Event(event) => Ok(event),
-                Decoded::Rejected(error)
-                    if error.kind == RejectKind::Unmapped && format.skip_unmapped =>
-                {
-                    IngestStats::add(&self.stats.unmapped_skipped, 1);
-                    return Ok(());
-                }
-                Decoded::Rejected(error) => Err(error),
-                Decoded::Skipped(_) => {
-                    IngestStats::add(&self.stats.not_events, 1);
-                    return Ok(());
-                }
-            },
-        };
         if let (Ok(event), Some(bytes)) = (&outcome, payload) {
-            if !format.format.is_contract()
+            if !self.formats.of(&message.source).format.is_contract()
                 && !self
                     .recent_ids
                     .entry(message.source.clone())
@@ -283,29 +312,31 @@ impl Pipeline {
                 return Ok(());
             }
         }
-        if let (Ok(event), Some(detection), Some(source)) =
-            (&outcome, &mut self.detection, state.detect_source)
-        {
-            if detect {
-                detection.observe(source, event)?;
-                self.detection_dirty = true;
-            }
-        }
-        if !store {
-            return Ok(());
-        }
         let meta = IngestMeta {
             topic: &message.source,
             partition: message.partition,
             offset: message.offset,
             ingest_time: now,
         };
+        // The detectors take the event after its row is built (on their own thread they
+        // keep it); what they see, and in which order, is the same either way.
+        let to_detect = state.detect_source.filter(|_| detect);
         match outcome {
             Ok(event) => {
-                IngestStats::add(&self.stats.accepted, 1);
-                IngestStats::add(&state.counters.accepted, 1);
-                state.segment.push_event(&event, &meta);
+                if store {
+                    IngestStats::add(&self.stats.accepted, 1);
+                    IngestStats::add(&state.counters.accepted, 1);
+                    state.segment.push_event(&event, &meta);
+                }
+                if let (Some(source), Some(detection)) = (to_detect, &mut self.detection) {
+                    detection.observe(source, event)?;
+                    self.detection_dirty = true;
+                }
+                if !store {
+                    return Ok(());
+                }
             }
+            Err(_) if !store => return Ok(()),
             Err(error) => {
                 IngestStats::add(&self.stats.rejected, 1);
                 IngestStats::add(&state.counters.rejected, 1);
@@ -367,21 +398,17 @@ impl Pipeline {
         flush.opened = std::mem::take(&mut self.opened);
         self.buffered_rows = 0;
         self.oldest_buffered = None;
-        if let Some(detection) = &mut self.detection {
-            if self.detection_dirty || !flush.segments.is_empty() {
-                let started = Instant::now();
-                let positions = self.partitions.iter().filter_map(|(key, state)| {
-                    state.expected.map(|next| (key.0.as_ref(), key.1, next))
-                });
-                flush.checkpoint = Some(detection.cut(positions)?);
-                self.detection_dirty = false;
-                tracing::debug!(
-                    elapsed_us = started.elapsed().as_micros() as u64,
-                    "detector checkpoint cut"
-                );
-            }
-        }
-        flushes.send(flush).map_err(|_| Error::PipelineGone)
+        let Some(detection) = &mut self.detection else {
+            return flushes.send(flush).map_err(|_| Error::PipelineGone);
+        };
+        let positions = (self.detection_dirty || !flush.segments.is_empty()).then(|| {
+            self.partitions
+                .iter()
+                .filter_map(|(key, state)| state.expected.map(|next| (key.0.clone(), key.1, next)))
+                .collect::<Positions>()
+        });
+        self.detection_dirty = false;
+        detection.hand_over(flush, positions, flushes)
     }
 
     /// Flushes everything and forgets the given partitions: they move to another consumer,
@@ -404,7 +431,7 @@ impl Pipeline {
             self.partitions.remove(key);
         }
         if let Some(detection) = &mut self.detection {
-            detection.revoke(&partitions);
+            detection.revoke(partitions)?;
         }
         written.recv().map_err(|_| Error::PipelineGone)
     }
