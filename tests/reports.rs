@@ -73,7 +73,7 @@ impl Events {
 /// The planted situations and their look-alikes (comments name which is which).
 fn events() -> Vec<Value> {
     let mut e = Events(Vec::new());
-    // invalid_tokens, expired: three uses 15 minutes after expiry. Look-alike: one use 10 s
+    // accepted_invalid, expired: three uses 15 minutes after expiry. Look-alike: one use 10 s
     // after expiry, inside the 60 s skew.
     e.issue(
         &t("10:00:00"),
@@ -253,7 +253,7 @@ fn events() -> Vec<Value> {
         json!({"token_id": "jti-scope", "reason": "insufficient_scope"}),
     );
 
-    // no_identity: reports lets the gateway's calls in with no token, four of them.
+    // tokenless: reports lets the gateway's calls in with no token, four of them.
     // Look-alikes: the health check configured open, an mTLS call with a SPIFFE identity.
     for minute in 0..4 {
         e.authz(
@@ -279,7 +279,7 @@ fn events() -> Vec<Value> {
         json!({"source_service": "payments", "auth_method": "mtls"}),
     );
 
-    // origin_divergence: bob's GET /invoices is allowed via the gateway, denied directly.
+    // origin: bob's GET /invoices is allowed via the gateway, denied directly.
     // Look-alike: carol is allowed and denied via the gateway alone (a policy change).
     e.authz(
         &t("14:00:00"),
@@ -311,7 +311,7 @@ fn events() -> Vec<Value> {
     );
     e.authz(&t("14:03:00"), "user:carol", "billing", "deny", json!({"source_service": "gateway", "resource": "/invoices", "token_id": "jti-carol", "reason": "forbidden"}));
 
-    // broken_propagation: in trace tr-swap, checkout is called by dave and calls inventory
+    // propagation: in trace tr-swap, checkout is called by dave and calls inventory
     // as erin. Look-alikes: checkout calling as itself (its own client's token), and a call
     // after a token exchange in the trace.
     e.authz(
@@ -543,7 +543,7 @@ fn trust_report_finds_each_gap_and_none_of_the_look_alikes() {
     let trust = json_report(&lake, &config, &["trust", "--since", SINCE]);
     let duck = duckdb(&lake);
 
-    let invalid = section(&trust, "invalid_tokens");
+    let invalid = section(&trust, "accepted_invalid");
     assert_eq!(
         pick(invalid, &["service", "gap", "allows", "tokens"]),
         [
@@ -559,7 +559,7 @@ fn trust_report_finds_each_gap_and_none_of_the_look_alikes() {
     );
     assert_eq!(
         pick(invalid, &["service", "gap", "allows"]),
-        expect(&duck, "invalid_tokens")
+        expect(&duck, "accepted_invalid")
     );
 
     let rejected = section(&trust, "rejected_elsewhere");
@@ -587,7 +587,7 @@ fn trust_report_finds_each_gap_and_none_of_the_look_alikes() {
         expect(&duck, "rejected_elsewhere")
     );
 
-    let open = section(&trust, "no_identity");
+    let open = section(&trust, "tokenless");
     assert_eq!(
         pick(
             open,
@@ -603,10 +603,10 @@ fn trust_report_finds_each_gap_and_none_of_the_look_alikes() {
     );
     assert_eq!(
         pick(open, &["service", "origin", "allows"]),
-        expect(&duck, "no_identity")
+        expect(&duck, "tokenless")
     );
 
-    let divergent = section(&trust, "origin_divergence");
+    let divergent = section(&trust, "origin");
     assert_eq!(
         pick(
             divergent,
@@ -632,10 +632,10 @@ fn trust_report_finds_each_gap_and_none_of_the_look_alikes() {
     );
     assert_eq!(
         pick(divergent, &["service", "principal", "resource"]),
-        expect(&duck, "origin_divergence")
+        expect(&duck, "origin")
     );
 
-    let propagation = section(&trust, "broken_propagation");
+    let propagation = section(&trust, "propagation");
     assert_eq!(
         pick(
             propagation,
@@ -659,7 +659,7 @@ fn trust_report_finds_each_gap_and_none_of_the_look_alikes() {
     );
     assert_eq!(
         pick(propagation, &["service", "caller", "onward_principal"]),
-        expect(&duck, "broken_propagation")
+        expect(&duck, "propagation")
     );
 
     // One service's view holds only that service's findings.
@@ -674,11 +674,11 @@ fn trust_report_finds_each_gap_and_none_of_the_look_alikes() {
             assert_eq!(row["service"], "orders", "{part}");
         }
     }
-    assert_eq!(section(&orders, "invalid_tokens").len(), 1);
+    assert_eq!(section(&orders, "accepted_invalid").len(), 1);
 
     // The window is the window: the day before holds one more expired use.
     let two_days = json_report(&lake, &config, &["trust", "--since", "2d"]);
-    let expired = section(&two_days, "invalid_tokens")
+    let expired = section(&two_days, "accepted_invalid")
         .iter()
         .find(|r| r["gap"] == "expired")
         .unwrap()
@@ -701,7 +701,7 @@ fn trust_report_finds_each_gap_and_none_of_the_look_alikes() {
         &["trust", "--since", SINCE, "--format", "csv"],
     );
     assert!(
-        csv.contains("\nno_identity,reports,gateway,4,4,1,GET /reports/daily,"),
+        csv.contains("\ntokenless,reports,gateway,4,4,1,GET /reports/daily,"),
         "{csv}"
     );
     let markdown = report(
@@ -983,12 +983,12 @@ fn the_web_ui_shows_a_services_trust_view_and_sorts_the_privilege_table() {
             .collect()
     };
     assert_eq!(
-        services(&seen["trust"]["invalid_tokens"]),
+        services(&seen["trust"]["accepted_invalid"]),
         ["hr", "orders", "payments"],
         "{seen}"
     );
     assert_eq!(
-        services(&seen["trust"]["broken_propagation"]),
+        services(&seen["trust"]["propagation"]),
         ["checkout"],
         "{seen}"
     );

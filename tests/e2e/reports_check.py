@@ -37,20 +37,20 @@ def rows(sql):
 
 
 out = {}
-# Each allow judged once: revoked first, then expired, then audience.
-out["invalid_tokens"] = rows(
+# Each allow judged once: audience first, then expired, then revoked.
+out["accepted_invalid"] = rows(
     """
     WITH judged AS (
       SELECT a.decider AS service,
         CASE
-          WHEN EXISTS (SELECT 1 FROM back r WHERE r.kind = 'token_revoke' AND r.token_id = a.token_id
-                         AND r.time + INTERVAL 60 SECOND < a.time) THEN 'revoked'
-          WHEN EXISTS (SELECT 1 FROM back i WHERE i.kind = 'token_issue' AND i.token_id = a.token_id
-                         AND i.token_expires + INTERVAL 60 SECOND < a.time) THEN 'expired'
           WHEN EXISTS (SELECT 1 FROM back i WHERE i.kind = 'token_issue' AND i.token_id = a.token_id
                          AND len(i.token_audience) > 0
                          AND NOT list_contains(i.token_audience, a.decider)
                          AND NOT list_contains(i.token_audience, '*')) THEN 'audience'
+          WHEN EXISTS (SELECT 1 FROM back i WHERE i.kind = 'token_issue' AND i.token_id = a.token_id
+                         AND i.token_expires + INTERVAL 60 SECOND < a.time) THEN 'expired'
+          WHEN EXISTS (SELECT 1 FROM back r WHERE r.kind = 'token_revoke' AND r.token_id = a.token_id
+                         AND r.time <= a.time) THEN 'revoked'
         END AS gap
       FROM ev a WHERE a.kind = 'authz' AND a.outcome = 'allow' AND a.token_id IS NOT NULL)
     SELECT service, gap, count(*) FROM judged WHERE gap IS NOT NULL GROUP BY ALL
@@ -66,7 +66,7 @@ out["rejected_elsewhere"] = rows(
     GROUP BY ALL
     """
 )
-out["no_identity"] = rows(
+out["tokenless"] = rows(
     """
     SELECT decider, coalesce(source_service, '(direct)'), count(*)
     FROM ev
@@ -76,7 +76,7 @@ out["no_identity"] = rows(
     GROUP BY ALL
     """
 )
-out["origin_divergence"] = rows(
+out["origin"] = rows(
     """
     WITH per_origin AS (
       SELECT decider, principal, coalesce(resource, '') AS resource, coalesce(action, '') AS action,
@@ -88,7 +88,7 @@ out["origin_divergence"] = rows(
     HAVING bool_or(allowed AND NOT denied) AND bool_or(denied AND NOT allowed)
     """
 )
-out["broken_propagation"] = rows(
+out["propagation"] = rows(
     """
     WITH calls AS (SELECT * FROM ev WHERE kind = 'authz' AND trace_id IS NOT NULL),
     issued AS (SELECT * FROM back WHERE kind = 'token_issue')

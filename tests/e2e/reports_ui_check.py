@@ -70,7 +70,7 @@ try:
     fill("trust-since", since)
     fill("trust-until", until)
     driver.find_element(By.ID, "trust-run").click()
-    wait(lambda: found("#trust [data-section=invalid_tokens] tbody tr"))
+    wait(lambda: found("#trust [data-section=accepted_invalid] tbody tr"))
     summary["trust"] = section_rows()
     shot("01-trust")
 
@@ -78,7 +78,7 @@ try:
     link = next(a for a in found("#trust a.service-link") if a.text == "orders")
     link.click()
     wait(lambda: "service orders" in driver.find_element(By.ID, "trust").text
-         and found("#trust [data-section=invalid_tokens]"))
+         and found("#trust [data-section=accepted_invalid]"))
     summary["service_scope"] = driver.find_element(By.ID, "trust-scope").text
     summary["service_view"] = section_rows()
     shot("02-trust-orders")

@@ -22,8 +22,8 @@ pub struct ReportConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrustConfig {
-    /// Clock skew a service may allow: a token used at most this long after its expiry or
-    /// its revocation is not reported. Default 60s.
+    /// Clock skew a service may allow: a token used at most this long after its expiry is
+    /// not reported (as `detect.validation_gap.skew`). Default 60s.
     #[serde(with = "humantime_serde")]
     pub skew: Duration,
     /// How far before the report's window token issues and revocations are read, so a

@@ -125,7 +125,8 @@ pub struct Report {
 /// One table of a report: findings of one kind, one row each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Section {
-    /// A stable name (`invalid_tokens`), the key in JSON and the UI.
+    /// A stable name (`accepted_invalid`), the key in JSON, the UI and the ground truth of
+    /// `authtrail gen` (`trust.accepted_invalid`).
     pub id: &'static str,
     pub title: &'static str,
     /// What a row means, in one sentence.
@@ -388,9 +389,9 @@ pub fn describe_duration(duration: Duration) -> String {
     let seconds = duration.as_secs();
     let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     match seconds {
-        s if s >= 86_400 && s % 86_400 == 0 => plural(s / 86_400, "day"),
-        s if s >= 3_600 && s % 3_600 == 0 => plural(s / 3_600, "hour"),
-        s if s >= 60 && s % 60 == 0 => plural(s / 60, "minute"),
+        s if s >= 86_400 && s.is_multiple_of(86_400) => plural(s / 86_400, "day"),
+        s if s >= 3_600 && s.is_multiple_of(3_600) => plural(s / 3_600, "hour"),
+        s if s >= 60 && s.is_multiple_of(60) => plural(s / 60, "minute"),
         s => plural(s, "second"),
     }
 }
@@ -400,7 +401,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);

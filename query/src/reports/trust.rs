@@ -1,14 +1,16 @@
 //! The trust report: per deciding service, where its validation of identity is weaker than
 //! the rest of the fleet's. One query per section; each reads only the window (token
-//! issues and revocations from `token_lookback` before it).
+//! issues and revocations from `token_lookback` before it). An allowed call is judged as
+//! the live `validation_gap` detector judges it, naming the most basic check the service
+//! skipped: the audience, then the expiry (beyond the skew), then the revocation.
 
 use datafusion::common::ScalarValue;
 
 use super::config::TrustConfig;
 use super::{route_condition, sql_string, ReportQuery, SectionSpec, Window, DECIDER};
 
-const INVALID_TOKENS: SectionSpec = SectionSpec {
-    id: "invalid_tokens",
+const ACCEPTED_INVALID: SectionSpec = SectionSpec {
+    id: "accepted_invalid",
     title: "Tokens accepted while revoked, expired or for another audience",
     description: "A service allowed calls with tokens that were revoked or expired (beyond the skew) at the time, or whose audience does not name it.",
     columns: &[
@@ -39,8 +41,8 @@ const REJECTED_ELSEWHERE: SectionSpec = SectionSpec {
     ],
 };
 
-const NO_IDENTITY: SectionSpec = SectionSpec {
-    id: "no_identity",
+const TOKENLESS: SectionSpec = SectionSpec {
+    id: "tokenless",
     title: "Calls allowed without a token or a service identity",
     description: "A service allowed calls that carried no token and no mTLS/SPIFFE identity, outside the configured open routes; by calling service (`(direct)` when none).",
     columns: &[
@@ -54,8 +56,8 @@ const NO_IDENTITY: SectionSpec = SectionSpec {
     ],
 };
 
-const ORIGIN_DIVERGENCE: SectionSpec = SectionSpec {
-    id: "origin_divergence",
+const ORIGIN: SectionSpec = SectionSpec {
+    id: "origin",
     title: "Decisions that depend on the path a request took",
     description: "The same principal, resource and action was only allowed through some calling services and only denied through others (`(direct)`: no calling service).",
     columns: &[
@@ -70,8 +72,8 @@ const ORIGIN_DIVERGENCE: SectionSpec = SectionSpec {
     ],
 };
 
-const BROKEN_PROPAGATION: SectionSpec = SectionSpec {
-    id: "broken_propagation",
+const PROPAGATION: SectionSpec = SectionSpec {
+    id: "propagation",
     title: "Identity dropped or swapped along a trace",
     description: "Within one trace, a service called onward under a principal that is neither a caller of it in that trace nor its own client identity, with no token exchange.",
     columns: &[
@@ -101,7 +103,7 @@ pub(super) fn queries(
     let window_of = |table: &str| format!("{table}time >= $from AND {table}time < $until");
     let issued_window = "time >= $lookback AND time < $until";
 
-    let invalid_tokens = format!(
+    let accepted_invalid = format!(
         "WITH uses AS (
             SELECT id, time, principal, {DECIDER} AS service, token_id
             FROM events
@@ -124,11 +126,11 @@ pub(super) fn queries(
         judged AS (
             SELECT u.id, u.time, u.principal, u.service, u.token_id,
                 CASE
-                    WHEN r.revoked_at + INTERVAL '{skew_ms} milliseconds' < u.time THEN 'revoked'
-                    WHEN i.expires + INTERVAL '{skew_ms} milliseconds' < u.time THEN 'expired'
                     WHEN cardinality(i.audience) > 0
                          AND NOT array_has(i.audience, u.service)
                          AND NOT array_has(i.audience, '*') THEN 'audience'
+                    WHEN i.expires + INTERVAL '{skew_ms} milliseconds' < u.time THEN 'expired'
+                    WHEN r.revoked_at <= u.time THEN 'revoked'
                 END AS gap
             FROM uses u
             LEFT JOIN issued i ON i.token_id = u.token_id
@@ -200,7 +202,7 @@ pub(super) fn queries(
     } else {
         format!("AND NOT ({})", open_routes.join(" OR "))
     };
-    let no_identity = format!(
+    let tokenless = format!(
         "SELECT {DECIDER} AS service, coalesce(source_service, '(direct)') AS origin,
                 count(*) AS allows, count(DISTINCT principal) AS principals,
                 count(DISTINCT concat(coalesce(action, ''), ' ', coalesce(resource, ''))) AS routes,
@@ -216,7 +218,7 @@ pub(super) fn queries(
         only = only(DECIDER),
     );
 
-    let origin_divergence = format!(
+    let origin = format!(
         "WITH decisions AS (
             SELECT {DECIDER} AS service, principal, coalesce(resource, '') AS resource,
                    coalesce(action, '') AS action,
@@ -238,7 +240,7 @@ pub(super) fn queries(
         only = only(DECIDER),
     );
 
-    let broken_propagation = format!(
+    let propagation = format!(
         "WITH calls AS (
             SELECT id, time, trace_id, principal, {DECIDER} AS service, source_service, token_id
             FROM events
@@ -285,11 +287,11 @@ pub(super) fn queries(
     );
 
     let mut queries = vec![
-        (&INVALID_TOKENS, invalid_tokens, true, 2),
+        (&ACCEPTED_INVALID, accepted_invalid, true, 2),
         (&REJECTED_ELSEWHERE, rejected_elsewhere, false, 2),
-        (&NO_IDENTITY, no_identity, false, 2),
-        (&ORIGIN_DIVERGENCE, origin_divergence, false, 4),
-        (&BROKEN_PROPAGATION, broken_propagation, true, 4),
+        (&TOKENLESS, tokenless, false, 2),
+        (&ORIGIN, origin, false, 4),
+        (&PROPAGATION, propagation, true, 4),
     ]
     .into_iter()
     .map(|(spec, sql, reads_issues, keys)| {
