@@ -58,6 +58,15 @@ impl Default for KafkaConfig {
     }
 }
 
+/// The consumer's `fetch.wait.max.ms` unless `kafka.settings` says otherwise: how long a
+/// broker may hold a fetch that finds fewer than `fetch.min.bytes` (1) new bytes. A broker
+/// that answers as soon as a message arrives never waits that long while events flow, but
+/// one that does not (tansu 0.6 waits out the whole time) delays every alert by up to this
+/// much; librdkafka's 500 ms put the median produce → webhook time at about 420 ms there
+/// (docs/benchmarks.md, "End to end"). In return an idle consumer sends each broker up to
+/// 1000 / 10 = 100 fetches a second, each a few hundred bytes.
+pub const DEFAULT_FETCH_WAIT_MAX_MS: u32 = 10;
+
 /// Properties authtrail sets itself because the delivery promise depends on them.
 const MANAGED_SETTINGS: [&str; 3] = ["enable.auto.commit", "enable.auto.offset.store", "group.id"];
 
@@ -133,6 +142,8 @@ impl KafkaConfig {
             // Bounds what librdkafka prefetches for the whole consumer, not per partition.
             .set("queued.max.messages.kbytes", "16384")
             .set("client.id", "authtrail")
+            // Alert latency: see the constant (settings may override).
+            .set("fetch.wait.max.ms", DEFAULT_FETCH_WAIT_MAX_MS.to_string())
             // Per-partition consumer lag for the metrics endpoint (settings may override).
             .set("statistics.interval.ms", "5000");
         for (key, value) in &self.settings {
@@ -196,6 +207,19 @@ mod tests {
             config.embedded_dir(Path::new("./authtrail-data")),
             Path::new("./authtrail-data.broker")
         );
+    }
+
+    #[test]
+    fn fetches_wait_briefly_for_alert_latency_unless_settings_say_otherwise() {
+        let config = KafkaConfig::default();
+        let client = config.client_config("localhost:9092").unwrap();
+        assert_eq!(client.get("fetch.wait.max.ms"), Some("10"));
+        let config = KafkaConfig {
+            settings: [("fetch.wait.max.ms".to_owned(), "500".to_owned())].into(),
+            ..KafkaConfig::default()
+        };
+        let client = config.client_config("localhost:9092").unwrap();
+        assert_eq!(client.get("fetch.wait.max.ms"), Some("500"));
     }
 
     #[test]

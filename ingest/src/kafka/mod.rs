@@ -5,6 +5,6 @@ mod config;
 mod embedded;
 mod source;
 
-pub use config::{KafkaConfig, TopicSource};
+pub use config::{KafkaConfig, TopicSource, DEFAULT_FETCH_WAIT_MAX_MS};
 pub use embedded::EmbeddedKafka;
 pub use source::KafkaSource;
