@@ -31,8 +31,9 @@ pub use detectors::{
     NewServiceEdgeConfig, PasswordSprayConfig, RevokedTokenUseConfig, ServiceFanOutConfig,
     ServiceInteractiveLoginConfig, TokenReplayConfig, ValidationGapConfig,
 };
-pub use engine::{DetectStats, DetectorStats, Detectors, SourceId};
+pub use engine::{ClockReading, DetectStats, DetectorStats, Detectors, SourceId};
 pub use error::Error;
+pub use state::id::EventId;
 pub use state::TableStats;
 pub use tracked::{Audience, EdgeFact, TokenFacts};
 

@@ -240,7 +240,9 @@ impl Detection {
         let started = Instant::now();
         self.detectors.observe_from(source, event, &mut self.raised);
         if let Some(rules) = &mut self.rules {
-            rules.observe(event, &mut self.raised);
+            // The rules follow the detectors' watermarks: late for the event's own
+            // partition, windows swept by the slowest active one's clock.
+            rules.observe_at(event, self.detectors.last_reading(), &mut self.raised);
         }
         self.latency.record(started.elapsed());
         for alert in self.raised.drain(..) {

@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use authtrail_detect::EventId;
 use authtrail_model::{Alert, Event, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,8 @@ use crate::correlation::{self, Entry, Groups};
 use crate::error::Error;
 use crate::pack::Pack;
 use crate::rule::{CorrelationType, Meta};
+
+pub use authtrail_detect::ClockReading;
 
 /// 2: groups name their correlation by position, with the checkpoint's list of
 /// correlation names to map positions to a reloaded pack (1: by name in each group).
@@ -115,6 +118,10 @@ struct State {
     raised_order: VecDeque<u64>,
     stats: RulesStats,
     alerts_by_rule: HashMap<String, u64>,
+    /// Scratch list of the rules an event may match, reused across events.
+    candidates: Vec<u32>,
+    /// Scratch buffer for group keys, reused across matches.
+    key: String,
 }
 
 impl RuleSet {
@@ -131,6 +138,8 @@ impl RuleSet {
             raised_order: VecDeque::new(),
             stats: RulesStats::default(),
             alerts_by_rule: HashMap::new(),
+            candidates: Vec::new(),
+            key: String::new(),
         };
         RuleSet { pack, state }
     }
@@ -140,15 +149,37 @@ impl RuleSet {
         &self.pack
     }
 
-    /// Runs every rule on `event`; appends the alerts it completes to `alerts`.
+    /// Runs every rule on `event` of a single stream (a file, a backtest, tests):
+    /// lateness is judged against the newest event time seen. Appends the alerts it
+    /// completes to `alerts`.
     pub fn observe(&mut self, event: &Event<'_>, alerts: &mut Vec<Alert>) {
+        let state = &self.state;
+        let late = event.time < state.watermark.saturating_sub(state.lateness);
+        let now = state.watermark.max(event.time);
+        self.observe_at(event, ClockReading { late, now }, alerts);
+    }
+
+    /// Runs every rule on `event` as the built-in detectors judged it (`reading`: late
+    /// for its own source or not, and the clock of the slowest active source), so rules
+    /// follow the same per-partition watermarks. Late events still match detection
+    /// rules but do not enter correlation windows; windows are swept by the clock.
+    pub fn observe_at(
+        &mut self,
+        event: &Event<'_>,
+        reading: ClockReading,
+        alerts: &mut Vec<Alert>,
+    ) {
         let pack = &*self.pack;
         let state = &mut self.state;
         state.stats.events += 1;
-        let late = event.time < state.watermark.saturating_sub(state.lateness);
+        let late = reading.late;
         state.stats.late_events += u64::from(late);
         state.watermark = state.watermark.max(event.time);
-        for &at in pack.taking(event.kind, event.outcome) {
+        let mut candidates = std::mem::take(&mut state.candidates);
+        candidates.clear();
+        pack.candidates(event, &mut candidates);
+        for &at in &candidates {
+            let at = at as usize;
             let rule = &pack.detections[at];
             if !rule.matches(event) {
                 continue;
@@ -169,8 +200,9 @@ impl RuleSet {
                 state.correlate(pack, correlation_at, position, event, alerts);
             }
         }
-        if state.watermark >= state.next_sweep {
-            state.sweep(pack);
+        state.candidates = candidates;
+        if reading.now >= state.next_sweep {
+            state.sweep(pack, reading.now);
         }
     }
 
@@ -265,7 +297,8 @@ impl State {
         alerts: &mut Vec<Alert>,
     ) {
         let rule = &pack.correlations[at];
-        let mut key = String::new();
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
         for (i, field) in rule.group_by.iter().enumerate() {
             if i > 0 {
                 key.push(' ');
@@ -277,29 +310,33 @@ impl State {
         let tag = match (rule.kind, &rule.value_field) {
             (CorrelationType::ValueCount, Some(field)) => {
                 if !field.exists(event) {
+                    self.key = key;
                     return;
                 }
-                let mut value = String::new();
-                field.render(event, &mut value);
-                correlation::fnv(&[value.as_bytes()])
+                let start = key.len();
+                field.render(event, &mut key);
+                let tag = correlation::fnv(&[&key.as_bytes()[start..]]);
+                key.truncate(start);
+                tag
             }
             _ => position as u64,
         };
         let hash = correlation::fnv(&[rule.meta.detector.as_bytes(), key.as_bytes()]);
         let entry = Entry {
             time: event.time,
-            id: event.id.as_ref().into(),
+            id: EventId::new(&event.id),
             tag,
         };
         let group = self.groups.add(hash, at as u32, entry);
         if let Some(evidence) = correlation::complete(rule, group, event.time) {
-            let key = if key.is_empty() {
+            let alert_key = if key.is_empty() {
                 "all".to_owned()
             } else {
-                key
+                key.clone()
             };
-            self.raise(&rule.meta, event, key, evidence, alerts);
+            self.raise(&rule.meta, event, alert_key, evidence, alerts);
         }
+        self.key = key;
     }
 
     /// Raises `meta`'s alert completed by `event` unless it repeats one of the same
@@ -360,8 +397,7 @@ impl State {
         });
     }
 
-    fn sweep(&mut self, pack: &Pack) {
-        let now = self.watermark;
+    fn sweep(&mut self, pack: &Pack, now: Micros) {
         self.next_sweep = now.saturating_add(SWEEP_EVERY);
         let lateness = self.lateness;
         self.groups.sweep(now, |at| {

@@ -33,7 +33,37 @@ pub enum Field {
     TraceId,
     /// `attributes.<name>`.
     Attribute(Box<str>),
+    /// A native field of an adapted source, named as Sigma's rules for that product
+    /// write it (`displaymessage`): the attribute of that name ignoring ASCII case
+    /// (`displayMessage`).
+    Native(Box<str>),
 }
+
+/// Where a rule's events come from (`logsource.product`), which decides how its field
+/// names resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    /// authtrail's own events: the contract's columns and `attributes.<name>`.
+    Authtrail,
+    /// Okta System Log records read by the `okta` adapter, with field names as
+    /// SigmaHQ's Okta rules write them.
+    Okta,
+}
+
+/// Okta System Log fields the `okta` adapter moves into contract columns (so they are
+/// not in `attributes`), as SigmaHQ's rules name them (lowercase), with the column or
+/// attribute that holds the same value. `eventType` becomes the `source_type` attribute
+/// the adapter keeps for every native record. Fields it transforms (`actor.alternateId`
+/// gets a `user:` prefix, `outcome.result` a contract outcome) are not listed: a rule
+/// naming them finds no such attribute and does not match.
+const OKTA_MOVED: [(&str, &str); 6] = [
+    ("eventtype", "attributes.source_type"),
+    ("uuid", "id"),
+    ("client.ipaddress", "source_ip"),
+    ("client.useragent.rawuseragent", "user_agent"),
+    ("authenticationcontext.externalsessionid", "session_id"),
+    ("outcome.reason", "reason"),
+];
 
 /// Every field but attributes, so [`Field::name`] is the one place names are spelled.
 const COLUMNS: [Field; 24] = [
@@ -85,6 +115,29 @@ impl Field {
         COLUMNS.iter().find(|field| field.name() == name).cloned()
     }
 
+    /// The field a rule for `product` names. Okta rules name native fields: those the
+    /// adapter moved into columns resolve to them (`OKTA_MOVED`), any other to the
+    /// attribute of that name ignoring case; `None` for a name no field can have.
+    pub fn parse_for(product: Product, name: &str) -> Option<Field> {
+        match product {
+            Product::Authtrail => Field::parse(name),
+            Product::Okta => {
+                if name.starts_with(ATTRIBUTES) {
+                    return Field::parse(name);
+                }
+                let lower = name.to_ascii_lowercase();
+                if let Some((_, ours)) = OKTA_MOVED.iter().find(|(okta, _)| *okta == lower) {
+                    return Field::parse(ours);
+                }
+                let native = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+                native.then(|| Field::Native(name.into()))
+            }
+        }
+    }
+
     /// The name rules use for the field.
     pub fn name(&self) -> &str {
         match self {
@@ -112,7 +165,7 @@ impl Field {
             Field::UserAgent => "user_agent",
             Field::SessionId => "session_id",
             Field::TraceId => "trace_id",
-            Field::Attribute(name) => name,
+            Field::Attribute(name) | Field::Native(name) => name,
         }
     }
 
@@ -163,8 +216,28 @@ impl Field {
             Field::SessionId => text(&event.session_id),
             Field::TraceId => text(&event.trace_id),
             Field::Attribute(name) => event.attribute(name).map(FieldValue::Text),
+            Field::Native(name) => event
+                .attributes
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| FieldValue::Text(value)),
         };
         one.is_some_and(each)
+    }
+
+    /// The field's text in `event`, for a single-valued text field (`None` when absent,
+    /// and for lists, IPs, booleans and times).
+    pub fn text<'e>(&self, event: &'e Event<'_>) -> Option<&'e str> {
+        let mut found = None;
+        if !matches!(self, Field::TokenAudience | Field::TokenScopes) {
+            self.any_value(event, |value| {
+                if let FieldValue::Text(text) = value {
+                    found = Some(text);
+                }
+                true
+            });
+        }
+        found
     }
 
     /// Whether the field is present in `event`.

@@ -21,7 +21,7 @@ mod rule;
 mod testcase;
 mod yaml;
 
-pub use engine::{RuleSet, RulesStats, Settings};
+pub use engine::{ClockReading, RuleSet, RulesStats, Settings};
 pub use error::{Error, FileProblem};
 pub use pack::{is_rule_file, Pack, TESTS_SUFFIX};
 pub use testcase::{run_tests, CaseResult};

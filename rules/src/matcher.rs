@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use authtrail_model::Event;
 use regex::{Regex, RegexBuilder};
 
-use crate::field::{Field, FieldValue};
+use crate::field::{Field, FieldValue, Product};
 use crate::yaml::{Node, Problem, Value};
 
 /// Most bytes a compiled `re` or wildcard pattern may take (the regex crate refuses
@@ -86,10 +86,15 @@ enum Shape {
 
 impl FieldMatch {
     /// Compiles `key: value` of a selection; `key` is `field|modifier|...`.
-    pub fn compile(key: &str, key_line: usize, value: &Node) -> Result<FieldMatch, Problem> {
+    pub fn compile(
+        product: Product,
+        key: &str,
+        key_line: usize,
+        value: &Node,
+    ) -> Result<FieldMatch, Problem> {
         let mut parts = key.split('|');
         let name = parts.next().unwrap_or_default();
-        let field = Field::parse(name).ok_or_else(|| {
+        let field = Field::parse_for(product, name).ok_or_else(|| {
             Problem::new(
                 key_line,
                 format!("unknown field `{name}` (fields are the event contract's columns and `attributes.<name>`)"),
@@ -225,7 +230,9 @@ impl FieldMatch {
             .collect()
     }
 
-    /// Whether `event` passes this test.
+    /// Whether `event` passes this test. The field's value is fetched once for all of
+    /// an any-of list, and written out as text (an IP, a number) only when a pattern
+    /// compares text.
     pub fn matches(&self, event: &Event<'_>) -> bool {
         match &self.test {
             Test::Exists(flag) => self.field.exists(event) == *flag,
@@ -233,15 +240,17 @@ impl FieldMatch {
             Test::Patterns {
                 patterns,
                 all: false,
-            } => patterns
-                .iter()
-                .any(|pattern| self.field.any_value(event, |value| pattern.matches(value))),
+            } => self
+                .field
+                .any_value(event, |value| Pattern::any_matches(patterns, value)),
             Test::Patterns {
                 patterns,
                 all: true,
-            } => patterns
-                .iter()
-                .all(|pattern| self.field.any_value(event, |value| pattern.matches(value))),
+            } => patterns.iter().all(|pattern| {
+                self.field.any_value(event, |value| {
+                    Pattern::any_matches(std::slice::from_ref(pattern), value)
+                })
+            }),
         }
     }
 }
@@ -420,11 +429,24 @@ fn with_text<R>(value: FieldValue<'_>, f: impl FnOnce(&str) -> R) -> R {
     f(std::str::from_utf8(&stack.bytes[..stack.len]).unwrap_or_default())
 }
 
+/// Whether `haystack` contains `needle` (lowercase), ignoring ASCII case: a scan for the
+/// needle's first byte in either case, then a comparison from each place it occurs, so
+/// most bytes of the haystack are looked at once.
 fn ascii_contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty()
-        || haystack
-            .windows(needle.len())
-            .any(|window| window.eq_ignore_ascii_case(needle))
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let upper = first.to_ascii_uppercase();
+    let Some(last_start) = haystack.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    haystack[..=last_start]
+        .iter()
+        .enumerate()
+        .any(|(at, &byte)| {
+            (byte == first || byte == upper)
+                && haystack[at + 1..at + needle.len()].eq_ignore_ascii_case(rest)
+        })
 }
 
 impl Pattern {
@@ -437,7 +459,34 @@ impl Pattern {
         }
     }
 
-    fn matches(&self, value: FieldValue<'_>) -> bool {
+    /// Whether the pattern compares the value's text (not its IP or number).
+    fn on_text(&self) -> bool {
+        !matches!(self, Pattern::Cidr { .. } | Pattern::Compare { .. })
+    }
+
+    /// Whether any of `patterns` matches `value`; a value that is no text is written out
+    /// once, and only if one of them compares text.
+    fn any_matches(patterns: &[Pattern], value: FieldValue<'_>) -> bool {
+        if let FieldValue::Text(text) = value {
+            return patterns.iter().any(|pattern| pattern.matches(value, text));
+        }
+        let typed = patterns
+            .iter()
+            .filter(|pattern| !pattern.on_text())
+            .any(|pattern| pattern.matches(value, ""));
+        typed
+            || (patterns.iter().any(Pattern::on_text)
+                && with_text(value, |text| {
+                    patterns
+                        .iter()
+                        .filter(|pattern| pattern.on_text())
+                        .any(|pattern| pattern.matches(value, text))
+                }))
+    }
+
+    /// Whether the pattern matches `value`, whose text is `text` (for patterns that
+    /// compare text; `""` is passed when none does).
+    fn matches(&self, value: FieldValue<'_>, text: &str) -> bool {
         let same = |a: &[u8], b: &[u8], cased: bool| {
             if cased {
                 a == b
@@ -445,29 +494,28 @@ impl Pattern {
                 a.eq_ignore_ascii_case(b)
             }
         };
+        let v = text;
         match self {
-            Pattern::Equals { text, cased } => {
-                with_text(value, |v| same(v.as_bytes(), text.as_bytes(), *cased))
-            }
-            Pattern::Contains { text, cased } => with_text(value, |v| {
+            Pattern::Equals { text, cased } => same(v.as_bytes(), text.as_bytes(), *cased),
+            Pattern::Contains { text, cased } => {
                 if *cased {
                     v.contains(&**text)
                 } else {
                     ascii_contains(v.as_bytes(), text.as_bytes())
                 }
-            }),
-            Pattern::StartsWith { text, cased } => with_text(value, |v| {
+            }
+            Pattern::StartsWith { text, cased } => {
                 v.len() >= text.len() && same(&v.as_bytes()[..text.len()], text.as_bytes(), *cased)
-            }),
-            Pattern::EndsWith { text, cased } => with_text(value, |v| {
+            }
+            Pattern::EndsWith { text, cased } => {
                 v.len() >= text.len()
                     && same(
                         &v.as_bytes()[v.len() - text.len()..],
                         text.as_bytes(),
                         *cased,
                     )
-            }),
-            Pattern::Regex(regex) => with_text(value, |v| regex.is_match(v)),
+            }
+            Pattern::Regex(regex) => regex.is_match(v),
             Pattern::Cidr { network, prefix } => {
                 let ip = match value {
                     FieldValue::Ip(ip) => ip,

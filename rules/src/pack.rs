@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use authtrail_model::{Kind, Outcome};
+use authtrail_model::{Event, Kind, Outcome};
 
 use crate::error::{Error, FileProblem};
+use crate::field::Field;
 use crate::rule::{self, CorrelationRule, DetectionRule, Rule};
 use crate::yaml::{parse_documents, Problem};
 
@@ -29,7 +30,7 @@ pub struct Pack {
     /// (none, then `success`, `failure`, `allow`, `deny`), the detection rules an event
     /// of that kind and outcome may match: most rules name both, so an event is tried
     /// against a fraction of the pack.
-    by_kind: [[Vec<usize>; 5]; 4],
+    by_kind: [[Bucket; 5]; 4],
     /// Per file, the detectors (`sigma:…`) of its rules, for the tests.
     pub files: Vec<(PathBuf, Vec<String>)>,
 }
@@ -143,6 +144,9 @@ impl Pack {
         }
         for (at, rule) in pack.detections.iter().enumerate() {
             let outcomes = rule.required_outcomes();
+            let pinned = PINNED
+                .iter()
+                .find_map(|field| Some((field, rule.required_values(field)?)));
             for kind in ALL_KINDS {
                 if rule.kind.is_some_and(|only| only != kind) {
                     continue;
@@ -155,7 +159,13 @@ impl Pack {
                         (Some(_), None) => false,
                     };
                     if may_match {
-                        pack.by_kind[kind_index(kind)][outcome_index(outcome)].push(at);
+                        let bucket = &mut pack.by_kind[kind_index(kind)][outcome_index(outcome)];
+                        bucket.add(
+                            at,
+                            pinned
+                                .as_ref()
+                                .map(|(field, values)| (*field, values.as_slice())),
+                        );
                     }
                 }
             }
@@ -165,10 +175,88 @@ impl Pack {
         Ok(pack)
     }
 
-    /// The detection rules an event of `kind` and `outcome` may match.
-    pub fn taking(&self, kind: Kind, outcome: Option<Outcome>) -> &[usize] {
-        &self.by_kind[kind_index(kind)][outcome_index(outcome)]
+    /// Appends to `rules` the detection rules `event` may match (of its kind and
+    /// outcome, and with the values of pinned fields it has), in the pack's order.
+    pub fn candidates(&self, event: &Event<'_>, rules: &mut Vec<u32>) {
+        let bucket = &self.by_kind[kind_index(event.kind)][outcome_index(event.outcome)];
+        rules.extend_from_slice(&bucket.always);
+        let mut added = false;
+        for (field, by_value) in &bucket.pinned {
+            let Some(value) = field.text(event) else {
+                continue;
+            };
+            if let Some(found) = with_lowercase(value, |lower| by_value.get(lower)) {
+                rules.extend_from_slice(found);
+                added = true;
+            }
+        }
+        if added {
+            rules.sort_unstable();
+        }
     }
+}
+
+/// Single-valued text fields the rule index keys on, in order of preference: a rule
+/// whose condition requires one of a few values of one of them (`target_service:
+/// billing-admin`) is tried only on events with such a value. `outcome` has its own
+/// level of the index (with the kind).
+const PINNED: [Field; 6] = [
+    Field::TargetService,
+    Field::Action,
+    Field::ClientId,
+    Field::AuthMethod,
+    Field::Service,
+    Field::PrincipalType,
+];
+
+/// The detection rules of one kind and outcome: the ones tried on every event, and the
+/// ones tried only on events whose pinned field has one of their values.
+#[derive(Debug, Default)]
+struct Bucket {
+    always: Vec<u32>,
+    /// Per pinned field, the rules by the value they require (lowercase).
+    pinned: Vec<(Field, ByValue)>,
+}
+
+/// Rules by the value (lowercase) of a pinned field they require.
+type ByValue = HashMap<Box<str>, Vec<u32>>;
+
+impl Bucket {
+    fn add(&mut self, rule: usize, pinned: Option<(&Field, &[String])>) {
+        let rule = u32::try_from(rule).expect("fewer than 2^32 rules");
+        let Some((field, values)) = pinned else {
+            self.always.push(rule);
+            return;
+        };
+        let at = match self.pinned.iter().position(|(known, _)| known == field) {
+            Some(at) => at,
+            None => {
+                self.pinned.push((field.clone(), HashMap::new()));
+                self.pinned.len() - 1
+            }
+        };
+        for value in values {
+            let rules = self.pinned[at].1.entry(value.as_str().into()).or_default();
+            // A rule listing a value twice is still tried once.
+            if rules.last() != Some(&rule) {
+                rules.push(rule);
+            }
+        }
+    }
+}
+
+/// Calls `f` with `text` in ASCII lowercase, on the stack when it is short.
+fn with_lowercase<R>(text: &str, f: impl FnOnce(&str) -> R) -> R {
+    const STACK: usize = 128;
+    if text.len() > STACK {
+        return f(&text.to_ascii_lowercase());
+    }
+    let mut bytes = [0u8; STACK];
+    let lower = &mut bytes[..text.len()];
+    lower.copy_from_slice(text.as_bytes());
+    lower.make_ascii_lowercase();
+    // ASCII lowercasing keeps UTF-8 valid.
+    f(std::str::from_utf8(lower).unwrap_or_default())
 }
 
 const ALL_KINDS: [Kind; 4] = [

@@ -2,10 +2,11 @@
 //! condition) or a correlation rule (counts, distinct values or sequences of other
 //! rules' matches per group, within a timespan).
 
+use authtrail_model::adapt::SOURCE_FORMAT_ATTRIBUTE;
 use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
 
 use crate::condition::{self, Condition};
-use crate::field::Field;
+use crate::field::{Field, Product};
 use crate::matcher::FieldMatch;
 use crate::yaml::{Node, Problem, Value};
 
@@ -32,6 +33,8 @@ const RULE_KEYS: &[&str] = &[
     "taxonomy",
     "scope",
 ];
+/// The adapter (`source_format`) of the events `logsource.product: okta` takes.
+const OKTA_FORMAT: &str = "okta";
 /// Most events of one group a correlation keeps, so its threshold may not be higher.
 pub const MAX_GROUP_EVENTS: usize = 1_000;
 
@@ -60,6 +63,9 @@ pub struct DetectionRule {
     pub kind: Option<Kind>,
     /// `logsource.service`: events reported by this service only.
     service: Option<String>,
+    /// For a rule of an adapted source's product (`okta`): events read by that adapter
+    /// only (their `source_format` attribute).
+    format: Option<&'static str>,
     /// Per selection, the alternatives (a list of maps); each is a conjunction.
     selections: Vec<Vec<Vec<FieldMatch>>>,
     condition: Condition,
@@ -130,6 +136,11 @@ impl DetectionRule {
                 return false;
             }
         }
+        if let Some(format) = self.format {
+            if event.attribute(SOURCE_FORMAT_ATTRIBUTE) != Some(format) {
+                return false;
+            }
+        }
         self.condition.eval(&|at| {
             self.selections[at]
                 .iter()
@@ -149,6 +160,17 @@ impl DetectionRule {
                 .filter_map(|value| Outcome::parse(value))
                 .collect(),
         )
+    }
+
+    /// The values (lowercase) `field` must equal for the rule to match, when every way
+    /// its condition can be true requires one of them; `None` when it does not.
+    pub fn required_values(&self, field: &Field) -> Option<Vec<String>> {
+        if *field == Field::Service {
+            if let Some(service) = &self.service {
+                return Some(vec![service.to_ascii_lowercase()]);
+            }
+        }
+        self.required(&self.condition, field)
     }
 
     /// The values `field` must equal for `condition` to hold, if it constrains them.
@@ -280,11 +302,27 @@ fn detection_rule(doc: &Node, meta: Meta, detection: &Node) -> Result<DetectionR
             }
         }
     }
-    if product != Some("authtrail") {
-        return Err(Problem::new(
-            logsource.line,
-            "`logsource.product` must be `authtrail`",
-        ));
+    let product = match product {
+        Some("authtrail") => Product::Authtrail,
+        Some("okta") => Product::Okta,
+        _ => {
+            return Err(Problem::new(
+                logsource.line,
+                "`logsource.product` must be `authtrail` or `okta`",
+            ))
+        }
+    };
+    if product == Product::Okta {
+        // SigmaHQ's Okta rules say `service: okta` (the System Log, Okta's one log) and
+        // no category: the product already picks the events, by the adapter that read
+        // them.
+        if service.as_deref().is_some_and(|service| service != "okta") || kind.is_some() {
+            return Err(Problem::new(
+                logsource.line,
+                "an `okta` rule takes `service: okta` and no `category`",
+            ));
+        }
+        service = None;
     }
     let mut names = Vec::new();
     let mut selections = Vec::new();
@@ -301,7 +339,7 @@ fn detection_rule(doc: &Node, meta: Meta, detection: &Node) -> Result<DetectionR
             ));
         }
         names.push(key.text.clone());
-        selections.push(selection(&key.text, value)?);
+        selections.push(selection(product, &key.text, value)?);
     }
     let condition_node = condition_node
         .ok_or_else(|| Problem::new(detection.line, "`detection` has no `condition`"))?;
@@ -322,17 +360,21 @@ fn detection_rule(doc: &Node, meta: Meta, detection: &Node) -> Result<DetectionR
         meta,
         kind,
         service,
+        format: match product {
+            Product::Authtrail => None,
+            Product::Okta => Some(OKTA_FORMAT),
+        },
         selections,
         condition,
     })
 }
 
-fn selection(name: &str, value: &Node) -> Result<Vec<Vec<FieldMatch>>, Problem> {
+fn selection(product: Product, name: &str, value: &Node) -> Result<Vec<Vec<FieldMatch>>, Problem> {
     let conjunction = |node: &Node| -> Result<Vec<FieldMatch>, Problem> {
         let mut all = node
             .entries(&format!("selection `{name}`"))?
             .iter()
-            .map(|(key, value)| FieldMatch::compile(&key.text, key.line, value))
+            .map(|(key, value)| FieldMatch::compile(product, &key.text, key.line, value))
             .collect::<Result<Vec<_>, _>>()?;
         all.sort_by_key(FieldMatch::cost);
         Ok(all)

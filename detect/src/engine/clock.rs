@@ -100,6 +100,20 @@ pub(super) struct Clocks {
     /// Wall-clock time between ticks, each gap counted up to `MAX_TICK_GAP`.
     running: Duration,
     last_tick: Option<Instant>,
+    /// Whether the last event observed was late for its source.
+    last_late: bool,
+}
+
+/// How the clocks stood after an event: whether it was late for its own source, and the
+/// clock state expires on. State kept next to the detectors (the Sigma rules') reads it
+/// so that it follows the same watermarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockReading {
+    /// Older than the allowed lateness behind its source's watermark.
+    pub late: bool,
+    /// The oldest watermark of the active sources (far in the past before each has
+    /// shown an event time), as [`Facts::now`](crate::Facts::now).
+    pub now: Micros,
 }
 
 impl Clocks {
@@ -111,6 +125,7 @@ impl Clocks {
             idle_after,
             running: Duration::ZERO,
             last_tick: None,
+            last_late: false,
         }
     }
 
@@ -135,6 +150,7 @@ impl Clocks {
                 self.recompute();
             }
         }
+        self.last_late = late;
         late
     }
 
@@ -280,6 +296,14 @@ impl Detectors {
     /// [`observe_from`](Self::observe_from) the default source, for a single stream.
     pub fn observe(&mut self, event: &Event<'_>, alerts: &mut Vec<Alert>) {
         self.observe_from(SourceId::DEFAULT, event, alerts);
+    }
+
+    /// How the last event observed stood: late for its source or not, and the clock.
+    pub fn last_reading(&self) -> ClockReading {
+        ClockReading {
+            late: self.clocks.last_late,
+            now: self.clocks.now(),
+        }
     }
 
     /// The clock state expires on: the oldest watermark of the active sources.

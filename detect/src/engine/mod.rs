@@ -434,5 +434,5 @@ mod sweep;
 #[cfg(test)]
 mod tests;
 
-pub use clock::SourceId;
+pub use clock::{ClockReading, SourceId};
 use clock::{Clocks, SavedSource};

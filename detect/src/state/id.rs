@@ -22,7 +22,7 @@ const DASHES: [usize; 4] = [8, 13, 18, 23];
 #[rustfmt::skip]
 #[derive(Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum Len { L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15 }
+pub enum Len { L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15 }
 
 #[rustfmt::skip]
 const LENS: [Len; INLINE + 1] = [
@@ -32,15 +32,16 @@ const LENS: [Len; INLINE + 1] = [
 
 /// A UUID id: its 16 bytes and whether its hex digits were upper case.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Uuid {
+pub struct Uuid {
     bytes: [u8; 16],
     upper: bool,
 }
 
 /// An event id: up to 15 bytes inline, a canonical UUID as its 16 bytes, any other
-/// (up to the contract's 128 bytes) as its string.
+/// (up to the contract's 128 bytes) as its string. Public for state kept next to the
+/// detectors (the Sigma rules' correlation windows); its variants are its layout.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) enum EventId {
+pub enum EventId {
     Inline { len: Len, bytes: [u8; INLINE] },
     Uuid(Box<Uuid>),
     // Boxed twice: a `Box<str>` is 16 bytes and would make every id 24.

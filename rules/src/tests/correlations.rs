@@ -311,3 +311,33 @@ fn state_restored_into_a_reordered_pack_follows_its_correlation_by_name() {
     assert_eq!(alerts[0].detector, "sigma:c1");
     assert_eq!(alerts[0].evidence_ids, ["e0", "e1", "e2"]);
 }
+
+#[test]
+fn lateness_follows_the_detectors_watermark_of_each_partition() {
+    use authtrail_detect::{DetectConfig, Detectors};
+    use authtrail_model::{parse_event, ContractLimits};
+
+    // Partition 0 runs an hour of event time ahead of partition 1, whose denials are in
+    // order within it: the built-ins take them, and so must the rules. One watermark
+    // over both partitions would find them late and keep them out of the window.
+    let mut detectors = Detectors::new(&DetectConfig::default()).unwrap();
+    let (ahead, behind) = (detectors.source("auth", 0), detectors.source("auth", 1));
+    let mut set = rules(&correlation(COUNT));
+    let mut alerts = Vec::new();
+    let hour = 3_600_000;
+    let mut events = vec![(ahead, call("user:bob", "allow", hour))];
+    events.extend(denials(&[0, 1_000, 2_000]).into_iter().map(|e| (behind, e)));
+    // Late for partition 1 itself (over 30 s behind its own newest): kept out.
+    events.push((behind, call("user:alice", "deny", -60_000)));
+    for (n, (source, mut event)) in events.into_iter().enumerate() {
+        event["id"] = format!("e{n}").into();
+        let text = event.to_string();
+        let event = parse_event(text.as_bytes(), i64::MAX / 2, &ContractLimits::default()).unwrap();
+        detectors.observe_from(source, &event, &mut Vec::new());
+        set.observe_at(&event, detectors.last_reading(), &mut alerts);
+    }
+    assert_eq!(set.stats().late_events, 1);
+    let correlated: Vec<_> = alerts.iter().filter(|a| a.detector == "sigma:c1").collect();
+    assert_eq!(correlated.len(), 1, "{alerts:#?}");
+    assert_eq!(correlated[0].evidence_ids, ["e1", "e2", "e3"]);
+}

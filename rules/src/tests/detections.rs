@@ -340,8 +340,18 @@ fn bad_rules_name_the_line_and_the_problem() {
     assert!(message.contains("keyword searches"), "{message}");
     let (line, message) = problem("title: t\nid: x\nlevle: high\nlogsource: {product: authtrail}\ndetection: {s: {principal: a}, condition: s}\n");
     assert_eq!((line, message.as_str()), (3, "unknown rule key `levle`"));
-    let (_, message) = problem("title: t\nid: x\nlogsource: {product: okta}\ndetection: {s: {principal: a}, condition: s}\n");
-    assert!(message.contains("must be `authtrail`"), "{message}");
+    let (_, message) = problem("title: t\nid: x\nlogsource: {product: azure}\ndetection: {s: {principal: a}, condition: s}\n");
+    assert!(
+        message.contains("must be `authtrail` or `okta`"),
+        "{message}"
+    );
+    let (_, message) = problem("title: t\nid: x\nlogsource: {product: okta, category: authn}\ndetection: {s: {eventtype: a}, condition: s}\n");
+    assert!(
+        message.contains("`service: okta` and no `category`"),
+        "{message}"
+    );
+    let (_, message) = problem("title: t\nid: x\nlogsource: {product: okta}\ndetection: {s: {'event type': a}, condition: s}\n");
+    assert!(message.contains("unknown field `event type`"), "{message}");
     let (_, message) = problem("title: t\nid: x\nlogsource: {product: authtrail, category: login}\ndetection: {s: {principal: a}, condition: s}\n");
     assert!(message.contains("no event kind"), "{message}");
     let (_, message) = problem("title: \"a\\e[31mred\"\nid: x\nlogsource: {product: authtrail}\ndetection: {s: {principal: a}, condition: s}\n");
@@ -354,37 +364,90 @@ fn bad_rules_name_the_line_and_the_problem() {
     assert!(message.contains("bad regular expression"), "{message}");
 }
 
+/// How many rules of `yaml` the index offers `event` (an authz event from alice).
+fn candidates(yaml: &str, event: serde_json::Value) -> usize {
+    let pack = super::pack(yaml).unwrap();
+    let mut event = event;
+    let fields = event.as_object_mut().unwrap();
+    fields.entry("id").or_insert("e1".into());
+    fields.entry("time").or_insert(super::T0.into());
+    fields.entry("kind").or_insert("authz".into());
+    fields.entry("principal").or_insert("user:alice".into());
+    let text = event.to_string();
+    let limits = authtrail_model::ContractLimits::default();
+    let event = authtrail_model::parse_event(text.as_bytes(), i64::MAX / 2, &limits).unwrap();
+    let mut found = Vec::new();
+    pack.candidates(&event, &mut found);
+    found.len()
+}
+
 #[test]
 fn rules_pinning_an_outcome_are_only_tried_on_it_and_others_on_all() {
-    let pinned = super::pack(&rule(
+    let pinned = rule(
         &sel("    outcome: [deny, Failure]\n    principal: a"),
         "selection",
-    ))
-    .unwrap();
-    let taking = |outcome| pinned.taking(authtrail_model::Kind::Authz, outcome).len();
-    use authtrail_model::Outcome;
-    assert_eq!(
-        (
-            taking(Some(Outcome::Deny)),
-            taking(Some(Outcome::Allow)),
-            taking(None)
-        ),
-        (1, 0, 0)
     );
+    assert_eq!(candidates(&pinned, json!({"outcome": "deny"})), 1);
+    assert_eq!(candidates(&pinned, json!({"outcome": "allow"})), 0);
     // `not` and `or` with an unpinned side constrain nothing.
     for condition in ["not selection", "selection or other"] {
         let yaml = rule(
             &format!("{}\n  other:\n    principal: b", sel("    outcome: deny")),
             condition,
         );
-        let open = super::pack(&yaml).unwrap();
         assert_eq!(
-            open.taking(authtrail_model::Kind::Authz, Some(Outcome::Allow))
-                .len(),
+            candidates(&yaml, json!({"outcome": "allow"})),
             1,
             "{condition}"
         );
     }
+}
+
+#[test]
+fn rules_pinning_a_target_or_principal_type_are_only_tried_on_its_values() {
+    let target = rule(
+        &sel("    target_service: [Billing-Admin, iam]\n    outcome: deny"),
+        "selection",
+    );
+    let on = |yaml: &str, target: &str| {
+        candidates(yaml, json!({"outcome": "deny", "target_service": target}))
+    };
+    assert_eq!((on(&target, "billing-ADMIN"), on(&target, "iam")), (1, 1));
+    assert_eq!((on(&target, "billing"), on(&target, "iam2")), (0, 0));
+    assert_eq!(candidates(&target, json!({"outcome": "deny"})), 0);
+    // Pinned on both sides of an `or`: still only those values.
+    let either = rule(
+        &format!(
+            "{}\n  other:\n    target_service: vault",
+            sel("    target_service: iam")
+        ),
+        "selection or other",
+    );
+    assert_eq!(
+        (on(&either, "vault"), on(&either, "iam"), on(&either, "kms")),
+        (1, 1, 0)
+    );
+    let person = rule(&sel("    principal_type: user"), "selection");
+    assert_eq!(
+        candidates(
+            &person,
+            json!({"outcome": "allow", "principal": "user:bob"})
+        ),
+        1
+    );
+    assert_eq!(
+        candidates(&person, json!({"outcome": "allow", "principal": "svc:api"})),
+        0
+    );
+    // A pinned rule and an unpinned one come out in the pack's order.
+    let both = format!(
+        "{}---\n{}",
+        rule(&sel("    target_service: iam"), "selection")
+            .replace("id: r1\nname: r1", "id: r0\nname: r0"),
+        rule(&sel("    principal: a"), "selection")
+    );
+    assert_eq!(on(&both, "iam"), 2);
+    assert_eq!(on(&both, "vault"), 1);
 }
 
 #[test]
