@@ -93,6 +93,11 @@ fn events() -> Vec<String> {
         );
         timed.push((format!("2026-11-23T11:{:02}:00Z", 10 + n), body));
     }
+    // Ten failed logins: the built-ins' brute force (no pack rule's).
+    for n in 0..10 {
+        let body = r#""kind":"authn","principal":"user:victor","outcome":"failure","source_ip":"198.51.100.9""#;
+        timed.push((format!("2026-11-23T11:40:{:02}Z", n), body.to_owned()));
+    }
     timed.push(("2026-11-23T11:30:00Z".to_owned(), r#""kind":"authz","principal":"svc:payments","target_service":"ledger","outcome":"allow","source_ip":"203.0.113.50""#.to_owned()));
     timed.push(("2026-11-23T11:31:00Z".to_owned(), r#""kind":"authz","principal":"user:frank","target_service":"iam","outcome":"allow","action":"DELETE /v1/signing-keys/k-7""#.to_owned()));
     timed.sort();
@@ -140,7 +145,7 @@ fn a_backtest_raises_the_alerts_the_live_pipeline_raised() {
         "{}",
         String::from_utf8_lossy(&ingest.stderr)
     );
-    let mut live = BTreeSet::new();
+    let (mut live, mut live_all) = (BTreeSet::new(), BTreeSet::new());
     for batch in read_table(&lake, "alerts") {
         let ids = batch.column_by_name("id").unwrap().as_string::<i32>();
         let detectors = batch.column_by_name("detector").unwrap().as_string::<i32>();
@@ -148,8 +153,10 @@ fn a_backtest_raises_the_alerts_the_live_pipeline_raised() {
             if detectors.value(row).starts_with("sigma:") {
                 live.insert(ids.value(row).to_owned());
             }
+            live_all.insert(ids.value(row).to_owned());
         }
     }
+    assert!(live_all.len() > live.len(), "{live_all:?}");
     // Both principals' bursts and probes, the user agents, the workload, the key change.
     assert_eq!(live.len(), 7, "{live:?}");
 
@@ -187,7 +194,37 @@ fn a_backtest_raises_the_alerts_the_live_pipeline_raised() {
         report.contains("sigma:wildcard_scope_issued: 0 alerts"),
         "{report}"
     );
-    assert!(report.contains("18 events replayed"), "{report}");
+    assert!(report.contains("28 events replayed"), "{report}");
+
+    // With the built-ins, as the detection stage runs them: every alert of the live run.
+    let with_builtins = authtrail(&[
+        "--lake",
+        lake_arg,
+        "rules",
+        "backtest",
+        "--rules",
+        pack.to_str().unwrap(),
+        "--config",
+        config_arg,
+        "--with-builtins",
+        "--from",
+        "2026-11-23T10:00:00Z",
+        "--until",
+        "2026-11-23T12:00:00Z",
+        "--first",
+        "100",
+    ]);
+    let report = stdout(&with_builtins);
+    assert!(
+        with_builtins.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&with_builtins.stderr)
+    );
+    let replayed: BTreeSet<String> = report
+        .lines()
+        .filter_map(|line| Some(line.split_once(" [")?.1.split_once(']')?.0.to_owned()))
+        .collect();
+    assert_eq!(replayed, live_all, "{report}");
 }
 
 /// A rule for the reload test: `name` matching denied authz calls.

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use authtrail_detect::Detectors;
 use authtrail_model::time::format_micros;
 use authtrail_model::{Alert, Event, Kind, Micros, Outcome, PrincipalType, Text};
 use authtrail_query::QueryEngine;
@@ -42,11 +43,13 @@ pub struct Report {
     pub rules: BTreeMap<String, RuleReport>,
 }
 
-/// Replays `[from, until)` of the lake through `pack`; keeps the first `first` alerts of
-/// each rule.
+/// Replays `[from, until)` of the lake through `pack` (and through `builtins` first, when
+/// given: the rules then judge lateness by the detectors' clock, as live); keeps the
+/// first `first` alerts of each rule or detector.
 pub async fn backtest(
     engine: &QueryEngine,
     pack: Arc<Pack>,
+    mut builtins: Option<Detectors>,
     settings: Settings,
     from: Micros,
     until: Micros,
@@ -78,7 +81,13 @@ pub async fn backtest(
                     continue;
                 };
                 report.events += 1;
-                rules.observe(&event, &mut raised);
+                match &mut builtins {
+                    Some(detectors) => {
+                        detectors.observe(&event, &mut raised);
+                        rules.observe_at(&event, detectors.last_reading(), &mut raised);
+                    }
+                    None => rules.observe(&event, &mut raised),
+                }
                 for alert in raised.drain(..) {
                     report.add(alert, first);
                 }

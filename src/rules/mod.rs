@@ -6,9 +6,10 @@ pub mod reload;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use authtrail_detect::Detectors;
 use authtrail_model::time::format_micros;
 use authtrail_model::Micros;
 use authtrail_query::QueryEngine;
@@ -71,6 +72,12 @@ pub struct BacktestArgs {
     /// Principals listed per rule (the most often hit).
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub top: usize,
+
+    /// Also run the built-in detectors (as `[detect]` of `--config` enables them) on the
+    /// same events, as the detection stage does: their alerts are reported beside the
+    /// rules', and the rules judge lateness by the detectors' clock.
+    #[arg(long)]
+    pub with_builtins: bool,
 }
 
 /// Runs one `authtrail rules` subcommand.
@@ -168,17 +175,30 @@ fn backtest(cli: &Cli, args: &BacktestArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let detectors = alerting_rules(&pack);
+    let builtins = if args.with_builtins {
+        Some(Detectors::new(&config.detect).context("starting the built-in detectors")?)
+    } else {
+        None
+    };
+    let mut detectors = alerting_rules(&pack);
+    let started = Instant::now();
     let report = runtime.block_on(backtest::backtest(
-        &engine, pack, settings, args.from, args.until, args.first,
+        &engine, pack, builtins, settings, args.from, args.until, args.first,
     ))?;
+    let elapsed = started.elapsed();
+    // Built-in detectors are listed when they raised something.
+    detectors.extend(report.rules.keys().cloned());
+    detectors.sort();
+    detectors.dedup();
     print!("{}", escaped_lines(&render(&report, &detectors, args.top)));
     println!(
-        "{} events replayed from {} until {} ({} rows skipped); nothing was sent",
+        "{} events replayed from {} until {} ({} rows skipped) in {:.1} s ({:.0} events/s); nothing was sent",
         report.events,
         format_micros(args.from),
         format_micros(args.until),
-        report.skipped
+        report.skipped,
+        elapsed.as_secs_f64(),
+        report.events as f64 / elapsed.as_secs_f64().max(1e-9)
     );
     Ok(ExitCode::SUCCESS)
 }
