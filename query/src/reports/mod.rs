@@ -176,25 +176,32 @@ impl ReportQuery {
     /// Plans the query with its parameters bound. Filters are evaluated after decoding
     /// whole columns: the reports' filters are on low-cardinality columns (`kind`,
     /// `outcome`), where decoding row ranges filter by filter costs more than it saves
-    /// (see `pushdown.rs`).
+    /// (see `pushdown.rs`). Joins keep the order they are written in: each query names
+    /// its small side (tokens, rejections, the few suspect calls) first, as the hash
+    /// table, and the window's calls probe it; DataFusion's estimates of aggregated
+    /// inputs would otherwise build the table from millions of calls.
     async fn frame(&self, engine: &QueryEngine) -> Result<DataFrame, Error> {
         let mut state = engine.context().state();
-        state
-            .config_mut()
-            .options_mut()
-            .execution
-            .parquet
-            .pushdown_filters = false;
+        let options = state.config_mut().options_mut();
+        options.execution.parquet.pushdown_filters = false;
+        options.optimizer.join_reordering = false;
         let plan = state.create_logical_plan(&self.sql).await?;
         Ok(DataFrame::new(state, plan).with_param_values(self.params.clone())?)
     }
 
     /// Runs the query on the engine's pool; at most `query.max_rows` rows.
     async fn rows(&self, engine: &QueryEngine) -> Result<Rows, Error> {
+        let started = std::time::Instant::now();
         let frame = self.frame(engine).await?;
         let output = engine
             .collect(frame, Some(engine.config().max_rows))
             .await?;
+        tracing::debug!(
+            query = self.id,
+            rows = output.rows(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "report query ran"
+        );
         let mut rows = json_rows(&output.batches)?;
         rows.sort_by(|a, b| {
             self.order

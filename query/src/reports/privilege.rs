@@ -68,8 +68,8 @@ pub(super) fn queries(
         "allowed AS (
             SELECT a.token_id, t.holder_kind, t.holder, {DECIDER} AS service,
                    {exercised} AS scopes
-            FROM events a
-            JOIN tokens t ON t.token_id = a.token_id
+            FROM tokens t
+            JOIN events a ON a.token_id = t.token_id
             WHERE a.kind = 'authz' AND a.outcome = 'allow' AND a.token_id IS NOT NULL
               AND a.{window_sql}
         )"
@@ -133,8 +133,8 @@ pub(super) fn queries(
         ),
         presented AS (
             SELECT t.holder_kind, t.holder, {DECIDER} AS audience, count(*) AS presentations
-            FROM events a
-            JOIN tokens t ON t.token_id = a.token_id
+            FROM tokens t
+            JOIN events a ON a.token_id = t.token_id
             WHERE a.kind = 'authz' AND a.token_id IS NOT NULL AND a.{window_sql}
             GROUP BY 1, 2, 3
         )

@@ -103,19 +103,15 @@ pub(super) fn queries(
     let window_of = |table: &str| format!("{table}time >= $from AND {table}time < $until");
     let issued_window = "time >= $lookback AND time < $until";
 
+    // The tokens' issues and revocations (a few per token) are the joins' build sides;
+    // the window's allowed calls (millions) only probe them, so memory follows the tokens,
+    // not the calls. Issues are joined as rows: aggregating their audience lists would
+    // make DataFusion account each list with its whole source batch.
     let accepted_invalid = format!(
-        "WITH uses AS (
-            SELECT id, time, principal, {DECIDER} AS service, token_id
-            FROM events
-            WHERE kind = 'authz' AND outcome = 'allow' AND token_id IS NOT NULL
-              AND {window} {only}
-        ),
-        issued AS (
-            SELECT token_id, max(token_expires) AS expires,
-                   first_value(token_audience) AS audience
+        "WITH issued AS (
+            SELECT DISTINCT token_id, token_expires AS expires, token_audience AS audience
             FROM events
             WHERE kind = 'token_issue' AND token_id IS NOT NULL AND {issued_window}
-            GROUP BY token_id
         ),
         revoked AS (
             SELECT token_id, min(time) AS revoked_at
@@ -123,18 +119,28 @@ pub(super) fn queries(
             WHERE kind = 'token_revoke' AND token_id IS NOT NULL AND {issued_window}
             GROUP BY token_id
         ),
+        uses AS (
+            SELECT id, time, principal, {DECIDER} AS service, token_id
+            FROM events
+            WHERE kind = 'authz' AND outcome = 'allow' AND token_id IS NOT NULL
+              AND {window} {only}
+        ),
+        with_issue AS (
+            SELECT u.id, u.time, u.principal, u.service, u.token_id, i.expires, i.audience
+            FROM issued i
+            RIGHT JOIN uses u ON u.token_id = i.token_id
+        ),
         judged AS (
-            SELECT u.id, u.time, u.principal, u.service, u.token_id,
+            SELECT w.id, w.time, w.principal, w.service, w.token_id,
                 CASE
-                    WHEN cardinality(i.audience) > 0
-                         AND NOT array_has(i.audience, u.service)
-                         AND NOT array_has(i.audience, '*') THEN 'audience'
-                    WHEN i.expires + INTERVAL '{skew_ms} milliseconds' < u.time THEN 'expired'
-                    WHEN r.revoked_at <= u.time THEN 'revoked'
+                    WHEN cardinality(w.audience) > 0
+                         AND NOT array_has(w.audience, w.service)
+                         AND NOT array_has(w.audience, '*') THEN 'audience'
+                    WHEN w.expires + INTERVAL '{skew_ms} milliseconds' < w.time THEN 'expired'
+                    WHEN r.revoked_at <= w.time THEN 'revoked'
                 END AS gap
-            FROM uses u
-            LEFT JOIN issued i ON i.token_id = u.token_id
-            LEFT JOIN revoked r ON r.token_id = u.token_id
+            FROM revoked r
+            RIGHT JOIN with_issue w ON w.token_id = r.token_id
         )
         SELECT service, gap, count(*) AS allows, count(DISTINCT token_id) AS tokens,
                count(DISTINCT principal) AS principals,
@@ -178,8 +184,8 @@ pub(super) fn queries(
                sum(r.denies) AS peer_denies,
                array_sort(array_agg(DISTINCT r.reason)) AS peer_reasons,
                array_slice(array_sort(array_agg(a.token_id)), 1, 3) AS example_tokens
-        FROM allowed a
-        JOIN rejected r ON r.token_id = a.token_id AND r.peer <> a.service
+        FROM rejected r
+        JOIN allowed a ON a.token_id = r.token_id AND a.service <> r.peer
         GROUP BY a.service, r.peer",
         window = window_of(""),
         only = only(DECIDER),
@@ -240,18 +246,12 @@ pub(super) fn queries(
         only = only(DECIDER),
     );
 
+    // Most onward calls are a service acting as itself or relaying its caller's identity:
+    // the first are set aside against the (small) table of own identities, the second by
+    // an anti-join whose build side is what is left; only the few remaining calls are
+    // joined to the trace's callers for the report.
     let propagation = format!(
-        "WITH calls AS (
-            SELECT id, time, trace_id, principal, {DECIDER} AS service, source_service, token_id
-            FROM events
-            WHERE kind = 'authz' AND trace_id IS NOT NULL AND {window}
-        ),
-        callers AS (
-            SELECT trace_id, service, principal, min(time) AS first_time
-            FROM calls
-            GROUP BY 1, 2, 3
-        ),
-        issued AS (
+        "WITH issued AS (
             SELECT token_id, client_id, principal, auth_method, trace_id, time
             FROM events
             WHERE kind = 'token_issue' AND {issued_window}
@@ -263,24 +263,40 @@ pub(super) fn queries(
             SELECT token_id, trace_id, time FROM issued WHERE lower(auth_method) = 'token_exchange'
         ),
         onward AS (
-            SELECT d.id, d.time, d.trace_id, d.source_service AS service, d.service AS callee,
-                   d.principal AS onward_principal, d.token_id, u.principal AS caller
-            FROM calls d
-            JOIN callers u
-              ON u.trace_id = d.trace_id AND u.service = d.source_service AND u.first_time <= d.time
-            WHERE d.source_service IS NOT NULL {only}
+            SELECT d.id, d.time, d.trace_id, d.source_service AS service,
+                   {DECIDER} AS callee, d.principal, d.token_id
+            FROM events d
+            WHERE d.kind = 'authz' AND d.trace_id IS NOT NULL AND d.source_service IS NOT NULL
+              AND {window} {only}
+        ),
+        calls AS (
+            SELECT trace_id, {DECIDER} AS service, principal, time
+            FROM events
+            WHERE kind = 'authz' AND trace_id IS NOT NULL AND {window}
+        ),
+        foreign_identity AS (
+            SELECT o.* FROM onward o
+            LEFT JOIN own w ON w.service = o.service AND w.principal = o.principal
+            WHERE w.principal IS NULL
+        ),
+        unrelayed AS (
+            SELECT f.* FROM foreign_identity f
+            LEFT ANTI JOIN calls c
+              ON c.trace_id = f.trace_id AND c.service = f.service AND c.principal = f.principal
+        ),
+        swapped AS (
+            SELECT u.id, u.trace_id, u.service, u.callee, u.principal AS onward_principal,
+                   c.principal AS caller
+            FROM unrelayed u
+            JOIN calls c ON c.trace_id = u.trace_id AND c.service = u.service AND c.time <= u.time
+            WHERE NOT EXISTS (SELECT 1 FROM exchanges x WHERE x.token_id = u.token_id)
+              AND NOT EXISTS (SELECT 1 FROM exchanges x WHERE x.trace_id = u.trace_id
+                                AND x.time <= u.time)
         )
-        SELECT o.service, o.caller, o.onward_principal, o.callee,
-               count(DISTINCT o.trace_id) AS traces, count(DISTINCT o.id) AS calls,
-               array_slice(array_sort(array_agg(DISTINCT o.trace_id)), 1, 3) AS example_traces
-        FROM onward o
-        WHERE NOT EXISTS (SELECT 1 FROM callers c WHERE c.trace_id = o.trace_id
-                            AND c.service = o.service AND c.principal = o.onward_principal)
-          AND NOT EXISTS (SELECT 1 FROM own w WHERE w.service = o.service
-                            AND w.principal = o.onward_principal)
-          AND NOT EXISTS (SELECT 1 FROM exchanges x WHERE x.token_id = o.token_id)
-          AND NOT EXISTS (SELECT 1 FROM exchanges x WHERE x.trace_id = o.trace_id
-                            AND x.time <= o.time)
+        SELECT service, caller, onward_principal, callee,
+               count(DISTINCT trace_id) AS traces, count(DISTINCT id) AS calls,
+               array_slice(array_sort(array_agg(DISTINCT trace_id)), 1, 3) AS example_traces
+        FROM swapped
         GROUP BY 1, 2, 3, 4",
         window = window_of(""),
         only = only("d.source_service"),
