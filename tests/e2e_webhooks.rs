@@ -93,7 +93,9 @@ impl Receiver {
 
 fn write_config(path: &Path, lake: &Path, hooks: &[(&str, String, &str)], drain: &str) {
     let mut text = format!(
-        "[lake]\npath = {:?}\n\n[respond]\ndrain_timeout = \"{drain}\"\n",
+        // One alert per token (revoked_token_use): the service allowing them would add a
+        // validation_gap alert, which the delivery counts below do not expect.
+        "[lake]\npath = {:?}\n\n[detect.validation_gap]\nenabled = false\n\n[respond]\ndrain_timeout = \"{drain}\"\n",
         lake.display().to_string()
     );
     for (name, url, action) in hooks {

@@ -38,6 +38,10 @@ pub(crate) struct Ev {
     pub token_audience: Option<Vec<&'static str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_scopes: Option<&'static str>,
+    /// On `authz`: the scopes the deciding service required (one space-separated string,
+    /// as the contract allows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_scopes: Option<&'static str>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "rfc3339_option"

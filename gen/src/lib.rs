@@ -25,6 +25,7 @@ mod output;
 mod scenario;
 mod services;
 mod sim;
+mod situations;
 mod topology;
 mod traffic;
 mod truth;

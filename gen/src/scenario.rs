@@ -66,6 +66,27 @@ pub enum ScenarioKind {
     ServiceMachineLogin,
     /// Look-alike of `service_fan_out`: the reconciliation job's runs after learning.
     BatchFanOut,
+    /// Attack (trust): the ledger allows a token that expired ten minutes before; the
+    /// fraud service denies it.
+    ExpiredTokenAccepted,
+    /// Situation (trust): the accounts service allows calls without any credential when
+    /// they come through the gateway.
+    TokenlessFromGateway,
+    /// Situation (trust): the orders service allows one person's `POST /orders` through
+    /// the gateway and denies it through the search service and directly.
+    OriginDependentDecision,
+    /// Situation (trust): in one trace, the orders service calls payments under another
+    /// identity than the person's, with no token exchange.
+    DroppedIdentity,
+    /// Situation (privilege): the reports client is granted four scopes and uses one.
+    OverScopedClient,
+    /// Situation (privilege): the exports client gets tokens and never presents one.
+    DormantClient,
+    /// Look-alike of `validation_gap`: a token used ten seconds after its expiry, inside
+    /// the skew.
+    TokenJustAfterExpiry,
+    /// Look-alike of tokenless calls (`report trust`): health checks on an open route.
+    OpenHealthCheck,
 }
 
 impl ScenarioKind {
@@ -84,6 +105,12 @@ impl ScenarioKind {
         ScenarioKind::AudienceMismatch,
         ScenarioKind::MfaFatigue,
         ScenarioKind::ServiceInteractiveLogin,
+        ScenarioKind::ExpiredTokenAccepted,
+        ScenarioKind::TokenlessFromGateway,
+        ScenarioKind::OriginDependentDecision,
+        ScenarioKind::DroppedIdentity,
+        ScenarioKind::OverScopedClient,
+        ScenarioKind::DormantClient,
     ];
 
     /// The look-alikes played at a point in time (the batch job's runs come on their own).
@@ -97,6 +124,8 @@ impl ScenarioKind {
         ScenarioKind::NewUser,
         ScenarioKind::AdminAudience,
         ScenarioKind::ServiceMachineLogin,
+        ScenarioKind::TokenJustAfterExpiry,
+        ScenarioKind::OpenHealthCheck,
     ];
 
     /// The scenario's name in the ground truth and on the command line.
@@ -118,8 +147,10 @@ impl ScenarioKind {
             BruteForce => &["brute_force"],
             PasswordSpray => &["password_spray"],
             TokenReplayAddresses | TokenReplayForeign => &["token_replay"],
-            RevokedTokenUse | ExpiredTokenUse => &["revoked_token_use"],
-            AudienceMismatch => &["audience_mismatch"],
+            // The front service allowed the token: its validation is broken too.
+            RevokedTokenUse | ExpiredTokenUse => &["revoked_token_use", "validation_gap"],
+            AudienceMismatch => &["audience_mismatch", "validation_gap"],
+            ExpiredTokenAccepted => &["validation_gap", "revoked_token_use"],
             MfaFatigue => &["mfa_fatigue"],
             ServiceInteractiveLogin => &["service_interactive_login"],
             _ => &[],
@@ -140,8 +171,34 @@ impl ScenarioKind {
             AdminAudience => "audience_mismatch",
             ServiceMachineLogin => "service_interactive_login",
             BatchFanOut => "service_fan_out",
+            TokenJustAfterExpiry => "validation_gap",
+            OpenHealthCheck => "trust.tokenless",
             _ => return None,
         })
+    }
+
+    /// The report sections (`report trust`, `report privilege`) that must list the
+    /// situation; empty for the rest.
+    pub fn reports(self) -> &'static [&'static str] {
+        use ScenarioKind::*;
+        match self {
+            ExpiredTokenAccepted => &["trust.accepted_invalid", "trust.rejected_elsewhere"],
+            TokenlessFromGateway => &["trust.tokenless"],
+            OriginDependentDecision => &["trust.origin"],
+            DroppedIdentity => &["trust.propagation"],
+            OverScopedClient => &["privilege.unused_scopes"],
+            DormantClient => &["privilege.dormant"],
+            _ => &[],
+        }
+    }
+
+    /// Attack when a detector should fire or a report list it; benign otherwise.
+    pub fn label(self) -> Label {
+        if self.expect().is_empty() && self.reports().is_empty() {
+            Label::Benign
+        } else {
+            Label::Attack
+        }
     }
 }
 
@@ -186,12 +243,15 @@ impl Scenario {
     pub fn record_out(&self) -> TruthScenario {
         TruthScenario {
             scenario: self.kind,
-            label: if self.kind.expect().is_empty() {
-                Label::Benign
-            } else {
-                Label::Attack
-            },
+            label: self.kind.label(),
             expect: self.kind.expect().iter().map(|d| (*d).to_owned()).collect(),
+            reports: self
+                .kind
+                .reports()
+                .iter()
+                .map(|r| (*r).to_owned())
+                .collect(),
+            subject: crate::situations::subject(self.kind).map(str::to_owned),
             lookalike_of: self.kind.lookalike_of().map(str::to_owned),
             principal: self.principal.clone(),
             start: self.start,
@@ -204,7 +264,9 @@ impl Scenario {
 /// Plays scenario `at` at `time`.
 pub(crate) fn play(generator: &mut Generator, at: usize, time: Micros) {
     let kind = generator.scenarios[at].kind;
-    if kind.expect().is_empty() {
+    if crate::situations::subject(kind).is_some() {
+        crate::situations::play(generator, kind, time);
+    } else if kind.expect().is_empty() {
         crate::lookalikes::play(generator, kind, time);
     } else {
         crate::attacks::play(generator, kind, time);

@@ -44,9 +44,17 @@ pub struct TruthScenario {
     pub label: Label,
     /// The detectors that should fire on an attack (empty for a look-alike).
     pub expect: Vec<String>,
-    /// For a look-alike, the detector it resembles.
+    /// For a look-alike, the detector (or report section) it resembles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookalike_of: Option<String>,
+    /// The report sections that must list the situation (`trust.tokenless`,
+    /// `privilege.dormant`, ...); see README, "Generated traffic and evaluation".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<String>,
+    /// The service or client the situation is about, for the trust and privilege
+    /// situations and their look-alikes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// The principal of its first event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,

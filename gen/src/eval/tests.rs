@@ -62,13 +62,11 @@ fn authn(id: &str, second: i64, principal: &str, method: &str, ok: bool, ip: &st
 fn scenario(kind: ScenarioKind, ids: &[String], start_second: i64) -> TruthScenario {
     TruthScenario {
         scenario: kind,
-        label: if kind.expect().is_empty() {
-            Label::Benign
-        } else {
-            Label::Attack
-        },
+        label: kind.label(),
         expect: kind.expect().iter().map(|d| d.to_string()).collect(),
         lookalike_of: kind.lookalike_of().map(str::to_owned),
+        reports: kind.reports().iter().map(|r| r.to_string()).collect(),
+        subject: None,
         principal: None,
         start: Some((T0 + start_second * 1_000) * 1_000),
         end: None,
