@@ -103,7 +103,7 @@ pub fn run(args: &GenArgs) -> anyhow::Result<ExitCode> {
     let attacks = truth
         .scenarios
         .iter()
-        .filter(|s| !s.expect.is_empty())
+        .filter(|s| s.label == authtrail_gen::Label::Attack)
         .count();
     eprintln!(
         "authtrail: {events} events from {} to {}, {attacks} attacks and {} look-alikes",
@@ -151,7 +151,7 @@ fn parse_attacks(list: &str) -> anyhow::Result<Vec<ScenarioKind>> {
     let mut attacks = Vec::new();
     for name in list.split(',').map(str::trim) {
         let kind: ScenarioKind = name.parse().map_err(anyhow::Error::msg)?;
-        if kind.expect().is_empty() {
+        if kind.label() == authtrail_gen::Label::Benign {
             bail!("`{name}` is a look-alike, not an attack (look-alikes come with every run unless `--no-lookalikes`)");
         }
         attacks.push(kind);

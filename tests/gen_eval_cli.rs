@@ -75,6 +75,7 @@ fn gen_is_deterministic_and_eval_catches_every_attack_without_false_alerts() {
         "audience_mismatch",
         "mfa_fatigue",
         "service_interactive_login",
+        "validation_gap",
     ] {
         let row = report
             .lines()

@@ -141,7 +141,8 @@ impl ScenarioKind {
         use ScenarioKind::*;
         match self {
             ServiceNewEdge => &["new_service_edge"],
-            UserNewEdge => &["new_service_edge", "audience_mismatch"],
+            // The customers API allowed the token outside its audience.
+            UserNewEdge => &["new_service_edge", "audience_mismatch", "validation_gap"],
             ServiceFanOut => &["service_fan_out", "new_service_edge"],
             AuthzProbing => &["authz_probing"],
             BruteForce => &["brute_force"],
