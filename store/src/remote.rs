@@ -6,6 +6,7 @@
 //! not its caller happens to be inside a runtime of its own.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 
 use authtrail_model::Micros;
@@ -29,6 +30,8 @@ pub struct RemoteLake {
     store_url: Url,
     /// The lake's URL without user information, for messages.
     shown: String,
+    /// Requests sent through this lake (a listing counts once, however many pages).
+    requests: AtomicU64,
 }
 
 /// One object found by a listing: its lake-relative path and size.
@@ -52,6 +55,7 @@ impl RemoteLake {
             prefix,
             store_url,
             shown,
+            requests: AtomicU64::new(0),
         })
     }
 
@@ -91,6 +95,16 @@ impl RemoteLake {
         &self.shown
     }
 
+    /// Requests this process sent to the store through the lake (a listing counts once,
+    /// however many pages it took), for benchmarks and diagnostics.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, requests: usize) {
+        self.requests.fetch_add(requests as u64, Ordering::Relaxed);
+    }
+
     fn object(&self, relative: &str) -> ObjectPath {
         relative
             .split('/')
@@ -116,6 +130,7 @@ impl RemoteLake {
 
     /// Writes `bytes` at `relative`, replacing what was there.
     pub(crate) fn put(&self, relative: &str, bytes: &[u8]) -> Result<()> {
+        self.count(1);
         let store = self.store.clone();
         let path = self.object(relative);
         let payload = PutPayload::from(Bytes::copy_from_slice(bytes));
@@ -126,6 +141,7 @@ impl RemoteLake {
     /// Creates `relative` with `bytes` only if no object has that name; `Ok(false)` when
     /// one had it first.
     pub(crate) fn create(&self, relative: &str, bytes: &[u8]) -> Result<bool> {
+        self.count(1);
         let store = self.store.clone();
         let path = self.object(relative);
         let payload = PutPayload::from(Bytes::copy_from_slice(bytes));
@@ -139,6 +155,7 @@ impl RemoteLake {
 
     /// The object at `relative`, or `None` when there is none.
     pub(crate) fn get(&self, relative: &str) -> Result<Option<Bytes>> {
+        self.count(1);
         let store = self.store.clone();
         let path = self.object(relative);
         let got = block_on(async move {
@@ -153,6 +170,7 @@ impl RemoteLake {
 
     /// Whether an object is at `relative` (a HEAD request).
     pub(crate) fn exists(&self, relative: &str) -> Result<bool> {
+        self.count(1);
         let store = self.store.clone();
         let path = self.object(relative);
         let found = block_on(async move {
@@ -168,6 +186,7 @@ impl RemoteLake {
     /// The objects at `relatives`, read concurrently, in the same order (`None` for one
     /// that is gone).
     pub(crate) fn get_many(&self, relatives: &[String]) -> Result<Vec<Option<Bytes>>> {
+        self.count(relatives.len());
         let store = self.store.clone();
         let paths: Vec<ObjectPath> = relatives.iter().map(|path| self.object(path)).collect();
         let got = block_on(async move {
@@ -191,6 +210,7 @@ impl RemoteLake {
     /// Deletes the objects at `relatives`; one already gone is no error.
     pub(crate) fn delete(&self, relatives: &[String]) -> Result<()> {
         for relative in relatives {
+            self.count(1);
             let store = self.store.clone();
             let path = self.object(relative);
             let deleted = block_on(async move {
@@ -206,6 +226,7 @@ impl RemoteLake {
 
     /// Every object below the directory `relative` (all its levels), sorted by path.
     pub(crate) fn list(&self, relative: &str) -> Result<Vec<Listed>> {
+        self.count(1);
         let store = self.store.clone();
         let prefix = self.object(relative);
         let listed =
@@ -227,6 +248,7 @@ impl RemoteLake {
 
     /// Whether any object lies below the lake's prefix.
     pub(crate) fn has_objects(&self) -> Result<bool> {
+        self.count(1);
         let store = self.store.clone();
         let prefix = self.prefix.clone();
         let first = block_on(async move {
