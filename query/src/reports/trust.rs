@@ -275,8 +275,8 @@ pub(super) fn queries(
             WHERE kind = 'authz' AND trace_id IS NOT NULL AND {window}
         ),
         foreign_identity AS (
-            SELECT o.* FROM onward o
-            LEFT JOIN own w ON w.service = o.service AND w.principal = o.principal
+            SELECT o.* FROM own w
+            RIGHT JOIN onward o ON o.service = w.service AND o.principal = w.principal
             WHERE w.principal IS NULL
         ),
         unrelayed AS (
