@@ -14,6 +14,8 @@ use crate::message::RawMessage;
 pub type Clock = fn() -> Micros;
 
 /// What decoding made of one message.
+// Most messages are events: boxing the event would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Outcome<'a> {
     /// An event of the contract, borrowing from the message where it needs no copy.
     Event(Event<'a>),

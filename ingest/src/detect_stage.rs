@@ -31,7 +31,7 @@ const QUEUED_COMMANDS: usize = 4;
 
 /// The detectors, inline or on their own thread.
 pub(crate) enum DetectStage {
-    Inline(Detection),
+    Inline(Box<Detection>),
     Thread(DetectionThread),
 }
 
@@ -68,7 +68,7 @@ impl DetectStage {
     /// Moves the detectors to a thread of their own, which hands flushes on to `writer`.
     pub fn on_own_thread(self, writer: SyncSender<Flush>) -> Result<Self> {
         let detection = match self {
-            DetectStage::Inline(detection) => detection,
+            DetectStage::Inline(detection) => *detection,
             thread @ DetectStage::Thread(_) => return Ok(thread),
         };
         let (commands, queue) = sync_channel::<Command>(QUEUED_COMMANDS);

@@ -96,7 +96,7 @@ impl Pipeline {
             oldest_buffered: None,
             writer: Some(writer),
             opened: Vec::new(),
-            detection: detection.map(DetectStage::Inline),
+            detection: detection.map(|detection| DetectStage::Inline(Box::new(detection))),
             detection_dirty: false,
             source_log: None,
             formats: SourceFormats::contract(),
