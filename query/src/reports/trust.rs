@@ -276,8 +276,7 @@ pub(super) fn queries(
         ),
         foreign_identity AS (
             SELECT o.* FROM own w
-            RIGHT JOIN onward o ON o.service = w.service AND o.principal = w.principal
-            WHERE w.principal IS NULL
+            RIGHT ANTI JOIN onward o ON o.service = w.service AND o.principal = w.principal
         ),
         unrelayed AS (
             SELECT f.* FROM foreign_identity f
