@@ -13,6 +13,10 @@
 //! that restores the original column names. Every group has at least one row, so the sum
 //! is never null and equals the count; both are `Int64`.
 
+mod partitioning;
+
+pub(crate) use partitioning::DistinctOnOnePartitioning;
+
 use std::sync::Arc;
 
 use datafusion::common::tree_node::Transformed;

@@ -182,6 +182,7 @@ impl QueryEngine {
             // No CREATE EXTERNAL TABLE factories: nothing may register file-backed tables.
             .with_table_factories(Default::default())
             .with_optimizer_rules(optimizer_rules())
+            .with_physical_optimizer_rule(Arc::new(distinct::DistinctOnOnePartitioning))
             .with_physical_optimizer_rule(Arc::new(yielding::YieldingJoins))
             .build();
         let ctx = SessionContext::new_with_state(state);

@@ -172,6 +172,66 @@ async fn distinct_counts_beside_plain_counts_are_exact_and_grouped_twice() {
         .expect("a physical plan");
     let physical = physical["plan"].as_str().unwrap();
     assert!(!physical.contains("count(DISTINCT"), "{physical}");
+    // The distinct pairs are hashed on the token alone, and the tokens counted where
+    // they are (`distinct/partitioning.rs`).
+    assert_eq!(physical.matches("RepartitionExec").count(), 1, "{physical}");
+    assert!(
+        physical.contains("mode=SinglePartitioned, gby=[token_id"),
+        "{physical}"
+    );
+}
+
+#[tokio::test]
+async fn grouped_distinct_counts_over_two_partitions_match_counts_made_by_hand() {
+    use std::collections::{BTreeMap, BTreeSet};
+    // 4,000 presentations of 300 tokens, a third of them always from one address, the
+    // others from up to 12, some without an address, spread over four hours and eight
+    // files (a linear congruential sequence, so the lake is the same every run).
+    let mut state = 7u64;
+    let mut next = |below: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % below
+    };
+    let mut lines = Vec::new();
+    let mut expected: BTreeMap<String, (BTreeSet<String>, i64)> = BTreeMap::new();
+    for at in 0..4_000 {
+        let token = next(300);
+        let ip = (next(10) > 0).then(|| match token {
+            0..100 => "10.9.9.9".to_owned(),
+            _ => format!("10.{}.0.{}", next(3), next(4)),
+        });
+        let token = format!("jti-{token}");
+        let source_ip = ip
+            .as_ref()
+            .map_or(String::new(), |ip| format!(r#","source_ip":"{ip}""#));
+        lines.push(format!(
+            r#"{{"id":"p-{at}","time":"2026-11-23T{:02}:{:02}:00Z","kind":"authz","principal":"svc:a","service":"payments","target_service":"payments","outcome":"allow","token_id":"{token}"{source_ip}}}"#,
+            8 + at / 1_000,
+            at % 60
+        ));
+        let (ips, uses) = expected.entry(token).or_default();
+        ips.extend(ip);
+        *uses += 1;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    support::write_events(dir.path(), &lines, 500);
+    let config = QueryConfig {
+        threads: 2,
+        ..QueryConfig::default()
+    };
+    let engine = QueryEngine::open(dir.path(), config).unwrap();
+    let relayed = "SELECT token_id, count(DISTINCT source_ip) AS ips, count(*) AS uses \
+                   FROM events WHERE token_id IS NOT NULL GROUP BY token_id \
+                   HAVING count(DISTINCT source_ip) > 1 ORDER BY token_id";
+    let expected: Vec<_> = expected
+        .into_iter()
+        .filter(|(_, (ips, _))| ips.len() > 1)
+        .map(|(token, (ips, uses))| json!({"token_id": token, "ips": ips.len(), "uses": uses}))
+        .collect();
+    assert!(expected.len() > 100, "the data exercises the query");
+    assert_eq!(rows(&engine, relayed).await, expected);
 }
 
 #[tokio::test]

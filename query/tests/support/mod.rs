@@ -109,6 +109,23 @@ pub fn write_fixture(root: &Path) {
         .unwrap();
 }
 
+/// Writes `lines` (contract events) under `root` as one partition's log, `per_commit`
+/// events to a commit, so the lake has several files.
+pub fn write_events(root: &Path, lines: &[String], per_commit: usize) {
+    let mut lake = Lake::open(root, EncodeOptions::default()).unwrap();
+    let mut log = lake.open_partition("auth-events", 0).unwrap();
+    let limits = ContractLimits::default();
+    for (commit, chunk) in lines.chunks(per_commit).enumerate() {
+        let mut segment = SegmentBuilder::new("auth-events", 0, per_commit);
+        for (at, line) in chunk.iter().enumerate() {
+            let event = parse_event(line.as_bytes(), NOW, &limits).unwrap();
+            segment.push_event(&event, &meta((commit * per_commit + at) as i64));
+        }
+        let segment = segment.finish().unwrap().unwrap();
+        lake.commit(&mut log, segment).unwrap();
+    }
+}
+
 fn meta(offset: i64) -> IngestMeta<'static> {
     IngestMeta {
         topic: "auth-events",
