@@ -19,7 +19,7 @@
 //! (calls/s per service at the daily peak, default 1.0) size the traffic, `PARTITIONS`
 //! (default 4), `LATENCY_SECONDS` (default 20, after 3 s of warm-up), `LATENCY_RATE`
 //! (default half of phase 4's rate), `TRIGGER_EVERY_MS` (default 10), `AUTHTRAIL_PYTHON`,
-//! `FETCH_WAIT_MS` (the latency run's `fetch.wait.max.ms`, default librdkafka's 500),
+//! `FETCH_WAIT_MS` (the latency run's `fetch.wait.max.ms`, default the Kafka source's),
 //! `AUTHTRAIL_TANSU`, `BROKER=embedded` (authtrail's embedded broker in this process
 //! instead of a tansu process). Results: `docs/benchmarks.md`.
 
@@ -174,10 +174,10 @@ fn main() {
     let worker = {
         let (stats, stop, brokers) = (stats.clone(), stop.clone(), broker.address.clone());
         let mut kafka = kafka_config("latency", "authtrail-latency");
-        // librdkafka waits up to 500 ms for a fetch to fill by default; a low-latency
-        // deployment sets this in `kafka.settings`.
-        let wait = env_number("FETCH_WAIT_MS", 500u64).to_string();
-        kafka.settings.insert("fetch.wait.max.ms".into(), wait);
+        // The source's own default unless the run asks for another.
+        if let Ok(wait) = std::env::var("FETCH_WAIT_MS") {
+            kafka.settings.insert("fetch.wait.max.ms".into(), wait);
+        }
         std::thread::spawn(move || {
             let config = PipelineConfig::default();
             authtrail_ingest::ingest_kafka(
@@ -219,7 +219,10 @@ fn main() {
     println!(
         "5. at {rate} events/s for {} s (fetch.wait.max.ms {}), {triggers} triggers, {} webhooks received, {} alerts:",
         seconds.as_secs(),
-        env_number("FETCH_WAIT_MS", 500u64),
+        std::env::var("FETCH_WAIT_MS").unwrap_or_else(|_| format!(
+            "{} (the source's default)",
+            authtrail_ingest::kafka::DEFAULT_FETCH_WAIT_MAX_MS
+        )),
         measure.received.load(Ordering::Relaxed),
         stats.alerts.load(Ordering::Relaxed)
     );
@@ -231,6 +234,7 @@ fn main() {
         "   produce -> webhook: {}",
         latency::quantiles(&measure.to_webhook.lock().unwrap())
     );
+    println!("   slowest: {}", measure.slowest(10));
     drop(broker);
     drop(background);
 

@@ -23,6 +23,10 @@ pub struct Measure {
     pub to_webhook: Mutex<Histogram<u64>>,
     pub received: AtomicU64,
     recording: AtomicBool,
+    /// When measuring started, and each produce → webhook sample's production time since
+    /// then with its latency in µs: when the slowest happened tells what delayed them.
+    started: Instant,
+    webhook_samples: Mutex<Vec<(Duration, u64)>>,
 }
 
 impl Default for Measure {
@@ -34,6 +38,8 @@ impl Default for Measure {
             to_webhook: histogram(),
             received: AtomicU64::new(0),
             recording: AtomicBool::new(false),
+            started: Instant::now(),
+            webhook_samples: Mutex::default(),
         }
     }
 }
@@ -52,7 +58,33 @@ impl Measure {
         if self.recording.load(Ordering::Relaxed) {
             let micros = now.duration_since(at).as_micros() as u64;
             histogram.lock().unwrap().record(micros.max(1)).unwrap();
+            if std::ptr::eq(histogram, &self.to_webhook) {
+                let produced = at.duration_since(self.started);
+                self.webhook_samples
+                    .lock()
+                    .unwrap()
+                    .push((produced, micros));
+            }
         }
+    }
+
+    /// The `n` slowest produce → webhook samples: when each was produced (seconds since
+    /// the measure began) and its latency.
+    pub fn slowest(&self, n: usize) -> String {
+        let mut samples = self.webhook_samples.lock().unwrap().clone();
+        samples.sort_by_key(|&(_, micros)| std::cmp::Reverse(micros));
+        samples
+            .iter()
+            .take(n)
+            .map(|(at, micros)| {
+                format!(
+                    "{:.2} ms at {:.3} s",
+                    *micros as f64 / 1e3,
+                    at.as_secs_f64()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
