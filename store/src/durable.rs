@@ -38,10 +38,13 @@ pub(crate) fn publish(path: &Path) -> Result<()> {
     sync_dir(path.parent().expect("lake files live in a directory"))
 }
 
+/// What a file's temporary name adds to its final name.
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+
 /// The temporary name a file is written under before it is renamed into place.
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
+    name.push(TEMP_SUFFIX);
     PathBuf::from(name)
 }
 

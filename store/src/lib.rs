@@ -199,7 +199,7 @@ impl Lake {
             bytes: 0,
         };
         for (relative, table, batch) in planned {
-            let entry = self.write_file(&relative, table, batch, &mut summary)?;
+            let entry = self.write_file(log, &relative, table, batch, &mut summary)?;
             summary.files.push(entry);
         }
         log.append_committed(
@@ -238,7 +238,9 @@ impl Lake {
             .iter()
             .map(|path| FileEntry::planned(path))
             .collect();
-        let log = self.alerts_log.as_mut().expect("opened above");
+        // Out of `self` while the files are written; an error leaves it closed, and the
+        // next write opens it again (rolling back this pending record).
+        let mut log = self.alerts_log.take().expect("opened above");
         log.append(RecordState::Pending, number, number, pending)?;
         let mut summary = CommitSummary {
             files: Vec::with_capacity(batches.len()),
@@ -246,10 +248,10 @@ impl Lake {
             bytes: 0,
         };
         for (relative, (_, batch)) in planned.iter().zip(batches) {
-            let entry = self.write_file(relative, Table::Alerts, batch, &mut summary)?;
+            let entry = self.write_file(&log, relative, Table::Alerts, batch, &mut summary)?;
             summary.files.push(entry);
         }
-        let log = self.alerts_log.as_mut().expect("opened above");
+        let log = self.alerts_log.insert(log);
         log.append(
             RecordState::Committed,
             number,
@@ -259,16 +261,19 @@ impl Lake {
         Ok(summary)
     }
 
-    /// Encodes `batch` and writes it durably at `relative`; returns its manifest entry.
+    /// Encodes `batch` and writes it durably at `relative` for the flush `log` records;
+    /// returns its manifest entry.
     fn write_file(
         &mut self,
+        log: &PartitionLog,
         relative: &Path,
         table: Table,
         batch: &arrow_array::RecordBatch,
         summary: &mut CommitSummary,
     ) -> Result<FileEntry> {
         let encoded = encode(table, batch, &self.options)?;
-        self.storage.put(&path_text(relative), &encoded.bytes)?;
+        self.storage
+            .put_for(log, &path_text(relative), &encoded.bytes)?;
         summary.rows += encoded.rows as u64;
         summary.bytes += encoded.bytes.len() as u64;
         Ok(FileEntry {

@@ -220,6 +220,20 @@ impl PartitionLog {
         self.next_offset
     }
 
+    /// Whether this handle still holds the log: no other writer appended since its last
+    /// record.
+    pub(crate) fn still_held(&self) -> Result<bool> {
+        self.records.unchanged(self.next_seq)
+    }
+
+    /// The error of a writer that no longer holds the log.
+    pub(crate) fn lost(&self) -> Error {
+        Error::Conflict {
+            log: self.records.name().to_owned(),
+            seq: self.next_seq,
+        }
+    }
+
     /// The manifest's lake-relative name (`_manifest/<source>-<partition>.jsonl`).
     pub fn name(&self) -> &str {
         self.records.name()

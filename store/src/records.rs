@@ -184,6 +184,21 @@ impl Records {
     }
 }
 
+impl Records {
+    /// Whether no other writer has appended since this handle's last record, whose
+    /// successor would be record `next_seq`.
+    pub(crate) fn unchanged(&self, next_seq: u64) -> Result<bool> {
+        match self {
+            Records::Lines {
+                path, file, len, ..
+            } => Ok(file.metadata().map_err(Error::io(path.as_path()))?.len() == *len),
+            Records::Objects { remote, dir, .. } => {
+                Ok(!remote.exists(&record_object(dir, next_seq))?)
+            }
+        }
+    }
+}
+
 /// Whether the log `name` has any record.
 pub(crate) fn exists(storage: &Storage, name: &str) -> Result<bool> {
     match storage.remote() {

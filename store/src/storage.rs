@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::durable::{self, DurableDirs};
 use crate::error::Error;
+use crate::manifest::PartitionLog;
 use crate::remote::{Listed, RemoteLake};
 use crate::{LakeLocation, Result};
 
@@ -47,6 +48,39 @@ impl Storage {
                 durable::write_file_atomically(&path, bytes)
             }
             Storage::Remote(remote) => remote.put(relative, bytes),
+        }
+    }
+
+    /// Writes a file of a flush `log` is recording, durably, only while `log` is still
+    /// held: a writer that lost its partition must not replace a file the new owner
+    /// committed under the same name (same offset range). Locally the check comes between
+    /// the staged write and the rename; on an object store the file is created only if
+    /// absent, and one already there (a retry of the same flush, a lost writer's garbage)
+    /// is replaced only after the check.
+    pub(crate) fn put_for(
+        &mut self,
+        log: &PartitionLog,
+        relative: &str,
+        bytes: &[u8],
+    ) -> Result<()> {
+        match self {
+            Storage::Local { .. } => {
+                self.put_staged(relative, bytes)?;
+                if !log.still_held()? {
+                    self.remove(&[format!("{relative}{}", durable::TEMP_SUFFIX)])?;
+                    return Err(log.lost());
+                }
+                self.publish(relative)
+            }
+            Storage::Remote(remote) => {
+                if remote.create(relative, bytes)? {
+                    return Ok(());
+                }
+                if !log.still_held()? {
+                    return Err(log.lost());
+                }
+                remote.put(relative, bytes)
+            }
         }
     }
 

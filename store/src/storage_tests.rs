@@ -204,20 +204,15 @@ fn a_writer_that_lost_its_partition_leaves_garbage_that_verify_reports_and_maint
             .commit(&mut owner_log, segment(10..25, false))
             .unwrap();
 
-        // The zombie wakes up: its files land, its committed record does not.
-        let mut summary = CommitSummary {
-            files: Vec::new(),
-            rows: 0,
-            bytes: 0,
-        };
+        // The zombie wakes up: its files land (on an object store a new name is created
+        // without asking the log first; locally the rename would have asked, so the files
+        // are put in place here as a store would), its committed record does not.
         let mut written = Vec::new();
         for (table, hour, batch) in &late.batches {
-            let path = data_file_path(*table, *hour, "auth-events", 1, 10, 19);
-            written.push(
-                zombie
-                    .write_file(&path, *table, batch, &mut summary)
-                    .unwrap(),
-            );
+            let path = path_text(&data_file_path(*table, *hour, "auth-events", 1, 10, 19));
+            let encoded = encode(*table, batch, &EncodeOptions::default()).unwrap();
+            backend.storage().put(&path, &encoded.bytes).unwrap();
+            written.push(FileEntry::planned(Path::new(&path)));
         }
         let error = zombie_log
             .append_committed(10, 19, written, Vec::new())
@@ -248,6 +243,46 @@ fn a_writer_that_lost_its_partition_leaves_garbage_that_verify_reports_and_maint
         assert_eq!(backend.verify(), []);
         let log = backend.lake().open_partition("auth-events", 1).unwrap();
         assert_eq!(log.next_offset(), Some(25));
+    });
+}
+
+#[test]
+fn a_writer_that_lost_its_partition_cannot_replace_the_new_owners_file() {
+    on_both(|backend| {
+        let mut zombie = backend.lake();
+        let mut zombie_log = zombie.open_partition("auth-events", 1).unwrap();
+        let late = segment(0..10, false);
+        let planned: Vec<FileEntry> = late
+            .batches
+            .iter()
+            .map(|(table, hour, _)| {
+                FileEntry::planned(&data_file_path(*table, *hour, "auth-events", 1, 0, 9))
+            })
+            .collect();
+        zombie_log
+            .append(RecordState::Pending, 0, 9, planned)
+            .unwrap();
+        // The new owner rolls the zombie's flush back and commits the same range.
+        let mut owner = backend.lake();
+        let mut owner_log = owner.open_partition("auth-events", 1).unwrap();
+        owner.commit(&mut owner_log, segment(0..10, false)).unwrap();
+
+        let (table, hour, batch) = &late.batches[0];
+        let path = data_file_path(*table, *hour, "auth-events", 1, 0, 9);
+        let mut summary = CommitSummary {
+            files: Vec::new(),
+            rows: 0,
+            bytes: 0,
+        };
+        let error = zombie
+            .write_file(&zombie_log, &path, *table, batch, &mut summary)
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::Conflict { .. }),
+            "{}: {error}",
+            backend.name
+        );
+        assert_eq!(backend.verify(), [], "{}", backend.name);
     });
 }
 
