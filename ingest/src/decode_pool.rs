@@ -185,3 +185,79 @@ impl DecodePool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Outcome;
+
+    fn message(offset: i64) -> RawMessage {
+        let text = format!(
+            r#"{{"id":"e-{offset}","time":"2026-11-23T10:00:00Z","kind":"authz","principal":"user:ana","outcome":"allow"}}"#
+        );
+        RawMessage {
+            source: Arc::from("file.x"),
+            partition: 0,
+            offset,
+            timestamp: None,
+            size: text.len(),
+            payload: Some(text.into_bytes()),
+        }
+    }
+
+    #[test]
+    fn hands_batches_back_decoded_in_source_order() {
+        let (sender, input) = sync_channel(2);
+        let mut pool = DecodePool::start(
+            input,
+            3,
+            SourceFormats::contract(),
+            ContractLimits::default(),
+            || 1_796_083_200_000_000,
+        )
+        .unwrap();
+        let source = thread::spawn(move || {
+            for batch in 0..20 {
+                let offsets = batch * 10..batch * 10 + 10;
+                sender
+                    .send(Input::Messages(offsets.map(message).collect()))
+                    .unwrap();
+                if batch % 7 == 0 {
+                    sender
+                        .send(Input::Assign(vec![(Arc::from("file.x"), batch as i32)]))
+                        .unwrap();
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        loop {
+            match pool.next(Duration::from_secs(60)).unwrap() {
+                Next::Arrival(Arrival::Messages(messages)) => {
+                    for arrived in messages {
+                        let decoded = arrived.decoded.expect("decoded by the pool");
+                        let Outcome::Event(event) = decoded.outcome else {
+                            panic!("a good event");
+                        };
+                        assert_eq!(event.id, format!("e-{}", arrived.message.offset));
+                        seen.push(arrived.message.offset);
+                    }
+                }
+                Next::Arrival(Arrival::Assign(partitions)) => {
+                    seen.push(-i64::from(partitions[0].1) - 1000);
+                }
+                Next::Arrival(Arrival::Revoke { .. }) => panic!("none sent"),
+                Next::Timeout => panic!("the source sends without pause"),
+                Next::Ended => break,
+            }
+        }
+        source.join().unwrap();
+        let mut expected = Vec::new();
+        for batch in 0..20i64 {
+            expected.extend(batch * 10..batch * 10 + 10);
+            if batch % 7 == 0 {
+                expected.push(-batch - 1000);
+            }
+        }
+        assert_eq!(seen, expected);
+    }
+}
