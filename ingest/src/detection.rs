@@ -14,9 +14,10 @@
 //! An [`AlertSink`] (the binary plugs in the webhook responder) gets each alert the moment
 //! it is raised, and is synced at every checkpoint, before the offsets are committed.
 //!
-//! The checkpoint is cut on the decode thread when a flush is handed to the writer (so it
-//! covers exactly the offsets of that flush and earlier ones), and saved by the writer after
-//! it committed that flush's lake files.
+//! The checkpoint is cut where the detectors run (the pipeline thread, or their own thread:
+//! [`crate::detect_stage`]) when a flush is handed to the writer (so it covers exactly the
+//! offsets of that flush and earlier ones), and saved by the writer after it committed that
+//! flush's lake files.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -40,7 +41,7 @@ use crate::{Error, Result};
 /// The detectors' checkpoint under the lake's checkpoint directory.
 const CHECKPOINT_NAME: &str = "detect";
 const CHECKPOINT_VERSION: u32 = 1;
-/// How often the decode thread publishes detector latency and state sizes.
+/// How often the detectors publish their latency and state sizes.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// The first line of the checkpoint file; the detector state's bytes follow it.
@@ -59,8 +60,9 @@ struct CheckpointHeader {
 /// Where raised alerts go besides the lake: recorded at once (without waiting on the
 /// network), made durable by `sync` before the source commits the offsets that raised them.
 ///
-/// `record` is called on the pipeline's decode thread and `sync` on its writer thread, at
-/// the same time: `sync` must make at least every alert whose `record` returned durable.
+/// `record` is called where the detectors run (the pipeline thread, or their own) and `sync`
+/// on the writer thread, at the same time: `sync` must make at least every alert whose
+/// `record` returned durable.
 pub trait AlertSink: Send + Sync {
     /// Takes a newly raised alert (possibly one raised again by a replay: same id).
     fn record(&self, alert: &Alert) -> Result<(), BoxError>;
@@ -427,7 +429,7 @@ impl RulesReload {
     }
 }
 
-/// A detector checkpoint cut on the decode thread, saved by the writer.
+/// A detector checkpoint cut where the detectors run, saved by the writer.
 pub(crate) struct Checkpoint {
     number: u64,
     alerts: Vec<(i64, RecordBatch)>,

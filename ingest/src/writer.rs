@@ -27,7 +27,7 @@ pub(crate) type PartitionKey = (Arc<str>, i32);
 /// How many flushes may wait for the writer besides the one it is writing.
 pub(crate) const QUEUED_FLUSHES: usize = 1;
 
-/// One flush, as cut on the decode thread.
+/// One flush, as cut on the pipeline thread (its checkpoint where the detectors run).
 #[derive(Default)]
 pub(crate) struct Flush {
     /// Partitions the decode thread opened since the previous flush, with their manifests.
