@@ -7,17 +7,27 @@
 //! `Lake::commit` (encode plus temp file, fsync, rename, directory fsync, manifest).
 //! DuckDB's side is `benches/lake_write/duckdb_copy.py`: `SET threads=1`, then
 //! `COPY (SELECT * FROM read_json(...)) TO ... (FORMAT parquet, COMPRESSION zstd)`.
+//! Last, the whole file path with all detectors on every core, single-threaded and with
+//! its decoders, next to DuckDB's COPY with as many threads (`lake_write/file_ingest.rs`).
 //!
 //! `cargo bench --bench lake_write`; env `EVENTS` (default 1000000) sets the event count,
 //! `RUNS` (default 3) how often each in-memory stage runs (the best run is reported),
 //! `AUTHTRAIL_PYTHON` the interpreter that has duckdb, `COLUMNS_DETAIL=1` prints both
-//! sides' bytes per column, `KEEP_EVENTS=PATH` keeps a copy of the generated JSON lines.
+//! sides' bytes per column, `KEEP_EVENTS=PATH` keeps a copy of the generated JSON lines,
+//! `GEN_USERS=N` replaces the mix with `authtrail gen` traffic of N users (seed 7, every
+//! attack; `GEN_SERVICE_CALLS`, default 1.0, sets service calls per second), so the
+//! detectors have attacks to find.
 //! Results and what they mean: `docs/benchmarks.md`.
 
 #[path = "common/env.rs"]
 mod env;
+#[path = "lake_write/file_ingest.rs"]
+mod file_ingest;
 #[path = "lake_write/mix.rs"]
 mod mix;
+#[allow(dead_code)] // only its CPU clock is used here
+#[path = "pipeline_e2e/process.rs"]
+mod process;
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -173,11 +183,17 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("events.jsonl");
 
-    let mut text = String::with_capacity(events * 330);
-    let mut generator = mix::Mix::new();
-    for _ in 0..events {
-        generator.next_line(&mut text);
-    }
+    let (events, text) = match std::env::var("GEN_USERS") {
+        Ok(_) => generated_traffic(),
+        Err(_) => {
+            let mut text = String::with_capacity(events * 330);
+            let mut generator = mix::Mix::new();
+            for _ in 0..events {
+                generator.next_line(&mut text);
+            }
+            (events, text)
+        }
+    };
     std::fs::write(&input, &text).expect("write events");
     if let Some(copy) = std::env::var_os("KEEP_EVENTS") {
         std::fs::write(copy, &text).expect("keep a copy of the events");
@@ -326,4 +342,23 @@ fn main() {
             }
         }
     }
+    file_ingest::compare(&input, dir.path(), runs);
+}
+
+/// `authtrail gen` traffic of `GEN_USERS` users as JSON lines, and how many events.
+fn generated_traffic() -> (usize, String) {
+    let config = authtrail_gen::GenConfig {
+        seed: 7,
+        users: env_number("GEN_USERS", 4_000),
+        service_calls_per_second: env_number("GEN_SERVICE_CALLS", 1.0),
+        ..authtrail_gen::GenConfig::default()
+    };
+    let mut text = String::new();
+    let mut events = 0;
+    for event in authtrail_gen::Generator::new(config).expect("generator settings") {
+        text.push_str(&event.json);
+        text.push('\n');
+        events += 1;
+    }
+    (events, text)
 }
