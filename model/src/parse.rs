@@ -331,8 +331,7 @@ pub(crate) fn build_event<'a>(
     let token_issuer = optional_text(take(Field::TokenIssuer), Field::TokenIssuer)?;
     let token_audience = optional_list(take(Field::TokenAudience), Field::TokenAudience, false)?;
     let token_scopes = optional_list(take(Field::TokenScopes), Field::TokenScopes, true)?;
-    let required_scopes =
-        optional_list(take(Field::RequiredScopes), Field::RequiredScopes, true)?;
+    let required_scopes = optional_list(take(Field::RequiredScopes), Field::RequiredScopes, true)?;
     let token_expires = take(Field::TokenExpires)
         .map(|value| timestamp(value, Field::TokenExpires))
         .transpose()?;

@@ -113,7 +113,9 @@ const ROUTES: [Route; 8] = [
     (Method::POST, "/api/v1/events/lookup", |m| {
         on(m, forensics::lookup)
     }),
-    (Method::GET, "/api/v1/reports/trust", |m| on(m, reports::trust)),
+    (Method::GET, "/api/v1/reports/trust", |m| {
+        on(m, reports::trust)
+    }),
     (Method::GET, "/api/v1/reports/privilege", |m| {
         on(m, reports::privilege)
     }),
