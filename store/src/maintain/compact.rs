@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use arrow_array::RecordBatch;
+use arrow_array::{new_null_array, RecordBatch};
+use arrow_schema::SchemaRef;
 use authtrail_model::time::MICROS_PER_HOUR;
 use authtrail_model::Micros;
 use bytes::Bytes;
@@ -87,11 +88,13 @@ impl Maintenance<'_> {
             tracing::warn!(path = ?relative, "compacted file already exists; hour skipped");
             return Ok(());
         }
+        let schema = table.schema();
         let mut batches = Vec::new();
         for member in &members {
-            batches.extend(read_batches(&self.lake.storage, &member.path)?);
+            for batch in read_batches(&self.lake.storage, &member.path)? {
+                batches.push(conform_to(&schema, batch)?);
+            }
         }
-        let schema = batches[0].schema();
         let batch = arrow_select::concat::concat_batches(&schema, &batches)?;
         drop(batches);
 
@@ -181,10 +184,74 @@ fn row_count(storage: &Storage, relative: &str) -> Result<u64> {
         .num_rows() as u64)
 }
 
+/// `batch` with the table's current columns: a file written before a column was added to
+/// the contract (`required_scopes`) lacks it, and an hour mixing such files with newer
+/// ones must still compact; the missing column is null, as queries read it.
+fn conform_to(schema: &SchemaRef, batch: RecordBatch) -> Result<RecordBatch> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) => column.clone(),
+            None => new_null_array(field.data_type(), batch.num_rows()),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
 fn read_batches(storage: &Storage, relative: &str) -> Result<Vec<RecordBatch>> {
     let mut batches = Vec::new();
     for batch in reader(storage, relative)?.build()? {
         batches.push(batch?);
     }
     Ok(batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::Array;
+    use authtrail_model::{parse_event, ContractLimits, IngestMeta};
+
+    use super::*;
+    use crate::SegmentBuilder;
+
+    /// An hour whose older files predate `required_scopes` compacts with the column null
+    /// for their rows and every other column unchanged.
+    #[test]
+    fn a_batch_from_before_a_new_column_is_conformed_with_the_column_null() {
+        let message = br#"{"id":"e-1","time":"2026-11-23T17:00:00Z","kind":"authz","principal":"user:a","outcome":"allow","required_scopes":["orders:read"]}"#;
+        // 2026-11-23T20:00Z, after the event.
+        let now = 1_795_464_000_000_000;
+        let event = parse_event(message, now, &ContractLimits::default()).unwrap();
+        let meta = IngestMeta {
+            topic: "auth-events",
+            partition: 0,
+            offset: 0,
+            ingest_time: now,
+        };
+        let mut builder = SegmentBuilder::new("auth-events", 0, 16);
+        builder.push_event(&event, &meta);
+        let segment = builder.finish().unwrap().unwrap();
+        let (_, _, current) = segment.batches.into_iter().next().unwrap();
+        let schema = Table::Events.schema();
+        assert_eq!(current.schema().fields(), schema.fields());
+
+        let old_index = schema.index_of("required_scopes").unwrap();
+        let old_columns: Vec<usize> = (0..schema.fields().len())
+            .filter(|&index| index != old_index)
+            .collect();
+        let old = current.project(&old_columns).unwrap();
+
+        let conformed = conform_to(&schema, old).unwrap();
+        assert_eq!(conformed.schema().fields(), schema.fields());
+        assert!(conformed.column(old_index).is_null(0));
+        for index in old_columns {
+            assert_eq!(conformed.column(index), current.column(index));
+        }
+        let unchanged = conform_to(&schema, current.clone()).unwrap();
+        assert_eq!(unchanged, current);
+    }
 }
