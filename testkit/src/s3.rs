@@ -46,20 +46,22 @@ impl S3Server {
             port,
             bucket: bucket.to_owned(),
         };
+        // Creating the bucket is the readiness probe: a port that accepts a connection is not
+        // yet a server that answers (moto was seen refusing the next connection on a
+        // freshly made virtualenv).
         crate::wait_until(
-            &format!("moto to listen on port {port}"),
+            &format!("moto on port {port} to create bucket `{bucket}`"),
             Duration::from_secs(60),
             || {
                 if let Ok(Some(status)) = server.child.try_wait() {
                     panic!("moto_server exited early ({status}) on port {port}");
                 }
-                TcpStream::connect(("127.0.0.1", port))
-                    .map(drop)
-                    .map_err(|error| error.to_string())
+                match server.request("PUT", &format!("/{bucket}"))? {
+                    200 => Ok(()),
+                    status => Err(format!("moto answered {status}")),
+                }
             },
         );
-        let status = server.request("PUT", &format!("/{bucket}"));
-        assert_eq!(status, 200, "creating bucket `{bucket}` on moto");
         server
     }
 
@@ -97,23 +99,26 @@ impl S3Server {
 
     /// Sends one request without a body and returns its status (moto needs no signature
     /// to create a bucket).
-    fn request(&self, method: &str, path: &str) -> u16 {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
+    fn request(&self, method: &str, path: &str) -> Result<u16, String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
+            .map_err(|error| format!("connect to moto: {error}"))?;
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\
              Connection: close\r\n\r\n",
             self.port
         );
-        stream.write_all(request.as_bytes()).expect("send to moto");
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|error| format!("send to moto: {error}"))?;
         let mut response = String::new();
         stream
             .read_to_string(&mut response)
-            .expect("read moto's answer");
+            .map_err(|error| format!("read moto's answer: {error}"))?;
         response
             .split_whitespace()
             .nth(1)
             .and_then(|status| status.parse().ok())
-            .unwrap_or_else(|| panic!("moto answered {response:?}"))
+            .ok_or_else(|| format!("moto answered {:?}", response.escape_debug().to_string()))
     }
 }
 
