@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::{is_service, user_name};
+use super::user_name;
 use crate::event::Ev;
 
 /// The key under which the API server names the credential a request presented.
@@ -90,8 +90,11 @@ pub(super) fn render(ev: &Ev) -> Option<String> {
     // provider's client tokens, and as Kubernetes service accounts they would be other
     // principals than the clients those tokens were issued to; and a call a service
     // forwards on a person's behalf (`source_service`) has no place in an audit event, so
-    // it would read as the person calling from the service's address.
-    if ev.kind != "authz" || is_service(&ev.principal) || ev.source_service.is_some() {
+    // it would read as the person calling from the service's address. A call without any
+    // credential (principal `anonymous`) is no person's either: the API server would name
+    // it `system:anonymous`, another principal than the contract's.
+    let person = ev.principal.starts_with("user:");
+    if ev.kind != "authz" || !person || ev.source_service.is_some() {
         return None;
     }
     let allowed = match ev.outcome? {
