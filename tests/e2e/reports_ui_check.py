@@ -9,33 +9,18 @@ screenshot) when a step fails.
 """
 
 import json
-import os
 import sys
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+
+from browser import Browser
 
 base, key, artifacts, since, until = sys.argv[1:6]
-os.makedirs(artifacts, exist_ok=True)
 
-options = webdriver.ChromeOptions()
-for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
-    options.add_argument(flag)
-options.binary_location = os.environ.get("AUTHTRAIL_CHROMIUM", "/usr/bin/chromium")
-service = Service(os.environ.get("AUTHTRAIL_CHROMEDRIVER", "/usr/bin/chromedriver"))
-driver = webdriver.Chrome(service=service, options=options)
+browser = Browser(artifacts)
+driver, shot, wait = browser.driver, browser.shot, browser.wait
 summary = {}
 step = "start"
-
-
-def shot(name):
-    driver.save_screenshot(os.path.join(artifacts, name + ".png"))
-
-
-def wait(condition, timeout=90):
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: condition())
 
 
 def found(selector):
