@@ -79,7 +79,7 @@ fn on_both(body: impl Fn(&Backend)) {
 
 /// `offsets` of `auth-events` partition 1 as a segment, the events of even offsets in
 /// hour 17 of 2026-11-23 and odd ones in hour 18 (or all on 2026-11-13 when `old`).
-fn segment(offsets: std::ops::Range<i64>, old: bool) -> Segment {
+pub(crate) fn segment(offsets: std::ops::Range<i64>, old: bool) -> Segment {
     let mut builder = SegmentBuilder::new("auth-events", 1, 1024);
     for offset in offsets {
         let time = if old {

@@ -4,11 +4,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
-use authtrail_model::{parse_event, ContractLimits, IngestMeta};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::*;
-use crate::{verify, EncodeOptions, SegmentBuilder, VerifyOptions};
+use crate::storage_tests::segment;
+use crate::{verify, EncodeOptions, VerifyOptions};
 
 /// 2026-11-23T20:00Z.
 const NOW: Micros = 1_795_464_000_000_000;
@@ -19,26 +19,8 @@ fn lake_with(dir: &Path, flushes: i64) -> Lake {
     let mut lake = Lake::open(dir, EncodeOptions::default()).unwrap();
     let mut log = lake.open_partition("auth-events", 1).unwrap();
     for flush in 0..=flushes {
-        let mut builder = SegmentBuilder::new("auth-events", 1, 1024);
-        for offset in flush * 10..flush * 10 + 10 {
-            let time = if flush == flushes {
-                "2026-11-13T05:00:00Z".to_owned()
-            } else {
-                format!("2026-11-23T{}:00:00Z", 17 + offset % 2)
-            };
-            let message = format!(
-                r#"{{"id":"e-{offset}","time":"{time}","kind":"authn","principal":"user:a","outcome":"success"}}"#
-            );
-            let event = parse_event(message.as_bytes(), NOW, &ContractLimits::default()).unwrap();
-            let meta = IngestMeta {
-                topic: "auth-events",
-                partition: 1,
-                offset,
-                ingest_time: NOW,
-            };
-            builder.push_event(&event, &meta);
-        }
-        lake.commit(&mut log, builder.finish().unwrap().unwrap())
+        let offsets = flush * 10..flush * 10 + 10;
+        lake.commit(&mut log, segment(offsets, flush == flushes))
             .unwrap();
     }
     lake
