@@ -235,6 +235,12 @@ fn main() {
         latency::quantiles(&measure.to_webhook.lock().unwrap())
     );
     println!("   slowest: {}", measure.slowest(10));
+    for family in [
+        "authtrail_detector_flush_pause_seconds",
+        "authtrail_lake_flush_duration_seconds",
+    ] {
+        println!("   {family}: {}", histogram_summary(&stats, family));
+    }
     drop(broker);
     drop(background);
 
@@ -257,4 +263,29 @@ fn main() {
         bytes as f64 / n as f64,
         file.rate() / duck_rate
     );
+}
+
+/// `family`'s histogram from the pipeline's metrics: its count, sum and how many
+/// observations fell in each bucket that has any (`<= bound: n`).
+fn histogram_summary(stats: &IngestStats, family: &str) -> String {
+    let mut out = authtrail_metrics::Exposition::default();
+    stats.expose(&mut out);
+    let text = out.finish();
+    let (mut below, mut parts) = (0u64, Vec::new());
+    let (mut count, mut sum) = (String::new(), String::new());
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(&format!("{family}_bucket{{le=\"")) {
+            let (bound, cumulative) = rest.split_once("\"} ").unwrap();
+            let cumulative: u64 = cumulative.parse().unwrap();
+            if cumulative > below {
+                parts.push(format!("<= {bound} s: {}", cumulative - below));
+            }
+            below = cumulative;
+        } else if let Some(value) = line.strip_prefix(&format!("{family}_count ")) {
+            count = value.to_owned();
+        } else if let Some(value) = line.strip_prefix(&format!("{family}_sum ")) {
+            sum = value.to_owned();
+        }
+    }
+    format!("{count} observed, {sum} s in all; {}", parts.join(", "))
 }

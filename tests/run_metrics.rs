@@ -163,6 +163,12 @@ fn run_serves_metrics_promtool_accepts_and_the_dashboards_use() {
         metrics.contains("authtrail_detector_state_keys{table=\"tokens\"}"),
         "{metrics}"
     );
+    // The flush that wrote the lake went through the detectors: its pause is recorded.
+    let pauses = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("authtrail_detector_flush_pause_seconds_count "))
+        .expect("flush pause histogram");
+    assert_ne!(pauses, "0", "{metrics}");
     // Both embedded partitions are assigned; the one without events holds the clock (no
     // sample yet) until it idles out after `source_idle_after`.
     let active_sources = metrics

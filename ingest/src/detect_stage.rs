@@ -165,10 +165,7 @@ impl DetectStage {
         writer: &SyncSender<Flush>,
     ) -> Result<()> {
         match self {
-            DetectStage::Inline(detection) => {
-                let flush = checkpointed(detection, flush, positions)?;
-                writer.send(flush).map_err(|_| Error::PipelineGone)
-            }
+            DetectStage::Inline(detection) => hand_to_writer(detection, flush, positions, writer),
             DetectStage::Thread(thread) => thread.send(Command::Flush {
                 flush: Box::new(flush),
                 positions,
@@ -239,8 +236,7 @@ fn run(detection: &mut Detection, command: Command, writer: &SyncSender<Flush>) 
             let _ = reply.send(open(detection, &source, partition));
         }
         Command::Flush { flush, positions } => {
-            let flush = checkpointed(detection, *flush, positions)?;
-            writer.send(flush).map_err(|_| Error::PipelineGone)?;
+            hand_to_writer(detection, *flush, positions, writer)?;
         }
     }
     Ok(())
@@ -258,22 +254,31 @@ fn tick(detection: &mut Detection, idle: bool) {
     detection.publish_metrics(idle);
 }
 
-/// `flush` with a checkpoint cut at `positions`, when given.
-fn checkpointed(
+/// Cuts the checkpoint at `positions` (when given) into `flush` and hands it to the
+/// writer, waiting while the writer is a full flush behind. The detectors observe nothing
+/// meanwhile, so the time is recorded: it is a floor under the alert latency of every
+/// event that arrives during it.
+fn hand_to_writer(
     detection: &mut Detection,
     mut flush: Flush,
     positions: Option<Positions>,
-) -> Result<Flush> {
+    writer: &SyncSender<Flush>,
+) -> Result<()> {
+    let started = Instant::now();
     if let Some(positions) = positions {
-        let started = Instant::now();
         let positions = positions
             .iter()
             .map(|(source, partition, next)| (source.as_ref(), *partition, *next));
         flush.checkpoint = Some(detection.cut(positions)?);
-        tracing::debug!(
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "detector checkpoint cut"
-        );
     }
-    Ok(flush)
+    let cut = started.elapsed();
+    writer.send(flush).map_err(|_| Error::PipelineGone)?;
+    let paused = started.elapsed();
+    detection.record_pause(paused);
+    tracing::debug!(
+        cut_us = cut.as_micros() as u64,
+        writer_wait_us = (paused - cut).as_micros() as u64,
+        "flush handed to the writer"
+    );
+    Ok(())
 }

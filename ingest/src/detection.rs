@@ -301,6 +301,12 @@ impl Detection {
         *lock(&self.stats.detect_state) = Some(state);
     }
 
+    /// Records how long the detectors stopped to hand a flush to the writer.
+    pub(crate) fn record_pause(&self, paused: Duration) {
+        let micros = u64::try_from(paused.as_micros()).unwrap_or(u64::MAX);
+        self.stats.detect_pause_micros.observe(micros);
+    }
+
     /// Cuts a checkpoint covering `positions` (source, partition, next offset) — called
     /// when the events observed so far are handed to the writer — with the alerts raised
     /// since the previous one. The writer saves it once the lake holds those events.

@@ -68,6 +68,9 @@ pub struct IngestStats {
     pub(crate) flush_micros: Histogram,
     /// Size of each Parquet file written, in bytes.
     pub(crate) file_bytes: Histogram,
+    /// How long the detectors stopped for each flush (cutting the checkpoint, waiting for
+    /// the writer to take it), in microseconds.
+    pub(crate) detect_pause_micros: Histogram,
     /// Time the detectors took per event, published by the decode thread about once a second.
     pub(crate) detect_latency: LatencyWindow,
     /// Alerts raised per (detector, severity).
@@ -108,6 +111,7 @@ impl Default for IngestStats {
             partitions: Mutex::default(),
             flush_micros: Histogram::seconds(),
             file_bytes: Histogram::bytes(),
+            detect_pause_micros: Histogram::seconds(),
             detect_latency: LatencyWindow::default(),
             alerts_by: Mutex::default(),
             detect_state: Mutex::default(),
