@@ -56,6 +56,12 @@ impl fmt::Display for Severity {
     }
 }
 
+/// Detectors whose alerts are about the service that decided, not about the caller they
+/// name (`principal`, `token_id`): `validation_gap`, a service that allowed a token it
+/// should have rejected. Revoking that caller's token or disabling that caller would
+/// punish it for the service's broken validation.
+pub const SERVICE_DETECTORS: &[&str] = &["validation_gap"];
+
 /// One alert: a detector saw its pattern complete.
 ///
 /// `id` is derived from the detector, the key and the evidence, so replaying the same
@@ -89,6 +95,12 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// Whether the alert is about a service's own conduct rather than its `principal`'s
+    /// (see [`SERVICE_DETECTORS`]).
+    pub fn is_about_a_service(&self) -> bool {
+        SERVICE_DETECTORS.contains(&self.detector.as_str())
+    }
+
     /// The alert as JSON: the one shape webhook bodies, the live feed and the API's alert
     /// rows share. Its keys are the `alerts` table's columns; `time` is RFC 3339 text
     /// ([`format_micros`]), which is how the API writes the table's timestamps, so an

@@ -21,7 +21,7 @@ pub mod records;
 mod schema;
 pub mod time;
 
-pub use alert::{alert_id, alerts_schema, Alert, AlertBatchBuilder, Severity};
+pub use alert::{alert_id, alerts_schema, Alert, AlertBatchBuilder, Severity, SERVICE_DETECTORS};
 pub use batch::{EventBatchBuilder, IngestMeta, RejectBatchBuilder};
 pub use error::{ContractError, RejectKind};
 pub use event::{Event, Kind, Micros, Outcome, PrincipalType, Text};

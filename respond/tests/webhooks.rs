@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use authtrail_respond::outbox::requests::{self, Operation, Request};
-use authtrail_respond::{outbox_dir, Responder, State, WebhookConfig};
+use authtrail_respond::{outbox_dir, Action, Responder, State, WebhookConfig};
 use support::*;
 
 /// A responder in `dir` with one webhook to `url`, its config as `adjust` leaves it.
@@ -234,6 +234,48 @@ fn filters_pick_alerts_by_detector_and_severity() {
     responder.shutdown().unwrap();
     assert_eq!(entries(dir.path()).len(), 1);
     assert_eq!(receiver.deliveries()[0].id, "critical");
+}
+
+#[test]
+fn an_alert_about_a_service_goes_to_notify_and_to_revocations_only_that_name_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    let hook = |name: &str, action: Action, detectors: &[&str]| {
+        let mut config = webhook(dir.path(), &receiver.url());
+        config.name = name.into();
+        config.action = action;
+        config.detectors = detectors.iter().map(|d| (*d).to_owned()).collect();
+        config
+    };
+    let webhooks = vec![
+        hook("revoke-any", Action::RevokeToken, &[]),
+        hook("disable-any", Action::DisablePrincipal, &[]),
+        hook("chat", Action::Notify, &[]),
+        hook("revoke-gaps", Action::RevokeToken, &["validation_gap"]),
+    ];
+    let responder = Responder::start(dir.path(), &respond_config(webhooks), runtime()).unwrap();
+    // A service allowed a revoked token: its key is the service, its principal and token
+    // the caller's.
+    let mut gap = alert("gap");
+    gap.detector = "validation_gap".into();
+    gap.key = "payments revoked".into();
+    responder.record(&gap).unwrap();
+    responder.record(&alert("replay")).unwrap();
+    wait_delivered(dir.path(), "deliveries", 5);
+    responder.shutdown().unwrap();
+    let sent: BTreeSet<(String, String)> = entries(dir.path())
+        .into_iter()
+        .map(|entry| (entry.alert_id, entry.webhook))
+        .collect();
+    let expected = [
+        ("gap", "chat"),
+        ("gap", "revoke-gaps"),
+        ("replay", "chat"),
+        ("replay", "disable-any"),
+        ("replay", "revoke-any"),
+    ];
+    let expected = expected.map(|(id, hook)| (id.to_owned(), hook.to_owned()));
+    assert_eq!(sent, BTreeSet::from(expected));
 }
 
 #[test]

@@ -52,7 +52,8 @@ pub struct WebhookConfig {
     pub secret_file: Option<PathBuf>,
     /// What the endpoint is asked to do.
     pub action: Action,
-    /// Only alerts of these detectors (empty: every detector).
+    /// Only alerts of these detectors (empty: every detector, except that a revocation
+    /// takes alerts about a service, `validation_gap`'s, only when named here).
     #[serde(default)]
     pub detectors: Vec<String>,
     /// Only alerts at least this severe.
@@ -174,8 +175,20 @@ impl WebhookConfig {
     /// Whether `alert` goes to this sink.
     pub fn accepts(&self, alert: &Alert) -> bool {
         alert.severity >= self.min_severity
-            && (self.detectors.is_empty() || self.detectors.contains(&alert.detector))
+            && self.takes_detector(alert)
             && (self.action != Action::RevokeToken || alert.token_id.is_some())
+    }
+
+    /// Whether the `detectors` filter lets `alert` through. An alert about a service
+    /// (its key is the service, its `principal` and `token_id` a caller who did nothing
+    /// wrong) reaches a revocation only when the filter names its detector: revoking or
+    /// disabling that caller does not fix the service, so it must be asked for.
+    fn takes_detector(&self, alert: &Alert) -> bool {
+        if self.detectors.contains(&alert.detector) {
+            return true;
+        }
+        let about_the_caller = !(self.action.is_revocation() && alert.is_about_a_service());
+        self.detectors.is_empty() && about_the_caller
     }
 
     /// Checks what can be checked without the secret.
@@ -206,5 +219,54 @@ impl WebhookConfig {
             return fail("`rate_window` must be positive");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(detector: &str) -> Alert {
+        Alert {
+            id: "a".into(),
+            detector: detector.into(),
+            severity: Severity::High,
+            time: 0,
+            principal: "svc:checkout".into(),
+            token_id: Some("jti-1".into()),
+            source_ip: None,
+            target_service: Some("ledger".into()),
+            key: "ledger expired".into(),
+            summary: String::new(),
+            evidence_ids: vec!["e".into()],
+            attack_technique: "T1550".into(),
+            suppressed_count: 0,
+        }
+    }
+
+    fn sink(action: Action, detectors: &[&str]) -> WebhookConfig {
+        let mut config = WebhookConfig::new("hook", "https://hooks.example", action);
+        config.detectors = detectors.iter().map(|d| (*d).to_owned()).collect();
+        config
+    }
+
+    #[test]
+    fn revocations_take_alerts_about_a_service_only_when_they_name_its_detector() {
+        let gap = alert("validation_gap");
+        for action in [Action::RevokeToken, Action::DisablePrincipal] {
+            assert!(!sink(action, &[]).accepts(&gap), "{action:?}");
+            assert!(!sink(action, &["token_replay"]).accepts(&gap), "{action:?}");
+            assert!(
+                sink(action, &["validation_gap"]).accepts(&gap),
+                "{action:?}"
+            );
+            // Alerts about the caller are unchanged.
+            assert!(
+                sink(action, &[]).accepts(&alert("token_replay")),
+                "{action:?}"
+            );
+        }
+        assert!(sink(Action::Notify, &[]).accepts(&gap));
+        assert!(!sink(Action::Notify, &["token_replay"]).accepts(&gap));
     }
 }
