@@ -7,7 +7,7 @@ use authtrail_model::{Event, Kind, Micros, Severity};
 
 use crate::config::micros;
 use crate::state::TableStats;
-use crate::tracked::{EdgeFact, PrincipalEntry, Revocations, TokenEntry, TokenFacts};
+use crate::tracked::{EdgeFact, PrincipalEntry, Revoked, TokenEntry, TokenFacts};
 use crate::Result;
 
 /// What the engine works out once per event and hands to every detector, so each does
@@ -34,6 +34,10 @@ pub struct Facts {
     pub edge: Option<EdgeFact>,
     /// For an event with a `token_id`: what is known of the token before this event.
     pub token_facts: Option<TokenFacts>,
+    /// For a presentation (`authz` or `authn` with a `token_id`), when the revocations
+    /// are kept: the revoke that had ended its token, looked up once for
+    /// `revoked_token_use` and `validation_gap`.
+    pub revoked: Option<Revoked>,
 }
 
 /// State that several detectors keep on the event's keys, looked up once by the engine
@@ -44,9 +48,6 @@ pub struct Shared<'a> {
     pub(crate) token: Option<&'a mut TokenEntry>,
     /// The entry of the event's principal, for an `authn` or `authz` event.
     pub(crate) principal: Option<&'a mut PrincipalEntry>,
-    /// The revocations seen, when a detector that reads them runs (the engine records
-    /// a `token_revoke` after every detector has seen it).
-    pub(crate) revocations: Option<&'a Revocations>,
 }
 
 /// A pattern a detector saw complete; the engine turns it into an alert (id,
@@ -150,8 +151,11 @@ pub trait Detector: Send {
     // in the tables the engine shares among detectors (the edge baseline, a part of a
     // token's or principal's entry), which the engine sweeps, counts and checkpoints.
 
-    /// Forgets state that expired before `now`.
-    fn sweep(&mut self, _now: Micros) {}
+    /// Forgets state that expired before `now`. A detector that holds events until
+    /// nothing read later could change its verdict on them (`validation_gap`'s tokens
+    /// never seen issued) judges those that `now` passed, pushing the findings with its
+    /// `rule` to `findings`.
+    fn sweep(&mut self, _now: Micros, _rule: &Rule, _findings: &mut Vec<Finding>) {}
     /// Live keys and removals of the detector's own state (the engine adds its part of
     /// a shared table).
     fn stats(&self) -> TableStats {

@@ -35,7 +35,7 @@ pub use engine::{ClockReading, DetectStats, DetectorStats, Detectors, SourceId};
 pub use error::Error;
 pub use state::id::EventId;
 pub use state::TableStats;
-pub use tracked::{Audience, EdgeFact, TokenFacts};
+pub use tracked::{Audience, EdgeFact, Revoked, RevokedBy, TokenFacts};
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

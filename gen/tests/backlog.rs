@@ -85,13 +85,9 @@ fn a_backlog_read_partition_by_partition_raises_the_time_ordered_alerts() {
             .collect();
         for chunk in [5_000, usize::MAX] {
             let backlog = detect(&events, &partition_order(&events, chunk));
-            // Known gap (detect/README.md, validation_gap, "Order"): a token whose issue
-            // lies on a partition read later is judged never issued. Left out here until
-            // validation_gap keeps such presentations until their issue can no longer come.
             let keys = |alerts: &BTreeMap<String, Alert>| {
                 let mut keys: Vec<_> = alerts
                     .values()
-                    .filter(|alert| !alert.key.ends_with(" unissued"))
                     .map(|alert| (alert.detector.clone(), alert.key.clone()))
                     .collect();
                 keys.sort();

@@ -7,7 +7,7 @@ use authtrail_model::{Event, Kind, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
 use crate::config::default_suppression;
-use crate::detector::{Context, Detector};
+use crate::detector::{Context, Detector, Finding, Rule};
 use crate::state::TableStats;
 use crate::tracked::{is_presentation, Audience, Unissued};
 use crate::Result;
@@ -97,7 +97,7 @@ impl Detector for AudienceMismatch {
             .push(cx.rule.finding(event, key, summary, evidence));
     }
 
-    fn sweep(&mut self, now: Micros) {
+    fn sweep(&mut self, now: Micros, _: &Rule, _: &mut Vec<Finding>) {
         self.unissued.sweep(now);
     }
 

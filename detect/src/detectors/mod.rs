@@ -200,7 +200,7 @@ pub(crate) fn build(config: &DetectConfig) -> Vec<Enabled> {
         // issuers it judges tokens never issued against.
         let kinds = &[Authz, TokenIssue];
         let rule = Rule::new("validation_gap", kinds, "T1550", c.severity, c.suppression);
-        enabled.push(Enabled::new(rule, ValidationGap::new(c)));
+        enabled.push(Enabled::new(rule, ValidationGap::new(c, lateness, keys)));
     }
     let c = &config.mfa_fatigue;
     if c.enabled {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{decode, encode, show};
 use crate::config::default_suppression;
-use crate::detector::{Context, Detector};
+use crate::detector::{Context, Detector, Finding, Rule};
 use crate::state::id::EventId;
 use crate::state::window::{self, Entries, Slim, Span, Timed};
 use crate::state::{KeyedState, TableStats};
@@ -109,7 +109,7 @@ impl Detector for PasswordSpray {
             .push(cx.rule.finding(event, ip.to_string(), summary, evidence));
     }
 
-    fn sweep(&mut self, now: Micros) {
+    fn sweep(&mut self, now: Micros, _: &Rule, _: &mut Vec<Finding>) {
         self.sources.sweep(now);
     }
 

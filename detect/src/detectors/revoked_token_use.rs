@@ -9,7 +9,7 @@ use authtrail_model::{Event, Kind, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{default_suppression, micros};
-use crate::detector::{Context, Detector};
+use crate::detector::{Context, Detector, Facts};
 use crate::tracked::{is_presentation, RevokedBy};
 
 /// `revoked_token_use`: a revoked or expired token still in use.
@@ -43,7 +43,7 @@ impl Default for RevokedTokenUseConfig {
     }
 }
 
-/// Holds no state of its own: the revocations are the engine's shared table.
+/// Holds no state of its own: the engine looks up the revocations (`Facts::revoked`).
 pub(crate) struct RevokedTokenUse {
     skew: Micros,
 }
@@ -76,23 +76,22 @@ impl RevokedTokenUse {
     }
 
     /// Why the presentation should not have happened: the revoke's id and a reason.
-    fn violation(&self, event: &Event<'_>, cx: &Context<'_>) -> Option<(Option<String>, String)> {
-        let (time, facts) = (event.time, cx.facts);
-        let revocations = cx.shared.revocations?;
-        if let Some((revoke, by)) = revocations.covering(time, facts) {
-            let when = format_micros(revoke.time);
-            let reason = match by {
+    /// Formatted only for the rare presentation that has a reason.
+    fn violation(&self, event: &Event<'_>, facts: &Facts) -> Option<(Option<String>, String)> {
+        if let Some(revoked) = &facts.revoked {
+            let when = format_micros(revoked.time);
+            let reason = match revoked.by {
                 RevokedBy::Token => format!("after its revoke at {when}"),
                 RevokedBy::Principal => {
                     format!("after all tokens of its principal were revoked at {when}")
                 }
             };
-            return Some((Some(revoke.id.to_string()), reason));
+            return Some((Some(revoked.id.to_string()), reason));
         }
         let expires = event
             .token_expires
             .or(facts.token_facts.and_then(|t| t.expires))?;
-        (time > expires + self.skew).then(|| {
+        (event.time > expires + self.skew).then(|| {
             (
                 None,
                 format!("after it expired at {}", format_micros(expires)),
@@ -113,7 +112,7 @@ impl Detector for RevokedTokenUse {
         if !is_presentation(event) {
             return;
         }
-        let Some((revoke_id, reason)) = self.violation(event, cx) else {
+        let Some((revoke_id, reason)) = self.violation(event, cx.facts) else {
             return;
         };
         let token_id = event.token_id.as_deref().unwrap_or_default();

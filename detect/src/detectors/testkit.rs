@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use authtrail_model::{Alert, Event, Kind, Micros, Outcome};
 
 use crate::state::TableStats;
-use crate::{DetectConfig, Detectors};
+use crate::{DetectConfig, Detectors, SourceId};
 
 /// 2026-11-23T18:00:00Z, the contract's example day.
 pub const T0: Micros = 1_795_456_800_000_000;
@@ -115,6 +115,15 @@ pub fn feed(detectors: &mut Detectors, events: &[Event<'_>]) -> Vec<Alert> {
     let mut alerts = Vec::new();
     for event in events {
         detectors.observe(event, &mut alerts);
+    }
+    alerts
+}
+
+/// Feeds `events` from `source` (a partition) and returns the alerts they raise.
+pub fn feed_from(detectors: &mut Detectors, source: SourceId, events: &[Event<'_>]) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for event in events {
+        detectors.observe_from(source, event, &mut alerts);
     }
     alerts
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::show;
 use crate::config::default_suppression;
-use crate::detector::{Context, Detector};
+use crate::detector::{Context, Detector, Finding, Rule};
 use crate::state::id::EventId;
 use crate::state::window::{self, Span};
 use crate::state::TableStats;
@@ -168,7 +168,7 @@ impl Detector for TokenReplay {
         }
     }
 
-    fn sweep(&mut self, now: Micros) {
+    fn sweep(&mut self, now: Micros, _: &Rule, _: &mut Vec<Finding>) {
         self.unissued.sweep(now);
     }
 

@@ -5,12 +5,14 @@ use authtrail_model::{Alert, Event, Kind, Micros};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{micros, DetectConfig};
-use crate::detector::{Context, Facts, Finding, Shared};
+use crate::detector::{Context, Facts, Finding, Rule, Shared};
 use crate::detectors::{self, Enabled};
 use crate::error::Error;
 use crate::state::hash::KeyHasher;
 use crate::state::TableStats;
-use crate::tracked::{Baseline, PrincipalDetectors, PrincipalTable, Revocations, TokenTable};
+use crate::tracked::{
+    is_presentation, Baseline, PrincipalDetectors, PrincipalTable, Revocations, TokenTable,
+};
 use crate::Result;
 use suppress::Suppressor;
 
@@ -180,6 +182,14 @@ impl Detectors {
             _ => None,
         };
         let token_facts = open.as_ref().and_then(|open| open.facts(target));
+        // Both `revoked_token_use` and `validation_gap` judge a presentation by whether
+        // its token was revoked: one lookup for both.
+        let revoked = match (&self.revocations, token) {
+            (Some(revocations), Some(token)) if is_presentation(event) => {
+                revocations.covering(event.time, token, token_facts.as_ref(), principal)
+            }
+            _ => None,
+        };
         // Likewise the principal's entry, for the kinds the per-principal detectors take.
         let mut principal_open = match (&mut self.principals, event.kind) {
             (Some(principals), Kind::Authn | Kind::Authz) => Some(principals.open(principal, now)),
@@ -194,6 +204,7 @@ impl Detectors {
             target,
             edge,
             token_facts,
+            revoked,
         };
 
         for &at in &self.by_kind[kind_index(event.kind)] {
@@ -204,27 +215,20 @@ impl Detectors {
                 shared: Shared {
                     token: open.as_mut().map(|open| open.entry()),
                     principal: principal_open.as_mut().map(|open| open.entry()),
-                    revocations: self.revocations.as_ref(),
                 },
                 findings: &mut self.findings,
             };
             detector.observe(event, &mut cx);
             // Nearly every call finds nothing; a drain per detector and event cost more
             // than some detectors' whole work.
-            if self.findings.is_empty() {
-                continue;
-            }
-            for finding in self.findings.drain(..) {
-                match self
-                    .suppressor
-                    .admit(&hasher, rule.name, rule.suppression, finding, now)
-                {
-                    Some(alert) => {
-                        self.counters.alerts += 1;
-                        alerts.push(alert);
-                    }
-                    None => self.counters.suppressed += 1,
-                }
+            if !self.findings.is_empty() {
+                let raise = Raise {
+                    hasher: &hasher,
+                    suppressor: &mut self.suppressor,
+                    counters: &mut self.counters,
+                    now,
+                };
+                raise.all(rule, &mut self.findings, alerts);
             }
         }
         // Recorded after the detectors, which judge every event against the state
@@ -241,7 +245,7 @@ impl Detectors {
             principals.remove(principal);
         }
         if now >= self.next_sweep {
-            self.sweep(now);
+            self.sweep(now, alerts);
         }
     }
 
@@ -384,6 +388,34 @@ impl Detectors {
     /// The configured cap on keys per table.
     pub fn max_keys(&self) -> usize {
         self.max_keys
+    }
+}
+
+/// Turns findings into alerts: ids, and repeats suppressed.
+struct Raise<'a> {
+    hasher: &'a KeyHasher,
+    suppressor: &'a mut Suppressor,
+    counters: &'a mut Counters,
+    /// The clock, which suppression records expire on.
+    now: Micros,
+}
+
+impl Raise<'_> {
+    /// Raises the alerts of `findings` (emptied) by `rule`'s detector, bar repeats.
+    fn all(self, rule: &Rule, findings: &mut Vec<Finding>, alerts: &mut Vec<Alert>) {
+        for finding in findings.drain(..) {
+            let (name, period) = (rule.name, rule.suppression);
+            match self
+                .suppressor
+                .admit(self.hasher, name, period, finding, self.now)
+            {
+                Some(alert) => {
+                    self.counters.alerts += 1;
+                    alerts.push(alert);
+                }
+                None => self.counters.suppressed += 1,
+            }
+        }
     }
 }
 

@@ -5,9 +5,9 @@
 //! (unless event time jumps), not of all of them, which was the largest latency of any
 //! event.
 
-use authtrail_model::Micros;
+use authtrail_model::{Alert, Micros};
 
-use super::Detectors;
+use super::{Detectors, Raise};
 
 /// Expired state is swept once per this much event time; sweeping is O(keys), so it is
 /// amortised over many events rather than paid on each.
@@ -17,17 +17,15 @@ pub(super) const SWEEP_INTERVAL: Micros = 5_000_000;
 pub(super) const TABLES: usize = 5;
 
 impl Detectors {
-    /// Sweeps the tables due at `now`.
-    pub(super) fn sweep(&mut self, now: Micros) {
-        // State stays until the allowed lateness has passed its expiry, so a late event
-        // still finds it.
-        let horizon = now - self.lateness;
+    /// Sweeps the tables due at `now`; a detector's sweep may complete findings (a
+    /// presentation held until no event could change its verdict), raised to `alerts`.
+    pub(super) fn sweep(&mut self, now: Micros, alerts: &mut Vec<Alert>) {
         let tables = self.next_sweeps.len() as Micros;
         for table in 0..self.next_sweeps.len() {
             if self.next_sweeps[table] > now {
                 continue;
             }
-            self.sweep_table(table, horizon);
+            self.sweep_table(table, now, alerts);
             // The next point of this table's phase on a grid of the interval.
             let phase = SWEEP_INTERVAL * table as Micros / tables;
             let period = (now - phase).div_euclid(SWEEP_INTERVAL);
@@ -41,7 +39,10 @@ impl Detectors {
             .unwrap_or(Micros::MAX);
     }
 
-    fn sweep_table(&mut self, table: usize, horizon: Micros) {
+    fn sweep_table(&mut self, table: usize, now: Micros, alerts: &mut Vec<Alert>) {
+        // State stays until the allowed lateness has passed its expiry, so a late event
+        // still finds it.
+        let horizon = now - self.lateness;
         match table {
             0 => {
                 if let Some(baseline) = &mut self.baseline {
@@ -64,7 +65,20 @@ impl Detectors {
                     revocations.sweep(horizon);
                 }
             }
-            detector => self.detectors[detector - TABLES].detector.sweep(horizon),
+            detector => {
+                let enabled = &mut self.detectors[detector - TABLES];
+                let findings = &mut self.findings;
+                enabled.detector.sweep(horizon, &enabled.rule, findings);
+                if !findings.is_empty() {
+                    let raise = Raise {
+                        hasher: &self.hasher,
+                        suppressor: &mut self.suppressor,
+                        counters: &mut self.counters,
+                        now,
+                    };
+                    raise.all(&enabled.rule, findings, alerts);
+                }
+            }
         }
     }
 }

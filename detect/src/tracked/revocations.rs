@@ -1,7 +1,9 @@
 //! The revocations seen: of single tokens, and of every token of a principal issued
-//! before a time. Read by `revoked_token_use` (a revoked token presented) and
-//! `validation_gap` (a revoked token allowed); the engine records each `token_revoke`
-//! once, after the detectors saw it, and keeps the table while either runs.
+//! before a time. `revoked_token_use` (a revoked token presented) and `validation_gap`
+//! (a revoked token allowed) both need to know whether a presentation's token was
+//! revoked, so the engine looks it up once per presentation and hands both the verdict
+//! (`Facts::revoked`); it records each `token_revoke` once, after the detectors saw it,
+//! and keeps the table while either runs.
 //!
 //! Revokes of single tokens are keyed by token in a table of their own rather than in
 //! the token table: revokes of tokens never seen (issued before detection started) would
@@ -28,11 +30,31 @@ pub(crate) struct Revoke {
 
 /// Which revocation covers a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RevokedBy {
+pub enum RevokedBy {
     /// A `token_revoke` naming the token.
     Token,
     /// A `token_revoke` of every token its principal was issued before it.
     Principal,
+}
+
+/// The revoke that had ended a presentation's token by the time it was presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// Event time of the revoke.
+    pub time: Micros,
+    /// The revoke's event id (the alerts' evidence).
+    pub id: EventId,
+    pub by: RevokedBy,
+}
+
+impl Revoked {
+    fn new(revoke: &Revoke, by: RevokedBy) -> Self {
+        Revoked {
+            time: revoke.time,
+            id: revoke.id.clone(),
+            by,
+        }
+    }
 }
 
 /// The revocations, by token and by principal, each kept `ttl` after the revoke.
@@ -94,21 +116,26 @@ impl Revocations {
         }
     }
 
-    /// The revoke that ended the event's token before `time`, if one did: a revoke of
-    /// the token, or of every token of its owner (its issue's principal, else the
-    /// presenter) issued before the revoke.
-    pub fn covering(&self, time: Micros, facts: &Facts) -> Option<(&Revoke, RevokedBy)> {
-        let token = facts.token?;
+    /// The revoke that ended `token` before `time`, if one did: a revoke of the token,
+    /// or of every token of its owner (its issue's principal, else `presenter`) issued
+    /// before the revoke. `facts` is what is known of the token; without any, it cannot
+    /// be known to have existed before a revoke of all its owner's tokens.
+    pub fn covering(
+        &self,
+        time: Micros,
+        token: u64,
+        facts: Option<&TokenFacts>,
+        presenter: u64,
+    ) -> Option<Revoked> {
         if let Some(revoke) = self.tokens.get(token).filter(|r| r.time < time) {
-            return Some((revoke, RevokedBy::Token));
+            return Some(Revoked::new(revoke, RevokedBy::Token));
         }
-        let token_facts: &TokenFacts = facts.token_facts.as_ref()?;
-        let owner = token_facts.issued_to.unwrap_or(facts.principal);
-        let revokes = self.principals.get(owner)?;
+        let facts = facts?;
+        let revokes = self.principals.get(facts.issued_to.unwrap_or(presenter))?;
         let covering = revokes
             .iter()
-            .find(|r| r.time < time && token_facts.issued_at < r.time)?;
-        Some((covering, RevokedBy::Principal))
+            .find(|r| r.time < time && facts.issued_at < r.time)?;
+        Some(Revoked::new(covering, RevokedBy::Principal))
     }
 
     pub fn sweep(&mut self, now: Micros) {

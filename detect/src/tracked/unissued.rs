@@ -1,6 +1,7 @@
 //! Presentations of tokens whose issue has not been seen yet, kept until the issue
 //! arrives or can no longer arrive in time (`token_replay`'s other-principal check and
-//! `audience_mismatch` judge a presentation against its token's issue).
+//! `audience_mismatch` judge a presentation against its token's issue; `validation_gap`
+//! judges an allowed one "never issued" once no issue can come).
 //!
 //! The issue is on the owner's partition and a presentation by another principal on
 //! that principal's, and catching up on a backlog one partition can be read long before
@@ -27,6 +28,7 @@
 use std::net::IpAddr;
 
 use authtrail_model::{Event, Kind, Micros};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -43,7 +45,22 @@ pub(crate) const PRESENTATIONS_AND_ISSUES: &[Kind] = &[Kind::Authz, Kind::Authn,
 /// Records kept per token: presenters (or targets) of one token before its issue.
 pub(crate) const PER_TOKEN: usize = 8;
 
-/// One presentation of a token not yet seen issued: what its finding needs.
+/// What a detector keeps of a presentation whose token it has not seen issued.
+pub(crate) trait Held {
+    /// Whether a record no issue can come for any more is judged (taken out by
+    /// [`Unissued::due`] at a sweep) rather than forgotten wherever it is found.
+    const JUDGED_WHEN_DUE: bool = false;
+    /// The presentation's event time.
+    fn time(&self) -> Micros;
+    /// What one record per token is kept for besides the token (a hash): the presenter,
+    /// the target, the deciding service.
+    fn key(&self) -> u64;
+    /// The finding the presentation completes, under the detector's `key` and `summary`.
+    fn finding(&self, rule: &Rule, token_id: &str, key: String, summary: String) -> Finding;
+}
+
+/// One presentation of a token not yet seen issued: what its finding needs
+/// (`token_replay`, `audience_mismatch`).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Presentation {
     pub time: Micros,
@@ -57,6 +74,27 @@ pub(crate) struct Presentation {
 }
 
 impl Presentation {
+    fn new(event: &Event<'_>, key: u64) -> Self {
+        Presentation {
+            time: event.time,
+            key,
+            id: EventId::new(&event.id),
+            principal: (*event.principal).into(),
+            target: event.target_service.as_deref().map(Into::into),
+            source_ip: event.source_ip,
+        }
+    }
+}
+
+impl Held for Presentation {
+    fn time(&self) -> Micros {
+        self.time
+    }
+
+    fn key(&self) -> u64 {
+        self.key
+    }
+
     /// The finding the presentation would have completed in time order.
     fn finding(&self, rule: &Rule, token_id: &str, key: String, summary: String) -> Finding {
         Finding {
@@ -74,13 +112,21 @@ impl Presentation {
     }
 }
 
-/// The records of one token (its id string is the issue's, when that comes).
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct Pending {
-    presentations: SmallVec<[Presentation; 1]>,
+/// The records of one token.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Pending<R> {
+    presentations: SmallVec<[R; 1]>,
 }
 
-impl Parts for Pending {
+impl<R> Default for Pending<R> {
+    fn default() -> Self {
+        Pending {
+            presentations: SmallVec::new(),
+        }
+    }
+}
+
+impl<R: Held> Parts for Pending<R> {
     type Counts = PartCounts;
 
     fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut PartCounts) -> bool {
@@ -89,7 +135,7 @@ impl Parts for Pending {
         }
         let presentations = &mut slot.value.presentations;
         let before = presentations.len();
-        presentations.retain(|p| p.time >= now);
+        presentations.retain(|p| p.time() >= now);
         let gone = before - presentations.len();
         counts.live -= gone;
         counts.expired += gone as u64;
@@ -98,7 +144,7 @@ impl Parts for Pending {
     }
 
     fn latest(&self) -> Micros {
-        let times = self.presentations.iter().map(|p| p.time);
+        let times = self.presentations.iter().map(Held::time);
         times.max().unwrap_or(Micros::MIN)
     }
 
@@ -110,19 +156,31 @@ impl Parts for Pending {
 
 /// A slot's expiry: its earliest record goes when the clock passes it by the lateness
 /// (sweeps are given the clock less the lateness).
-fn earliest(presentations: &[Presentation]) -> Micros {
-    let times = presentations.iter().map(|p| p.time);
+fn earliest<R: Held>(presentations: &[R]) -> Micros {
+    let times = presentations.iter().map(Held::time);
     times.min().unwrap_or(Micros::MIN)
 }
 
 /// One detector's presentations of tokens whose issue it has not seen.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct Unissued {
-    pending: KeyedState<Pending>,
+pub(crate) struct Unissued<R = Presentation> {
+    pending: KeyedState<Pending<R>>,
     counts: PartCounts,
 }
 
-impl Unissued {
+impl Unissued<Presentation> {
+    /// Keeps `event`, a presentation keyed on `key` besides its token, when its token's
+    /// issue has not been seen and one before it can still arrive without being late.
+    // Inlined: called on every presentation, and almost every token's issue was seen.
+    #[inline]
+    pub fn note(&mut self, event: &Event<'_>, facts: &Facts, key: u64, lateness: Micros) {
+        self.keep(event.time, facts, key, lateness, || {
+            Presentation::new(event, key)
+        });
+    }
+}
+
+impl<R: Held + Serialize + DeserializeOwned> Unissued<R> {
     /// Keeps at most `max_keys` records (see the module doc).
     pub fn new(max_keys: usize) -> Self {
         Unissued {
@@ -135,51 +193,60 @@ impl Unissued {
         (max_keys / PER_TOKEN).max(1)
     }
 
-    /// Keeps `event`, a presentation keyed on `key` besides its token, when its token's
-    /// issue has not been seen and one before it can still arrive without being late.
-    // Inlined: called on every presentation, and almost every token's issue was seen.
+    /// Keeps the record `make` gives of a presentation at `time`, keyed on `key` besides
+    /// its token, when its token's issue has not been seen and one before it can still
+    /// arrive without being late.
     #[inline]
-    pub fn note(&mut self, event: &Event<'_>, facts: &Facts, key: u64, lateness: Micros) {
+    pub fn keep(
+        &mut self,
+        time: Micros,
+        facts: &Facts,
+        key: u64,
+        lateness: Micros,
+        make: impl FnOnce() -> R,
+    ) {
         let issued = facts.token_facts.is_some_and(|t| t.issued_to.is_some());
         let horizon = facts.now - lateness;
         let Some(token) = facts.token else {
             return;
         };
-        if issued || event.time < horizon {
+        if issued || time < horizon {
             return;
         }
-        self.record(event, token, key, horizon);
+        self.record(time, token, key, horizon, make);
     }
 
-    fn record(&mut self, event: &Event<'_>, token: u64, key: u64, horizon: Micros) {
+    fn record(
+        &mut self,
+        time: Micros,
+        token: u64,
+        key: u64,
+        horizon: Micros,
+        make: impl FnOnce() -> R,
+    ) {
         let counts = &mut self.counts;
         let slot = self
             .pending
             .upsert_parts(token, horizon, Pending::default, counts);
-        // Drop what can no longer be judged first (lazily, between sweeps).
-        Pending::sweep(slot, horizon, counts);
+        // Drop what can no longer be judged first (lazily, between sweeps), unless it is
+        // to be judged at the sweep.
+        if !R::JUDGED_WHEN_DUE {
+            Pending::sweep(slot, horizon, counts);
+        }
         let presentations = &mut slot.value.presentations;
-        let record = || Presentation {
-            time: event.time,
-            key,
-            id: EventId::new(&event.id),
-            principal: (*event.principal).into(),
-            target: event.target_service.as_deref().map(Into::into),
-            source_ip: event.source_ip,
-        };
-        match presentations.iter_mut().find(|p| p.key == key) {
+        match presentations.iter_mut().find(|p| p.key() == key) {
             // The earliest is the one a time-ordered run raises on (later ones are its
             // suppressed repeats, bar one past the suppression period: see README).
-            Some(kept) if kept.time <= event.time => {}
-            Some(kept) => *kept = record(),
+            Some(kept) if kept.time() <= time => {}
+            Some(kept) => *kept = make(),
             None => {
                 if presentations.len() >= PER_TOKEN {
-                    let first = (0..presentations.len()).min_by_key(|&i| presentations[i].time);
+                    let first = (0..presentations.len()).min_by_key(|&i| presentations[i].time());
                     presentations.swap_remove(first.expect("full"));
                     counts.live -= 1;
                     counts.evicted += 1;
                 }
-                presentations.push(record());
+                presentations.push(make());
                 counts.live += 1;
             }
         }
@@ -189,14 +256,14 @@ impl Unissued {
     /// The records of `token`, whose issue is being read, oldest first: forgotten here,
     /// judged by the caller. Those older than the issue are left out: in time order they
     /// saw no issue.
-    fn issued(&mut self, token: u64, issued_at: Micros) -> Vec<Presentation> {
+    fn issued(&mut self, token: u64, issued_at: Micros) -> Vec<R> {
         let Some(pending) = self.pending.take(token) else {
             return Vec::new();
         };
         self.counts.live -= pending.presentations.len();
         let mut presentations = pending.presentations.into_vec();
-        presentations.retain(|p| p.time >= issued_at);
-        presentations.sort_by_key(|p| p.time);
+        presentations.retain(|p| p.time() >= issued_at);
+        presentations.sort_by_key(Held::time);
         presentations
     }
 
@@ -205,11 +272,25 @@ impl Unissued {
     /// `judge` gives it (none when it gives none). A late issue raises nothing, as for a
     /// presentation read after it (the presentation would not have been late for its own
     /// source, but windows and facts skip the late issue's time).
+    // Inlined for its first test: on every issue, and nearly always nothing is kept.
+    #[inline]
     pub fn judge_at_issue(
         &mut self,
         event: &Event<'_>,
         cx: &mut Context<'_>,
-        judge: impl Fn(&str, &Presentation) -> Option<(String, String)>,
+        judge: impl Fn(&str, &R) -> Option<(String, String)>,
+    ) {
+        if self.counts.live == 0 {
+            return;
+        }
+        self.judge_records_at_issue(event, cx, judge);
+    }
+
+    fn judge_records_at_issue(
+        &mut self,
+        event: &Event<'_>,
+        cx: &mut Context<'_>,
+        judge: impl Fn(&str, &R) -> Option<(String, String)>,
     ) {
         let Some(token) = cx.facts.token else {
             return;
@@ -233,6 +314,36 @@ impl Unissued {
         self.pending.sweep_parts(horizon, &mut self.counts);
     }
 
+    /// Takes out the records no issue can come for any more (`horizon`: the clock less
+    /// the lateness), oldest first, for the caller to judge; counted as expired.
+    pub fn due(&mut self, horizon: Micros) -> Vec<R> {
+        let mut due = Vec::new();
+        if self.counts.live == 0 {
+            return due;
+        }
+        for slot in self.pending.values_mut() {
+            if slot.expires_at >= horizon {
+                continue;
+            }
+            let presentations = &mut slot.value.presentations;
+            let mut at = 0;
+            while at < presentations.len() {
+                if presentations[at].time() < horizon {
+                    due.push(presentations.swap_remove(at));
+                } else {
+                    at += 1;
+                }
+            }
+            slot.expires_at = earliest(presentations);
+        }
+        self.counts.live -= due.len();
+        self.counts.expired += due.len() as u64;
+        // The tokens left without records go (nothing left in them to count).
+        self.pending.sweep_parts(horizon, &mut self.counts);
+        due.sort_by_key(Held::time);
+        due
+    }
+
     /// Live records and their removals.
     pub fn stats(&self) -> TableStats {
         self.counts.stats()
@@ -253,7 +364,7 @@ impl Unissued {
             };
             return Ok(());
         }
-        let saved: Unissued = postcard::from_bytes(bytes)?;
+        let saved: Unissued<R> = postcard::from_bytes(bytes)?;
         let mut counts = saved.counts;
         // Counted from what was restored, so bytes that disagree cannot make the count
         // underflow later.

@@ -5,9 +5,8 @@ use authtrail_model::{Alert, Event, Kind};
 
 use super::{Unissued, PER_TOKEN};
 use crate::detector::Facts;
-use crate::detectors::testkit::{at, authn, authz, event, feed, only, run, table, text};
+use crate::detectors::testkit::{at, authn, authz, event, feed, feed_from, only, run, table, text};
 use crate::state::TableStats;
-use crate::SourceId;
 use crate::{DetectConfig, Detectors};
 
 fn issue(seconds: f64, owner: &str, audience: &[&str]) -> Event<'static> {
@@ -37,14 +36,6 @@ fn filler(seconds: f64) -> Event<'static> {
         true,
         "password",
     )
-}
-
-fn feed_from(detectors: &mut Detectors, source: SourceId, events: &[Event<'_>]) -> Vec<Alert> {
-    let mut alerts = Vec::new();
-    for event in events {
-        detectors.observe_from(source, event, &mut alerts);
-    }
-    alerts
 }
 
 /// The issue on partition 0, the presentation (and an hour more) on partition 1, read
@@ -179,7 +170,7 @@ fn records_go_once_the_clock_passes_them_by_the_lateness() {
 #[test]
 fn records_stay_under_their_cap_and_evictions_are_counted() {
     let max_keys = 4 * PER_TOKEN;
-    let mut unissued = Unissued::new(max_keys);
+    let mut unissued: Unissued = Unissued::new(max_keys);
     let mut kept = 0;
     for token in 0..10u64 {
         for presenter in 0..(PER_TOKEN as u64 + 2) {
@@ -220,7 +211,7 @@ fn a_record_survives_a_checkpoint_and_fires_on_the_issue_after_the_restart() {
 
 #[test]
 fn empty_detector_bytes_of_an_earlier_checkpoint_restore_with_no_records() {
-    let mut unissued = Unissued::new(1_000);
+    let mut unissued: Unissued = Unissued::new(1_000);
     unissued.load(&[]).unwrap();
     assert_eq!(unissued.stats(), TableStats::default());
     assert!(unissued.load(&[0xff; 3]).is_err());
