@@ -79,6 +79,14 @@ impl Config {
         toml::from_str(&text).with_context(|| format!("parsing config `{}`", path.display()))
     }
 
+    /// The reports' settings, with the `validation_gap` detector's skew: one tolerance
+    /// past a token's expiry for the live detector and the trust report.
+    pub fn reports(&self) -> ReportConfig {
+        let mut reports = self.report.clone();
+        reports.trust.skew = self.detect.validation_gap.skew;
+        reports
+    }
+
     /// The sections the stages open from, on the lake at `lake`; `detect: false` runs
     /// no detectors.
     pub fn stages(&self, lake: &LakeLocation, detect: bool) -> StagesConfig {
@@ -139,6 +147,20 @@ mod tests {
         assert_eq!(example.run, RunConfig::default());
         assert_eq!(example.collect, CollectConfig::default());
         assert_eq!(example.report, ReportConfig::default());
+    }
+
+    #[test]
+    fn the_reports_judge_expiry_with_the_detectors_skew() {
+        assert_eq!(
+            Config::default().reports().trust.skew,
+            DetectConfig::default().validation_gap.skew
+        );
+        let config: Config = toml::from_str("[detect.validation_gap]\nskew = \"5m\"").unwrap();
+        assert_eq!(config.reports().trust.skew, Duration::from_secs(300));
+        assert!(
+            toml::from_str::<Config>("[report.trust]\nskew = \"5m\"").is_err(),
+            "one setting: the report has no skew of its own"
+        );
     }
 
     #[test]

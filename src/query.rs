@@ -90,7 +90,7 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let keys = config.api.load_keys()?;
     let engine = Arc::new(open_engine(cli, &config)?);
-    let state = AppState::new(engine, keys).with_reports(config.report.clone());
+    let state = AppState::new(engine, keys).with_reports(config.reports());
     let runtime = runtime()?;
     runtime.block_on(async {
         let mut terminate =

@@ -16,7 +16,8 @@ pub fn run(cli: &Cli, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    config.report.validate()?;
+    let report_config = config.reports();
+    report_config.validate()?;
     let root = lake_root(cli, &config);
     let engine = QueryEngine::open(&root, config.query.clone())
         .with_context(|| format!("opening the lake at `{}`", root.display()))?;
@@ -36,7 +37,7 @@ pub fn run(cli: &Cli, args: &ReportArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let mut out = std::io::stdout().lock();
     if args.explain {
-        let plans = runtime.block_on(reports::explain(&engine, &config.report, name, window))?;
+        let plans = runtime.block_on(reports::explain(&engine, &report_config, name, window))?;
         for (query, plan) in plans {
             writeln!(out, "-- {name} report, query `{query}`\n{plan}")?;
         }
@@ -44,8 +45,8 @@ pub fn run(cli: &Cli, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     }
     let report = runtime.block_on(async {
         match name {
-            "trust" => reports::trust(&engine, &config.report, window, service).await,
-            _ => reports::privilege(&engine, &config.report, window).await,
+            "trust" => reports::trust(&engine, &report_config, window, service).await,
+            _ => reports::privilege(&engine, &report_config, window).await,
         }
     })?;
     let format = match args.format {

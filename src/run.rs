@@ -102,7 +102,7 @@ pub fn start(
     }
     let connection_limits = config.api.connection_limits(config.query.timeout);
     let app = crate::http::app(
-        AppState::new(Arc::new(engine), keys).with_reports(config.report.clone()),
+        AppState::new(Arc::new(engine), keys).with_reports(config.reports()),
         sources,
         live,
         collector,

@@ -23,8 +23,10 @@ pub struct ReportConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TrustConfig {
     /// Clock skew a service may allow: a token used at most this long after its expiry is
-    /// not reported (as `detect.validation_gap.skew`). Default 60s.
-    #[serde(with = "humantime_serde")]
+    /// not reported. Not a setting of the report's own: the binary takes it from
+    /// `detect.validation_gap.skew`, so the report and the live detector judge expiry by
+    /// one tolerance. Default 60s, the detector's.
+    #[serde(skip)]
     pub skew: Duration,
     /// How far before the report's window token issues and revocations are read, so a
     /// token issued or revoked before the window is still judged when used inside it. It
@@ -202,16 +204,24 @@ mod tests {
     #[test]
     fn the_config_reads_from_toml() {
         let config: ReportConfig = toml_like(
-            r#"{"trust": {"skew": "30s", "open_routes": [{"service": "orders", "resource": "/healthz"}]},
+            r#"{"trust": {"token_lookback": "12h", "open_routes": [{"service": "orders", "resource": "/healthz"}]},
                 "privilege": {"scope_map": [{"service": "orders", "action": "POST", "scopes": ["orders:write"]}]}}"#,
         );
-        assert_eq!(config.trust.skew, Duration::from_secs(30));
+        assert_eq!(config.trust.token_lookback, Duration::from_secs(12 * 3600));
         assert_eq!(
             config.trust.open_routes[0].resource.as_deref(),
             Some("/healthz")
         );
         assert_eq!(config.privilege.scope_map[0].scopes, ["orders:write"]);
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn the_skew_is_not_a_report_setting() {
+        let error = serde_json::from_str::<ReportConfig>(r#"{"trust": {"skew": "30s"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `skew`"), "{error}");
     }
 
     /// The query crate has no TOML parser; serde's JSON reads the same structure.
