@@ -6,12 +6,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use authtrail_detect::EventId;
 use authtrail_model::{Alert, Event, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
-use crate::correlation::{self, Entry, Groups};
+use crate::correlation::{self, Groups, SavedGroups};
 use crate::error::Error;
+use crate::matches::Match;
 use crate::pack::Pack;
 use crate::rule::{CorrelationType, Meta};
 
@@ -94,7 +94,7 @@ struct Checkpoint {
     watermark: Micros,
     next_sweep: Micros,
     correlations: Vec<String>,
-    groups: Groups,
+    groups: SavedGroups,
     raised: Vec<(u64, Raised)>,
     stats: RulesStats,
 }
@@ -127,13 +127,14 @@ struct State {
 impl RuleSet {
     /// The rules of `pack` with empty state.
     pub fn new(pack: Arc<Pack>, settings: Settings) -> Self {
+        let lateness = micros(settings.allowed_lateness);
         let state = State {
-            lateness: micros(settings.allowed_lateness),
+            groups: Groups::new(&pack.correlations, lateness, settings.max_keys),
+            lateness,
             suppression: micros(settings.suppression),
             max_keys: settings.max_keys.max(1),
             watermark: Micros::MIN,
             next_sweep: Micros::MIN,
-            groups: Groups::new(settings.max_keys),
             raised: HashMap::new(),
             raised_order: VecDeque::new(),
             stats: RulesStats::default(),
@@ -197,12 +198,12 @@ impl RuleSet {
                 continue;
             }
             for &(correlation_at, position) in &pack.feeds[at] {
-                state.correlate(pack, correlation_at, position, event, alerts);
+                state.correlate(pack, correlation_at, position, event, reading.now, alerts);
             }
         }
         state.candidates = candidates;
         if reading.now >= state.next_sweep {
-            state.sweep(pack, reading.now);
+            state.sweep(reading.now);
         }
     }
 
@@ -266,16 +267,22 @@ impl RuleSet {
             .enumerate()
             .map(|(at, rule)| (rule.meta.detector.as_str(), at as u32))
             .collect();
-        let groups = saved.groups.renumbered(|saved_at| {
-            let name = saved.correlations.get(saved_at as usize)?;
-            positions.get(name.as_str()).copied()
-        });
+        let groups = Groups::restore(
+            saved.groups,
+            &pack.correlations,
+            micros(settings.allowed_lateness),
+            settings.max_keys,
+            |saved_at| {
+                let name = saved.correlations.get(saved_at as usize)?;
+                positions.get(name.as_str()).map(|&at| at as usize)
+            },
+        );
         drop(positions);
         let mut set = RuleSet::new(pack, settings);
         let state = &mut set.state;
         state.watermark = saved.watermark;
         state.next_sweep = saved.next_sweep;
-        state.groups = groups.with_cap(state.max_keys);
+        state.groups = groups;
         for (key, raised) in saved.raised {
             if state.raised.insert(key, raised).is_none() {
                 state.raised_order.push_back(key);
@@ -294,6 +301,7 @@ impl State {
         at: usize,
         position: usize,
         event: &Event<'_>,
+        now: Micros,
         alerts: &mut Vec<Alert>,
     ) {
         let rule = &pack.correlations[at];
@@ -322,13 +330,12 @@ impl State {
             _ => position as u64,
         };
         let hash = correlation::fnv(&[rule.meta.detector.as_bytes(), key.as_bytes()]);
-        let entry = Entry {
+        let new = Match {
             time: event.time,
-            id: EventId::new(&event.id),
+            id: event.id.as_bytes(),
             tag,
         };
-        let group = self.groups.add(hash, at as u32, entry);
-        if let Some(evidence) = correlation::complete(rule, group, event.time) {
+        if let Some(evidence) = self.groups.add(rule, at, hash, new, now) {
             let alert_key = if key.is_empty() {
                 "all".to_owned()
             } else {
@@ -397,13 +404,9 @@ impl State {
         });
     }
 
-    fn sweep(&mut self, pack: &Pack, now: Micros) {
+    fn sweep(&mut self, now: Micros) {
         self.next_sweep = now.saturating_add(SWEEP_EVERY);
-        let lateness = self.lateness;
-        self.groups.sweep(now, |at| {
-            let rule = pack.correlations.get(at as usize)?;
-            Some(rule.timespan.saturating_add(lateness))
-        });
+        self.groups.sweep(now);
         self.raised.retain(|_, raised| raised.keep >= now);
         if self.raised_order.len() > 2 * self.raised.len() + 1024 {
             let raised = &self.raised;

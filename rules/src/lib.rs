@@ -16,6 +16,7 @@ mod engine;
 mod error;
 mod field;
 mod matcher;
+mod matches;
 mod pack;
 mod rule;
 mod testcase;
