@@ -56,7 +56,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
-    let config = DetectConfig::default();
+    // `[detect]` settings as TOML (`DETECT_CONFIG='validation_gap.enabled = false'`), to
+    // measure what one detector adds; the shipped defaults without it.
+    let config: DetectConfig = match std::env::var("DETECT_CONFIG") {
+        Ok(settings) => toml::from_str(&settings).expect("DETECT_CONFIG holds [detect] settings"),
+        Err(_) => DetectConfig::default(),
+    };
     let mut world = World::new();
     let mut detectors = Detectors::new(&config).expect("default config is valid");
     let mut alerts = Vec::new();
