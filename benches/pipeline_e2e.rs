@@ -103,6 +103,13 @@ fn duckdb(path: &Path, out: &Path, threads: u32) -> (f64, u64) {
 }
 
 fn main() {
+    // The pipeline's debug lines (flush cuts, hand-overs) when asked for, to place stalls.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let partitions = env_number("PARTITIONS", 4);
     let dir = tempfile::tempdir().unwrap();
     let events_path = dir.path().join("events.jsonl");

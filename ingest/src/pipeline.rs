@@ -360,6 +360,7 @@ impl Pipeline {
     /// covering exactly those offsets (the writer saves it after committing them). Blocks
     /// while the writer is a full flush behind.
     fn flush(&mut self, flushes: &SyncSender<Flush>, mut flush: Flush) -> Result<()> {
+        let started = Instant::now();
         for (key, state) in &mut self.partitions {
             // Judged before the segment is cut: a gap always comes with the message after
             // it, so its loss is recorded with that message's flush.
@@ -396,6 +397,11 @@ impl Pipeline {
             state.reported_until = state.flushed_until;
         }
         flush.opened = std::mem::take(&mut self.opened);
+        tracing::debug!(
+            rows = self.buffered_rows,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "segments cut for a flush"
+        );
         self.buffered_rows = 0;
         self.oldest_buffered = None;
         let Some(detection) = &mut self.detection else {
