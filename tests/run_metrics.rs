@@ -169,6 +169,12 @@ fn run_serves_metrics_promtool_accepts_and_the_dashboards_use() {
         .find_map(|line| line.strip_prefix("authtrail_detector_flush_pause_seconds_count "))
         .expect("flush pause histogram");
     assert_ne!(pauses, "0", "{metrics}");
+    // Every message read had a timestamp, so its age at the poll is recorded.
+    let ages = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("authtrail_kafka_record_age_seconds_count "))
+        .expect("record age histogram");
+    assert_ne!(ages, "0", "{metrics}");
     // Both embedded partitions are assigned; the one without events holds the clock (no
     // sample yet) until it idles out after `source_idle_after`.
     let active_sources = metrics

@@ -71,6 +71,9 @@ pub struct IngestStats {
     /// How long the detectors stopped for each flush (cutting the checkpoint, waiting for
     /// the writer to take it), in microseconds.
     pub(crate) detect_pause_micros: Histogram,
+    /// Per Kafka message, from its timestamp to when the consumer polled it, in
+    /// microseconds (producer batching, the broker, the fetch wait, any backlog).
+    pub(crate) record_age_micros: Histogram,
     /// Time the detectors took per event, published by the decode thread about once a second.
     pub(crate) detect_latency: LatencyWindow,
     /// Alerts raised per (detector, severity).
@@ -112,6 +115,7 @@ impl Default for IngestStats {
             flush_micros: Histogram::seconds(),
             file_bytes: Histogram::bytes(),
             detect_pause_micros: Histogram::seconds(),
+            record_age_micros: Histogram::seconds(),
             detect_latency: LatencyWindow::default(),
             alerts_by: Mutex::default(),
             detect_state: Mutex::default(),

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use authtrail_model::time::now_micros;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -237,11 +238,18 @@ impl KafkaSource {
             };
             bytes[..keep.min(bytes.len())].to_vec()
         });
+        let timestamp = message.timestamp().to_millis().map(|millis| millis * 1_000);
+        if let Some(timestamp) = timestamp {
+            // A producer's clock ahead of ours gives no age rather than a negative one.
+            if let Ok(age) = u64::try_from(now_micros() - timestamp) {
+                self.consumer.context().stats.record_age_micros.observe(age);
+            }
+        }
         RawMessage {
             source: topic,
             partition: message.partition(),
             offset: message.offset(),
-            timestamp: message.timestamp().to_millis().map(|millis| millis * 1_000),
+            timestamp,
             payload,
             size: message.payload().map_or(0, <[u8]>::len),
         }

@@ -123,6 +123,8 @@ impl IngestStats {
     fn expose_detection(&self, out: &mut Exposition) {
         out.family("authtrail_detector_latency_seconds", Kind::Summary, "Time the detectors take per event (hdrhistogram; quantiles over the last 1-2 minutes, sum and count since start).")
             .summary(&[], &self.detect_latency.snapshot(&QUANTILES));
+        out.family("authtrail_kafka_record_age_seconds", Kind::Histogram, "Time from each Kafka message's timestamp (the producer's, or the broker's with LogAppendTime) to when the consumer polled it: producer batching, the broker, the fetch wait and any backlog.")
+            .histogram(&[], &self.record_age_micros.snapshot());
         out.family("authtrail_detector_flush_pause_seconds", Kind::Histogram, "Time the detectors stop observing for each flush: cutting their checkpoint and waiting for the writer to take the flush. Events arriving meanwhile wait too.")
             .histogram(&[], &self.detect_pause_micros.snapshot());
         out.family(
