@@ -667,6 +667,26 @@ mod tests {
     }
 
     #[test]
+    fn held_decisions_are_bounded_and_at_the_cap_evicted_and_counted_not_dropped() {
+        // Room for one token's held decisions (`max_keys / 8`).
+        let mut config = config(30);
+        config.max_keys = 8;
+        let mut detectors = Detectors::new(&config).unwrap();
+        let events = [
+            issue("i", 0.0, "t1", &["payments"]),
+            call("p", 2.0 * HOUR, "forged-1", "payments", true),
+            // Past due, not yet judged (no sweep since): its token makes room.
+            call("q", 2.0 * HOUR + 31.0, "forged-2", "ledger", true),
+            filler(2.0 * HOUR + 90.0),
+        ];
+        let alerts = feed(&mut detectors, &events);
+        let keys: Vec<_> = alerts.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, ["ledger unissued"]);
+        let stats = table(&detectors, "validation_gap");
+        assert_eq!((stats.live_keys, stats.expired, stats.evicted), (0, 1, 1));
+    }
+
+    #[test]
     fn held_decisions_are_one_per_token_and_service_and_counted_when_judged() {
         let mut detectors = Detectors::new(&config(30)).unwrap();
         let mut events = vec![issue("i", 0.0, "t1", &["payments"])];

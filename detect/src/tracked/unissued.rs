@@ -48,7 +48,8 @@ pub(crate) const PER_TOKEN: usize = 8;
 /// What a detector keeps of a presentation whose token it has not seen issued.
 pub(crate) trait Held {
     /// Whether a record no issue can come for any more is judged (taken out by
-    /// [`Unissued::due`] at a sweep) rather than forgotten wherever it is found.
+    /// [`Unissued::due`] at a sweep) rather than forgotten wherever it is found (a sweep,
+    /// the lazy one when its token gets a record, making room at the cap).
     const JUDGED_WHEN_DUE: bool = false;
     /// The presentation's event time.
     fn time(&self) -> Micros;
@@ -134,6 +135,11 @@ impl<R: Held> Parts for Pending<R> {
             return true;
         }
         let presentations = &mut slot.value.presentations;
+        // Records to be judged leave through `due` (or are evicted at the cap, counted),
+        // never dropped unjudged here (a sweep to make room at the cap, a new record).
+        if R::JUDGED_WHEN_DUE {
+            return !presentations.is_empty();
+        }
         let before = presentations.len();
         presentations.retain(|p| p.time() >= now);
         let gone = before - presentations.len();
@@ -228,11 +234,8 @@ impl<R: Held + Serialize + DeserializeOwned> Unissued<R> {
         let slot = self
             .pending
             .upsert_parts(token, horizon, Pending::default, counts);
-        // Drop what can no longer be judged first (lazily, between sweeps), unless it is
-        // to be judged at the sweep.
-        if !R::JUDGED_WHEN_DUE {
-            Pending::sweep(slot, horizon, counts);
-        }
+        // Drop what can no longer be judged first (lazily, between sweeps).
+        Pending::sweep(slot, horizon, counts);
         let presentations = &mut slot.value.presentations;
         match presentations.iter_mut().find(|p| p.key() == key) {
             // The earliest is the one a time-ordered run raises on (later ones are its
