@@ -285,6 +285,9 @@ const LONG_LIVED: SectionSpec = SectionSpec {
 
 type Key = (String, String);
 
+/// Per holder: how many grants (scopes or audiences) it has, and how many went unused.
+type GrantCounts = HashMap<Key, (u64, u64)>;
+
 fn text(row: &Map<String, Value>, column: &str) -> String {
     row.get(column)
         .and_then(Value::as_str)
@@ -344,80 +347,67 @@ pub(super) fn sections(
     let coverage: HashMap<Key, &Map<String, Value>> =
         reach.rows.iter().map(|row| (key(row), row)).collect();
     let mut findings: HashMap<Key, u64> = HashMap::new();
-    let mut scope_counts: HashMap<Key, (u64, u64)> = HashMap::new();
-    let mut audience_counts: HashMap<Key, (u64, u64)> = HashMap::new();
 
-    let mut unused_scopes = Vec::new();
-    for scope_row in &scopes.rows {
-        let holder = key(scope_row);
-        let (grants, uses) = (number(scope_row, "grants"), number(scope_row, "uses"));
-        let counts = scope_counts.entry(holder.clone()).or_default();
-        counts.0 += 1;
-        if uses > 0 {
-            continue;
-        }
-        counts.1 += 1;
-        *findings.entry(holder.clone()).or_default() += 1;
-        let scope = text(scope_row, "scope");
-        let unknown = coverage
-            .get(&holder)
-            .map_or(0, |row| number(row, "allows_without_scopes"));
-        let mut recommendation = format!(
-            "drop scope `{scope}` from {}: granted {} times, used 0 times in {period}",
-            holder_label(&holder),
-            thousands(grants)
-        );
-        if unknown > 0 {
-            recommendation.push_str(&format!(
-                " (check first: {} of its allowed calls went to services that report no scopes)",
-                thousands(unknown)
-            ));
-        }
-        unused_scopes.push(row(
-            UNUSED_SCOPES.columns,
-            vec![
-                json!(holder.0),
-                json!(holder.1),
-                json!(scope),
-                json!(grants),
-                json!(uses),
-                json!(unknown),
-                json!(recommendation),
-            ],
-        ));
-    }
+    let (scope_counts, unused_scopes) = unused_grants(
+        &scopes.rows,
+        "uses",
+        &mut findings,
+        |holder, scope_row| {
+            let scope = text(scope_row, "scope");
+            let (grants, uses) = (number(scope_row, "grants"), number(scope_row, "uses"));
+            let unknown = coverage
+                .get(holder)
+                .map_or(0, |row| number(row, "allows_without_scopes"));
+            let mut recommendation = format!(
+                "drop scope `{scope}` from {}: granted {} times, used 0 times in {period}",
+                holder_label(holder),
+                thousands(grants)
+            );
+            if unknown > 0 {
+                recommendation.push_str(&format!(
+                    " (check first: {} of its allowed calls went to services that report no scopes)",
+                    thousands(unknown)
+                ));
+            }
+            row(
+                UNUSED_SCOPES.columns,
+                vec![
+                    json!(holder.0),
+                    json!(holder.1),
+                    json!(scope),
+                    json!(grants),
+                    json!(uses),
+                    json!(unknown),
+                    json!(recommendation),
+                ],
+            )
+        },
+    );
 
-    let mut unused_audiences = Vec::new();
-    for audience_row in &audiences.rows {
-        let holder = key(audience_row);
-        let (grants, presentations) = (
-            number(audience_row, "grants"),
-            number(audience_row, "presentations"),
-        );
-        let counts = audience_counts.entry(holder.clone()).or_default();
-        counts.0 += 1;
-        if presentations > 0 {
-            continue;
-        }
-        counts.1 += 1;
-        *findings.entry(holder.clone()).or_default() += 1;
-        let audience = text(audience_row, "audience");
-        unused_audiences.push(row(
-            UNUSED_AUDIENCES.columns,
-            vec![
-                json!(holder.0),
-                json!(holder.1),
-                json!(audience),
-                json!(grants),
-                json!(presentations),
-                json!(format!(
-                    "drop audience `{audience}` from {}: in {} tokens, presented there 0 times in {period}",
-                    holder_label(&holder),
-                    thousands(grants)
-                )),
-            ],
-        ));
-    }
+    let (audience_counts, unused_audiences) = unused_grants(
+        &audiences.rows,
+        "presentations",
+        &mut findings,
+        |holder, audience_row| {
+            let audience = text(audience_row, "audience");
+            let grants = number(audience_row, "grants");
+            row(
+                UNUSED_AUDIENCES.columns,
+                vec![
+                    json!(holder.0),
+                    json!(holder.1),
+                    json!(audience),
+                    json!(grants),
+                    json!(number(audience_row, "presentations")),
+                    json!(format!(
+                        "drop audience `{audience}` from {}: in {} tokens, presented there 0 times in {period}",
+                        holder_label(holder),
+                        thousands(grants)
+                    )),
+                ],
+            )
+        },
+    );
 
     // Peers: holders of the same principal type.
     let principal_type: HashMap<Key, String> = holders
@@ -622,6 +612,31 @@ pub(super) fn sections(
         section(&OVER_BROAD, over_broad, truncated(&[&holders])),
         section(&LONG_LIVED, long_lived, truncated(&[&lifetimes, &norms])),
     ]
+}
+
+/// Grants (a holder's scopes or audiences, one row each) that were never used (`used_column`
+/// is 0): per holder, how many it was granted and how many of them went unused, and one
+/// finding row (made by `finding`) for each unused grant, counted in `findings`.
+fn unused_grants(
+    rows: &[Map<String, Value>],
+    used_column: &str,
+    findings: &mut HashMap<Key, u64>,
+    mut finding: impl FnMut(&Key, &Map<String, Value>) -> Map<String, Value>,
+) -> (GrantCounts, Vec<Map<String, Value>>) {
+    let mut counts = GrantCounts::new();
+    let mut unused = Vec::new();
+    for grant in rows {
+        let holder = key(grant);
+        let (granted, never_used) = counts.entry(holder.clone()).or_default();
+        *granted += 1;
+        if number(grant, used_column) > 0 {
+            continue;
+        }
+        *never_used += 1;
+        *findings.entry(holder.clone()).or_default() += 1;
+        unused.push(finding(&holder, grant));
+    }
+    (counts, unused)
 }
 
 fn section(spec: &SectionSpec, rows: Vec<Map<String, Value>>, truncated: bool) -> Section {
