@@ -159,6 +159,51 @@ fn events() -> Vec<Value> {
         "deny",
         json!({"token_id": "jti-rev2", "reason": "token_revoked"}),
     );
+    // revoked with all of its principal's tokens: batch's token issued at 09:00, a revoke
+    // of every token of svc:batch at 09:20 (no token_id), two uses after it. Look-alikes:
+    // the same token used before the revoke, a token issued after the revoke, and a token
+    // never seen issued whose first use comes after the revoke.
+    e.issue(
+        &t("09:00:00"),
+        "jti-batch-old",
+        "batch",
+        &["warehouse"],
+        "warehouse:read",
+        &t("11:00:00"),
+    );
+    e.authz(
+        &t("09:10:00"),
+        "svc:batch",
+        "warehouse",
+        "allow",
+        json!({"token_id": "jti-batch-old"}),
+    );
+    e.push(
+        json!({"time": t("09:20:00"), "kind": "token_revoke", "principal": "svc:batch",
+        "service": "idp", "reason": "offboarded"}),
+    );
+    e.issue(
+        &t("09:25:00"),
+        "jti-batch-new",
+        "batch",
+        &["warehouse"],
+        "warehouse:read",
+        &t("11:25:00"),
+    );
+    for (clock, token) in [
+        ("09:30:00", "jti-batch-old"),
+        ("09:31:00", "jti-batch-old"),
+        ("09:30:00", "jti-batch-new"),
+        ("09:40:00", "jti-batch-unseen"),
+    ] {
+        e.authz(
+            &t(clock),
+            "svc:batch",
+            "warehouse",
+            "allow",
+            json!({"token_id": token}),
+        );
+    }
     // audience: accepted by hr, issued for orders. Look-alikes: a token naming hr, one for `*`.
     e.issue(
         &t("11:00:00"),
@@ -550,6 +595,7 @@ fn trust_report_finds_each_gap_and_none_of_the_look_alikes() {
             ["hr", "audience", "1", "1"],
             ["orders", "expired", "3", "1"],
             ["payments", "revoked", "1", "1"],
+            ["warehouse", "revoked", "2", "1"],
         ],
         "{invalid:?}"
     );
@@ -688,7 +734,7 @@ fn trust_report_finds_each_gap_and_none_of_the_look_alikes() {
     // The other formats carry the same rows.
     let table = report(&lake, &config, &["trust", "--since", SINCE]);
     assert!(
-        table.contains("Tokens accepted while revoked, expired or for another audience (3)"),
+        table.contains("Tokens accepted while revoked, expired or for another audience (4)"),
         "{table}"
     );
     assert!(
@@ -984,7 +1030,7 @@ fn the_web_ui_shows_a_services_trust_view_and_sorts_the_privilege_table() {
     };
     assert_eq!(
         services(&seen["trust"]["accepted_invalid"]),
-        ["hr", "orders", "payments"],
+        ["hr", "orders", "payments", "warehouse"],
         "{seen}"
     );
     assert_eq!(

@@ -37,7 +37,8 @@ def rows(sql):
 
 
 out = {}
-# Each allow judged once: audience first, then expired, then revoked.
+# Each allow judged once: audience first, then expired, then revoked (the token's own
+# revoke, or a revoke without token_id of every token issued to its principal before it).
 out["accepted_invalid"] = rows(
     """
     WITH judged AS (
@@ -51,6 +52,10 @@ out["accepted_invalid"] = rows(
                          AND i.token_expires + INTERVAL 60 SECOND < a.time) THEN 'expired'
           WHEN EXISTS (SELECT 1 FROM back r WHERE r.kind = 'token_revoke' AND r.token_id = a.token_id
                          AND r.time <= a.time) THEN 'revoked'
+          WHEN EXISTS (SELECT 1 FROM back r JOIN back i ON i.principal = r.principal
+                       WHERE r.kind = 'token_revoke' AND r.token_id IS NULL AND r.time < a.time
+                         AND i.kind = 'token_issue' AND i.token_id = a.token_id
+                         AND i.time < r.time) THEN 'revoked'
         END AS gap
       FROM ev a WHERE a.kind = 'authz' AND a.outcome = 'allow' AND a.token_id IS NOT NULL)
     SELECT service, gap, count(*) FROM judged WHERE gap IS NOT NULL GROUP BY ALL

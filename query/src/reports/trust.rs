@@ -106,17 +106,37 @@ pub(super) fn queries(
     // The tokens' issues and revocations (a few per token) are the joins' build sides;
     // the window's allowed calls (millions) only probe them, so memory follows the tokens,
     // not the calls. Issues are joined as rows: aggregating their audience lists would
-    // make DataFusion account each list with its whole source batch.
+    // make DataFusion account each list with its whole source batch. A revoke without a
+    // `token_id` ends every token issued to its principal before it (as the live
+    // detector holds): it is resolved to those tokens here, on the tokens' side, so each
+    // call still meets one row of revocations per token.
     let accepted_invalid = format!(
         "WITH issued AS (
             SELECT DISTINCT token_id, token_expires AS expires, token_audience AS audience
             FROM events
             WHERE kind = 'token_issue' AND token_id IS NOT NULL AND {issued_window}
         ),
-        revoked AS (
-            SELECT token_id, min(time) AS revoked_at
+        principal_revokes AS (
+            SELECT principal, time
+            FROM events
+            WHERE kind = 'token_revoke' AND token_id IS NULL AND {issued_window}
+        ),
+        revokes AS (
+            SELECT token_id, time, FALSE AS of_principal
             FROM events
             WHERE kind = 'token_revoke' AND token_id IS NOT NULL AND {issued_window}
+            UNION ALL
+            SELECT i.token_id, p.time, TRUE AS of_principal
+            FROM principal_revokes p
+            JOIN events i ON i.principal = p.principal AND i.time < p.time
+            WHERE i.kind = 'token_issue' AND i.token_id IS NOT NULL
+              AND i.time >= $lookback AND i.time < $until
+        ),
+        revoked AS (
+            SELECT token_id,
+                   min(time) FILTER (WHERE NOT of_principal) AS revoked_at,
+                   min(time) FILTER (WHERE of_principal) AS owner_revoked_at
+            FROM revokes
             GROUP BY token_id
         ),
         uses AS (
@@ -137,7 +157,7 @@ pub(super) fn queries(
                          AND NOT array_has(w.audience, w.service)
                          AND NOT array_has(w.audience, '*') THEN 'audience'
                     WHEN w.expires + INTERVAL '{skew_ms} milliseconds' < w.time THEN 'expired'
-                    WHEN r.revoked_at <= w.time THEN 'revoked'
+                    WHEN r.revoked_at <= w.time OR r.owner_revoked_at < w.time THEN 'revoked'
                 END AS gap
             FROM revoked r
             RIGHT JOIN with_issue w ON w.token_id = r.token_id
@@ -248,8 +268,11 @@ pub(super) fn queries(
 
     // Most onward calls are a service acting as itself or relaying its caller's identity:
     // the first are set aside against the (small) table of own identities, the second by
-    // an anti-join whose build side is what is left; only the few remaining calls are
-    // joined to the trace's callers for the report.
+    // an anti-join with every call into a service of the trace under the same principal,
+    // on one 64-bit key of (trace, service, principal) rather than three strings (the
+    // table holds the window's calls: eight bytes each). The few remaining calls meet the
+    // token exchanges (their token, or one earlier in their trace) in one join, so the
+    // issues are read once for them, and what is left is joined to the trace's callers.
     let propagation = format!(
         "WITH issued AS (
             SELECT token_id, client_id, principal, auth_method, trace_id, time
@@ -260,14 +283,21 @@ pub(super) fn queries(
             SELECT DISTINCT client_id AS service, principal FROM issued WHERE client_id IS NOT NULL
         ),
         exchanges AS (
-            SELECT token_id, trace_id, time FROM issued WHERE lower(auth_method) = 'token_exchange'
+            SELECT token_id, trace_id, time, TRUE AS exchanged
+            FROM issued WHERE lower(auth_method) = 'token_exchange'
         ),
         onward AS (
             SELECT d.id, d.time, d.trace_id, d.source_service AS service,
-                   {DECIDER} AS callee, d.principal, d.token_id
+                   {DECIDER} AS callee, d.principal, d.token_id,
+                   {key}(d.trace_id, d.source_service, d.principal) AS relay_key
             FROM events d
             WHERE d.kind = 'authz' AND d.trace_id IS NOT NULL AND d.source_service IS NOT NULL
               AND {window} {only}
+        ),
+        received AS (
+            SELECT {key}(trace_id, {DECIDER}, principal) AS relay_key
+            FROM events
+            WHERE kind = 'authz' AND trace_id IS NOT NULL AND {window}
         ),
         calls AS (
             SELECT trace_id, {DECIDER} AS service, principal, time
@@ -279,24 +309,27 @@ pub(super) fn queries(
             RIGHT ANTI JOIN onward o ON o.service = w.service AND o.principal = w.principal
         ),
         unrelayed AS (
-            SELECT f.* FROM foreign_identity f
-            LEFT ANTI JOIN calls c
-              ON c.trace_id = f.trace_id AND c.service = f.service AND c.principal = f.principal
+            SELECT f.* FROM received r
+            RIGHT ANTI JOIN foreign_identity f ON f.relay_key = r.relay_key
+        ),
+        unexchanged AS (
+            SELECT u.* FROM unrelayed u
+            LEFT JOIN exchanges x
+              ON x.token_id = u.token_id OR (x.trace_id = u.trace_id AND x.time <= u.time)
+            WHERE x.exchanged IS NULL
         ),
         swapped AS (
             SELECT u.id, u.trace_id, u.service, u.callee, u.principal AS onward_principal,
                    c.principal AS caller
-            FROM unrelayed u
+            FROM unexchanged u
             JOIN calls c ON c.trace_id = u.trace_id AND c.service = u.service AND c.time <= u.time
-            WHERE NOT EXISTS (SELECT 1 FROM exchanges x WHERE x.token_id = u.token_id)
-              AND NOT EXISTS (SELECT 1 FROM exchanges x WHERE x.trace_id = u.trace_id
-                                AND x.time <= u.time)
         )
         SELECT service, caller, onward_principal, callee,
                count(DISTINCT trace_id) AS traces, count(DISTINCT id) AS calls,
                array_slice(array_sort(array_agg(DISTINCT trace_id)), 1, 3) AS example_traces
         FROM swapped
         GROUP BY 1, 2, 3, 4",
+        key = super::key::NAME,
         window = window_of(""),
         only = only("d.source_service"),
     );
