@@ -602,6 +602,21 @@ mod tests {
         assert_eq!(restored.state.started, Some(at(0.0)));
         assert_eq!(restored.stats(), TableStats::default());
         assert!(restored.load(&[]).is_err());
+        // And a build that read the state alone reads it from today's bytes.
+        let forged = call("p", 10.0, "forged", "payments", true);
+        let facts = Facts {
+            now: forged.time,
+            token: Some(1),
+            ..Facts::default()
+        };
+        let make = || Allowed::new(&forged, "forged", 7, true);
+        detector.held.keep(forged.time, &facts, 7, 0, make);
+        assert_eq!(detector.stats().live_keys, 1);
+        let bytes = detector.save();
+        let state: State = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(state.started, Some(at(0.0)));
+        restored.load(&bytes).unwrap();
+        assert_eq!(restored.stats().live_keys, 1);
     }
 
     /// The token's issue (and its owner's other events) on partition 0, the decision on

@@ -23,7 +23,9 @@ use suppress::Suppressor;
 /// and principal entries no longer repeat their earliest part expiry; a watermark per
 /// source (Kafka partition) instead of one event-time clock.
 /// 4: the revocations moved out of `revoked_token_use` into a shared table, which
-/// `validation_gap` reads too.
+/// `validation_gap` reads too. Later within 4 (readable both ways, so not a new version):
+/// `validation_gap`'s bytes carry its held decisions after its state; bytes without
+/// them restore with none held.
 const CHECKPOINT_VERSION: u32 = 4;
 
 /// Counters since the detectors were first started (they survive restores).
