@@ -22,7 +22,8 @@ use crate::rule::{CorrelationRule, CorrelationType, MAX_GROUP_EVENTS};
 /// Most evidence event ids one alert carries (the oldest ones in its window).
 const MAX_EVIDENCE: usize = 100;
 
-/// Group keys are FNV hashes already: the table only folds them, without SipHash.
+/// Group keys are FNV hashes already: the table only folds them, without SipHash. Other
+/// keys (the rule index's values) are hashed with FNV-1a.
 #[derive(Default)]
 pub struct KeyHasher(u64);
 
@@ -32,7 +33,6 @@ impl Hasher for KeyHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used (keys are `u64`); anything else is folded in.
         for &byte in bytes {
             self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
         }
@@ -45,8 +45,8 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// A map keyed by FNV hashes, folded by [`KeyHasher`].
-pub type FnvMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+/// A map hashed with [`KeyHasher`]: FNV hashes as keys, or short texts.
+pub type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
 /// The groups of one correlation.
 #[derive(Debug)]
@@ -55,7 +55,7 @@ struct Table {
     /// How long a match may matter after its time: the timespan plus the allowed
     /// lateness (a later event that is not late has a window reaching back no further).
     horizon: Micros,
-    groups: FnvMap<Matches>,
+    groups: FnvMap<u64, Matches>,
 }
 
 impl Table {
@@ -119,27 +119,23 @@ impl Groups {
         new: Match<'_>,
         now: Micros,
     ) -> Option<Vec<String>> {
-        if !self.tables[at].groups.contains_key(&key) && self.len() >= self.max_keys {
+        // The count first: below the cap (nearly always) the key is probed once.
+        if self.len() >= self.max_keys && !self.tables[at].groups.contains_key(&key) {
             self.make_room(now);
         }
         let table = &mut self.tables[at];
         let tagging = table.tagging;
         let group = table.groups.entry(key).or_default();
-        let held = group.iter(tagging).count();
-        // A full group drops its oldest match.
-        let dropped = usize::from(held >= MAX_GROUP_EVENTS);
-        self.trimmed += dropped as u64;
-        // In time order, after the matches of the same time (events mostly arrive in
-        // order, so `new` mostly goes last).
-        let older = group
-            .iter(tagging)
-            .skip(dropped)
-            .take_while(|old| old.time <= new.time);
-        let newer = group
-            .iter(tagging)
-            .skip(dropped)
-            .filter(|old| old.time > new.time);
-        let merged = older.chain(std::iter::once(new)).chain(newer);
+        // A full group drops its oldest match. Every match takes two bytes or more, so
+        // a block shorter than twice the cap is not full, and is not counted.
+        let full = group.bytes() >= 2 * MAX_GROUP_EVENTS
+            && group.iter(tagging).count() >= MAX_GROUP_EVENTS;
+        self.trimmed += u64::from(full);
+        let merged = Insert {
+            old: group.iter(tagging).skip(usize::from(full)),
+            new: Some(new),
+            held: None,
+        };
         *group = Matches::encode(merged, tagging, &mut self.scratch);
         let evidence = complete(rule, group.iter(tagging), new.time)?;
         table.groups.remove(&key);
@@ -236,6 +232,34 @@ impl Groups {
             }
         }
         groups
+    }
+}
+
+/// A group's matches `old` (oldest first) with `new` among them in time order, after
+/// those of the same time (events mostly arrive in order, so `new` mostly goes last):
+/// one pass over the block.
+struct Insert<'a, I> {
+    old: I,
+    new: Option<Match<'a>>,
+    /// An old match that came after `new`, given out next.
+    held: Option<Match<'a>>,
+}
+
+impl<'a, I: Iterator<Item = Match<'a>>> Iterator for Insert<'a, I> {
+    type Item = Match<'a>;
+
+    fn next(&mut self) -> Option<Match<'a>> {
+        if let Some(held) = self.held.take() {
+            return Some(held);
+        }
+        match self.old.next() {
+            Some(old) if self.new.is_some_and(|new| new.time < old.time) => {
+                self.held = Some(old);
+                self.new.take()
+            }
+            Some(old) => Some(old),
+            None => self.new.take(),
+        }
     }
 }
 

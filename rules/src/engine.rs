@@ -9,7 +9,7 @@ use std::time::Duration;
 use authtrail_model::{Alert, Event, Micros, Severity};
 use serde::{Deserialize, Serialize};
 
-use crate::correlation::{self, Groups, SavedGroups};
+use crate::correlation::{self, FnvMap, Groups, SavedGroups};
 use crate::error::Error;
 use crate::matches::Match;
 use crate::pack::Pack;
@@ -114,7 +114,8 @@ struct State {
     watermark: Micros,
     next_sweep: Micros,
     groups: Groups,
-    raised: HashMap<u64, Raised>,
+    /// Suppression state by the FNV hash of rule and key (not hashed again).
+    raised: FnvMap<u64, Raised>,
     raised_order: VecDeque<u64>,
     stats: RulesStats,
     alerts_by_rule: HashMap<String, u64>,
@@ -135,7 +136,7 @@ impl RuleSet {
             max_keys: settings.max_keys.max(1),
             watermark: Micros::MIN,
             next_sweep: Micros::MIN,
-            raised: HashMap::new(),
+            raised: FnvMap::default(),
             raised_order: VecDeque::new(),
             stats: RulesStats::default(),
             alerts_by_rule: HashMap::new(),
@@ -357,7 +358,8 @@ impl State {
         alerts: &mut Vec<Alert>,
     ) {
         let hash = correlation::fnv(&[meta.detector.as_bytes(), key.as_bytes()]);
-        if !self.raised.contains_key(&hash) {
+        // The count first: below the cap (nearly always) the key is probed once.
+        if self.raised.len() >= self.max_keys && !self.raised.contains_key(&hash) {
             while self.raised.len() >= self.max_keys {
                 match self.raised_order.pop_front() {
                     Some(oldest) => {
@@ -366,9 +368,11 @@ impl State {
                     None => break,
                 }
             }
-            self.raised_order.push_back(hash);
         }
-        let raised = self.raised.entry(hash).or_default();
+        let raised = self.raised.entry(hash).or_insert_with(|| {
+            self.raised_order.push_back(hash);
+            Raised::default()
+        });
         if event.time < raised.until
             && raised
                 .severity

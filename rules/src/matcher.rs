@@ -17,6 +17,14 @@ use crate::yaml::{Node, Problem, Value};
 /// bigger ones with an error instead of building them).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// A value (lowercase) a field must have for a rule to match, or a prefix it must
+/// start with: what the rule index keys on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub text: String,
+    pub prefix: bool,
+}
+
 /// One `field|modifiers: values` entry of a selection.
 #[derive(Debug)]
 pub struct FieldMatch {
@@ -211,6 +219,15 @@ impl FieldMatch {
     /// plain any-of equality on `field`; the rule index uses it to skip rules an event
     /// cannot match.
     pub fn equal_values(&self, field: &Field) -> Option<Vec<String>> {
+        self.pins(field)?
+            .into_iter()
+            .map(|pin| (!pin.prefix).then_some(pin.text))
+            .collect()
+    }
+
+    /// What this test requires of `field`, when it is an any-of equality or
+    /// `startswith` on `field`: one of these values or prefixes (lowercase).
+    pub fn pins(&self, field: &Field) -> Option<Vec<Pin>> {
         if self.field != *field {
             return None;
         }
@@ -224,7 +241,14 @@ impl FieldMatch {
         patterns
             .iter()
             .map(|pattern| match pattern {
-                Pattern::Equals { text, .. } => Some(text.to_ascii_lowercase()),
+                Pattern::Equals { text, .. } => Some(Pin {
+                    text: text.to_ascii_lowercase(),
+                    prefix: false,
+                }),
+                Pattern::StartsWith { text, .. } => Some(Pin {
+                    text: text.to_ascii_lowercase(),
+                    prefix: true,
+                }),
                 _ => None,
             })
             .collect()

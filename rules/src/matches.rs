@@ -63,7 +63,6 @@ impl Matches {
     }
 
     /// Bytes of the block.
-    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.0.len()
     }

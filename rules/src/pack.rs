@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use authtrail_model::{Event, Kind, Outcome};
 
+use crate::correlation::FnvMap;
 use crate::error::{Error, FileProblem};
 use crate::field::Field;
+use crate::matcher::Pin;
 use crate::rule::{self, CorrelationRule, DetectionRule, Rule};
 use crate::yaml::{parse_documents, Problem};
 
@@ -146,7 +148,7 @@ impl Pack {
             let outcomes = rule.required_outcomes();
             let pinned = PINNED
                 .iter()
-                .find_map(|field| Some((field, rule.required_values(field)?)));
+                .find_map(|field| Some((field, rule.required_pins(field)?)));
             for kind in ALL_KINDS {
                 if rule.kind.is_some_and(|only| only != kind) {
                     continue;
@@ -176,67 +178,106 @@ impl Pack {
     }
 
     /// Appends to `rules` the detection rules `event` may match (of its kind and
-    /// outcome, and with the values of pinned fields it has), in the pack's order.
+    /// outcome, and with a prefix of a pinned field's value they require), in the
+    /// pack's order.
     pub fn candidates(&self, event: &Event<'_>, rules: &mut Vec<u32>) {
         let bucket = &self.by_kind[kind_index(event.kind)][outcome_index(event.outcome)];
         rules.extend_from_slice(&bucket.always);
         let mut added = false;
-        for (field, by_value) in &bucket.pinned {
+        for (field, by_pin) in &bucket.pinned {
             let Some(value) = field.text(event) else {
                 continue;
             };
-            if let Some(found) = with_lowercase(value, |lower| by_value.get(lower)) {
-                rules.extend_from_slice(found);
-                added = true;
-            }
+            with_lowercase(value, |lower| {
+                if let Some(found) = by_pin.values.get(lower) {
+                    rules.extend_from_slice(found);
+                    added = true;
+                }
+                for &len in &by_pin.prefix_lengths {
+                    if len > lower.len() {
+                        break;
+                    }
+                    // A length inside a character is no prefix of this value.
+                    let Some(prefix) = lower.get(..len) else {
+                        continue;
+                    };
+                    if let Some(found) = by_pin.prefixes.get(prefix) {
+                        rules.extend_from_slice(found);
+                        added = true;
+                    }
+                }
+            });
         }
         if added {
             rules.sort_unstable();
+            // A rule requiring a value and one of its prefixes is found twice.
+            rules.dedup();
         }
     }
 }
 
 /// Single-valued text fields the rule index keys on, in order of preference: a rule
-/// whose condition requires one of a few values of one of them (`target_service:
-/// billing-admin`) is tried only on events with such a value. `outcome` has its own
-/// level of the index (with the kind).
-const PINNED: [Field; 6] = [
+/// whose condition requires one of a few values or prefixes of one of them
+/// (`target_service: billing-admin`, `principal|startswith: 'svc:ci-'`) is tried only
+/// on events whose value has one. Fields of few values (`auth_method`, `service`,
+/// `principal_type`) come last: keyed on them, a rule is still tried on many events.
+/// `outcome` has its own level of the index (with the kind).
+const PINNED: [Field; 7] = [
     Field::TargetService,
     Field::Action,
     Field::ClientId,
+    Field::Principal,
     Field::AuthMethod,
     Field::Service,
     Field::PrincipalType,
 ];
 
 /// The detection rules of one kind and outcome: the ones tried on every event, and the
-/// ones tried only on events whose pinned field has one of their values.
+/// ones tried only on events whose pinned field has a value or prefix they require.
 #[derive(Debug, Default)]
 struct Bucket {
     always: Vec<u32>,
-    /// Per pinned field, the rules by the value they require (lowercase).
-    pinned: Vec<(Field, ByValue)>,
+    /// Per pinned field, the rules by what they require of it.
+    pinned: Vec<(Field, ByPin)>,
 }
 
-/// Rules by the value (lowercase) of a pinned field they require.
-type ByValue = HashMap<Box<str>, Vec<u32>>;
+/// Rules by a value (lowercase) of a pinned field they require, or a prefix of it;
+/// looked up for every event, so hashed with FNV rather than SipHash (the keys are the
+/// rules' own).
+#[derive(Debug, Default)]
+struct ByPin {
+    values: FnvMap<Box<str>, Vec<u32>>,
+    prefixes: FnvMap<Box<str>, Vec<u32>>,
+    /// The prefixes' lengths in bytes, shortest first: an event's value is looked up
+    /// once per length.
+    prefix_lengths: Vec<usize>,
+}
 
 impl Bucket {
-    fn add(&mut self, rule: usize, pinned: Option<(&Field, &[String])>) {
+    fn add(&mut self, rule: usize, pinned: Option<(&Field, &[Pin])>) {
         let rule = u32::try_from(rule).expect("fewer than 2^32 rules");
-        let Some((field, values)) = pinned else {
+        let Some((field, pins)) = pinned else {
             self.always.push(rule);
             return;
         };
         let at = match self.pinned.iter().position(|(known, _)| known == field) {
             Some(at) => at,
             None => {
-                self.pinned.push((field.clone(), HashMap::new()));
+                self.pinned.push((field.clone(), ByPin::default()));
                 self.pinned.len() - 1
             }
         };
-        for value in values {
-            let rules = self.pinned[at].1.entry(value.as_str().into()).or_default();
+        let by_pin = &mut self.pinned[at].1;
+        for pin in pins {
+            let map = if pin.prefix {
+                if let Err(place) = by_pin.prefix_lengths.binary_search(&pin.text.len()) {
+                    by_pin.prefix_lengths.insert(place, pin.text.len());
+                }
+                &mut by_pin.prefixes
+            } else {
+                &mut by_pin.values
+            };
+            let rules = map.entry(pin.text.as_str().into()).or_default();
             // A rule listing a value twice is still tried once.
             if rules.last() != Some(&rule) {
                 rules.push(rule);

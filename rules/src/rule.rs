@@ -7,7 +7,7 @@ use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
 
 use crate::condition::{self, Condition};
 use crate::field::{Field, Product};
-use crate::matcher::FieldMatch;
+use crate::matcher::{FieldMatch, Pin};
 use crate::yaml::{Node, Problem, Value};
 
 /// Keys a rule document may have: Sigma's, so a typo is an error rather than ignored.
@@ -153,7 +153,7 @@ impl DetectionRule {
     /// The outcomes an event must have to match, when the condition requires one (an
     /// `outcome:` equality in every way it can be true); `None` when any may match.
     pub fn required_outcomes(&self) -> Option<Vec<Outcome>> {
-        let values = self.required(&self.condition, &Field::Outcome)?;
+        let values = self.required(&self.condition, &|test| test.equal_values(&Field::Outcome))?;
         Some(
             values
                 .iter()
@@ -162,34 +162,43 @@ impl DetectionRule {
         )
     }
 
-    /// The values (lowercase) `field` must equal for the rule to match, when every way
-    /// its condition can be true requires one of them; `None` when it does not.
-    pub fn required_values(&self, field: &Field) -> Option<Vec<String>> {
+    /// The values or prefixes (lowercase) `field` must have one of for the rule to
+    /// match, when every way its condition can be true requires one (an equality or a
+    /// `startswith` on `field`); `None` when it does not.
+    pub fn required_pins(&self, field: &Field) -> Option<Vec<Pin>> {
         if *field == Field::Service {
             if let Some(service) = &self.service {
-                return Some(vec![service.to_ascii_lowercase()]);
+                return Some(vec![Pin {
+                    text: service.to_ascii_lowercase(),
+                    prefix: false,
+                }]);
             }
         }
-        self.required(&self.condition, field)
+        self.required(&self.condition, &|test| test.pins(field))
     }
 
-    /// The values `field` must equal for `condition` to hold, if it constrains them.
-    fn required(&self, condition: &Condition, field: &Field) -> Option<Vec<String>> {
+    /// What `condition` requires, as `texts` finds it in one test, if every way it can
+    /// be true requires one of them.
+    fn required<T>(
+        &self,
+        condition: &Condition,
+        texts: &impl Fn(&FieldMatch) -> Option<Vec<T>>,
+    ) -> Option<Vec<T>> {
         match condition {
             Condition::Selection(at) => {
-                // Every alternative of the selection must pin the field.
+                // Every alternative of the selection must require one.
                 let mut values = Vec::new();
                 for all in &self.selections[*at] {
-                    values.extend(all.iter().find_map(|test| test.equal_values(field))?);
+                    values.extend(all.iter().find_map(texts)?);
                 }
                 Some(values)
             }
             Condition::Not(_) => None,
-            Condition::And(all) => all.iter().find_map(|c| self.required(c, field)),
+            Condition::And(all) => all.iter().find_map(|c| self.required(c, texts)),
             Condition::Or(any) => {
                 let mut values = Vec::new();
                 for c in any {
-                    values.extend(self.required(c, field)?);
+                    values.extend(self.required(c, texts)?);
                 }
                 Some(values)
             }

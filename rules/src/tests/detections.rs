@@ -384,7 +384,7 @@ fn candidates(yaml: &str, event: serde_json::Value) -> usize {
 #[test]
 fn rules_pinning_an_outcome_are_only_tried_on_it_and_others_on_all() {
     let pinned = rule(
-        &sel("    outcome: [deny, Failure]\n    principal: a"),
+        &sel("    outcome: [deny, Failure]\n    resource: a"),
         "selection",
     );
     assert_eq!(candidates(&pinned, json!({"outcome": "deny"})), 1);
@@ -392,7 +392,7 @@ fn rules_pinning_an_outcome_are_only_tried_on_it_and_others_on_all() {
     // `not` and `or` with an unpinned side constrain nothing.
     for condition in ["not selection", "selection or other"] {
         let yaml = rule(
-            &format!("{}\n  other:\n    principal: b", sel("    outcome: deny")),
+            &format!("{}\n  other:\n    resource: b", sel("    outcome: deny")),
             condition,
         );
         assert_eq!(
@@ -444,10 +444,45 @@ fn rules_pinning_a_target_or_principal_type_are_only_tried_on_its_values() {
         "{}---\n{}",
         rule(&sel("    target_service: iam"), "selection")
             .replace("id: r1\nname: r1", "id: r0\nname: r0"),
-        rule(&sel("    principal: a"), "selection")
+        rule(&sel("    resource: a"), "selection")
     );
     assert_eq!(on(&both, "iam"), 2);
     assert_eq!(on(&both, "vault"), 1);
+}
+
+#[test]
+fn rules_pinning_a_principal_prefix_are_only_tried_on_principals_with_it() {
+    let prefixed = rule(
+        &sel("    principal|startswith: ['svc:CI-', 'svc:deploy']\n    outcome: allow"),
+        "selection",
+    );
+    let from = |principal: &str| {
+        candidates(
+            &prefixed,
+            json!({"outcome": "allow", "principal": principal}),
+        )
+    };
+    assert_eq!(
+        (
+            from("svc:ci-runner"),
+            from("SVC:Deploy"),
+            from("svc:deploy")
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        (from("svc:c"), from("svc:api"), from("user:svc:ci-x")),
+        (0, 0, 0)
+    );
+    // An equality is a whole value, not a prefix; one rule found by both comes once.
+    let both = rule(
+        &sel("    principal: ['svc:ci', 'svc:ci-runner']\n  other:\n    principal|startswith: svc:ci"),
+        "selection or other",
+    );
+    let on =
+        |principal: &str| candidates(&both, json!({"outcome": "deny", "principal": principal}));
+    assert_eq!((on("svc:ci"), on("svc:ci-runner"), on("svc:cj")), (1, 1, 0));
+    assert_eq!(on("svc:ci-other"), 1);
 }
 
 #[test]
