@@ -8,6 +8,7 @@ use arrow_array::{
     StringViewArray,
 };
 use arrow_schema::DataType;
+use authtrail_model::{Event, Kind, Micros, Outcome, PrincipalType, Text as Value};
 
 /// The columns of `events` the export selects: the contract's fields, and where and when
 /// each event was read (not the partition columns, nor the offsets, which OCSF has no
@@ -37,6 +38,20 @@ impl TextList {
         let offsets = self.lists.value_offsets();
         let range = offsets[row] as usize..offsets[row + 1] as usize;
         Some(range.map(|at| self.values.value(at)).collect())
+    }
+
+    /// [`row`](Self::row) as an event's list.
+    fn event_list(&self, row: usize) -> Option<Vec<Value<'_>>> {
+        if self.lists.is_null(row) {
+            return None;
+        }
+        let offsets = self.lists.value_offsets();
+        let range = offsets[row] as usize..offsets[row + 1] as usize;
+        Some(
+            range
+                .map(|at| Value::Borrowed(self.values.value(at)))
+                .collect(),
+        )
     }
 }
 
@@ -176,6 +191,76 @@ impl Columns {
     fn text(&self, column: Text, row: usize) -> Option<&str> {
         let array = &self.texts[column as usize];
         array.is_valid(row).then(|| array.value(row))
+    }
+
+    /// Rows in the batch.
+    pub fn len(&self) -> usize {
+        self.time.len()
+    }
+
+    /// Row `row`'s event time.
+    pub fn time(&self, row: usize) -> Micros {
+        self.time.value(row)
+    }
+
+    /// Row `row`'s event id.
+    pub fn id(&self, row: usize) -> &str {
+        self.text(Text::Id, row).unwrap_or_default()
+    }
+
+    /// Row `row` as the event it was stored from, its values borrowed from the batch
+    /// (for a replay, which builds millions: no [`Row`] in between); `None` if it is no
+    /// event of the contract (an unknown kind).
+    pub fn event(&self, row: usize) -> Option<Event<'_>> {
+        let text = |column| self.text(column, row).map(Value::Borrowed);
+        let principal = self.text(Text::Principal, row).unwrap_or_default();
+        let offsets = self.attributes.map.value_offsets();
+        let entries = offsets[row] as usize..offsets[row + 1] as usize;
+        let (keys, values) = (&self.attributes.keys, &self.attributes.values);
+        Some(Event {
+            id: Value::Borrowed(self.id(row)),
+            time: self.time(row),
+            kind: Kind::parse(self.text(Text::Kind, row).unwrap_or_default())?,
+            principal: Value::Borrowed(principal),
+            principal_type: self
+                .text(Text::PrincipalType, row)
+                .and_then(PrincipalType::parse)
+                .unwrap_or_else(|| PrincipalType::infer(principal)),
+            service: text(Text::Service),
+            outcome: self.text(Text::Outcome, row).and_then(Outcome::parse),
+            reason: text(Text::Reason),
+            source_ip: self
+                .text(Text::SourceIp, row)
+                .and_then(|ip| ip.parse().ok()),
+            source_service: text(Text::SourceService),
+            target_service: text(Text::TargetService),
+            resource: text(Text::Resource),
+            action: text(Text::Action),
+            token_id: text(Text::TokenId),
+            token_issuer: text(Text::TokenIssuer),
+            token_audience: self.token_audience.event_list(row),
+            token_scopes: self.token_scopes.event_list(row),
+            required_scopes: self.required_scopes.event_list(row),
+            token_expires: self
+                .token_expires
+                .is_valid(row)
+                .then(|| self.token_expires.value(row)),
+            client_id: text(Text::ClientId),
+            auth_method: text(Text::AuthMethod),
+            mfa: self.mfa.is_valid(row).then(|| self.mfa.value(row)),
+            user_agent: text(Text::UserAgent),
+            session_id: text(Text::SessionId),
+            trace_id: text(Text::TraceId),
+            attributes: entries
+                .filter(|&at| values.is_valid(at))
+                .map(|at| {
+                    (
+                        Value::Borrowed(keys.value(at)),
+                        Value::Borrowed(values.value(at)),
+                    )
+                })
+                .collect(),
+        })
     }
 
     /// Row `row` of the batch.

@@ -1,22 +1,23 @@
 //! `authtrail rules backtest`: the lake's events of a time range through a rule pack, in
 //! event-time order, reporting per rule the alerts it would have raised. Sends nothing.
 //!
-//! The range is read one hour at a time (`time` prunes the lake's hour partitions), each
-//! hour sorted by time and streamed batch by batch, so memory holds one hour's sort, not
-//! the range.
+//! The range is read an hour at a time (`time` prunes the lake's hour partitions), so
+//! memory holds about two hours of events, not the range. Two stages overlap on the two
+//! sides of a channel: a reader task has the query engine decode hour h+1 and orders its
+//! rows by (time, id) itself (a sort of row numbers, without copying the columns), while
+//! the caller replays hour h, building each event straight from the Arrow columns.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
 use authtrail_detect::Detectors;
 use authtrail_model::time::format_micros;
-use authtrail_model::{Alert, Event, Kind, Micros, Outcome, PrincipalType, Text};
+use authtrail_model::{Alert, Micros};
 use authtrail_query::QueryEngine;
 use authtrail_rules::{Pack, RuleSet, Settings};
 
-use crate::export::row::{columns, Columns, Row};
+use crate::export::row::{columns, Columns};
 
 const HOUR: Micros = 3_600 * 1_000_000;
 const DAY: Micros = 24 * HOUR;
@@ -43,6 +44,45 @@ pub struct Report {
     pub rules: BTreeMap<String, RuleReport>,
 }
 
+/// One hour of the lake: its batches, typed, and their rows in (time, id) order as
+/// (batch, row) numbers.
+struct Hour {
+    batches: Vec<Columns>,
+    order: Vec<(u32, u32)>,
+}
+
+/// Reads `[start, end)` of the lake and orders its rows by time, then id (the order
+/// `ORDER BY time, id` gives), sorting row numbers rather than the rows.
+async fn read_hour(engine: &QueryEngine, start: Micros, end: Micros) -> anyhow::Result<Hour> {
+    let sql = format!(
+        "SELECT {} FROM events WHERE time >= TIMESTAMP '{}' AND time < TIMESTAMP '{}'",
+        columns().join(", "),
+        format_micros(start),
+        format_micros(end)
+    );
+    let mut stream = engine
+        .stream(&sql, None)
+        .await
+        .context("reading the lake")?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.context("reading the lake")?;
+        if batch.num_rows() > 0 {
+            batches.push(Columns::new(&batch)?);
+        }
+    }
+    let mut keyed: Vec<(Micros, u32, u32)> = Vec::new();
+    for (at, batch) in batches.iter().enumerate() {
+        let at = u32::try_from(at).context("too many batches in an hour")?;
+        let rows = u32::try_from(batch.len()).context("too many rows in a batch")?;
+        keyed.extend((0..rows).map(|row| (batch.time(row as usize), at, row)));
+    }
+    let id = |&(_, at, row): &(Micros, u32, u32)| batches[at as usize].id(row as usize);
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| id(a).cmp(id(b))));
+    let order = keyed.into_iter().map(|(_, at, row)| (at, row)).collect();
+    Ok(Hour { batches, order })
+}
+
 /// Replays `[from, until)` of the lake through `pack` (and through `builtins` first, when
 /// given: the rules then judge lateness by the detectors' clock, as live); keeps the
 /// first `first` alerts of each rule or detector.
@@ -55,46 +95,47 @@ pub async fn backtest(
     until: Micros,
     first: usize,
 ) -> anyhow::Result<Report> {
+    // One hour read ahead: the reader decodes and orders it while this one is replayed.
+    let (hours_tx, mut hours) = tokio::sync::mpsc::channel::<anyhow::Result<Hour>>(1);
+    let reader = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let mut hour = from - from.rem_euclid(HOUR);
+            while hour < until {
+                let (start, end) = (hour.max(from), (hour + HOUR).min(until));
+                let read = read_hour(&engine, start, end).await;
+                let failed = read.is_err();
+                if hours_tx.send(read).await.is_err() || failed {
+                    break;
+                }
+                hour += HOUR;
+            }
+        })
+    };
     let mut rules = RuleSet::new(pack, settings);
     let mut report = Report::default();
     let mut raised = Vec::new();
-    let mut hour = from - from.rem_euclid(HOUR);
-    while hour < until {
-        let (start, end) = (hour.max(from), (hour + HOUR).min(until));
-        let sql = format!(
-            "SELECT {} FROM events WHERE time >= TIMESTAMP '{}' AND time < TIMESTAMP '{}' ORDER BY time, id",
-            columns().join(", "),
-            format_micros(start),
-            format_micros(end)
-        );
-        let mut stream = engine
-            .stream(&sql, None)
-            .await
-            .context("reading the lake")?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch.context("reading the lake")?;
-            let columns = Columns::new(&batch)?;
-            for at in 0..batch.num_rows() {
-                let row = columns.row(at);
-                let Some(event) = event(&row) else {
-                    report.skipped += 1;
-                    continue;
-                };
-                report.events += 1;
-                match &mut builtins {
-                    Some(detectors) => {
-                        detectors.observe(&event, &mut raised);
-                        rules.observe_at(&event, detectors.last_reading(), &mut raised);
-                    }
-                    None => rules.observe(&event, &mut raised),
+    while let Some(hour) = hours.recv().await {
+        let hour = hour?;
+        for &(at, row) in &hour.order {
+            let Some(event) = hour.batches[at as usize].event(row as usize) else {
+                report.skipped += 1;
+                continue;
+            };
+            report.events += 1;
+            match &mut builtins {
+                Some(detectors) => {
+                    detectors.observe(&event, &mut raised);
+                    rules.observe_at(&event, detectors.last_reading(), &mut raised);
                 }
-                for alert in raised.drain(..) {
-                    report.add(alert, first);
-                }
+                None => rules.observe(&event, &mut raised),
+            }
+            for alert in raised.drain(..) {
+                report.add(alert, first);
             }
         }
-        hour += HOUR;
     }
+    reader.await.context("the lake reader stopped")?;
     Ok(report)
 }
 
@@ -111,49 +152,4 @@ impl Report {
             rule.first.push(alert);
         }
     }
-}
-
-/// A lake row as the event it was stored from; `None` if it is not one.
-fn event<'a>(row: &Row<'a>) -> Option<Event<'a>> {
-    let text = |value: Option<&'a str>| value.map(Text::Borrowed);
-    let list = |values: &Option<Vec<&'a str>>| {
-        values
-            .as_ref()
-            .map(|values| values.iter().map(|value| Text::Borrowed(*value)).collect())
-    };
-    Some(Event {
-        id: Text::Borrowed(row.id),
-        time: row.time,
-        kind: Kind::parse(row.kind)?,
-        principal: Text::Borrowed(row.principal),
-        principal_type: row
-            .principal_type
-            .and_then(PrincipalType::parse)
-            .unwrap_or_else(|| PrincipalType::infer(row.principal)),
-        service: text(row.service),
-        outcome: row.outcome.and_then(Outcome::parse),
-        reason: text(row.reason),
-        source_ip: row.source_ip.and_then(|ip| ip.parse::<IpAddr>().ok()),
-        source_service: text(row.source_service),
-        target_service: text(row.target_service),
-        resource: text(row.resource),
-        action: text(row.action),
-        token_id: text(row.token_id),
-        token_issuer: text(row.token_issuer),
-        token_audience: list(&row.token_audience),
-        token_scopes: list(&row.token_scopes),
-        required_scopes: list(&row.required_scopes),
-        token_expires: row.token_expires,
-        client_id: text(row.client_id),
-        auth_method: text(row.auth_method),
-        mfa: row.mfa,
-        user_agent: text(row.user_agent),
-        session_id: text(row.session_id),
-        trace_id: text(row.trace_id),
-        attributes: row
-            .attributes
-            .iter()
-            .filter_map(|(key, value)| Some((Text::Borrowed(*key), Text::Borrowed((*value)?))))
-            .collect(),
-    })
 }
