@@ -10,6 +10,7 @@ use super::{show, Windowed};
 use crate::config::default_suppression;
 use crate::detector::{Context, Detector};
 use crate::state::id::EventId;
+use crate::state::packed::Pack;
 use crate::state::window::{self, Entries, Timed};
 
 /// `authz_probing`: many denies across several services.
@@ -51,6 +52,20 @@ pub(crate) struct Deny {
     id: EventId,
 }
 
+impl Pack for Deny {
+    fn pack(&self, out: &mut Vec<u8>) {
+        self.target.pack(out);
+        self.id.pack(out);
+    }
+
+    fn unpack(input: &mut &[u8]) -> Self {
+        Deny {
+            target: u64::unpack(input),
+            id: EventId::unpack(input),
+        }
+    }
+}
+
 /// Its state is a part of each principal's entry in the shared principal table.
 pub(crate) type AuthzProbing = Windowed<AuthzProbingConfig>;
 
@@ -64,31 +79,35 @@ impl Detector for AuthzProbing {
         };
         let time = event.time;
         let denies = entry.authz_probing.touch(time + self.span.width);
-        if denies.iter().any(|d| d.item.id.is(&event.id)) {
-            return;
-        }
-        window::prune(denies, self.span.horizon(cx.facts.now));
-        let deny = Deny {
-            target: cx.facts.target.unwrap_or(0),
-            id: EventId::new(&event.id),
-        };
-        let at = window::insert(denies, time, deny);
+        let horizon = self.span.horizon(cx.facts.now);
         let (n, m) = (self.config.min_denies, self.config.min_targets);
-        let hit = |w: &[Timed<Deny>]| w.len() >= n && window::distinct(w, |d| d.target) >= m;
-        // No window of fewer than M entries holds M targets, so N.max(M) is the least a
-        // hit needs. Repeats of one target go first, so the distinct targets survive a
-        // flood.
-        let Some(range) = self
-            .span
-            .find_or_trim(denies, at, n.max(m), hit, |d| d.target)
-        else {
+        let found = denies.edit(|denies| {
+            if denies.iter().any(|d| d.item.id.is(&event.id)) {
+                return None;
+            }
+            window::prune(denies, horizon);
+            let deny = Deny {
+                target: cx.facts.target.unwrap_or(0),
+                id: EventId::new(&event.id),
+            };
+            let at = window::insert(denies, time, deny);
+            let hit = |w: &[Timed<Deny>]| w.len() >= n && window::distinct(w, |d| d.target) >= m;
+            // No window of fewer than M entries holds M targets, so N.max(M) is the least
+            // a hit needs. Repeats of one target go first, so the distinct targets survive
+            // a flood.
+            let range = self
+                .span
+                .find_or_trim(denies, at, n.max(m), hit, |d| d.target)?;
+            let count = range.len();
+            let targets = window::distinct(&denies[range.clone()], |d| d.target);
+            let evidence = denies[range.clone()].iter().map(|d| d.item.id.to_string());
+            let evidence: Vec<String> = evidence.collect();
+            denies.drop_front(range.end);
+            Some((count, targets, evidence))
+        });
+        let Some((count, targets, evidence)) = found else {
             return;
         };
-        let count = range.len();
-        let targets = window::distinct(&denies[range.clone()], |d| d.target);
-        let evidence = denies[range.clone()].iter().map(|d| d.item.id.to_string());
-        let evidence = evidence.collect();
-        denies.drop_front(range.end);
         let summary = format!(
             "{} denied {count} times across {targets} services within {}",
             event.principal,

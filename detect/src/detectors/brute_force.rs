@@ -10,8 +10,9 @@ use super::show;
 use crate::config::{default_suppression, micros};
 use crate::detector::{Context, Detector, Finding, Rule};
 use crate::state::id::EventId;
+use crate::state::packed::Packed;
 use crate::state::part::Part;
-use crate::state::window::{self, Entries, Slim, Span};
+use crate::state::window::{self, Entries, Span};
 
 /// `brute_force`: many failed logins for one principal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,9 +61,9 @@ struct Armed {
 /// A principal's failures, kept in its entry of the shared principal table.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Account {
-    /// Failure event ids by time: most failing principals hold several, so in one
-    /// block of their size (see `Slim`).
-    failures: Slim<EventId>,
+    /// Failure event ids by time: most failing principals hold several, so packed in
+    /// one block of their size (see `Packed`).
+    failures: Packed<EventId>,
     /// Boxed: few accounts are armed, and the rest should not pay for the room.
     armed: Option<Box<Armed>>,
 }
@@ -92,26 +93,28 @@ impl BruteForce {
     ) -> Option<Finding> {
         let time = event.time;
         let keep = time + self.span.width.max(self.success_window);
-        let account = part.touch(keep);
-        if account.failures.iter().any(|f| f.item.is(&event.id)) {
-            return None; // the same event again (a redelivery): already counted
-        }
-        if let Some(armed) = &mut account.armed {
-            armed.last_failure = armed.last_failure.max(time);
-        }
-        let failures = &mut account.failures;
-        window::prune(failures, self.span.horizon(now));
-        let at = window::insert(failures, time, EventId::new(&event.id));
-        let n = self.config.min_failures;
-        let range = self
-            .span
-            .find_or_trim(failures, at, n, |w| w.len() >= n, |_| ())?;
-        let evidence: Vec<EventId> = account.failures[range.clone()]
-            .iter()
-            .map(|f| f.item.clone())
-            .collect();
-        let last_failure = account.failures[range.end - 1].time.max(time);
-        account.failures.drop_front(range.end);
+        let Account { failures, armed } = part.touch(keep);
+        let (evidence, last_failure) = failures.edit(|failures| {
+            if failures.iter().any(|f| f.item.is(&event.id)) {
+                return None; // the same event again (a redelivery): already counted
+            }
+            if let Some(armed) = armed.as_deref_mut() {
+                armed.last_failure = armed.last_failure.max(time);
+            }
+            window::prune(failures, self.span.horizon(now));
+            let at = window::insert(failures, time, EventId::new(&event.id));
+            let n = self.config.min_failures;
+            let range = self
+                .span
+                .find_or_trim(failures, at, n, |w| w.len() >= n, |_| ())?;
+            let evidence: Vec<EventId> = failures[range.clone()]
+                .iter()
+                .map(|f| f.item.clone())
+                .collect();
+            let last_failure = failures[range.end - 1].time.max(time);
+            failures.drop_front(range.end);
+            Some((evidence, last_failure))
+        })?;
         let summary = format!(
             "{} authn failures for {} within {}",
             evidence.len(),
@@ -121,7 +124,7 @@ impl BruteForce {
         let evidence_ids = evidence.iter().map(|id| id.to_string()).collect();
         let principal = event.principal.to_string();
         let finding = rule.finding(event, principal, summary, evidence_ids);
-        account.armed = Some(Box::new(Armed {
+        *armed = Some(Box::new(Armed {
             last_failure,
             evidence,
         }));

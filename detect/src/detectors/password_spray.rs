@@ -10,7 +10,8 @@ use super::{decode, encode, show};
 use crate::config::default_suppression;
 use crate::detector::{Context, Detector, Finding, Rule};
 use crate::state::id::EventId;
-use crate::state::window::{self, Entries, Slim, Span, Timed};
+use crate::state::packed::{Pack, Packed};
+use crate::state::window::{self, Entries, Span, Timed};
 use crate::state::{KeyedState, TableStats};
 use crate::Result;
 
@@ -49,11 +50,25 @@ struct Attempt {
     id: EventId,
 }
 
+impl Pack for Attempt {
+    fn pack(&self, out: &mut Vec<u8>) {
+        self.principal.pack(out);
+        self.id.pack(out);
+    }
+
+    fn unpack(input: &mut &[u8]) -> Self {
+        Attempt {
+            principal: u64::unpack(input),
+            id: EventId::unpack(input),
+        }
+    }
+}
+
 pub(crate) struct PasswordSpray {
     config: PasswordSprayConfig,
     span: Span,
-    /// Failures per source IP (most failing addresses hold several: see `Slim`).
-    sources: KeyedState<Slim<Attempt>>,
+    /// Failures per source IP (most failing addresses hold several: see `Packed`).
+    sources: KeyedState<Packed<Attempt>>,
 }
 
 impl PasswordSpray {
@@ -76,31 +91,34 @@ impl Detector for PasswordSpray {
         };
         let time = event.time;
         let keep = time + self.span.width;
-        let slot = self.sources.upsert(source, cx.facts.now, keep, Slim::new);
-        let attempts = &mut slot.value;
-        if attempts.iter().any(|a| a.item.id.is(&event.id)) {
-            return;
-        }
-        window::prune(attempts, self.span.horizon(cx.facts.now));
-        let attempt = Attempt {
-            principal: cx.facts.principal,
-            id: EventId::new(&event.id),
-        };
-        let at = window::insert(attempts, time, attempt);
+        let slot = self.sources.upsert(source, cx.facts.now, keep, Packed::new);
+        let horizon = self.span.horizon(cx.facts.now);
         let n = self.config.min_principals;
-        let hit = |w: &[Timed<Attempt>]| window::distinct(w, |a| a.principal) >= n;
-        // A user retrying from a shared address must not push other principals out.
-        let Some(range) = self
-            .span
-            .find_or_trim(attempts, at, n, hit, |a| a.principal)
-        else {
+        let evidence = slot.value.edit(|attempts| {
+            if attempts.iter().any(|a| a.item.id.is(&event.id)) {
+                return None;
+            }
+            window::prune(attempts, horizon);
+            let attempt = Attempt {
+                principal: cx.facts.principal,
+                id: EventId::new(&event.id),
+            };
+            let at = window::insert(attempts, time, attempt);
+            let hit = |w: &[Timed<Attempt>]| window::distinct(w, |a| a.principal) >= n;
+            // A user retrying from a shared address must not push other principals out.
+            let range = self
+                .span
+                .find_or_trim(attempts, at, n, hit, |a| a.principal)?;
+            let evidence = attempts[range.clone()]
+                .iter()
+                .map(|a| a.item.id.to_string());
+            let evidence: Vec<String> = evidence.collect();
+            attempts.drop_front(range.end);
+            Some(evidence)
+        });
+        let Some(evidence) = evidence else {
             return;
         };
-        let evidence = attempts[range.clone()]
-            .iter()
-            .map(|a| a.item.id.to_string());
-        let evidence = evidence.collect();
-        attempts.drop_front(range.end);
         let summary = format!(
             "{ip} failed authn against {n} principals within {}",
             show(self.config.window)
@@ -122,7 +140,7 @@ impl Detector for PasswordSpray {
     }
 
     fn load(&mut self, state: &[u8]) -> Result<()> {
-        let saved: KeyedState<Slim<Attempt>> = decode(state)?;
+        let saved: KeyedState<Packed<Attempt>> = decode(state)?;
         self.sources = saved.with_cap(self.sources.cap());
         Ok(())
     }

@@ -9,6 +9,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::state::packed::{get_varint, put_varint, take, Pack};
+
 /// Bytes an id may have and still be kept inline.
 const INLINE: usize = 15;
 /// Characters of a UUID in its canonical text form.
@@ -140,6 +142,39 @@ impl EventId {
             EventId::Inline { len, bytes } => &bytes[..*len as usize] == id.as_bytes(),
             EventId::Uuid(uuid) => uuid.text() == id.as_bytes(),
             EventId::Long(long) => ***long == *id,
+        }
+    }
+}
+
+/// Its text's length plus two, then the text; or 0 (lower case) or 1 (upper case) and a
+/// UUID's 16 bytes: 9 bytes for an id like `e1234567`, 17 for a UUID, with no heap
+/// block of its own.
+impl Pack for EventId {
+    fn pack(&self, out: &mut Vec<u8>) {
+        match self {
+            EventId::Uuid(uuid) => {
+                out.push(u8::from(uuid.upper));
+                out.extend_from_slice(&uuid.bytes);
+            }
+            _ => self.with_str(|text| {
+                put_varint(out, text.len() as u64 + 2);
+                out.extend_from_slice(text.as_bytes());
+            }),
+        }
+    }
+
+    fn unpack(input: &mut &[u8]) -> Self {
+        match get_varint(input) {
+            tag @ (0 | 1) => EventId::Uuid(Box::new(Uuid {
+                bytes: take(input, 16).try_into().expect("16 bytes"),
+                upper: tag == 1,
+            })),
+            len => {
+                // Packed from a `&str` whole: valid UTF-8. `new` gives the same form
+                // again (an id it did not take for a UUID then, it does not now).
+                let text = take(input, len as usize - 2);
+                EventId::new(std::str::from_utf8(text).unwrap_or_default())
+            }
         }
     }
 }

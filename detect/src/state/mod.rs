@@ -2,11 +2,13 @@
 //! to 64 bits (`hash`), event ids in 16 bytes (`id`), a compact map on those hashes
 //! (`table`), bounded keyed state with expiry and a cap on keys (`keyed`), one
 //! detector's share of an entry several keep (`part`), and sliding windows on event
-//! time (`window`). The tables in `tracked` and the detectors are made of these.
+//! time (`window`), the fullest of them packed into bytes (`packed`). The tables in
+//! `tracked` and the detectors are made of these.
 
 pub(crate) mod hash;
 pub(crate) mod id;
 mod keyed;
+pub(crate) mod packed;
 pub(crate) mod part;
 pub(crate) mod table;
 pub(crate) mod window;

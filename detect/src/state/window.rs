@@ -1,12 +1,13 @@
 //! Sliding windows on event time: small time-ordered vectors per key, with the first
 //! entries inline (most keys hold one entry or none, and then cost no allocation), or
-//! as an exactly sized heap block ([`Slim`]) for windows that usually hold several.
+//! packed into an exactly sized block of bytes ([`Packed`](crate::state::packed::Packed))
+//! for windows that usually hold several.
 //!
 //! Events may arrive out of order (up to the allowed lateness), so entries are inserted
 //! in time order, and a new entry is checked against every window of width `w` that
 //! contains it, not only the one ending at it.
 
-use std::ops::{Deref, DerefMut, Range};
+use std::ops::{DerefMut, Range};
 
 use authtrail_model::Micros;
 use serde::{Deserialize, Serialize};
@@ -20,55 +21,6 @@ pub(crate) type Window<T, const N: usize = 1> = SmallVec<[Timed<T>; N]>;
 pub(crate) struct Timed<T> {
     pub time: Micros,
     pub item: T,
-}
-
-/// A window's entries in one heap block of exactly their size, 16 bytes in its key's
-/// entry (a [`Window`] with one inline entry takes 8 + its entry's size, and wastes
-/// that inline room once it spills). For windows that usually hold several entries
-/// (an address's or a principal's failures): a one-entry window costs 8 bytes more
-/// than inline, a spilled one 16–24 bytes less. Encoded as a [`Window`] is (a
-/// sequence), so checkpoints do not depend on which form a detector keeps.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct Slim<T>(Box<[Timed<T>]>);
-
-// A boxed slice: pointer and length, the size the entries' parts are budgeted with.
-const _: () = assert!(std::mem::size_of::<Slim<crate::state::id::EventId>>() == 16);
-
-impl<T> Default for Slim<T> {
-    fn default() -> Self {
-        // An empty boxed slice allocates nothing.
-        Slim(Box::default())
-    }
-}
-
-impl<T> Slim<T> {
-    pub fn new() -> Self {
-        Slim::default()
-    }
-
-    /// Edits the entries as a `Vec` (moving the block in and out costs no copy) and
-    /// gives back any room the edit left unused.
-    fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<Timed<T>>) -> R) -> R {
-        let mut entries = std::mem::take(&mut self.0).into_vec();
-        let result = f(&mut entries);
-        self.0 = entries.into_boxed_slice();
-        result
-    }
-}
-
-impl<T> Deref for Slim<T> {
-    type Target = [Timed<T>];
-
-    fn deref(&self) -> &[Timed<T>] {
-        &self.0
-    }
-}
-
-impl<T> DerefMut for Slim<T> {
-    fn deref_mut(&mut self) -> &mut [Timed<T>] {
-        &mut self.0
-    }
 }
 
 /// What the window functions need of a window's storage.
@@ -103,26 +55,18 @@ impl<T, A: Array<Item = Timed<T>>> Entries<T> for SmallVec<A> {
     }
 }
 
-impl<T> Entries<T> for Slim<T> {
+/// A [`Packed`](crate::state::packed::Packed) window's entries while it is edited.
+impl<T> Entries<T> for Vec<Timed<T>> {
     fn insert_at(&mut self, at: usize, entry: Timed<T>) {
-        self.edit(|entries| {
-            entries.reserve_exact(1);
-            entries.insert(at, entry);
-        });
+        self.insert(at, entry);
     }
 
     fn remove_at(&mut self, at: usize) {
-        self.edit(|entries| {
-            entries.remove(at);
-        });
+        self.remove(at);
     }
 
     fn drop_front(&mut self, n: usize) {
-        if n > 0 {
-            self.edit(|entries| {
-                entries.drain(..n);
-            });
-        }
+        self.drain(..n);
     }
 }
 
@@ -368,32 +312,5 @@ mod tests {
         let items: Vec<_> = entries.iter().map(|e| e.item).collect();
         assert_eq!(items, ['b', 'a', 'c']);
         assert_eq!(distinct(&entries, |item| *item), 3);
-    }
-
-    #[test]
-    fn a_slim_window_keeps_order_holds_exactly_its_entries_and_encodes_as_a_window() {
-        let mut slim = Slim::<u32>::new();
-        let mut inline = Window::<u32>::new();
-        for (i, time) in [10, 30, 20, 5, 40].into_iter().enumerate() {
-            insert(&mut slim, time, i as u32);
-            insert(&mut inline, time, i as u32);
-        }
-        assert_eq!(slim.len(), 5);
-        assert_eq!(&*slim, &*inline);
-        assert_eq!(replace(&mut slim, 0, 35, 9), 3);
-        assert_eq!(replace(&mut inline, 0, 35, 9), 3);
-        prune(&mut slim, 15);
-        prune(&mut inline, 15);
-        trim(&mut slim, 2, |_| ());
-        trim(&mut inline, 2, |_| ());
-        assert_eq!(&*slim, &*inline);
-        let bytes = postcard::to_allocvec(&slim).unwrap();
-        assert_eq!(bytes, postcard::to_allocvec(&inline).unwrap());
-        let back: Slim<u32> = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(&*back, &*inline);
-        slim.drop_front(2);
-        assert!(slim.is_empty());
-        slim.drop_front(0);
-        assert!(slim.is_empty());
     }
 }

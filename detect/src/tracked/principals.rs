@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::detectors::{Account, Deny, Reaches};
 use crate::state::id::EventId;
+use crate::state::packed::Packed;
 use crate::state::part::{BoxedPart, Part, PartCounts};
-use crate::state::window::{Slim, Window};
+use crate::state::window::Window;
 use crate::state::{KeyedState, Parts, Slot};
 
 /// Everything kept on one principal. The slot's `expires_at` is the earliest expiry of
@@ -20,10 +21,11 @@ use crate::state::{KeyedState, Parts, Slot};
 pub(crate) struct PrincipalEntry {
     pub fan_out: Part<Reaches>,
     pub brute_force: Part<Account>,
-    /// In one block of its entries' size while live (24 bytes inline): a principal
-    /// that is denied at all is usually denied several times, and a boxed `Window`
-    /// (16 bytes inline) then paid for a 40-byte block besides its spilled entries.
-    pub authz_probing: Part<Slim<Deny>>,
+    /// Packed in one block of its entries' size while live (24 bytes inline): a
+    /// principal that is denied at all is usually denied several times, and a boxed
+    /// `Window` (16 bytes inline) then paid for a 40-byte block besides its spilled
+    /// entries.
+    pub authz_probing: Part<Packed<Deny>>,
     // Boxed: MFA failures come from a minority of principals, and an absent boxed part
     // costs 16 bytes instead of 40.
     pub mfa_fatigue: BoxedPart<Window<EventId>>,
