@@ -252,26 +252,57 @@ fn groups_are_capped_and_evictions_counted() {
 
 #[test]
 fn a_restart_in_the_middle_of_a_correlation_neither_loses_nor_repeats() {
-    let pack = Arc::new(pack(&correlation(COUNT)).unwrap());
-    let events = denials(&[0, 1_000, 2_000, 3_000, 4_000, 5_000]);
-    let mut straight = RuleSet::new(Arc::clone(&pack), Settings::default());
-    let expected = feed(&mut straight, &events);
-    assert_eq!(expected.len(), 1);
+    // Each type keeps its matches in its own form (tags or none): each is restarted
+    // after two of its events.
+    let value_count = "  type: value_count\n  rules: [admin_denied]\n  group-by: [principal]\n  timespan: 5m\n  condition: {gte: 3, field: source_ip}\n";
+    let ordered = "  type: temporal_ordered\n  rules: [admin_denied, admin_allowed]\n  group-by: [principal]\n  timespan: 5m\n";
+    let from = |ip: &str, outcome: &str, ms: i64| {
+        let mut event = call("user:alice", outcome, ms);
+        event["source_ip"] = ip.into();
+        event
+    };
+    let cases = [
+        (COUNT, denials(&[0, 1_000, 2_000, 3_000, 4_000, 5_000])),
+        (
+            value_count,
+            [
+                "10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5",
+            ]
+            .iter()
+            .enumerate()
+            .map(|(n, ip)| from(ip, "deny", 1_000 * n as i64))
+            .collect(),
+        ),
+        (
+            ordered,
+            ["allow", "deny", "deny", "allow", "deny", "allow"]
+                .iter()
+                .enumerate()
+                .map(|(n, outcome)| from("10.0.0.1", outcome, 1_000 * n as i64))
+                .collect(),
+        ),
+    ];
+    for (body, events) in cases {
+        let pack = Arc::new(pack(&correlation(body)).unwrap());
+        let mut straight = RuleSet::new(Arc::clone(&pack), Settings::default());
+        let expected = feed(&mut straight, &events);
+        assert!(!expected.is_empty(), "{body}");
 
-    let mut first = RuleSet::new(Arc::clone(&pack), Settings::default());
-    let mut alerts = feed(&mut first, &events[..2]);
-    let bytes = first.checkpoint();
-    let mut resumed = RuleSet::restore(pack, Settings::default(), &bytes).unwrap();
-    // Ids e0.. are given by position: keep the originals.
-    let mut rest = Vec::new();
-    for (n, event) in events.iter().enumerate().skip(2) {
-        let mut event = event.clone();
-        event["id"] = format!("e{n}").into();
-        rest.push(event);
+        let mut first = RuleSet::new(Arc::clone(&pack), Settings::default());
+        let mut alerts = feed(&mut first, &events[..2]);
+        let bytes = first.checkpoint();
+        let mut resumed = RuleSet::restore(pack, Settings::default(), &bytes).unwrap();
+        // Ids e0.. are given by position: keep the originals.
+        let mut rest = Vec::new();
+        for (n, event) in events.iter().enumerate().skip(2) {
+            let mut event = event.clone();
+            event["id"] = format!("e{n}").into();
+            rest.push(event);
+        }
+        alerts.extend(feed(&mut resumed, &rest));
+        assert_eq!(alerts, expected, "{body}");
+        assert_eq!(resumed.stats().events, 6);
     }
-    alerts.extend(feed(&mut resumed, &rest));
-    assert_eq!(alerts, expected);
-    assert_eq!(resumed.stats().events, 6);
 }
 
 #[test]
