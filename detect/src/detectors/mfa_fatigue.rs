@@ -61,33 +61,45 @@ impl Detector for MfaFatigue {
         match event.outcome {
             Some(Outcome::Failure) if is_mfa(event) && !cx.facts.late => {
                 let prompts = entry.mfa_fatigue.touch(time + width);
-                if prompts.iter().any(|p| p.item.is(&event.id)) {
-                    return;
-                }
-                window::prune(prompts, self.span.horizon(cx.facts.now));
-                window::insert(prompts, time, EventId::new(&event.id));
-                // Only the newest N matter for "at least N before the success".
-                window::trim(prompts, 2 * self.config.min_failures + 8, |_| ());
+                let horizon = self.span.horizon(cx.facts.now);
+                let keep = 2 * self.config.min_failures + 8;
+                prompts.edit(|prompts| {
+                    if prompts.iter().any(|p| p.item.is(&event.id)) {
+                        return;
+                    }
+                    window::prune(prompts, horizon);
+                    window::insert(prompts, time, EventId::new(&event.id));
+                    // Only the newest N matter for "at least N before the success".
+                    window::trim(prompts, keep, |_| ());
+                });
             }
             Some(Outcome::Success) => {
                 let Some(prompts) = entry.mfa_fatigue.get_mut() else {
                     return;
                 };
-                let start = prompts.partition_point(|p| p.time < time - width);
-                let end = prompts.partition_point(|p| p.time <= time);
-                if end - start < self.config.min_failures {
+                let min = self.config.min_failures;
+                let found = prompts.edit(|prompts| {
+                    let start = prompts.partition_point(|p| p.time < time - width);
+                    let end = prompts.partition_point(|p| p.time <= time);
+                    if end - start < min {
+                        return None;
+                    }
+                    let evidence: Vec<String> = prompts[start..end]
+                        .iter()
+                        .map(|p| p.item.to_string())
+                        .collect();
+                    prompts.drain(..end);
+                    Some(evidence)
+                });
+                let Some(mut evidence) = found else {
                     return;
-                }
-                let mut evidence: Vec<String> = prompts[start..end]
-                    .iter()
-                    .map(|p| p.item.to_string())
-                    .collect();
+                };
+                let failures = evidence.len();
                 evidence.push(event.id.to_string());
-                prompts.drain(..end);
                 let summary = format!(
                     "authn success for {} after {} MFA failures within {}",
                     event.principal,
-                    end - start,
+                    failures,
                     show(self.config.window)
                 );
                 let principal = event.principal.to_string();

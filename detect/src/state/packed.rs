@@ -229,12 +229,15 @@ mod tests {
         packed.edit(|entries| window::prune(entries, base + 2));
         window::prune(&mut plain, base + 2);
         assert_eq!(packed.entries(), plain);
-        // The encoding of the boxed slice of entries that checkpoints held before.
+        // The encodings of the boxed slice and the inline window of entries that
+        // checkpoints held before.
         let bytes = postcard::to_allocvec(&packed).unwrap();
         assert_eq!(
             bytes,
             postcard::to_allocvec(&plain.clone().into_boxed_slice()).unwrap()
         );
+        let inline: window::Window<EventId> = plain.iter().cloned().collect();
+        assert_eq!(bytes, postcard::to_allocvec(&inline).unwrap());
         let back: Packed<EventId> = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back.entries(), plain);
         packed.edit(|entries| entries.clear());

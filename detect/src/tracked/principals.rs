@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::detectors::{Account, Deny, Reaches};
 use crate::state::id::EventId;
 use crate::state::packed::Packed;
-use crate::state::part::{BoxedPart, Part, PartCounts};
-use crate::state::window::Window;
+use crate::state::part::{Part, PartCounts};
 use crate::state::{KeyedState, Parts, Slot};
 
 /// Everything kept on one principal. The slot's `expires_at` is the earliest expiry of
@@ -26,9 +25,9 @@ pub(crate) struct PrincipalEntry {
     /// `Window` (16 bytes inline) then paid for a 40-byte block besides its spilled
     /// entries.
     pub authz_probing: Part<Packed<Deny>>,
-    // Boxed: MFA failures come from a minority of principals, and an absent boxed part
-    // costs 16 bytes instead of 40.
-    pub mfa_fatigue: BoxedPart<Window<EventId>>,
+    // Packed (16 bytes, no block while empty): MFA failures come from a minority of
+    // principals, who mostly hold one or two.
+    pub mfa_fatigue: Part<Packed<EventId>>,
 }
 
 impl PrincipalEntry {
