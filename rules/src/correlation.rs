@@ -85,6 +85,8 @@ pub struct Groups {
     pub trimmed: u64,
     /// Where blocks are built before they are copied out at their exact size.
     scratch: Vec<u8>,
+    /// Where a window's tags are counted.
+    tags: Vec<u64>,
 }
 
 impl Groups {
@@ -99,6 +101,7 @@ impl Groups {
             evicted: 0,
             trimmed: 0,
             scratch: Vec::new(),
+            tags: Vec::new(),
         }
     }
 
@@ -126,18 +129,30 @@ impl Groups {
         let table = &mut self.tables[at];
         let tagging = table.tagging;
         let group = table.groups.entry(key).or_default();
-        // A full group drops its oldest match. Every match takes two bytes or more, so
-        // a block shorter than twice the cap is not full, and is not counted.
-        let full = group.bytes() >= 2 * MAX_GROUP_EVENTS
-            && group.iter(tagging).count() >= MAX_GROUP_EVENTS;
+        // One pass over the block: how many matches, and the newest one's time.
+        let (held, last) = group
+            .iter(tagging)
+            .fold((0, None), |(held, _), m| (held + 1, Some(m.time)));
+        let full = held >= MAX_GROUP_EVENTS;
         self.trimmed += u64::from(full);
-        let merged = Insert {
-            old: group.iter(tagging).skip(usize::from(full)),
-            new: Some(new),
-            held: None,
+        *group = match last {
+            // Events mostly arrive in order: the block is copied as it is, `new` after.
+            Some(last) if !full && last <= new.time => {
+                group.append(new, last, tagging, &mut self.scratch)
+            }
+            None => Matches::encode([new], tagging, &mut self.scratch),
+            // Else in time order, after the matches of the same time, the oldest dropped
+            // from a full group.
+            Some(_) => {
+                let merged = Insert {
+                    old: group.iter(tagging).skip(usize::from(full)),
+                    new: Some(new),
+                    held: None,
+                };
+                Matches::encode(merged, tagging, &mut self.scratch)
+            }
         };
-        *group = Matches::encode(merged, tagging, &mut self.scratch);
-        let evidence = complete(rule, group.iter(tagging), new.time)?;
+        let evidence = complete(rule, group.iter(tagging), new.time, &mut self.tags)?;
         table.groups.remove(&key);
         Some(evidence)
     }
@@ -270,6 +285,7 @@ fn complete<'a>(
     rule: &CorrelationRule,
     matches: impl Iterator<Item = Match<'a>> + Clone,
     time: Micros,
+    tags: &mut Vec<u64>,
 ) -> Option<Vec<String>> {
     let start = time.saturating_sub(rule.timespan);
     let window = matches
@@ -283,15 +299,18 @@ fn complete<'a>(
             ids(window)
         }
         CorrelationType::ValueCount | CorrelationType::Temporal => {
+            // One pass, into a buffer kept across calls.
+            let distinct = tags;
+            distinct.clear();
+            distinct.extend(window.clone().map(|m| m.tag));
             // Too few matches for enough distinct tags: no need to count them.
             if rule
                 .bounds
                 .min
-                .is_some_and(|min| (window.clone().count() as u64) < min)
+                .is_some_and(|min| (distinct.len() as u64) < min)
             {
                 return None;
             }
-            let mut distinct: Vec<u64> = window.clone().map(|m| m.tag).collect();
             distinct.sort_unstable();
             distinct.dedup();
             if !rule.bounds.holds(distinct.len() as u64) {

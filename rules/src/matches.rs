@@ -45,16 +45,25 @@ impl Matches {
         scratch.clear();
         let mut previous: Micros = 0;
         for m in matches {
-            put_varint(scratch, zigzag(m.time.wrapping_sub(previous)));
+            put(scratch, m, previous, tagging);
             previous = m.time;
-            put_varint(scratch, m.id.len() as u64);
-            scratch.extend_from_slice(m.id);
-            match tagging {
-                Tagging::None => {}
-                Tagging::Position => put_varint(scratch, m.tag),
-                Tagging::Hash => scratch.extend_from_slice(&m.tag.to_le_bytes()),
-            }
         }
+        Matches(scratch.as_slice().into())
+    }
+
+    /// The block with `new` added after its last match, whose time is `last` (the
+    /// caller knows `new` is not older): its bytes copied as they are, `new` encoded
+    /// after them.
+    pub fn append(
+        &self,
+        new: Match<'_>,
+        last: Micros,
+        tagging: Tagging,
+        scratch: &mut Vec<u8>,
+    ) -> Matches {
+        scratch.clear();
+        scratch.extend_from_slice(&self.0);
+        put(scratch, new, last, tagging);
         Matches(scratch.as_slice().into())
     }
 
@@ -63,6 +72,7 @@ impl Matches {
     }
 
     /// Bytes of the block.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.0.len()
     }
@@ -108,6 +118,18 @@ impl<'a> Iterator for Iter<'a> {
             id,
             tag,
         })
+    }
+}
+
+/// Encodes `m` after a match at `previous`.
+fn put(out: &mut Vec<u8>, m: Match<'_>, previous: Micros, tagging: Tagging) {
+    put_varint(out, zigzag(m.time.wrapping_sub(previous)));
+    put_varint(out, m.id.len() as u64);
+    out.extend_from_slice(m.id);
+    match tagging {
+        Tagging::None => {}
+        Tagging::Position => put_varint(out, m.tag),
+        Tagging::Hash => out.extend_from_slice(&m.tag.to_le_bytes()),
     }
 }
 
@@ -173,6 +195,20 @@ mod tests {
             let block = Matches::encode(matches.iter().copied(), tagging, &mut Vec::new());
             assert_eq!(block.iter(tagging).collect::<Vec<_>>(), matches);
         }
+    }
+
+    #[test]
+    fn appending_gives_what_encoding_all_gives() {
+        let m = |time, id: &'static str| Match {
+            time,
+            id: id.as_bytes(),
+            tag: 7,
+        };
+        let scratch = &mut Vec::new();
+        let two = Matches::encode([m(5, "a"), m(9, "bb")], Tagging::Hash, scratch);
+        let three = two.append(m(9, "c"), 9, Tagging::Hash, scratch);
+        let all = Matches::encode([m(5, "a"), m(9, "bb"), m(9, "c")], Tagging::Hash, scratch);
+        assert_eq!(three.0, all.0);
     }
 
     #[test]
