@@ -93,6 +93,9 @@ const COLUMNS: [Field; 24] = [
     Field::TraceId,
 ];
 
+/// The lake's column of attributes.
+pub const ATTRIBUTES_COLUMN: &str = "attributes";
+
 /// Prefix of the fields that reach an event's attributes.
 const ATTRIBUTES: &str = "attributes.";
 
@@ -166,6 +169,14 @@ impl Field {
             Field::SessionId => "session_id",
             Field::TraceId => "trace_id",
             Field::Attribute(name) | Field::Native(name) => name,
+        }
+    }
+
+    /// The lake's column holding the field: its name, `attributes` for an attribute.
+    pub fn column(&self) -> &str {
+        match self {
+            Field::Attribute(_) | Field::Native(_) => ATTRIBUTES_COLUMN,
+            column => column.name(),
         }
     }
 

@@ -202,6 +202,11 @@ impl FieldMatch {
         })
     }
 
+    /// The field it tests.
+    pub fn field(&self) -> &Field {
+        &self.field
+    }
+
     /// A rough cost of [`matches`](Self::matches), so a selection tests its cheap fields
     /// (an equality on `outcome`) before its dear ones (a regex) and stops at the first
     /// that fails: the order of a conjunction does not change its result.

@@ -1,7 +1,7 @@
 //! A pack: every rule of a set of files and directories, compiled and cross-checked
 //! (names unique, correlations referring to rules that exist).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use authtrail_model::{Event, Kind, Outcome};
@@ -175,6 +175,20 @@ impl Pack {
         pack.feeds = feeds;
         pack.generates = generates;
         Ok(pack)
+    }
+
+    /// The lake columns the pack's rules read: the fields their selections test, a
+    /// `logsource.service`, correlations' `group-by` and counted fields (an attribute's
+    /// column is `attributes`). A replay for the pack alone need not read the others.
+    pub fn columns(&self) -> BTreeSet<&str> {
+        let detections = self.detections.iter().flat_map(|rule| rule.columns());
+        let correlations = self.correlations.iter().flat_map(|rule| {
+            rule.group_by
+                .iter()
+                .chain(&rule.value_field)
+                .map(Field::column)
+        });
+        detections.chain(correlations).collect()
     }
 
     /// Appends to `rules` the detection rules `event` may match (of its kind and

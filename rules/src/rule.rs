@@ -6,7 +6,7 @@ use authtrail_model::adapt::SOURCE_FORMAT_ATTRIBUTE;
 use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
 
 use crate::condition::{self, Condition};
-use crate::field::{Field, Product};
+use crate::field::{Field, Product, ATTRIBUTES_COLUMN};
 use crate::matcher::{FieldMatch, Pin};
 use crate::yaml::{Node, Problem, Value};
 
@@ -150,6 +150,18 @@ impl DetectionRule {
 }
 
 impl DetectionRule {
+    /// The lake columns the rule reads (besides the event's kind).
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        let tests = self.selections.iter().flatten().flatten();
+        let service = self.service.as_ref().map(|_| Field::Service.column());
+        // An adapter's events are told by an attribute.
+        let format = self.format.map(|_| ATTRIBUTES_COLUMN);
+        tests
+            .map(|test| test.field().column())
+            .chain(service)
+            .chain(format)
+    }
+
     /// The outcomes an event must have to match, when the condition requires one (an
     /// `outcome:` equality in every way it can be true); `None` when any may match.
     pub fn required_outcomes(&self) -> Option<Vec<Outcome>> {

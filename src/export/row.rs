@@ -64,17 +64,22 @@ struct TextMap {
 
 /// One batch of the selected columns, typed. DataFusion reads the lake's strings as view
 /// types; any other string type is cast, so the export does not depend on that choice.
+/// Only `id`, `time`, `kind` and `principal` must be selected: a column left out reads
+/// as null (a replay for rules that do not read it need not decode it).
 pub struct Columns {
-    texts: Vec<StringViewArray>,
+    texts: Vec<Option<StringViewArray>>,
     time: Timestamps,
-    token_expires: Timestamps,
-    ingest_time: Timestamps,
-    token_audience: TextList,
-    token_scopes: TextList,
-    required_scopes: TextList,
-    mfa: BooleanArray,
-    attributes: TextMap,
+    token_expires: Option<Timestamps>,
+    ingest_time: Option<Timestamps>,
+    token_audience: Option<TextList>,
+    token_scopes: Option<TextList>,
+    required_scopes: Option<TextList>,
+    mfa: Option<BooleanArray>,
+    attributes: Option<TextMap>,
 }
+
+/// Columns every event has, which a batch must hold.
+const REQUIRED_COLUMNS: [&str; 4] = ["id", "time", "kind", "principal"];
 
 /// The text columns, in [`Text`] order.
 const TEXT_COLUMNS: [&str; 20] = [
@@ -165,31 +170,42 @@ fn as_text_map(array: &ArrayRef, name: &str) -> anyhow::Result<TextMap> {
 }
 
 impl Columns {
-    /// The typed columns of a batch selected with [`columns`].
+    /// The typed columns of a batch selected with [`columns`], or with fewer (see
+    /// [`Columns`]).
     pub fn new(batch: &RecordBatch) -> anyhow::Result<Columns> {
+        for name in REQUIRED_COLUMNS {
+            column(batch, name)?;
+        }
+        let optional = |name: &str| batch.column_by_name(name);
         let texts = TEXT_COLUMNS
             .iter()
-            .map(|name| as_text(&column(batch, name)?, name))
+            .map(|name| optional(name).map(|array| as_text(array, name)).transpose())
             .collect::<anyhow::Result<_>>()?;
-        let mfa = column(batch, "mfa")?;
+        let timestamps = |name: &str| optional(name).map(|a| as_timestamps(a, name)).transpose();
+        let list = |name: &str| optional(name).map(|a| as_text_list(a, name)).transpose();
         Ok(Columns {
             texts,
             time: as_timestamps(&column(batch, "time")?, "time")?,
-            token_expires: as_timestamps(&column(batch, "token_expires")?, "token_expires")?,
-            ingest_time: as_timestamps(&column(batch, "ingest_time")?, "ingest_time")?,
-            token_audience: as_text_list(&column(batch, "token_audience")?, "token_audience")?,
-            token_scopes: as_text_list(&column(batch, "token_scopes")?, "token_scopes")?,
-            required_scopes: as_text_list(&column(batch, "required_scopes")?, "required_scopes")?,
-            mfa: mfa
-                .as_boolean_opt()
-                .ok_or_else(|| anyhow!("column `mfa` is not a boolean"))?
-                .clone(),
-            attributes: as_text_map(&column(batch, "attributes")?, "attributes")?,
+            token_expires: timestamps("token_expires")?,
+            ingest_time: timestamps("ingest_time")?,
+            token_audience: list("token_audience")?,
+            token_scopes: list("token_scopes")?,
+            required_scopes: list("required_scopes")?,
+            mfa: optional("mfa")
+                .map(|mfa| {
+                    mfa.as_boolean_opt()
+                        .cloned()
+                        .ok_or_else(|| anyhow!("column `mfa` is not a boolean"))
+                })
+                .transpose()?,
+            attributes: optional("attributes")
+                .map(|a| as_text_map(a, "attributes"))
+                .transpose()?,
         })
     }
 
     fn text(&self, column: Text, row: usize) -> Option<&str> {
-        let array = &self.texts[column as usize];
+        let array = self.texts[column as usize].as_ref()?;
         array.is_valid(row).then(|| array.value(row))
     }
 
@@ -208,15 +224,41 @@ impl Columns {
         self.text(Text::Id, row).unwrap_or_default()
     }
 
+    fn timestamp(column: &Option<Timestamps>, row: usize) -> Option<i64> {
+        column
+            .as_ref()
+            .filter(|array| array.is_valid(row))
+            .map(|array| array.value(row))
+    }
+
+    fn mfa(&self, row: usize) -> Option<bool> {
+        self.mfa
+            .as_ref()
+            .filter(|array| array.is_valid(row))
+            .map(|array| array.value(row))
+    }
+
+    /// The (key, value) entries of row `row`'s attributes.
+    fn attributes(&self, row: usize) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.attributes.iter().flat_map(move |map| {
+            let offsets = map.map.value_offsets();
+            let entries = offsets[row] as usize..offsets[row + 1] as usize;
+            entries.map(|at| {
+                let values = &map.values;
+                (
+                    map.keys.value(at),
+                    values.is_valid(at).then(|| values.value(at)),
+                )
+            })
+        })
+    }
+
     /// Row `row` as the event it was stored from, its values borrowed from the batch
     /// (for a replay, which builds millions: no [`Row`] in between); `None` if it is no
     /// event of the contract (an unknown kind).
     pub fn event(&self, row: usize) -> Option<Event<'_>> {
         let text = |column| self.text(column, row).map(Value::Borrowed);
         let principal = self.text(Text::Principal, row).unwrap_or_default();
-        let offsets = self.attributes.map.value_offsets();
-        let entries = offsets[row] as usize..offsets[row + 1] as usize;
-        let (keys, values) = (&self.attributes.keys, &self.attributes.values);
         Some(Event {
             id: Value::Borrowed(self.id(row)),
             time: self.time(row),
@@ -238,27 +280,28 @@ impl Columns {
             action: text(Text::Action),
             token_id: text(Text::TokenId),
             token_issuer: text(Text::TokenIssuer),
-            token_audience: self.token_audience.event_list(row),
-            token_scopes: self.token_scopes.event_list(row),
-            required_scopes: self.required_scopes.event_list(row),
-            token_expires: self
-                .token_expires
-                .is_valid(row)
-                .then(|| self.token_expires.value(row)),
+            token_audience: self
+                .token_audience
+                .as_ref()
+                .and_then(|list| list.event_list(row)),
+            token_scopes: self
+                .token_scopes
+                .as_ref()
+                .and_then(|list| list.event_list(row)),
+            required_scopes: self
+                .required_scopes
+                .as_ref()
+                .and_then(|list| list.event_list(row)),
+            token_expires: Columns::timestamp(&self.token_expires, row),
             client_id: text(Text::ClientId),
             auth_method: text(Text::AuthMethod),
-            mfa: self.mfa.is_valid(row).then(|| self.mfa.value(row)),
+            mfa: self.mfa(row),
             user_agent: text(Text::UserAgent),
             session_id: text(Text::SessionId),
             trace_id: text(Text::TraceId),
-            attributes: entries
-                .filter(|&at| values.is_valid(at))
-                .map(|at| {
-                    (
-                        Value::Borrowed(keys.value(at)),
-                        Value::Borrowed(values.value(at)),
-                    )
-                })
+            attributes: self
+                .attributes(row)
+                .filter_map(|(key, value)| Some((Value::Borrowed(key), Value::Borrowed(value?))))
                 .collect(),
         })
     }
@@ -266,18 +309,7 @@ impl Columns {
     /// Row `row` of the batch.
     pub fn row(&self, row: usize) -> Row<'_> {
         let text = |column| self.text(column, row);
-        let timestamp = |array: &Timestamps| array.is_valid(row).then(|| array.value(row));
-        let offsets = self.attributes.map.value_offsets();
-        let entries = offsets[row] as usize..offsets[row + 1] as usize;
-        let attributes = entries
-            .map(|at| {
-                let values = &self.attributes.values;
-                (
-                    self.attributes.keys.value(at),
-                    values.is_valid(at).then(|| values.value(at)),
-                )
-            })
-            .collect();
+        let attributes = self.attributes(row).collect();
         Row {
             id: text(Text::Id).unwrap_or_default(),
             time: self.time.value(row),
@@ -294,19 +326,19 @@ impl Columns {
             action: text(Text::Action),
             token_id: text(Text::TokenId),
             token_issuer: text(Text::TokenIssuer),
-            token_audience: self.token_audience.row(row),
-            token_scopes: self.token_scopes.row(row),
-            required_scopes: self.required_scopes.row(row),
-            token_expires: timestamp(&self.token_expires),
+            token_audience: self.token_audience.as_ref().and_then(|list| list.row(row)),
+            token_scopes: self.token_scopes.as_ref().and_then(|list| list.row(row)),
+            required_scopes: self.required_scopes.as_ref().and_then(|list| list.row(row)),
+            token_expires: Columns::timestamp(&self.token_expires, row),
             client_id: text(Text::ClientId),
             auth_method: text(Text::AuthMethod),
-            mfa: self.mfa.is_valid(row).then(|| self.mfa.value(row)),
+            mfa: self.mfa(row),
             user_agent: text(Text::UserAgent),
             session_id: text(Text::SessionId),
             trace_id: text(Text::TraceId),
             attributes,
             ingest_topic: text(Text::IngestTopic),
-            ingest_time: timestamp(&self.ingest_time),
+            ingest_time: Columns::timestamp(&self.ingest_time, row),
         }
     }
 }

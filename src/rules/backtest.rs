@@ -13,11 +13,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use authtrail_detect::Detectors;
 use authtrail_model::time::format_micros;
-use authtrail_model::{Alert, Micros};
+use authtrail_model::{Alert, Micros, CONTRACT_FIELDS};
 use authtrail_query::QueryEngine;
 use authtrail_rules::{Pack, RuleSet, Settings};
 
-use crate::export::row::{columns, Columns};
+use crate::export::row::Columns;
 
 const HOUR: Micros = 3_600 * 1_000_000;
 const DAY: Micros = 24 * HOUR;
@@ -51,12 +51,41 @@ struct Hour {
     order: Vec<(u32, u32)>,
 }
 
-/// Reads `[start, end)` of the lake and orders its rows by time, then id (the order
-/// `ORDER BY time, id` gives), sorting row numbers rather than the rows.
-async fn read_hour(engine: &QueryEngine, start: Micros, end: Micros) -> anyhow::Result<Hour> {
+/// Columns every replayed event reads: what each event has, the `outcome` the rule index
+/// keys on, and what an alert copies from the event that completes it.
+const REPLAY_COLUMNS: [&str; 8] = [
+    "id",
+    "time",
+    "kind",
+    "principal",
+    "outcome",
+    "token_id",
+    "source_ip",
+    "target_service",
+];
+
+/// The contract's columns a replay reads: all of them for the built-in detectors, else
+/// [`REPLAY_COLUMNS`] and those the pack's rules read (decoding the others is the
+/// larger part of reading the lake).
+fn replay_columns(pack: &Pack, builtins: bool) -> Vec<&'static str> {
+    let read = pack.columns();
+    CONTRACT_FIELDS
+        .into_iter()
+        .filter(|name| builtins || REPLAY_COLUMNS.contains(name) || read.contains(name))
+        .collect()
+}
+
+/// Reads `columns` of `[start, end)` of the lake and orders the rows by time, then id
+/// (the order `ORDER BY time, id` gives), sorting row numbers rather than the rows.
+async fn read_hour(
+    engine: &QueryEngine,
+    columns: &[&str],
+    start: Micros,
+    end: Micros,
+) -> anyhow::Result<Hour> {
     let sql = format!(
         "SELECT {} FROM events WHERE time >= TIMESTAMP '{}' AND time < TIMESTAMP '{}'",
-        columns().join(", "),
+        columns.join(", "),
         format_micros(start),
         format_micros(end)
     );
@@ -97,13 +126,14 @@ pub async fn backtest(
 ) -> anyhow::Result<Report> {
     // One hour read ahead: the reader decodes and orders it while this one is replayed.
     let (hours_tx, mut hours) = tokio::sync::mpsc::channel::<anyhow::Result<Hour>>(1);
+    let columns = replay_columns(&pack, builtins.is_some());
     let reader = {
         let engine = engine.clone();
         tokio::spawn(async move {
             let mut hour = from - from.rem_euclid(HOUR);
             while hour < until {
                 let (start, end) = (hour.max(from), (hour + HOUR).min(until));
-                let read = read_hour(&engine, start, end).await;
+                let read = read_hour(&engine, &columns, start, end).await;
                 let failed = read.is_err();
                 if hours_tx.send(read).await.is_err() || failed {
                     break;
