@@ -10,7 +10,7 @@ use super::{show, Windowed};
 use crate::config::default_suppression;
 use crate::detector::{Context, Detector};
 use crate::state::id::EventId;
-use crate::state::packed::Pack;
+use crate::state::packed::{Bytes, Pack};
 use crate::state::window::{self, Entries, Timed};
 
 /// `authz_probing`: many denies across several services.
@@ -53,7 +53,7 @@ pub(crate) struct Deny {
 }
 
 impl Pack for Deny {
-    fn pack(&self, out: &mut Vec<u8>) {
+    fn pack(&self, out: &mut Bytes) {
         self.target.pack(out);
         self.id.pack(out);
     }

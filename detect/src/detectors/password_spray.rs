@@ -10,7 +10,7 @@ use super::{decode, encode, show};
 use crate::config::default_suppression;
 use crate::detector::{Context, Detector, Finding, Rule};
 use crate::state::id::EventId;
-use crate::state::packed::{Pack, Packed};
+use crate::state::packed::{Bytes, Pack, Packed};
 use crate::state::window::{self, Entries, Span, Timed};
 use crate::state::{KeyedState, TableStats};
 use crate::Result;
@@ -51,7 +51,7 @@ struct Attempt {
 }
 
 impl Pack for Attempt {
-    fn pack(&self, out: &mut Vec<u8>) {
+    fn pack(&self, out: &mut Bytes) {
         self.principal.pack(out);
         self.id.pack(out);
     }

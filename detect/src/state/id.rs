@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::state::packed::{get_varint, put_varint, take, Pack};
+use crate::state::packed::{get_varint, put_varint, take, Bytes, Pack};
 
 /// Bytes an id may have and still be kept inline.
 const INLINE: usize = 15;
@@ -150,7 +150,7 @@ impl EventId {
 /// UUID's 16 bytes: 9 bytes for an id like `e1234567`, 17 for a UUID, with no heap
 /// block of its own.
 impl Pack for EventId {
-    fn pack(&self, out: &mut Vec<u8>) {
+    fn pack(&self, out: &mut Bytes) {
         match self {
             EventId::Uuid(uuid) => {
                 out.push(u8::from(uuid.upper));

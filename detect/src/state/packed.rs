@@ -7,25 +7,33 @@
 //! legitimately span hours behind a lagging partition), ids their exact text.
 //!
 //! The entries are unpacked for each edit and packed again after it
-//! ([`Packed::edit`]), so the window functions work on a plain `Vec` unchanged. A
+//! ([`Packed::edit`]), so the window functions work on them unchanged. A
 //! window is edited only by the events of its key that it counts (failures, denies),
 //! and holds a few to a few tens of entries, so the cost stays off the common path.
 
 use authtrail_model::Micros;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
 
 use crate::state::window::Timed;
 
+/// Where a block is packed before it is copied into its exact size: on the stack for
+/// all but the longest windows, so a pack costs one allocation.
+pub(crate) type Bytes = SmallVec<[u8; 256]>;
+
+/// A block's entries while they are edited: on the stack for the usual few.
+pub(crate) type Unpacked<T> = SmallVec<[Timed<T>; 8]>;
+
 /// An item's compact form in a [`Packed`] block.
 pub(crate) trait Pack: Sized {
-    fn pack(&self, out: &mut Vec<u8>);
+    fn pack(&self, out: &mut Bytes);
     /// Reads one item from the front of `input`, which [`Pack::pack`] wrote.
     fn unpack(input: &mut &[u8]) -> Self;
 }
 
 /// A key hash: 8 bytes (hashes are uniform, a variable length would not shorten them).
 impl Pack for u64 {
-    fn pack(&self, out: &mut Vec<u8>) {
+    fn pack(&self, out: &mut Bytes) {
         out.extend_from_slice(&self.to_le_bytes());
     }
 
@@ -35,7 +43,7 @@ impl Pack for u64 {
 }
 
 /// Writes `value` in 7-bit groups, low first, the high bit set on all but the last.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(out: &mut Bytes, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
         value >>= 7;
@@ -66,7 +74,7 @@ pub(crate) fn take<'a>(input: &mut &'a [u8], n: usize) -> &'a [u8] {
 /// A time's difference from the previous entry's, zigzagged so that any difference
 /// (entries are in time order, so it is never negative in use) has a short form when
 /// small, and wrapping so that every pair of `i64` times round-trips.
-fn put_time(out: &mut Vec<u8>, previous: Micros, time: Micros) {
+fn put_time(out: &mut Bytes, previous: Micros, time: Micros) {
     let delta = time.wrapping_sub(previous);
     put_varint(out, ((delta << 1) ^ (delta >> 63)) as u64);
 }
@@ -110,9 +118,9 @@ impl<T: Pack> Packed<T> {
     }
 
     /// The entries, in time order.
-    pub fn entries(&self) -> Vec<Timed<T>> {
+    pub fn entries(&self) -> Unpacked<T> {
         let mut input = &*self.block;
-        let mut entries = Vec::new();
+        let mut entries = Unpacked::new();
         let mut previous = 0;
         while !input.is_empty() {
             let time = get_time(&mut input, previous);
@@ -126,19 +134,18 @@ impl<T: Pack> Packed<T> {
     /// Packs `entries` (in time order) in place of what was held, in a block of
     /// exactly their size (none when there are none).
     fn set(&mut self, entries: &[Timed<T>]) {
-        let mut out = Vec::with_capacity(self.block.len() + 32);
+        let mut out = Bytes::new();
         let mut previous = 0;
         for entry in entries {
             put_time(&mut out, previous, entry.time);
             entry.item.pack(&mut out);
             previous = entry.time;
         }
-        self.block = out.into_boxed_slice();
+        self.block = Box::from(&out[..]);
     }
 
-    /// Edits the entries as a `Vec` (the window functions' storage) and packs the
-    /// result.
-    pub fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<Timed<T>>) -> R) -> R {
+    /// Edits the entries (as a window functions' storage) and packs the result.
+    pub fn edit<R>(&mut self, f: impl FnOnce(&mut Unpacked<T>) -> R) -> R {
         let mut entries = self.entries();
         let result = f(&mut entries);
         self.set(&entries);
@@ -180,7 +187,7 @@ mod tests {
     #[test]
     fn varints_and_times_round_trip_at_the_extremes() {
         for value in [0, 1, 0x7F, 0x80, 0x3FFF, 0x4000, u64::MAX - 1, u64::MAX] {
-            let mut out = Vec::new();
+            let mut out = Bytes::new();
             put_varint(&mut out, value);
             let mut input = &out[..];
             assert_eq!(get_varint(&mut input), value);
@@ -189,7 +196,7 @@ mod tests {
         let times = [Micros::MIN, -1, 0, 1, 1_764_000_000_000_000, Micros::MAX];
         for previous in times {
             for time in times {
-                let mut out = Vec::new();
+                let mut out = Bytes::new();
                 put_time(&mut out, previous, time);
                 let mut input = &out[..];
                 assert_eq!(get_time(&mut input, previous), time);
@@ -200,7 +207,7 @@ mod tests {
     #[test]
     fn a_packed_window_holds_what_a_plain_one_does_in_fewer_bytes_and_encodes_as_it() {
         let mut packed = Packed::<EventId>::new();
-        let mut plain: Vec<Timed<EventId>> = Vec::new();
+        let mut plain = window::Window::<EventId>::new();
         assert!(packed.entries().is_empty() && packed.packed_len() == 0);
         let ids = [
             "e1",
@@ -224,22 +231,21 @@ mod tests {
             packed.edit(|entries| window::insert(entries, time, EventId::new(id)));
             window::insert(&mut plain, time, EventId::new(id));
         }
-        assert_eq!(packed.entries(), plain);
+        assert_eq!(packed.entries()[..], plain[..]);
         assert!(packed.packed_len() < 24 * ids.len());
         packed.edit(|entries| window::prune(entries, base + 2));
         window::prune(&mut plain, base + 2);
-        assert_eq!(packed.entries(), plain);
+        assert_eq!(packed.entries()[..], plain[..]);
         // The encodings of the boxed slice and the inline window of entries that
         // checkpoints held before.
         let bytes = postcard::to_allocvec(&packed).unwrap();
         assert_eq!(
             bytes,
-            postcard::to_allocvec(&plain.clone().into_boxed_slice()).unwrap()
+            postcard::to_allocvec(&plain.to_vec().into_boxed_slice()).unwrap()
         );
-        let inline: window::Window<EventId> = plain.iter().cloned().collect();
-        assert_eq!(bytes, postcard::to_allocvec(&inline).unwrap());
+        assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap());
         let back: Packed<EventId> = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(back.entries(), plain);
+        assert_eq!(back.entries()[..], plain[..]);
         packed.edit(|entries| entries.clear());
         assert_eq!(packed.packed_len(), 0);
     }

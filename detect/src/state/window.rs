@@ -55,21 +55,6 @@ impl<T, A: Array<Item = Timed<T>>> Entries<T> for SmallVec<A> {
     }
 }
 
-/// A [`Packed`](crate::state::packed::Packed) window's entries while it is edited.
-impl<T> Entries<T> for Vec<Timed<T>> {
-    fn insert_at(&mut self, at: usize, entry: Timed<T>) {
-        self.insert(at, entry);
-    }
-
-    fn remove_at(&mut self, at: usize) {
-        self.remove(at);
-    }
-
-    fn drop_front(&mut self, n: usize) {
-        self.drain(..n);
-    }
-}
-
 /// A window's width on event time with the lateness events may arrive within: what a
 /// windowed detector keeps and how it looks for a completed window.
 #[derive(Debug, Clone, Copy)]
