@@ -152,6 +152,15 @@ impl Groups {
                 Matches::encode(merged, tagging, &mut self.scratch)
             }
         };
+        // Fewer matches in the whole group than the rule needs: no window to look at.
+        let matches = held + 1 - usize::from(full);
+        let needed = match rule.kind {
+            CorrelationType::TemporalOrdered => rule.rules.len() as u64,
+            _ => rule.bounds.min.unwrap_or(0),
+        };
+        if (matches as u64) < needed {
+            return None;
+        }
         let evidence = complete(rule, group.iter(tagging), new.time, &mut self.tags)?;
         table.groups.remove(&key);
         Some(evidence)
