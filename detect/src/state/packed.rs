@@ -1,15 +1,17 @@
 //! A window's entries packed into one exactly sized block of bytes: each entry's time
 //! as a variable-length difference from the previous entry's, then its item in the
 //! item's own compact form ([`Pack`]). For the windows that hold the most entries (a
-//! principal's failures and denies, an address's failed attempts): in memory an entry
-//! of 8-byte time and 16-byte id takes 24–32 bytes, packed about 13–21 (the bench's
-//! ids), and nothing is lost: times keep every microsecond and any range (a window may
-//! legitimately span hours behind a lagging partition), ids their exact text.
+//! principal's failures, denies and MFA prompts, an address's failed attempts): in
+//! memory an entry of 8-byte time and 16-byte id takes 24–32 bytes, packed about 13–21
+//! (the bench's ids), and nothing is lost: times keep every microsecond and any range
+//! (a window may legitimately span hours behind a lagging partition), ids their exact
+//! text.
 //!
 //! The entries are unpacked for each edit and packed again after it
-//! ([`Packed::edit`]), so the window functions work on them unchanged. A
-//! window is edited only by the events of its key that it counts (failures, denies),
-//! and holds a few to a few tens of entries, so the cost stays off the common path.
+//! ([`Packed::edit`]), so the window functions work on them unchanged. A window is
+//! edited only by the events it counts (failures, denies) and, for MFA prompts, by
+//! its principal's successes while it holds any; it holds a few to a few tens of
+//! entries, so the cost stays off most events.
 
 use authtrail_model::Micros;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -144,7 +146,7 @@ impl<T: Pack> Packed<T> {
         self.block = Box::from(&out[..]);
     }
 
-    /// Edits the entries (as a window functions' storage) and packs the result.
+    /// Edits the entries (as the window functions' storage) and packs the result.
     pub fn edit<R>(&mut self, f: impl FnOnce(&mut Unpacked<T>) -> R) -> R {
         let mut entries = self.entries();
         let result = f(&mut entries);
