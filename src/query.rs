@@ -30,7 +30,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn open_engine(cli: &Cli, config: &Config) -> anyhow::Result<QueryEngine> {
+/// The query engine over the lake of `--lake` / `lake.path`: a directory or an object store.
+pub fn open_engine(cli: &Cli, config: &Config) -> anyhow::Result<QueryEngine> {
     let lake = lake_location(cli, config)?;
     QueryEngine::open_at(&lake, config.query.clone())
         .with_context(|| format!("opening the lake at `{lake}`"))

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use authtrail_query::reports::{self, ReportFormat, Window};
-use authtrail_query::QueryEngine;
 
 use crate::cli::{Cli, ReportArgs, ReportKind, ReportOutput};
-use crate::config::{lake_root, Config};
+use crate::config::Config;
+use crate::query::open_engine;
 
 pub fn run(cli: &Cli, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let config = match &args.config {
@@ -18,9 +18,7 @@ pub fn run(cli: &Cli, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     };
     let report_config = config.reports();
     report_config.validate()?;
-    let root = lake_root(cli, &config);
-    let engine = QueryEngine::open(&root, config.query.clone())
-        .with_context(|| format!("opening the lake at `{}`", root.display()))?;
+    let engine = open_engine(cli, &config)?;
     let until = match &args.until {
         None => authtrail_model::time::now_micros(),
         Some(text) => authtrail_model::time::parse_rfc3339(text)

@@ -1,5 +1,5 @@
 //! The lake on object storage, end to end: the real binary ingests a file into a bucket of
-//! a real S3-compatible server (moto), then queries, verifies and maintains it through
+//! a real S3-compatible server (moto), then queries, reports on, verifies and maintains it through
 //! the same URL, with credentials from the environment that never reach its output.
 
 mod support;
@@ -72,6 +72,21 @@ fn ingest_query_verify_and_maintain_a_lake_on_s3() {
     let verify = succeeded(authtrail(&server, &lake, &["verify"]), "verify");
     assert!(verify.contains("0 findings"), "{verify}");
     assert!(verify.contains("signatures checked"), "{verify}");
+
+    // The reports read the same URL: the issued tokens never presented make their
+    // holders dormant.
+    let privilege = [
+        "report",
+        "privilege",
+        "--since",
+        "30d",
+        "--until",
+        "2026-11-24T00:00:00Z",
+        "--format",
+        "csv",
+    ];
+    let report = succeeded(authtrail(&server, &lake, &privilege), "privilege report");
+    assert!(report.contains("svc:s1"), "{report}");
 
     let maintain = succeeded(authtrail(&server, &lake, &["maintain"]), "maintain");
     assert!(
