@@ -51,7 +51,7 @@ out["accepted_invalid"] = rows(
           WHEN EXISTS (SELECT 1 FROM back i WHERE i.kind = 'token_issue' AND i.token_id = a.token_id
                          AND i.token_expires + INTERVAL 60 SECOND < a.time) THEN 'expired'
           WHEN EXISTS (SELECT 1 FROM back r WHERE r.kind = 'token_revoke' AND r.token_id = a.token_id
-                         AND r.time <= a.time) THEN 'revoked'
+                         AND r.time < a.time) THEN 'revoked'
           WHEN EXISTS (SELECT 1 FROM back r JOIN back i ON i.principal = r.principal
                        WHERE r.kind = 'token_revoke' AND r.token_id IS NULL AND r.time < a.time
                          AND i.kind = 'token_issue' AND i.token_id = a.token_id

@@ -109,7 +109,9 @@ pub(super) fn queries(
     // make DataFusion account each list with its whole source batch. A revoke without a
     // `token_id` ends every token issued to its principal before it (as the live
     // detector holds): it is resolved to those tokens here, on the tokens' side, so each
-    // call still meets one row of revocations per token.
+    // call still meets one row of revocations per token. A revoke covers a call strictly
+    // after it, as in the detector: one at the same microsecond may not have reached the
+    // service yet.
     let accepted_invalid = format!(
         "WITH issued AS (
             SELECT DISTINCT token_id, token_expires AS expires, token_audience AS audience
@@ -157,7 +159,7 @@ pub(super) fn queries(
                          AND NOT array_has(w.audience, w.service)
                          AND NOT array_has(w.audience, '*') THEN 'audience'
                     WHEN w.expires + INTERVAL '{skew_ms} milliseconds' < w.time THEN 'expired'
-                    WHEN r.revoked_at <= w.time OR r.owner_revoked_at < w.time THEN 'revoked'
+                    WHEN r.revoked_at < w.time OR r.owner_revoked_at < w.time THEN 'revoked'
                 END AS gap
             FROM revoked r
             RIGHT JOIN with_issue w ON w.token_id = r.token_id
