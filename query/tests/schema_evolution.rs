@@ -8,22 +8,11 @@ use std::fs;
 use std::path::Path;
 
 use authtrail_model::lake::Table;
-use authtrail_model::{parse_event, ContractLimits, EventBatchBuilder, IngestMeta};
+use authtrail_model::{parse_event, ContractLimits, EventBatchBuilder};
 use authtrail_query::{QueryConfig, QueryEngine};
 use parquet::arrow::ArrowWriter;
 use serde_json::json;
-use support::rows;
-
-const NOW: i64 = 1_796_083_200_000_000;
-
-fn meta(offset: i64) -> IngestMeta<'static> {
-    IngestMeta {
-        topic: "auth-events",
-        partition: 0,
-        offset,
-        ingest_time: NOW,
-    }
-}
+use support::{meta, rows, NOW};
 
 /// Writes `lines` as one Parquet file at `relative` under the `events` table, without the
 /// columns named in `dropped` (as a file from before they existed).

@@ -13,7 +13,8 @@ use authtrail_query::{QueryConfig, QueryEngine};
 use authtrail_store::{EncodeOptions, Lake, SegmentBuilder};
 
 /// Ingest clock: 2026-12-01T00:00:00Z, after every fixture event.
-const NOW: i64 = 1_796_083_200_000_000;
+/// The ingest clock of every fixture event.
+pub const NOW: i64 = 1_796_083_200_000_000;
 
 /// The fixture's events, in ingest order. Hours: 2026-11-23 08, 09, 10 and 2026-11-24 00.
 pub const EVENTS: [&str; 10] = [
@@ -126,7 +127,8 @@ pub fn write_events(root: &Path, lines: &[String], per_commit: usize) {
     }
 }
 
-fn meta(offset: i64) -> IngestMeta<'static> {
+/// Where a fixture event at `offset` was read: `auth-events` partition 0, at [`NOW`].
+pub fn meta(offset: i64) -> IngestMeta<'static> {
     IngestMeta {
         topic: "auth-events",
         partition: 0,
