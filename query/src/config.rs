@@ -32,6 +32,11 @@ pub struct QueryConfig {
     /// Most one function call may build for one batch (`repeat`, `range`, `||` and the
     /// other functions that can amplify their input), in MiB. Default 64.
     pub max_function_output_mib: usize,
+    /// Most a result held in memory to be answered (the HTTP API, reports) may take, in
+    /// MiB of Arrow data; a query whose result grows past it fails with a clear error
+    /// instead of holding, and then encoding, an unbounded answer. Streamed output
+    /// (`authtrail query`, exports) is not held and not capped. Default 256.
+    pub max_result_mib: usize,
 }
 
 impl Default for QueryConfig {
@@ -44,6 +49,7 @@ impl Default for QueryConfig {
             concurrency: 4,
             queue: 16,
             max_function_output_mib: 64,
+            max_result_mib: 256,
         }
     }
 }

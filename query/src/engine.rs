@@ -266,7 +266,11 @@ impl QueryEngine {
     ) -> Result<QueryOutput, Error> {
         let deadline = Instant::now() + self.config.timeout;
         self.pool
-            .run(deadline, self.config.timeout, collect(frame, limit))
+            .run(
+                deadline,
+                self.config.timeout,
+                collect(frame, limit, self.config.max_result_mib),
+            )
             .await
     }
 
@@ -278,7 +282,7 @@ impl QueryEngine {
         self.pool
             .run(deadline, self.config.timeout, async move {
                 let frame = engine.sql(&sql).await?;
-                collect(frame, limit).await
+                collect(frame, limit, engine.config.max_result_mib).await
             })
             .await
     }
@@ -380,15 +384,32 @@ fn is_explain(frame: &DataFrame) -> bool {
     )
 }
 
-/// Runs `frame` to completion, keeping at most `limit` rows.
-async fn collect(frame: DataFrame, limit: Option<usize>) -> Result<QueryOutput, Error> {
+/// Runs `frame` to completion, keeping at most `limit` rows, batch by batch so a result
+/// past `max_result_mib` stops the query as soon as it is known to be too large.
+async fn collect(
+    frame: DataFrame,
+    limit: Option<usize>,
+    max_result_mib: usize,
+) -> Result<QueryOutput, Error> {
+    use futures::StreamExt;
     let limit = limit.filter(|_| !is_explain(&frame));
     let frame = match limit {
         Some(limit) => frame.limit(0, Some(limit.saturating_add(1)))?,
         None => frame,
     };
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await?;
+    let max_bytes = max_result_mib.saturating_mul(1 << 20);
+    let mut stream = frame.execute_stream().await?;
+    let mut batches = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        bytes = bytes.saturating_add(result_bytes(&batch));
+        if bytes > max_bytes {
+            return Err(Error::ResultTooLarge(max_result_mib));
+        }
+        batches.push(batch);
+    }
     let (batches, truncated) = match limit {
         Some(limit) => truncate(batches, limit),
         None => (batches, false),
@@ -398,6 +419,21 @@ async fn collect(frame: DataFrame, limit: Option<usize>) -> Result<QueryOutput, 
         batches,
         truncated,
     })
+}
+
+/// The bytes of Arrow data `batch` holds: its own rows' share of its buffers, so a small
+/// slice of a large batch counts small.
+fn result_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| {
+            column
+                .to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| column.get_array_memory_size())
+        })
+        .sum()
 }
 
 /// Keeps the first `limit` rows; whether any were dropped.

@@ -27,6 +27,9 @@ pub enum Error {
     /// The query needed more memory than the configured limit.
     #[error("query exceeded the memory limit: {0}")]
     ResourcesExhausted(String),
+    /// The result grew past `query.max_result_mib` before it was complete.
+    #[error("the result is larger than {0} MiB (`query.max_result_mib`); select fewer or smaller columns, or fewer rows")]
+    ResultTooLarge(usize),
     /// A request parameter is malformed.
     #[error("invalid parameter `{name}`: {reason}")]
     InvalidParameter { name: &'static str, reason: String },

@@ -190,6 +190,37 @@ async fn forbidden_and_invalid_sql_are_400_with_a_json_error() {
     );
 }
 
+/// A result answered whole is held, then encoded: one that grows past
+/// `query.max_result_mib` is refused while it runs (found by the hostile-SQL test, where
+/// this answer took seconds past the deadline to encode), and a smaller one is not.
+#[tokio::test]
+async fn a_result_past_the_byte_limit_is_refused_with_a_json_error() {
+    let fixture = Fixture::with_config(authtrail_query::QueryConfig {
+        threads: 2,
+        max_result_mib: 8,
+        ..authtrail_query::QueryConfig::default()
+    });
+    let large = "SELECT CASE WHEN (SELECT NULL FROM events LIMIT 1) IS NULL \
+                 THEN repeat('x', 9190903) ELSE (SELECT NULL FROM events LIMIT 1) END \
+                 FROM events";
+    let (status, body) = send(&fixture, post_query(json!({ "sql": large }))).await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "result_too_large", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_result_mib"),
+        "{body}"
+    );
+    let small = "SELECT repeat('x', 1000000) AS s FROM events LIMIT 4";
+    let (status, body) = send(&fixture, post_query(json!({ "sql": small }))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["row_count"], 4, "{body:.200}");
+}
+
 #[tokio::test]
 async fn alerts_filter_by_time_detector_principal_and_minimum_severity() {
     let fixture = Fixture::new();

@@ -81,6 +81,7 @@ fn random_hostile_sql_is_always_answered_in_time() {
     let fixture = Fixture::with_config(QueryConfig {
         timeout: TIMEOUT,
         memory_limit_mib: 256,
+        max_result_mib: 32,
         ..QueryConfig::default()
     });
     let app = router(AppState::new(fixture.engine.clone(), vec![KEY.into()]));

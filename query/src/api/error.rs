@@ -66,6 +66,7 @@ impl ApiError {
                         (StatusCode::BAD_REQUEST, "resources_exhausted")
                     }
                     Error::TooComplex(_) => (StatusCode::BAD_REQUEST, "query_too_complex"),
+                    Error::ResultTooLarge(_) => (StatusCode::BAD_REQUEST, "result_too_large"),
                     Error::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
                     Error::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
                     Error::Config(_) | Error::Internal(_) => {
