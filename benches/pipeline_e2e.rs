@@ -244,6 +244,7 @@ fn main() {
     println!("   slowest: {}", measure.slowest(10));
     for family in [
         "authtrail_kafka_record_age_seconds",
+        "authtrail_kafka_source_blocked_seconds",
         "authtrail_detector_flush_pause_seconds",
         "authtrail_lake_flush_duration_seconds",
     ] {

@@ -175,6 +175,12 @@ fn run_serves_metrics_promtool_accepts_and_the_dashboards_use() {
         .find_map(|line| line.strip_prefix("authtrail_kafka_record_age_seconds_count "))
         .expect("record age histogram");
     assert_ne!(ages, "0", "{metrics}");
+    // Each batch handed to the pipeline records how long the source waited to hand it.
+    let handed = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("authtrail_kafka_source_blocked_seconds_count "))
+        .expect("source blocked histogram");
+    assert_ne!(handed, "0", "{metrics}");
     // Both embedded partitions are assigned; the one without events holds the clock (no
     // sample yet) until it idles out after `source_idle_after`.
     let active_sources = metrics

@@ -74,6 +74,9 @@ pub struct IngestStats {
     /// Per Kafka message, from its timestamp to when the consumer polled it, in
     /// microseconds (producer batching, the broker, the fetch wait, any backlog).
     pub(crate) record_age_micros: Histogram,
+    /// Per batch of Kafka messages, how long the source waited to hand it to the pipeline
+    /// (its queue full), in microseconds; messages wait unpolled meanwhile, and age.
+    pub(crate) source_blocked_micros: Histogram,
     /// Time the detectors took per event, published by the decode thread about once a second.
     pub(crate) detect_latency: LatencyWindow,
     /// Alerts raised per (detector, severity).
@@ -116,6 +119,7 @@ impl Default for IngestStats {
             file_bytes: Histogram::bytes(),
             detect_pause_micros: Histogram::seconds(),
             record_age_micros: Histogram::seconds(),
+            source_blocked_micros: Histogram::seconds(),
             detect_latency: LatencyWindow::default(),
             alerts_by: Mutex::default(),
             detect_state: Mutex::default(),

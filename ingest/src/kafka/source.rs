@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use authtrail_model::time::now_micros;
@@ -225,8 +225,17 @@ impl KafkaSource {
             .clone()
             .ok_or(Error::PipelineGone)?;
         // Blocks while the pipeline is busy: backpressure reaches Kafka as unpolled
-        // messages (bounded by `queued.max.messages.kbytes`) instead of memory.
-        pipeline.send(input).map_err(|_| Error::PipelineGone)
+        // messages (bounded by `queued.max.messages.kbytes`) instead of memory. How long,
+        // is what tells a late poll from a late broker in the record age.
+        let started = Instant::now();
+        pipeline.send(input).map_err(|_| Error::PipelineGone)?;
+        let blocked = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.consumer
+            .context()
+            .stats
+            .source_blocked_micros
+            .observe(blocked);
+        Ok(())
     }
 
     fn raw_message(&self, topic: Arc<str>, message: &impl Message) -> RawMessage {

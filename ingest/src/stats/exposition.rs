@@ -125,6 +125,8 @@ impl IngestStats {
             .summary(&[], &self.detect_latency.snapshot(&QUANTILES));
         out.family("authtrail_kafka_record_age_seconds", Kind::Histogram, "Time from each Kafka message's timestamp (the producer's, or the broker's with LogAppendTime) to when the consumer polled it: producer batching, the broker, the fetch wait and any backlog.")
             .histogram(&[], &self.record_age_micros.snapshot());
+        out.family("authtrail_kafka_source_blocked_seconds", Kind::Histogram, "Time the Kafka source waited to hand each batch of messages to the pipeline, its queue full (the pipeline behind). Messages stay unpolled meanwhile and age.")
+            .histogram(&[], &self.source_blocked_micros.snapshot());
         out.family("authtrail_detector_flush_pause_seconds", Kind::Histogram, "Time the detectors stop observing for each flush: cutting their checkpoint and waiting for the writer to take the flush. Events arriving meanwhile wait too.")
             .histogram(&[], &self.detect_pause_micros.snapshot());
         out.family(
