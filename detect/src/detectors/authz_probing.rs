@@ -10,7 +10,7 @@ use super::{show, Windowed};
 use crate::config::default_suppression;
 use crate::detector::{Context, Detector};
 use crate::state::id::EventId;
-use crate::state::packed::{Bytes, Pack};
+use crate::state::packed::{self, Bytes, Pack};
 use crate::state::window::{self, Entries, Timed};
 
 /// `authz_probing`: many denies across several services.
@@ -53,16 +53,13 @@ pub(crate) struct Deny {
 }
 
 impl Pack for Deny {
-    fn pack(&self, out: &mut Bytes) {
-        self.target.pack(out);
-        self.id.pack(out);
+    fn pack(&self, before: &[Timed<Deny>], out: &mut Bytes) {
+        packed::pack_keyed(self.target, &self.id, before, |d| d.target, out);
     }
 
-    fn unpack(input: &mut &[u8]) -> Self {
-        Deny {
-            target: u64::unpack(input),
-            id: EventId::unpack(input),
-        }
+    fn unpack(input: &mut &[u8], before: &[Timed<Deny>]) -> Self {
+        let (target, id) = packed::unpack_keyed(input, before, |d: &Deny| d.target);
+        Deny { target, id }
     }
 }
 

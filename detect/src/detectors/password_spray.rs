@@ -10,7 +10,7 @@ use super::{decode, encode, show};
 use crate::config::default_suppression;
 use crate::detector::{Context, Detector, Finding, Rule};
 use crate::state::id::EventId;
-use crate::state::packed::{Bytes, Pack, Packed};
+use crate::state::packed::{self, Bytes, Pack, Packed};
 use crate::state::window::{self, Entries, Span, Timed};
 use crate::state::{KeyedState, TableStats};
 use crate::Result;
@@ -51,16 +51,13 @@ struct Attempt {
 }
 
 impl Pack for Attempt {
-    fn pack(&self, out: &mut Bytes) {
-        self.principal.pack(out);
-        self.id.pack(out);
+    fn pack(&self, before: &[Timed<Attempt>], out: &mut Bytes) {
+        packed::pack_keyed(self.principal, &self.id, before, |a| a.principal, out);
     }
 
-    fn unpack(input: &mut &[u8]) -> Self {
-        Attempt {
-            principal: u64::unpack(input),
-            id: EventId::unpack(input),
-        }
+    fn unpack(input: &mut &[u8], before: &[Timed<Attempt>]) -> Self {
+        let (principal, id) = packed::unpack_keyed(input, before, |a: &Attempt| a.principal);
+        Attempt { principal, id }
     }
 }
 

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::state::packed::{get_varint, put_varint, take, Bytes, Pack};
+use crate::state::window::Timed;
 
 /// Bytes an id may have and still be kept inline.
 const INLINE: usize = 15;
@@ -150,21 +151,37 @@ impl EventId {
 /// UUID's 16 bytes: 9 bytes for an id like `e1234567`, 17 for a UUID, with no heap
 /// block of its own.
 impl Pack for EventId {
-    fn pack(&self, out: &mut Bytes) {
+    fn pack(&self, _: &[Timed<EventId>], out: &mut Bytes) {
+        self.pack_with(0, 1, out);
+    }
+
+    fn unpack(input: &mut &[u8], _: &[Timed<EventId>]) -> Self {
+        EventId::unpack_with(input, 1).0
+    }
+}
+
+impl EventId {
+    /// Packs the id (see `Pack`) with `extra` (below `radix`) folded into its first
+    /// varint as `tag * radix + extra`: for `radix` up to 4, still one byte for a text
+    /// id of up to 29 bytes.
+    pub(crate) fn pack_with(&self, extra: u64, radix: u64, out: &mut Bytes) {
         match self {
             EventId::Uuid(uuid) => {
-                out.push(u8::from(uuid.upper));
+                put_varint(out, u64::from(uuid.upper) * radix + extra);
                 out.extend_from_slice(&uuid.bytes);
             }
             _ => self.with_str(|text| {
-                put_varint(out, text.len() as u64 + 2);
+                put_varint(out, (text.len() as u64 + 2) * radix + extra);
                 out.extend_from_slice(text.as_bytes());
             }),
         }
     }
 
-    fn unpack(input: &mut &[u8]) -> Self {
-        match get_varint(input) {
+    /// Reads what [`pack_with`](EventId::pack_with) wrote with the same `radix`: the
+    /// id and the `extra`.
+    pub(crate) fn unpack_with(input: &mut &[u8], radix: u64) -> (Self, u64) {
+        let first = get_varint(input);
+        let id = match first / radix {
             tag @ (0 | 1) => EventId::Uuid(Box::new(Uuid {
                 bytes: take(input, 16).try_into().expect("16 bytes"),
                 upper: tag == 1,
@@ -175,7 +192,8 @@ impl Pack for EventId {
                 let text = take(input, len as usize - 2);
                 EventId::new(std::str::from_utf8(text).unwrap_or_default())
             }
-        }
+        };
+        (id, first % radix)
     }
 }
 

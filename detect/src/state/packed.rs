@@ -17,6 +17,7 @@ use authtrail_model::Micros;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smallvec::SmallVec;
 
+use crate::state::id::EventId;
 use crate::state::window::Timed;
 
 /// Where a block is packed before it is copied into its exact size: on the stack for
@@ -26,22 +27,62 @@ pub(crate) type Bytes = SmallVec<[u8; 256]>;
 /// A block's entries while they are edited: on the stack for the usual few.
 pub(crate) type Unpacked<T> = SmallVec<[Timed<T>; 8]>;
 
-/// An item's compact form in a [`Packed`] block.
+/// An item's compact form in a [`Packed`] block. `before` holds the entries packed
+/// ahead of it in the same block, which an item may refer back to (see [`pack_keyed`]).
 pub(crate) trait Pack: Sized {
-    fn pack(&self, out: &mut Bytes);
-    /// Reads one item from the front of `input`, which [`Pack::pack`] wrote.
-    fn unpack(input: &mut &[u8]) -> Self;
+    fn pack(&self, before: &[Timed<Self>], out: &mut Bytes);
+    /// Reads one item from the front of `input`, which [`Pack::pack`] wrote after
+    /// the same `before`.
+    fn unpack(input: &mut &[u8], before: &[Timed<Self>]) -> Self;
 }
 
 /// A key hash: 8 bytes (hashes are uniform, a variable length would not shorten them).
-impl Pack for u64 {
-    fn pack(&self, out: &mut Bytes) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
+fn put_key(out: &mut Bytes, key: u64) {
+    out.extend_from_slice(&key.to_le_bytes());
+}
 
-    fn unpack(input: &mut &[u8]) -> Self {
-        u64::from_le_bytes(take(input, 8).try_into().expect("8 bytes"))
+fn get_key(input: &mut &[u8]) -> u64 {
+    u64::from_le_bytes(take(input, 8).try_into().expect("8 bytes"))
+}
+
+/// How many entries back [`pack_keyed`] looks for an item's key instead of writing it.
+const BACK: usize = 3;
+
+/// Packs an item of a key hash and an event id (a deny: its target; a failed attempt:
+/// its principal) as the id with, folded into its first byte, how many entries back
+/// (1 to 3) one holds the same key, and the key's 8 bytes only when none of them does:
+/// an address's failures are mostly its one user's, a principal's denies mostly of a
+/// few targets. `key_of` gives an entry's key.
+pub(crate) fn pack_keyed<T>(
+    key: u64,
+    id: &EventId,
+    before: &[Timed<T>],
+    key_of: impl Fn(&T) -> u64,
+    out: &mut Bytes,
+) {
+    let mut recent = before.iter().rev().take(BACK);
+    let back = recent
+        .position(|entry| key_of(&entry.item) == key)
+        .map_or(0, |at| at + 1);
+    id.pack_with(back as u64, BACK as u64 + 1, out);
+    if back == 0 {
+        put_key(out, key);
     }
+}
+
+/// Reads what [`pack_keyed`] wrote after the same `before`: the key (resolved, so the
+/// entries are exactly those packed) and the id.
+pub(crate) fn unpack_keyed<T>(
+    input: &mut &[u8],
+    before: &[Timed<T>],
+    key_of: impl Fn(&T) -> u64,
+) -> (u64, EventId) {
+    let (id, back) = EventId::unpack_with(input, BACK as u64 + 1);
+    let key = match back as usize {
+        0 => get_key(input),
+        back => key_of(&before[before.len() - back].item),
+    };
+    (key, id)
 }
 
 /// Writes `value` in 7-bit groups, low first, the high bit set on all but the last.
@@ -126,7 +167,7 @@ impl<T: Pack> Packed<T> {
         let mut previous = 0;
         while !input.is_empty() {
             let time = get_time(&mut input, previous);
-            let item = T::unpack(&mut input);
+            let item = T::unpack(&mut input, &entries);
             entries.push(Timed { time, item });
             previous = time;
         }
@@ -138,9 +179,9 @@ impl<T: Pack> Packed<T> {
     fn set(&mut self, entries: &[Timed<T>]) {
         let mut out = Bytes::new();
         let mut previous = 0;
-        for entry in entries {
+        for (at, entry) in entries.iter().enumerate() {
             put_time(&mut out, previous, entry.time);
-            entry.item.pack(&mut out);
+            entry.item.pack(&entries[..at], &mut out);
             previous = entry.time;
         }
         self.block = Box::from(&out[..]);
@@ -204,6 +245,62 @@ mod tests {
                 assert_eq!(get_time(&mut input, previous), time);
             }
         }
+    }
+
+    /// A key and an id, packed as denies and failed attempts are.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct KeyAndId(u64, EventId);
+
+    impl Pack for KeyAndId {
+        fn pack(&self, before: &[Timed<Self>], out: &mut Bytes) {
+            pack_keyed(self.0, &self.1, before, |item| item.0, out);
+        }
+
+        fn unpack(input: &mut &[u8], before: &[Timed<Self>]) -> Self {
+            let (key, id) = unpack_keyed(input, before, |item: &KeyAndId| item.0);
+            KeyAndId(key, id)
+        }
+    }
+
+    #[test]
+    fn keys_seen_in_the_last_three_entries_are_referred_to_and_come_back_exactly() {
+        let uuid = "0190b6e4-8c1a-7d3e-9f00-0a1b2c3d4e5f";
+        let long = "evt-2026-11-25T08:00:00.123456Z-gateway-eu-west-1";
+        // Repeats 1, 2 and 3 entries back, one 4 back (written out), and each id form.
+        let items = [
+            (7, "e1"),
+            (7, uuid),
+            (9, "e3"),
+            (7, long),
+            (5, ""),
+            (6, "e6"),
+            (9, "e7"),
+            (u64::MAX, uuid),
+            (9, "e9"),
+        ];
+        let entries: Vec<_> = items
+            .iter()
+            .enumerate()
+            .map(|(at, &(key, id))| Timed {
+                time: 1_764_000_000_000_000 + at as Micros,
+                item: KeyAndId(key, EventId::new(id)),
+            })
+            .collect();
+        let packed = Packed::from_entries(&entries);
+        assert_eq!(packed.entries()[..], entries[..]);
+        // Keys not among the three entries before are written out, the rest referred to.
+        let written_out = 8 * entries
+            .iter()
+            .enumerate()
+            .filter(|(at, e)| {
+                let recent = &entries[at.saturating_sub(3)..*at];
+                !recent.iter().any(|r| r.item.0 == e.item.0)
+            })
+            .count();
+        // One byte of length (two for the long id's) and the text, or a UUID's 17 bytes.
+        let ids: usize = [3, 17, 3, 51, 1, 3, 3, 17, 3].iter().sum();
+        // Times: 8 bytes for the first, one byte for each difference of 1.
+        assert_eq!(packed.packed_len(), 8 + 8 + ids + written_out);
     }
 
     #[test]
