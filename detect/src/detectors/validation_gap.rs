@@ -13,7 +13,6 @@
 //! time order); past the allowed lateness behind every active source, the sweep judges
 //! the presentation never issued.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use authtrail_model::time::format_micros;
@@ -23,9 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::show;
 use crate::config::{default_suppression, micros};
 use crate::detector::{Context, Detector, Facts, Finding, Rule};
-use crate::state::id::EventId;
 use crate::state::TableStats;
-use crate::tracked::{Audience, Held, RevokedBy, Unissued};
+use crate::tracked::{Audience, Held, Presentation, RevokedBy, Unissued};
 use crate::Result;
 
 /// Issuers remembered; past it no new issuer is added (a deployment has a handful), so a
@@ -106,16 +104,11 @@ struct State {
 /// can no longer come: what its finding needs.
 #[derive(Debug, Serialize, Deserialize)]
 struct Allowed {
-    time: Micros,
-    /// Hash of the deciding service (`target_service`): one record per token and service.
-    service_key: u64,
-    id: EventId,
-    principal: Box<str>,
+    /// The decision, keyed on the deciding service (`target_service`, which a parsed
+    /// `authz` names whenever it names a `service`): one record per token and service.
+    /// Its finding is made as the other token detectors' are.
+    decision: Presentation,
     token_id: Box<str>,
-    /// `target_service` of the decision (a parsed `authz` names it whenever it names a
-    /// `service`).
-    service: Option<Box<str>>,
-    source_ip: Option<IpAddr>,
     /// The decision carried its own `token_expires` (not past the skew, or it would have
     /// been judged `expired` at once), which an issue's expiry does not override.
     expiry_known: bool,
@@ -129,46 +122,30 @@ impl Held for Allowed {
     const JUDGED_WHEN_DUE: bool = true;
 
     fn time(&self) -> Micros {
-        self.time
+        self.decision.time
     }
 
     fn key(&self) -> u64 {
-        self.service_key
+        self.decision.key
     }
 
     fn finding(&self, rule: &Rule, token_id: &str, key: String, summary: String) -> Finding {
-        Finding {
-            key,
-            severity: rule.severity,
-            time: self.time,
-            principal: self.principal.to_string(),
-            token_id: Some(token_id.to_owned()),
-            source_ip: self.source_ip,
-            target_service: self.service.as_deref().map(str::to_owned),
-            summary,
-            evidence_ids: vec![self.id.to_string()],
-            attack_technique: rule.attack_technique,
-        }
+        self.decision.finding(rule, token_id, key, summary)
     }
 }
 
 impl Allowed {
     fn new(event: &Event<'_>, token_id: &str, service_key: u64, after_warm_up: bool) -> Self {
         Allowed {
-            time: event.time,
-            service_key,
-            id: EventId::new(&event.id),
-            principal: (*event.principal).into(),
+            decision: Presentation::new(event, service_key),
             token_id: token_id.into(),
-            service: event.target_service.as_deref().map(Into::into),
-            source_ip: event.source_ip,
             expiry_known: event.token_expires.is_some(),
             after_warm_up,
         }
     }
 
     fn service(&self) -> &str {
-        self.service.as_deref().unwrap_or(UNNAMED)
+        self.decision.target.as_deref().unwrap_or(UNNAMED)
     }
 }
 
@@ -220,14 +197,20 @@ impl ValidationGap {
             let (gap, why) = if !audience.is_empty() && !audience.iter().any(|a| **a == *service) {
                 (Gap::Audience, "was issued for another audience".to_owned())
             } else {
-                let expires =
-                    expires.filter(|&e| !allowed.expiry_known && allowed.time > e + skew)?;
+                let expires = expires
+                    .filter(|&e| !allowed.expiry_known && allowed.decision.time > e + skew)?;
                 (
                     Gap::Expired,
                     format!("expired at {}", format_micros(expires)),
                 )
             };
-            Some(describe(service, &allowed.principal, token_id, gap, &why))
+            Some(describe(
+                service,
+                &allowed.decision.principal,
+                token_id,
+                gap,
+                &why,
+            ))
         });
     }
 
@@ -368,14 +351,19 @@ impl Detector for ValidationGap {
         let started = self.state.started.unwrap_or(Micros::MAX);
         let due = self.held.due(now).into_iter();
         for allowed in due.filter(|allowed| allowed.after_warm_up) {
-            let since = Duration::from_micros((allowed.time - started).max(0) as u64);
+            let since = Duration::from_micros((allowed.decision.time - started).max(0) as u64);
             let why = format!(
                 "was never issued (judged {} after the first event seen)",
                 show(since)
             );
             let (service, token_id) = (allowed.service(), &*allowed.token_id);
-            let (key, summary) =
-                describe(service, &allowed.principal, token_id, Gap::Unissued, &why);
+            let (key, summary) = describe(
+                service,
+                &allowed.decision.principal,
+                token_id,
+                Gap::Unissued,
+                &why,
+            );
             findings.push(allowed.finding(rule, token_id, key, summary));
         }
     }

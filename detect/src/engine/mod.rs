@@ -26,7 +26,10 @@ use suppress::Suppressor;
 /// `validation_gap` reads too. Later within 4 (readable both ways, so not a new version):
 /// `validation_gap`'s bytes carry its held decisions after its state; bytes without
 /// them restore with none held.
-const CHECKPOINT_VERSION: u32 = 4;
+/// 5: `validation_gap`'s held decisions keep the decision as the other token detectors
+/// keep a presentation (time, service hash, id, caller, service, address), then the
+/// token id and its two flags.
+const CHECKPOINT_VERSION: u32 = 5;
 
 /// Counters since the detectors were first started (they survive restores).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,7 +21,7 @@ pub(crate) use revocations::Revocations;
 pub use revocations::{Revoked, RevokedBy};
 pub(crate) use tokens::{is_presentation, TokenEntry, TokenTable};
 pub use tokens::{Audience, TokenFacts};
-pub(crate) use unissued::{Held, Unissued, PRESENTATIONS_AND_ISSUES};
+pub(crate) use unissued::{Held, Presentation, Unissued, PRESENTATIONS_AND_ISSUES};
 
 #[cfg(test)]
 mod tests;

@@ -61,7 +61,8 @@ pub(crate) trait Held {
 }
 
 /// One presentation of a token not yet seen issued: what its finding needs
-/// (`token_replay`, `audience_mismatch`).
+/// (`token_replay`, `audience_mismatch`; `validation_gap` keeps one in each decision it
+/// holds, so every held record makes its finding here).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Presentation {
     pub time: Micros,
@@ -75,7 +76,7 @@ pub(crate) struct Presentation {
 }
 
 impl Presentation {
-    fn new(event: &Event<'_>, key: u64) -> Self {
+    pub fn new(event: &Event<'_>, key: u64) -> Self {
         Presentation {
             time: event.time,
             key,
