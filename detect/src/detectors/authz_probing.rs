@@ -75,10 +75,10 @@ impl Detector for AuthzProbing {
             return;
         };
         let time = event.time;
-        let denies = entry.authz_probing.touch(time + self.span.width);
+        entry.authz_probing.touch(time + self.span.width);
         let horizon = self.span.horizon(cx.facts.now);
         let (n, m) = (self.config.min_denies, self.config.min_targets);
-        let found = denies.edit(|denies| {
+        let found = entry.windows.denies(|denies| {
             if denies.iter().any(|d| d.item.id.is(&event.id)) {
                 return None;
             }

@@ -10,9 +10,9 @@ use super::show;
 use crate::config::{default_suppression, micros};
 use crate::detector::{Context, Detector, Finding, Rule};
 use crate::state::id::EventId;
-use crate::state::packed::Packed;
 use crate::state::part::Part;
 use crate::state::window::{self, Entries, Span};
+use crate::tracked::{PrincipalEntry, Windows};
 
 /// `brute_force`: many failed logins for one principal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,12 +58,10 @@ struct Armed {
     evidence: Vec<EventId>,
 }
 
-/// A principal's failures, kept in its entry of the shared principal table.
+/// A principal's part for this detector in its entry of the shared principal table;
+/// the failure ids by time are in the entry's `windows` (packed with its other windows).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Account {
-    /// Failure event ids by time: most failing principals hold several, so packed in
-    /// one block of their size (see `Packed`).
-    failures: Packed<EventId>,
     /// Boxed: few accounts are armed, and the rest should not pay for the room.
     armed: Option<Box<Armed>>,
 }
@@ -90,11 +88,12 @@ impl BruteForce {
         now: Micros,
         rule: &Rule,
         part: &mut Part<Account>,
+        windows: &mut Windows,
     ) -> Option<Finding> {
         let time = event.time;
         let keep = time + self.span.width.max(self.success_window);
-        let Account { failures, armed } = part.touch(keep);
-        let (evidence, last_failure) = failures.edit(|failures| {
+        let Account { armed } = part.touch(keep);
+        let (evidence, last_failure) = windows.failures(|failures| {
             if failures.iter().any(|f| f.item.is(&event.id)) {
                 return None; // the same event again (a redelivery): already counted
             }
@@ -162,10 +161,14 @@ impl Detector for BruteForce {
         let Some(entry) = cx.shared.principal.as_deref_mut() else {
             return;
         };
-        let part = &mut entry.brute_force;
+        let PrincipalEntry {
+            brute_force: part,
+            windows,
+            ..
+        } = entry;
         let finding = match event.outcome {
             Some(Outcome::Failure) if !cx.facts.late => {
-                self.failure(event, cx.facts.now, cx.rule, part)
+                self.failure(event, cx.facts.now, cx.rule, part, windows)
             }
             Some(Outcome::Success) => self.success(event, cx.rule, part),
             _ => None,

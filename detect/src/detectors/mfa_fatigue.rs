@@ -60,10 +60,10 @@ impl Detector for MfaFatigue {
         let (time, width) = (event.time, self.span.width);
         match event.outcome {
             Some(Outcome::Failure) if is_mfa(event) && !cx.facts.late => {
-                let prompts = entry.mfa_fatigue.touch(time + width);
+                entry.mfa_fatigue.touch(time + width);
                 let horizon = self.span.horizon(cx.facts.now);
                 let keep = 2 * self.config.min_failures + 8;
-                prompts.edit(|prompts| {
+                entry.windows.prompts(|prompts| {
                     if prompts.iter().any(|p| p.item.is(&event.id)) {
                         return;
                     }
@@ -74,11 +74,11 @@ impl Detector for MfaFatigue {
                 });
             }
             Some(Outcome::Success) => {
-                let Some(prompts) = entry.mfa_fatigue.get_mut() else {
+                if !entry.mfa_fatigue.is_live() {
                     return;
-                };
+                }
                 let min = self.config.min_failures;
-                let found = prompts.edit(|prompts| {
+                let found = entry.windows.prompts(|prompts| {
                     let start = prompts.partition_point(|p| p.time < time - width);
                     let end = prompts.partition_point(|p| p.time <= time);
                     if end - start < min {

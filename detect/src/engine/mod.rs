@@ -29,7 +29,10 @@ use suppress::Suppressor;
 /// 5: `validation_gap`'s held decisions keep the decision as the other token detectors
 /// keep a presentation (time, service hash, id, caller, service, address), then the
 /// token id and its two flags.
-const CHECKPOINT_VERSION: u32 = 5;
+/// 6: a principal's failures, denies and MFA prompts are encoded together after its
+/// parts (`tracked::principals::Windows`), no longer inside the parts of `brute_force`,
+/// `authz_probing` and `mfa_fatigue`.
+const CHECKPOINT_VERSION: u32 = 6;
 
 /// Counters since the detectors were first started (they survive restores).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

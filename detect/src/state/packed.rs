@@ -13,6 +13,8 @@
 //! its principal's successes while it holds any; it holds a few to a few tens of
 //! entries, so the cost stays off most events.
 
+use std::ops::Range;
+
 use authtrail_model::Micros;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smallvec::SmallVec;
@@ -128,6 +130,29 @@ fn get_time(input: &mut &[u8], previous: Micros) -> Micros {
     previous.wrapping_add(delta)
 }
 
+/// The entries `pack_entries` wrote to `input`, in time order.
+fn unpack_entries<T: Pack>(mut input: &[u8]) -> Unpacked<T> {
+    let mut entries = Unpacked::new();
+    let mut previous = 0;
+    while !input.is_empty() {
+        let time = get_time(&mut input, previous);
+        let item = T::unpack(&mut input, &entries);
+        entries.push(Timed { time, item });
+        previous = time;
+    }
+    entries
+}
+
+/// Each entry's time as its difference from the previous one's, then its item.
+fn pack_entries<T: Pack>(entries: &[Timed<T>], out: &mut Bytes) {
+    let mut previous = 0;
+    for (at, entry) in entries.iter().enumerate() {
+        put_time(out, previous, entry.time);
+        entry.item.pack(&entries[..at], out);
+        previous = entry.time;
+    }
+}
+
 /// A window's entries, packed (see the module): 16 bytes in its key's entry, no block
 /// while empty. Encoded in checkpoints as the sequence of its entries, as the unpacked
 /// windows these replaced were (a boxed slice of entries), so checkpoints written
@@ -162,28 +187,14 @@ impl<T: Pack> Packed<T> {
 
     /// The entries, in time order.
     pub fn entries(&self) -> Unpacked<T> {
-        let mut input = &*self.block;
-        let mut entries = Unpacked::new();
-        let mut previous = 0;
-        while !input.is_empty() {
-            let time = get_time(&mut input, previous);
-            let item = T::unpack(&mut input, &entries);
-            entries.push(Timed { time, item });
-            previous = time;
-        }
-        entries
+        unpack_entries(&self.block)
     }
 
     /// Packs `entries` (in time order) in place of what was held, in a block of
     /// exactly their size (none when there are none).
     fn set(&mut self, entries: &[Timed<T>]) {
         let mut out = Bytes::new();
-        let mut previous = 0;
-        for (at, entry) in entries.iter().enumerate() {
-            put_time(&mut out, previous, entry.time);
-            entry.item.pack(&entries[..at], &mut out);
-            previous = entry.time;
-        }
+        pack_entries(entries, &mut out);
         self.block = Box::from(&out[..]);
     }
 
@@ -193,6 +204,97 @@ impl<T: Pack> Packed<T> {
         let result = f(&mut entries);
         self.set(&entries);
         result
+    }
+
+    /// Bytes of the block (tests).
+    #[cfg(test)]
+    pub fn packed_len(&self) -> usize {
+        self.block.len()
+    }
+}
+
+/// `N` windows of one key packed in one block (a principal's failures, denies and MFA
+/// prompts): the byte lengths of the first `N - 1` as varints, then each window's entries
+/// as a [`Packed`] block holds them. 16 bytes in the key's entry and one allocation
+/// however many of the windows hold entries, where a `Packed` each took 16 bytes and
+/// a block of its own. A window is read and edited as a `Packed` is, by its index and
+/// the type of its items (the owner gives each index one type); an edit packs the
+/// whole block again, the other windows copied as they are.
+pub(crate) struct Sections<const N: usize> {
+    block: Box<[u8]>,
+}
+
+impl<const N: usize> Default for Sections<N> {
+    fn default() -> Self {
+        Sections {
+            block: Box::default(),
+        }
+    }
+}
+
+impl<const N: usize> Sections<N> {
+    /// Where each window's bytes lie in the block.
+    fn ranges(&self) -> [Range<usize>; N] {
+        let mut lens = [0; N];
+        if !self.block.is_empty() {
+            let mut input = &*self.block;
+            for len in &mut lens[..N - 1] {
+                *len = get_varint(&mut input) as usize;
+            }
+            lens[N - 1] = input.len() - lens[..N - 1].iter().sum::<usize>();
+        }
+        let mut start = self.block.len() - lens.iter().sum::<usize>();
+        lens.map(|len| {
+            start += len;
+            start - len..start
+        })
+    }
+
+    /// The entries of window `at`, in time order.
+    pub fn entries<T: Pack>(&self, at: usize) -> Unpacked<T> {
+        unpack_entries(&self.block[self.ranges()[at].clone()])
+    }
+
+    /// Edits the entries of window `at` (as the window functions' storage) and packs
+    /// the result.
+    pub fn edit<T: Pack, R>(&mut self, at: usize, f: impl FnOnce(&mut Unpacked<T>) -> R) -> R {
+        let ranges = self.ranges();
+        let mut entries = unpack_entries(&self.block[ranges[at].clone()]);
+        let result = f(&mut entries);
+        let mut packed = Bytes::new();
+        pack_entries(&entries, &mut packed);
+        self.replace(&ranges, at, &packed);
+        result
+    }
+
+    /// Empties window `at` (its owner's part expired or was dropped).
+    pub fn clear(&mut self, at: usize) {
+        let ranges = self.ranges();
+        if !ranges[at].is_empty() {
+            self.replace(&ranges, at, &[]);
+        }
+    }
+
+    /// Packs the block again with `packed` as window `at`: exactly sized, none when
+    /// every window is empty.
+    fn replace(&mut self, ranges: &[Range<usize>; N], at: usize, packed: &[u8]) {
+        let window = |i: usize| {
+            if i == at {
+                packed
+            } else {
+                &self.block[ranges[i].clone()]
+            }
+        };
+        let mut out = Bytes::new();
+        if (0..N).any(|i| !window(i).is_empty()) {
+            for i in 0..N - 1 {
+                put_varint(&mut out, window(i).len() as u64);
+            }
+            for i in 0..N {
+                out.extend_from_slice(window(i));
+            }
+        }
+        self.block = Box::from(&out[..]);
     }
 
     /// Bytes of the block (tests).
@@ -301,6 +403,39 @@ mod tests {
         let ids: usize = [3, 17, 3, 51, 1, 3, 3, 17, 3].iter().sum();
         // Times: 8 bytes for the first, one byte for each difference of 1.
         assert_eq!(packed.packed_len(), 8 + 8 + ids + written_out);
+    }
+
+    #[test]
+    fn windows_in_one_block_are_edited_and_cleared_apart_and_hold_what_packed_ones_do() {
+        let base = 1_764_000_000_000_000;
+        let mut sections = Sections::<3>::default();
+        let mut alone: [Packed<KeyAndId>; 3] = Default::default();
+        // Each window takes a turn; window 1 is emptied on the way.
+        for round in 0..40u64 {
+            let at = (round % 3) as usize;
+            let time = base + (round as Micros) * 1_000;
+            let item = || KeyAndId(round % 5, EventId::new(&format!("event-{round}")));
+            sections.edit(at, |entries| window::insert(entries, time, item()));
+            alone[at].edit(|entries| window::insert(entries, time, item()));
+            if round == 10 {
+                sections.clear(1);
+                alone[1] = Packed::new();
+            }
+            for (i, packed) in alone.iter().enumerate() {
+                assert_eq!(sections.entries::<KeyAndId>(i)[..], packed.entries()[..]);
+            }
+        }
+        let lens: Vec<usize> = alone.iter().map(Packed::packed_len).collect();
+        assert!(lens[0] >= 128, "a length of two bytes: {lens:?}");
+        // The first two lengths as varints, then the windows.
+        let varint = |len: usize| if len < 128 { 1 } else { 2 };
+        let header = varint(lens[0]) + varint(lens[1]);
+        assert_eq!(sections.packed_len(), header + lens.iter().sum::<usize>());
+        for at in 0..3 {
+            sections.clear(at);
+        }
+        assert_eq!(sections.packed_len(), 0);
+        assert!(sections.entries::<KeyAndId>(2).is_empty());
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod unissued;
 
 pub(crate) use baseline::Baseline;
 pub use baseline::EdgeFact;
-pub(crate) use principals::{PrincipalDetectors, PrincipalEntry, PrincipalTable};
+pub(crate) use principals::{PrincipalDetectors, PrincipalEntry, PrincipalTable, Windows};
 pub(crate) use revocations::Revocations;
 pub use revocations::{Revoked, RevokedBy};
 pub(crate) use tokens::{is_presentation, TokenEntry, TokenTable};

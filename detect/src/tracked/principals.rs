@@ -5,12 +5,13 @@
 //! own table would be.
 
 use authtrail_model::Micros;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::detectors::{Account, Deny, Reaches};
 use crate::state::id::EventId;
-use crate::state::packed::Packed;
+use crate::state::packed::{Sections, Unpacked};
 use crate::state::part::{Part, PartCounts};
+use crate::state::window::Timed;
 use crate::state::{KeyedState, Parts, Slot};
 
 /// Everything kept on one principal. The slot's `expires_at` is the earliest expiry of
@@ -19,18 +20,100 @@ use crate::state::{KeyedState, Parts, Slot};
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct PrincipalEntry {
     pub fan_out: Part<Reaches>,
+    /// The failures are in `windows`.
     pub brute_force: Part<Account>,
-    /// Packed in one block of its entries' size while live (24 bytes inline): a
-    /// principal that is denied at all is usually denied several times, and a boxed
-    /// `Window` (16 bytes inline) then paid for a 40-byte block besides its spilled
-    /// entries.
-    pub authz_probing: Part<Packed<Deny>>,
-    // Packed (16 bytes, no block while empty): MFA failures come from a minority of
-    // principals, who mostly hold one or two.
-    pub mfa_fatigue: Part<Packed<EventId>>,
+    /// The denies are in `windows`: the part is their expiry and count.
+    pub authz_probing: Part<()>,
+    /// The MFA prompts are in `windows`: the part is their expiry and count.
+    pub mfa_fatigue: Part<()>,
+    pub windows: Windows,
+}
+
+/// A principal's failures (`brute_force`), denies (`authz_probing`) and MFA prompts
+/// (`mfa_fatigue`): windows that usually hold several entries or none, packed in one
+/// block ([`Sections`]; 16 bytes in the entry and at most one allocation, where a
+/// `Packed` each took 48 bytes and up to three). Each window goes with its detector's
+/// part: emptied when the part expires or is dropped. Encoded in checkpoints as the
+/// three sequences of entries.
+#[derive(Default)]
+pub(crate) struct Windows(Sections<3>);
+
+const FAILURES: usize = 0;
+const DENIES: usize = 1;
+const PROMPTS: usize = 2;
+
+impl Windows {
+    /// Edits `brute_force`'s failure ids by time.
+    pub fn failures<R>(&mut self, f: impl FnOnce(&mut Unpacked<EventId>) -> R) -> R {
+        self.0.edit(FAILURES, f)
+    }
+
+    /// Edits `authz_probing`'s denies by time.
+    pub fn denies<R>(&mut self, f: impl FnOnce(&mut Unpacked<Deny>) -> R) -> R {
+        self.0.edit(DENIES, f)
+    }
+
+    /// Edits `mfa_fatigue`'s MFA failure ids by time.
+    pub fn prompts<R>(&mut self, f: impl FnOnce(&mut Unpacked<EventId>) -> R) -> R {
+        self.0.edit(PROMPTS, f)
+    }
+
+    /// The windows' entries as they are encoded in checkpoints.
+    #[allow(clippy::type_complexity)]
+    fn unpacked(&self) -> (Unpacked<EventId>, Unpacked<Deny>, Unpacked<EventId>) {
+        (
+            self.0.entries(FAILURES),
+            self.0.entries(DENIES),
+            self.0.entries(PROMPTS),
+        )
+    }
+}
+
+impl std::fmt::Debug for Windows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (failures, denies, prompts) = self.unpacked();
+        f.debug_struct("Windows")
+            .field("failures", &failures)
+            .field("denies", &denies)
+            .field("prompts", &prompts)
+            .finish()
+    }
+}
+
+impl Serialize for Windows {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.unpacked().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Windows {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        type Entries<T> = Vec<Timed<T>>;
+        let (failures, denies, prompts) =
+            <(Entries<EventId>, Entries<Deny>, Entries<EventId>)>::deserialize(deserializer)?;
+        let mut windows = Windows::default();
+        windows.failures(|entries| entries.extend(failures));
+        windows.denies(|entries| entries.extend(denies));
+        windows.prompts(|entries| entries.extend(prompts));
+        Ok(windows)
+    }
 }
 
 impl PrincipalEntry {
+    /// Empties the windows of the parts that are not live (expired or dropped).
+    fn clear_windows(&mut self) {
+        let windows = [
+            (FAILURES, self.brute_force.is_live()),
+            (DENIES, self.authz_probing.is_live()),
+            (PROMPTS, self.mfa_fatigue.is_live()),
+        ];
+        for (at, live) in windows {
+            if !live {
+                self.windows.0.clear(at);
+            }
+        }
+    }
+
     fn live(&self) -> [bool; 4] {
         [
             self.fan_out.is_live(),
@@ -93,6 +176,7 @@ impl Parts for PrincipalEntry {
         entry.brute_force.sweep(now, &mut counts.brute_force);
         entry.authz_probing.sweep(now, &mut counts.authz_probing);
         entry.mfa_fatigue.sweep(now, &mut counts.mfa_fatigue);
+        entry.clear_windows();
         PrincipalEntry::set_expiries(slot);
         slot.value.live() != [false; 4]
     }
@@ -169,6 +253,7 @@ impl PrincipalTable {
             if !runs.mfa_fatigue {
                 entry.mfa_fatigue.clear(&mut counts.mfa_fatigue);
             }
+            entry.clear_windows();
             PrincipalEntry::set_expiries(slot);
         }
         let runs = [
