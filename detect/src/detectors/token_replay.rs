@@ -13,7 +13,7 @@ use super::show;
 use crate::config::default_suppression;
 use crate::detector::{Context, Detector, Finding, Rule};
 use crate::state::id::EventId;
-use crate::state::window::{self, Span};
+use crate::state::window::{self, Entries, Span};
 use crate::state::TableStats;
 use crate::tracked::{is_presentation, Unissued};
 use crate::Result;
@@ -144,7 +144,7 @@ impl TokenReplay {
             .iter()
             .map(|s| s.item.id.to_string());
         let evidence = evidence.collect();
-        sightings.drain(..range.end);
+        sightings.drop_front(range.end);
         let token_id = event.token_id.as_deref().unwrap_or_default();
         let summary = format!(
             "token {token_id} presented from {} client addresses within {}",

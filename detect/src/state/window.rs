@@ -55,6 +55,99 @@ impl<T, A: Array<Item = Timed<T>>> Entries<T> for SmallVec<A> {
     }
 }
 
+/// A window that mostly holds one entry or none (a token's client addresses: one per
+/// client): the entry in place, more in an exactly sized block. For an item with a
+/// spare bit pattern (an [`EventId`](crate::state::id::EventId)) the compiler keeps the
+/// variant there, so the window is the size of one entry, where a `Window` with one
+/// inline entry adds 8 bytes for its capacity. Encoded as the sequence of its entries,
+/// as a `Window` is.
+#[derive(Debug, Default)]
+pub(crate) enum Slim<T> {
+    #[default]
+    Empty,
+    One(Timed<T>),
+    Many(Box<[Timed<T>]>),
+}
+
+impl<T> Slim<T> {
+    /// Edits the entries as a `Vec` (only a window going past one entry pays for it).
+    fn edit(&mut self, f: impl FnOnce(&mut Vec<Timed<T>>)) {
+        let mut entries = match std::mem::take(self) {
+            Slim::Empty => Vec::new(),
+            Slim::One(entry) => vec![entry],
+            Slim::Many(entries) => entries.into_vec(),
+        };
+        f(&mut entries);
+        *self = Slim::from_vec(entries);
+    }
+
+    fn from_vec(mut entries: Vec<Timed<T>>) -> Self {
+        match entries.len() {
+            0 => Slim::Empty,
+            1 => Slim::One(entries.pop().expect("one entry")),
+            _ => Slim::Many(entries.into_boxed_slice()),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Slim<T> {
+    type Target = [Timed<T>];
+
+    fn deref(&self) -> &[Timed<T>] {
+        match self {
+            Slim::Empty => &[],
+            Slim::One(entry) => std::slice::from_ref(entry),
+            Slim::Many(entries) => entries,
+        }
+    }
+}
+
+impl<T> DerefMut for Slim<T> {
+    fn deref_mut(&mut self) -> &mut [Timed<T>] {
+        match self {
+            Slim::Empty => &mut [],
+            Slim::One(entry) => std::slice::from_mut(entry),
+            Slim::Many(entries) => entries,
+        }
+    }
+}
+
+impl<T> Entries<T> for Slim<T> {
+    fn insert_at(&mut self, at: usize, entry: Timed<T>) {
+        if let Slim::Empty = self {
+            *self = Slim::One(entry);
+        } else {
+            self.edit(|entries| entries.insert(at, entry));
+        }
+    }
+
+    fn remove_at(&mut self, at: usize) {
+        self.edit(|entries| {
+            entries.remove(at);
+        });
+    }
+
+    fn drop_front(&mut self, n: usize) {
+        if n > 0 {
+            self.edit(|entries| {
+                entries.drain(..n);
+            });
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for Slim<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Slim<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::deserialize(deserializer).map(Slim::from_vec)
+    }
+}
+
 /// A window's width on event time with the lateness events may arrive within: what a
 /// windowed detector keeps and how it looks for a completed window.
 #[derive(Debug, Clone, Copy)]
@@ -256,6 +349,34 @@ mod tests {
         let entries = window(&[0, 20]);
         assert_eq!(find(&entries, 1, 20, |s| s.len() >= 2), Some(0..2));
         assert_eq!(find(&entries, 1, 19, |s| s.len() >= 2), None);
+    }
+
+    #[test]
+    fn a_slim_window_holds_and_encodes_what_a_plain_one_does() {
+        let mut slim = Slim::default();
+        let mut plain = Window::<u32>::new();
+        let got = |slim: &Slim<u32>| slim.iter().map(|e| (e.time, e.item)).collect::<Vec<_>>();
+        let want = |plain: &Window<u32>| plain.iter().map(|e| (e.time, e.item)).collect::<Vec<_>>();
+        for (i, time) in [10, 30, 20, 5].into_iter().enumerate() {
+            insert(&mut slim, time, i as u32);
+            insert(&mut plain, time, i as u32);
+            assert_eq!(got(&slim), want(&plain));
+        }
+        replace(&mut slim, 0, 40, 7);
+        replace(&mut plain, 0, 40, 7);
+        trim(&mut slim, 3, |item| *item);
+        trim(&mut plain, 3, |item| *item);
+        assert_eq!(got(&slim), want(&plain));
+        let bytes = postcard::to_allocvec(&slim).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap());
+        let back: Slim<u32> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(got(&back), want(&plain));
+        prune(&mut slim, 35);
+        prune(&mut plain, 35);
+        assert!(matches!(slim, Slim::One(_)));
+        assert_eq!(got(&slim), want(&plain));
+        slim.drop_front(1);
+        assert!(matches!(slim, Slim::Empty));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::detectors::Sighting;
 use crate::error::Error;
 use crate::state::hash::KeyHasher;
 use crate::state::part::{Part, PartCounts};
-use crate::state::window::Window;
+use crate::state::window::Slim;
 use crate::state::{KeyedState, Parts, Slot, TableStats};
 
 /// Whether the token's audience, as recorded at issue, covers the event's target.
@@ -82,7 +82,7 @@ impl TokenState {
 pub(crate) struct TokenEntry {
     facts: Part<TokenState>,
     /// `token_replay`: one entry per distinct client address, at its latest presentation.
-    pub replay: Part<Window<Sighting>>,
+    pub replay: Part<Slim<Sighting>>,
 }
 
 impl TokenEntry {
@@ -105,6 +105,9 @@ impl TokenEntry {
         };
     }
 }
+
+// One sighting in the size of one (a token is mostly presented by one client).
+const _: () = assert!(std::mem::size_of::<Slim<Sighting>>() == 32);
 
 /// Per-part counts: `tokens` (the facts) and `token_replay`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
