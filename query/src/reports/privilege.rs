@@ -64,17 +64,6 @@ pub(super) fn queries(
     } else {
         format!("coalesce(required_scopes, CASE {} END)", mapped.join(" "))
     };
-    let allowed = format!(
-        "allowed AS (
-            SELECT a.token_id, t.holder_kind, t.holder, {DECIDER} AS service,
-                   {exercised} AS scopes
-            FROM tokens t
-            JOIN events a ON a.token_id = t.token_id
-            WHERE a.kind = 'authz' AND a.outcome = 'allow' AND a.token_id IS NOT NULL
-              AND a.{window_sql}
-        )"
-    );
-
     let holders = format!(
         "WITH {issued},
         presented AS (
@@ -93,56 +82,36 @@ pub(super) fn queries(
         GROUP BY 1, 2",
         max_audiences = config.max_audiences,
     );
-    let scopes = format!(
-        "WITH {tokens}, {allowed},
-        granted AS (
-            SELECT holder_kind, holder, scope, count(*) AS grants
-            FROM (SELECT {HOLDER_KIND} AS holder_kind, {HOLDER} AS holder,
-                         unnest(token_scopes) AS scope
-                  FROM events WHERE kind = 'token_issue' AND {window_sql})
-            GROUP BY 1, 2, 3
-        ),
-        used AS (
-            SELECT holder_kind, holder, scope, count(*) AS uses
-            FROM (SELECT holder_kind, holder, unnest(scopes) AS scope
-                  FROM allowed WHERE scopes IS NOT NULL)
-            GROUP BY 1, 2, 3
-        )
-        SELECT g.holder_kind, g.holder, g.scope, g.grants, coalesce(u.uses, 0) AS uses
-        FROM granted g
-        LEFT JOIN used u
-          ON u.holder_kind = g.holder_kind AND u.holder = g.holder AND u.scope = g.scope"
+    // One read of the calls for the scopes, reach and audiences counts: the calls of the
+    // holders' tokens counted per holder, deciding service, outcome and exercised scopes
+    // (a few hundred rows), composed with the grants in `usage_counts`. Each of the three
+    // read the calls on its own before (three scans of the window's calls, three joins
+    // with the tokens).
+    let usage = format!(
+        "WITH {tokens}
+        SELECT t.holder_kind, t.holder, {DECIDER} AS service,
+               coalesce(a.outcome = 'allow', FALSE) AS allowed,
+               CASE WHEN a.outcome = 'allow' THEN {exercised} END AS scopes,
+               count(*) AS calls
+        FROM tokens t
+        JOIN events a ON a.token_id = t.token_id
+        WHERE a.kind = 'authz' AND a.token_id IS NOT NULL AND a.{window_sql}
+        GROUP BY 1, 2, 3, 4, 5"
     );
-    let reach = format!(
-        "WITH {tokens}, {allowed}
-        SELECT holder_kind, holder, count(*) AS allows,
-               count(*) FILTER (WHERE scopes IS NULL) AS allows_without_scopes,
-               array_sort(array_agg(DISTINCT service)) AS services
-        FROM allowed
-        GROUP BY 1, 2"
+    let scope_grants = format!(
+        "SELECT holder_kind, holder, scope, count(*) AS grants
+        FROM (SELECT {HOLDER_KIND} AS holder_kind, {HOLDER} AS holder,
+                     unnest(token_scopes) AS scope
+              FROM events WHERE kind = 'token_issue' AND {window_sql})
+        GROUP BY 1, 2, 3"
     );
-    let audiences = format!(
-        "WITH {tokens},
-        granted AS (
-            SELECT holder_kind, holder, audience, count(*) AS grants
-            FROM (SELECT {HOLDER_KIND} AS holder_kind, {HOLDER} AS holder,
-                         unnest(token_audience) AS audience
-                  FROM events WHERE kind = 'token_issue' AND {window_sql})
-            WHERE audience <> '*'
-            GROUP BY 1, 2, 3
-        ),
-        presented AS (
-            SELECT t.holder_kind, t.holder, {DECIDER} AS audience, count(*) AS presentations
-            FROM tokens t
-            JOIN events a ON a.token_id = t.token_id
-            WHERE a.kind = 'authz' AND a.token_id IS NOT NULL AND a.{window_sql}
-            GROUP BY 1, 2, 3
-        )
-        SELECT g.holder_kind, g.holder, g.audience, g.grants,
-               coalesce(p.presentations, 0) AS presentations
-        FROM granted g
-        LEFT JOIN presented p
-          ON p.holder_kind = g.holder_kind AND p.holder = g.holder AND p.audience = g.audience"
+    let audience_grants = format!(
+        "SELECT holder_kind, holder, audience, count(*) AS grants
+        FROM (SELECT {HOLDER_KIND} AS holder_kind, {HOLDER} AS holder,
+                     unnest(token_audience) AS audience
+              FROM events WHERE kind = 'token_issue' AND {window_sql})
+        WHERE audience <> '*'
+        GROUP BY 1, 2, 3"
     );
     let lifetime = "(CAST(token_expires AS BIGINT) - CAST(time AS BIGINT)) / 1000000";
     let lifetimes = format!(
@@ -161,18 +130,21 @@ pub(super) fn queries(
         GROUP BY 1"
     );
     const BY_HOLDER: &[&str] = &["holder_kind", "holder"];
-    let with_lookback = |id, sql, order| {
-        ReportQuery::new(id, sql, window, order).bind("lookback", lookback.clone())
-    };
     vec![
         ReportQuery::new("holders", holders, window, BY_HOLDER),
-        with_lookback("scopes", scopes, &["holder_kind", "holder", "scope"]),
-        with_lookback("reach", reach, BY_HOLDER),
-        with_lookback(
-            "audiences",
-            audiences,
+        ReportQuery::new(
+            "scope_grants",
+            scope_grants,
+            window,
+            &["holder_kind", "holder", "scope"],
+        ),
+        ReportQuery::new(
+            "audience_grants",
+            audience_grants,
+            window,
             &["holder_kind", "holder", "audience"],
         ),
+        ReportQuery::new("usage", usage, window, BY_HOLDER).bind("lookback", lookback),
         ReportQuery::new(
             "lifetimes",
             lifetimes,
@@ -333,14 +305,9 @@ pub(super) fn sections(
             truncated: false,
         })
     };
-    let (holders, scopes, reach, audiences, lifetimes, norms) = (
-        take("holders"),
-        take("scopes"),
-        take("reach"),
-        take("audiences"),
-        take("lifetimes"),
-        take("lifetime_norms"),
-    );
+    let (holders, lifetimes, norms) = (take("holders"), take("lifetimes"), take("lifetime_norms"));
+    let (scopes, reach, audiences) =
+        usage_counts(take("scope_grants"), take("audience_grants"), take("usage"));
     let period = describe_duration(window.length());
     let truncated = |rows: &[&Rows]| rows.iter().any(|r| r.truncated);
 
@@ -637,6 +604,120 @@ fn unused_grants(
         unused.push(finding(&holder, grant));
     }
     (counts, unused)
+}
+
+/// A holder's allowed calls: how many, how many with no known scopes, the services.
+type Reached = (u64, u64, BTreeSet<String>);
+
+/// A holder's key in a row as a join compares it: `None` when a column is null (or not
+/// text), which matches nothing.
+fn join_key(row: &Map<String, Value>, columns: &[&str]) -> Option<Vec<String>> {
+    columns
+        .iter()
+        .map(|column| row.get(*column).and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+/// A holder as `GROUP BY` takes it: nulls form a group of their own.
+fn group_key(row: &Map<String, Value>) -> (Option<String>, Option<String>) {
+    let column = |name| row.get(name).and_then(Value::as_str).map(str::to_owned);
+    (column("holder_kind"), column("holder"))
+}
+
+/// The counts the `scopes`, `reach` and `audiences` queries gave when each read the calls
+/// itself, from the grants and the one `usage` read: per granted scope, the uses (an
+/// allowed call counts once for each time a scope is in its exercised scopes); per holder
+/// with allowed calls, the allows, those with no known scopes and the services allowed
+/// at; per granted audience, the calls presented to that service (any outcome). Joins
+/// as the SQL did: a null holder, scope or audience matches nothing.
+fn usage_counts(scope_grants: Rows, audience_grants: Rows, usage: Rows) -> (Rows, Rows, Rows) {
+    let mut used: HashMap<Vec<String>, u64> = HashMap::new();
+    let mut presented: HashMap<Vec<String>, u64> = HashMap::new();
+    let mut reached: BTreeMap<(Option<String>, Option<String>), Reached> = BTreeMap::new();
+    for call in &usage.rows {
+        let calls = number(call, "calls");
+        if let Some(key) = join_key(call, &["holder_kind", "holder", "service"]) {
+            *presented.entry(key).or_default() += calls;
+        }
+        if call.get("allowed") != Some(&Value::Bool(true)) {
+            continue;
+        }
+        let scopes = call.get("scopes").and_then(Value::as_array);
+        let (allows, without_scopes, services) = reached.entry(group_key(call)).or_default();
+        *allows += calls;
+        match scopes {
+            None => *without_scopes += calls,
+            Some(scopes) => {
+                let holder = join_key(call, &["holder_kind", "holder"]);
+                for scope in scopes.iter().filter_map(Value::as_str) {
+                    if let Some(mut key) = holder.clone() {
+                        key.push(scope.to_owned());
+                        *used.entry(key).or_default() += calls;
+                    }
+                }
+            }
+        }
+        if let Some(service) = call.get("service").and_then(Value::as_str) {
+            services.insert(service.to_owned());
+        }
+    }
+
+    let with_count =
+        |grants: &Rows, key_columns: &[&str], column: &str, counts: &HashMap<Vec<String>, u64>| {
+            let rows = grants
+                .rows
+                .iter()
+                .map(|grant| {
+                    let count = join_key(grant, key_columns)
+                        .and_then(|key| counts.get(&key).copied())
+                        .unwrap_or(0);
+                    let mut row = grant.clone();
+                    row.insert(column.to_owned(), json!(count));
+                    row
+                })
+                .collect();
+            Rows {
+                rows,
+                truncated: grants.truncated || usage.truncated,
+            }
+        };
+    let scopes = with_count(
+        &scope_grants,
+        &["holder_kind", "holder", "scope"],
+        "uses",
+        &used,
+    );
+    let audiences = with_count(
+        &audience_grants,
+        &["holder_kind", "holder", "audience"],
+        "presentations",
+        &presented,
+    );
+    let reach = Rows {
+        rows: reached
+            .into_iter()
+            .map(|((kind, holder), (allows, without_scopes, services))| {
+                row(
+                    &[
+                        "holder_kind",
+                        "holder",
+                        "allows",
+                        "allows_without_scopes",
+                        "services",
+                    ],
+                    vec![
+                        json!(kind),
+                        json!(holder),
+                        json!(allows),
+                        json!(without_scopes),
+                        json!(services),
+                    ],
+                )
+            })
+            .collect(),
+        truncated: usage.truncated,
+    };
+    (scopes, reach, audiences)
 }
 
 fn section(spec: &SectionSpec, rows: Vec<Map<String, Value>>, truncated: bool) -> Section {
