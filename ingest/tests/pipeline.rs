@@ -236,7 +236,7 @@ fn a_detector_checkpoint_of_an_older_version_is_refused_with_what_to_do() {
         .to_string();
     assert_eq!(
         error,
-        "detector checkpoint: checkpoint version 2 is not supported (expected 6); remove \
+        "detector checkpoint: checkpoint version 2 is not supported (expected 7); remove \
          `_checkpoint/detect` in the lake to start the detectors afresh (the lake keeps every \
          event)"
     );

@@ -32,7 +32,9 @@ use suppress::Suppressor;
 /// 6: a principal's failures, denies and MFA prompts are encoded together after its
 /// parts (`tracked::principals::Windows`), no longer inside the parts of `brute_force`,
 /// `authz_probing` and `mfa_fatigue`.
-const CHECKPOINT_VERSION: u32 = 6;
+/// 7: the principal and token tables and the records of presentations before their
+/// token's issue no longer keep an expiry beside each entry (read from its parts).
+const CHECKPOINT_VERSION: u32 = 7;
 
 /// Counters since the detectors were first started (they survive restores).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -243,12 +243,12 @@ fn restore_under_a_config_that_disables_a_detector_drops_its_state() {
 
 #[test]
 fn a_checkpoint_of_another_version_is_refused_by_its_version() {
-    // Versions 1 to 5 led with their version too; what follows no longer decodes as
-    // version 6 (2 kept each token's audience set in the token and one event-time clock; 3 an id of an
+    // Versions 1 to 6 led with their version too; what follows no longer decodes as
+    // version 7 (2 kept each token's audience set in the token and one event-time clock; 3 an id of an
     // interned set and a watermark per source; 4 the revocations in a shared table; 5
     // `validation_gap`'s held decisions in the form of the other detectors' records; 6
-    // a principal's three packed windows in one block).
-    for version in [1u32, 2, 3, 4, 5] {
+    // a principal's three packed windows in one block; 7 no expiry beside entries of parts).
+    for version in [1u32, 2, 3, 4, 5, 6] {
         let mut old = postcard::to_allocvec(&version).unwrap();
         old.extend([7, 0, 0, 3]);
         let error = Detectors::restore(&DetectConfig::default(), &old)
@@ -256,11 +256,11 @@ fn a_checkpoint_of_another_version_is_refused_by_its_version() {
             .unwrap();
         assert!(matches!(
             error,
-            crate::Error::CheckpointVersion { found, expected: 6 } if found == version
+            crate::Error::CheckpointVersion { found, expected: 7 } if found == version
         ));
         assert_eq!(
             error.to_string(),
-            format!("checkpoint version {version} is not supported (expected 6)")
+            format!("checkpoint version {version} is not supported (expected 7)")
         );
     }
 }

@@ -1,15 +1,13 @@
 //! Bounded keyed state on event time: every key has an expiry, and a cap on the number
-//! of keys evicts the soonest-expiring ones. Both kinds of removal are counted.
+//! of keys evicts the soonest-expiring ones. Both kinds of removal are counted. A table
+//! of values made of parts (`PartsState`) reads each key's expiry from its parts.
 
 use authtrail_model::Micros;
 use serde::{Deserialize, Serialize};
 
 use crate::state::table::Table;
 
-/// The value of one key and when (event time) it may be forgotten. For a value of
-/// [`Parts`], `expires_at` is instead the earliest expiry of a live part (when a sweep
-/// next has something to do with it), so a sweep reads one field of most entries; the
-/// latest, which orders evictions, is taken from the parts when needed.
+/// The value of one key and when (event time) it may be forgotten.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Slot<V> {
     pub expires_at: Micros,
@@ -79,9 +77,7 @@ impl<V> KeyedState<V> {
     ) -> &mut Slot<V> {
         // The length check first: below the cap (nearly always) the key is probed once.
         if self.slots.len() >= self.cap && !self.slots.contains_key(key) {
-            let keep = |slot: &mut Slot<V>, _: &mut ()| slot.expires_at >= now;
-            let expiry = |slot: &Slot<V>| slot.expires_at;
-            self.make_room(keep, expiry, |_, _| (), &mut ());
+            self.make_room(now);
         }
         let slot = self.slots.get_or_insert_with(key, || Slot {
             expires_at,
@@ -91,40 +87,10 @@ impl<V> KeyedState<V> {
         slot
     }
 
-    /// Forgets `key` (a value with nothing left in it); not counted as a removal.
-    pub fn remove(&mut self, key: u64) {
-        self.slots.remove(key);
-    }
-
-    /// Takes `key`'s value out (its state is handed on); not counted as a removal.
-    pub fn take(&mut self, key: u64) -> Option<V> {
-        self.slots.remove(key).map(|slot| slot.value)
-    }
-
     /// Drops the keys whose expiry lies before `now`.
     pub fn sweep(&mut self, now: Micros) {
-        self.sweep_with(|slot, _| slot.expires_at >= now, &mut ());
-    }
-
-    /// Drops the keys `keep` says are done; counted as expired.
-    fn sweep_with<C>(
-        &mut self,
-        mut keep: impl FnMut(&mut Slot<V>, &mut C) -> bool,
-        counts: &mut C,
-    ) {
-        let before = self.slots.len();
-        self.slots.retain(|_, slot| keep(slot, counts));
-        self.expired += (before - self.slots.len()) as u64;
-    }
-
-    /// Every value, for a pass over the whole table.
-    pub fn values(&self) -> impl Iterator<Item = &Slot<V>> {
-        self.slots.values()
-    }
-
-    /// Every value, for a pass over the whole table (restores, tests).
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Slot<V>> {
-        self.slots.values_mut()
+        let keep = |slot: &mut Slot<V>, _: &mut ()| slot.expires_at >= now;
+        self.expired += retain(&mut self.slots, keep, &mut ());
     }
 
     #[cfg(test)]
@@ -142,40 +108,58 @@ impl<V> KeyedState<V> {
 
     /// Expired keys go first; if that is not enough, the eighth of the table that
     /// expires soonest is evicted, so the O(n) pass is paid once per cap/8 inserts.
-    fn make_room<C>(
-        &mut self,
-        keep: impl FnMut(&mut Slot<V>, &mut C) -> bool,
-        expiry: impl Fn(&Slot<V>) -> Micros,
-        mut evicted: impl FnMut(&V, &mut C),
-        counts: &mut C,
-    ) {
-        self.sweep_with(keep, counts);
-        if self.slots.len() < self.cap {
-            return;
+    fn make_room(&mut self, now: Micros) {
+        let keep = |slot: &mut Slot<V>, _: &mut ()| slot.expires_at >= now;
+        self.expired += retain(&mut self.slots, keep, &mut ());
+        if self.slots.len() >= self.cap {
+            let expiry = |slot: &Slot<V>| slot.expires_at;
+            self.evicted += evict(&mut self.slots, self.cap, expiry, |_, _| (), &mut ());
         }
-        let quota = (self.cap / 8).max(1);
-        let mut expiries: Vec<Micros> = self.slots.values().map(&expiry).collect();
-        let (_, &mut cutoff, _) = expiries.select_nth_unstable(quota - 1);
-        // Ties at the cutoff are evicted only up to the quota.
-        let mut at_cutoff = quota - expiries.iter().filter(|&&e| e < cutoff).count();
-        let before = self.slots.len();
-        self.slots.retain(|_, slot| {
-            let expires_at = expiry(slot);
-            let evict = if expires_at < cutoff {
-                true
-            } else if expires_at == cutoff && at_cutoff > 0 {
-                at_cutoff -= 1;
-                true
-            } else {
-                false
-            };
-            if evict {
-                evicted(&slot.value, counts);
-            }
-            !evict
-        });
-        self.evicted += (before - self.slots.len()) as u64;
     }
+}
+
+/// Keeps the values `keep` says to keep; returns how many went.
+fn retain<E, C>(
+    table: &mut Table<E>,
+    mut keep: impl FnMut(&mut E, &mut C) -> bool,
+    counts: &mut C,
+) -> u64 {
+    let before = table.len();
+    table.retain(|_, value| keep(value, counts));
+    (before - table.len()) as u64
+}
+
+/// Evicts the eighth of a full table (`cap` keys) that expires soonest by `expiry`,
+/// calling `evicted` on each; returns how many went.
+fn evict<E, C>(
+    table: &mut Table<E>,
+    cap: usize,
+    expiry: impl Fn(&E) -> Micros,
+    mut evicted: impl FnMut(&E, &mut C),
+    counts: &mut C,
+) -> u64 {
+    let quota = (cap / 8).max(1);
+    let mut expiries: Vec<Micros> = table.values().map(&expiry).collect();
+    let (_, &mut cutoff, _) = expiries.select_nth_unstable(quota - 1);
+    // Ties at the cutoff are evicted only up to the quota.
+    let mut at_cutoff = quota - expiries.iter().filter(|&&e| e < cutoff).count();
+    let before = table.len();
+    table.retain(|_, value| {
+        let expires_at = expiry(value);
+        let evict = if expires_at < cutoff {
+            true
+        } else if expires_at == cutoff && at_cutoff > 0 {
+            at_cutoff -= 1;
+            true
+        } else {
+            false
+        };
+        if evict {
+            evicted(value, counts);
+        }
+        !evict
+    });
+    (before - table.len()) as u64
 }
 
 /// A value made of parts that expire on their own (see `part`): removing keys
@@ -183,38 +167,102 @@ impl<V> KeyedState<V> {
 pub(crate) trait Parts: Sized {
     /// The per-part counts, kept next to the table.
     type Counts;
-    /// Expires the parts that ran out before `now` and sets the slot's `expires_at` to
-    /// the earliest expiry of a part left; false when nothing is left.
-    fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut Self::Counts) -> bool;
+    /// The earliest expiry of a live part (when a sweep next has something to do with
+    /// the value), or `Micros::MIN` when no part is live (the next sweep drops it).
+    /// Read from the parts at each sweep rather than kept beside them.
+    fn next_expiry(&self) -> Micros;
+    /// Expires the parts that ran out before `now`; false when nothing is left.
+    fn sweep(&mut self, now: Micros, counts: &mut Self::Counts) -> bool;
     /// The latest expiry of a live part (orders evictions at the cap).
     fn latest(&self) -> Micros;
     /// Counts the live parts of a value evicted at the cap.
     fn evicted(&self, counts: &mut Self::Counts);
 }
 
-impl<V: Parts> KeyedState<V> {
-    /// `upsert` for a value of parts; the caller extends the slot's expiry.
-    pub fn upsert_parts(
+/// [`KeyedState`] for values of [`Parts`]: a value's expiry is its parts', so none is
+/// kept beside it (8 bytes less per key of the principal and token tables).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PartsState<V> {
+    values: Table<V>,
+    // The cap comes from the config, not from the checkpoint.
+    #[serde(skip)]
+    cap: usize,
+    expired: u64,
+    evicted: u64,
+}
+
+impl<V: Parts> PartsState<V> {
+    /// An empty table holding at most `cap` keys.
+    pub fn new(cap: usize) -> Self {
+        PartsState {
+            values: Table::default(),
+            cap: cap.max(1),
+            expired: 0,
+            evicted: 0,
+        }
+    }
+
+    /// Applies the configured cap to a table restored from a checkpoint.
+    pub fn with_cap(mut self, cap: usize) -> Self {
+        self.cap = cap.max(1);
+        self
+    }
+
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// The value of `key`, created with `init` when absent (making room first if the
+    /// table is full); the caller brings its parts to life.
+    pub fn upsert(
         &mut self,
         key: u64,
         now: Micros,
         init: impl FnOnce() -> V,
         counts: &mut V::Counts,
-    ) -> &mut Slot<V> {
-        if self.slots.len() >= self.cap && !self.slots.contains_key(key) {
-            let keep = |slot: &mut Slot<V>, counts: &mut V::Counts| V::sweep(slot, now, counts);
-            let expiry = |slot: &Slot<V>| slot.value.latest();
-            self.make_room(keep, expiry, V::evicted, counts);
+    ) -> &mut V {
+        // The length check first: below the cap (nearly always) the key is probed once.
+        if self.values.len() >= self.cap && !self.values.contains_key(key) {
+            self.sweep(now, counts);
+            if self.values.len() >= self.cap {
+                let (cap, latest) = (self.cap, |value: &V| value.latest());
+                self.evicted += evict(&mut self.values, cap, latest, V::evicted, counts);
+            }
         }
-        self.slots.get_or_insert_with(key, || Slot {
-            expires_at: Micros::MAX,
-            value: init(),
-        })
+        self.values.get_or_insert_with(key, init)
     }
 
-    /// `sweep` for values of parts.
-    pub fn sweep_parts(&mut self, now: Micros, counts: &mut V::Counts) {
-        self.sweep_with(|slot, counts| V::sweep(slot, now, counts), counts);
+    /// Forgets `key` (a value with nothing left in it); not counted as a removal.
+    pub fn remove(&mut self, key: u64) {
+        self.values.remove(key);
+    }
+
+    /// Takes `key`'s value out (its state is handed on); not counted as a removal.
+    pub fn take(&mut self, key: u64) -> Option<V> {
+        self.values.remove(key)
+    }
+
+    /// Expires the parts that ran out before `now` and drops the keys left with none.
+    pub fn sweep(&mut self, now: Micros, counts: &mut V::Counts) {
+        // Most values have nothing due: their parts' expiries alone are read.
+        let keep = |value: &mut V, counts: &mut V::Counts| {
+            value.next_expiry() >= now || value.sweep(now, counts)
+        };
+        self.expired += retain(&mut self.values, keep, counts);
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.values.values()
+    }
+
+    /// Every value, for a pass over the whole table (restores, records due).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.values.values_mut()
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.values.len()
     }
 }
 

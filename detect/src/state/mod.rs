@@ -14,4 +14,4 @@ pub(crate) mod table;
 pub(crate) mod window;
 
 pub use keyed::TableStats;
-pub(crate) use keyed::{KeyedState, Parts, Slot};
+pub(crate) use keyed::{KeyedState, Parts, PartsState};

@@ -94,6 +94,18 @@ pub(crate) fn latest_and_next<const N: usize>(untils: [Micros; N]) -> (Micros, M
     (latest, next)
 }
 
+/// When a sweep next has something to do with an entry of parts whose `until`s these
+/// are: the earliest expiry of a live part, or `Micros::MIN` when none is live (the
+/// entry goes at the next sweep).
+pub(crate) fn next_expiry<const N: usize>(untils: [Micros; N]) -> Micros {
+    let (latest, next) = latest_and_next(untils);
+    if latest == ABSENT {
+        Micros::MIN
+    } else {
+        next
+    }
+}
+
 /// Live parts and removals of one kind of part, reported like a table of its own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PartCounts {

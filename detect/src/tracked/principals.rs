@@ -12,11 +12,10 @@ use crate::state::id::EventId;
 use crate::state::packed::{Sections, Unpacked};
 use crate::state::part::{Part, PartCounts};
 use crate::state::window::Timed;
-use crate::state::{KeyedState, Parts, Slot};
+use crate::state::{Parts, PartsState};
 
-/// Everything kept on one principal. The slot's `expires_at` is the earliest expiry of
-/// a live part (see `Slot`), so a sweep reads one field of most principals instead of
-/// four parts; the latest is computed from the parts when an eviction needs it.
+/// Everything kept on one principal: four parts, each with its own expiry, from which
+/// the table reads when a sweep has something to do with the principal (see `Parts`).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct PrincipalEntry {
     pub fan_out: Part<Reaches>,
@@ -131,17 +130,6 @@ impl PrincipalEntry {
             self.mfa_fatigue.until(),
         ]
     }
-
-    /// Sets the slot's `expires_at` to the earliest expiry of a live part (see
-    /// `Slot`), or to the past when none is live, so the next sweep drops the entry.
-    fn set_expiries(slot: &mut Slot<PrincipalEntry>) {
-        let (latest, next) = crate::state::part::latest_and_next(slot.value.untils());
-        slot.expires_at = if latest == Micros::MIN {
-            Micros::MIN
-        } else {
-            next
-        };
-    }
 }
 
 /// Per-part counts, reported as the four detectors' tables.
@@ -167,18 +155,17 @@ impl PrincipalCounts {
 impl Parts for PrincipalEntry {
     type Counts = PrincipalCounts;
 
-    fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut PrincipalCounts) -> bool {
-        if slot.expires_at >= now {
-            return true;
-        }
-        let entry = &mut slot.value;
-        entry.fan_out.sweep(now, &mut counts.fan_out);
-        entry.brute_force.sweep(now, &mut counts.brute_force);
-        entry.authz_probing.sweep(now, &mut counts.authz_probing);
-        entry.mfa_fatigue.sweep(now, &mut counts.mfa_fatigue);
-        entry.clear_windows();
-        PrincipalEntry::set_expiries(slot);
-        slot.value.live() != [false; 4]
+    fn next_expiry(&self) -> Micros {
+        crate::state::part::next_expiry(self.untils())
+    }
+
+    fn sweep(&mut self, now: Micros, counts: &mut PrincipalCounts) -> bool {
+        self.fan_out.sweep(now, &mut counts.fan_out);
+        self.brute_force.sweep(now, &mut counts.brute_force);
+        self.authz_probing.sweep(now, &mut counts.authz_probing);
+        self.mfa_fatigue.sweep(now, &mut counts.mfa_fatigue);
+        self.clear_windows();
+        self.live() != [false; 4]
     }
 
     fn latest(&self) -> Micros {
@@ -210,7 +197,7 @@ impl PrincipalDetectors {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct PrincipalTable {
-    principals: KeyedState<PrincipalEntry>,
+    principals: PartsState<PrincipalEntry>,
     counts: PrincipalCounts,
 }
 
@@ -218,7 +205,7 @@ pub(crate) struct PrincipalTable {
 /// counts the parts the detectors created.
 pub(crate) struct OpenPrincipal<'a> {
     key: u64,
-    slot: &'a mut Slot<PrincipalEntry>,
+    entry: &'a mut PrincipalEntry,
     counts: &'a mut PrincipalCounts,
     was_live: [bool; 4],
 }
@@ -226,7 +213,7 @@ pub(crate) struct OpenPrincipal<'a> {
 impl PrincipalTable {
     pub fn new(max_keys: usize) -> Self {
         PrincipalTable {
-            principals: KeyedState::new(max_keys),
+            principals: PartsState::new(max_keys),
             counts: PrincipalCounts::default(),
         }
     }
@@ -239,8 +226,7 @@ impl PrincipalTable {
             counts: saved.counts,
         };
         let counts = &mut table.counts;
-        for slot in table.principals.values_mut() {
-            let entry = &mut slot.value;
+        for entry in table.principals.values_mut() {
             if !runs.fan_out {
                 entry.fan_out.clear(&mut counts.fan_out);
             }
@@ -254,7 +240,6 @@ impl PrincipalTable {
                 entry.mfa_fatigue.clear(&mut counts.mfa_fatigue);
             }
             entry.clear_windows();
-            PrincipalEntry::set_expiries(slot);
         }
         let runs = [
             runs.fan_out,
@@ -272,13 +257,13 @@ impl PrincipalTable {
 
     /// The entry of `principal`, created empty when absent.
     pub fn open(&mut self, principal: u64, now: Micros) -> OpenPrincipal<'_> {
-        let slot =
+        let entry =
             self.principals
-                .upsert_parts(principal, now, PrincipalEntry::default, &mut self.counts);
+                .upsert(principal, now, PrincipalEntry::default, &mut self.counts);
         OpenPrincipal {
             key: principal,
-            was_live: slot.value.live(),
-            slot,
+            was_live: entry.live(),
+            entry,
             counts: &mut self.counts,
         }
     }
@@ -289,7 +274,7 @@ impl PrincipalTable {
     }
 
     pub fn sweep(&mut self, now: Micros) {
-        self.principals.sweep_parts(now, &mut self.counts);
+        self.principals.sweep(now, &mut self.counts);
     }
 
     pub fn counts(&self) -> &PrincipalCounts {
@@ -305,19 +290,18 @@ impl PrincipalTable {
 impl OpenPrincipal<'_> {
     /// The detectors' view of the entry.
     pub fn entry(&mut self) -> &mut PrincipalEntry {
-        &mut self.slot.value
+        self.entry
     }
 
     /// Counts the parts the event created; returns the principal's key when nothing is
     /// kept on it (the caller removes it).
     pub fn close(self) -> Option<u64> {
-        let live = self.slot.value.live();
+        let live = self.entry.live();
         let (was, counts) = (self.was_live, self.counts);
         counts.fan_out.created(was[0], live[0]);
         counts.brute_force.created(was[1], live[1]);
         counts.authz_probing.created(was[2], live[2]);
         counts.mfa_fatigue.created(was[3], live[3]);
-        PrincipalEntry::set_expiries(self.slot);
         (live == [false; 4]).then_some(self.key)
     }
 }

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::state::hash::KeyHasher;
 use crate::state::part::{Part, PartCounts};
 use crate::state::window::Slim;
-use crate::state::{KeyedState, Parts, Slot, TableStats};
+use crate::state::{Parts, PartsState, TableStats};
 
 /// Whether the token's audience, as recorded at issue, covers the event's target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -76,8 +76,8 @@ impl TokenState {
     }
 }
 
-/// Everything kept on one token. The slot's `expires_at` is the earliest expiry of a
-/// live part (see `Slot`), so a sweep reads one field of most tokens.
+/// Everything kept on one token: two parts, each with its own expiry, from which the
+/// table reads when a sweep has something to do with the token (see `Parts`).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct TokenEntry {
     facts: Part<TokenState>,
@@ -92,17 +92,6 @@ impl TokenEntry {
 
     fn untils(&self) -> [Micros; 2] {
         [self.facts.until(), self.replay.until()]
-    }
-
-    /// Sets the slot's `expires_at` to the earliest expiry of a live part (see
-    /// `Slot`), or to the past when none is live, so the next sweep drops the entry.
-    fn set_expiries(slot: &mut Slot<TokenEntry>) {
-        let (latest, next) = crate::state::part::latest_and_next(slot.value.untils());
-        slot.expires_at = if latest == Micros::MIN {
-            Micros::MIN
-        } else {
-            next
-        };
     }
 }
 
@@ -119,15 +108,14 @@ pub(crate) struct TokenCounts {
 impl Parts for TokenEntry {
     type Counts = TokenCounts;
 
-    fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut TokenCounts) -> bool {
-        if slot.expires_at >= now {
-            return true;
-        }
-        let entry = &mut slot.value;
-        entry.facts.sweep(now, &mut counts.facts);
-        entry.replay.sweep(now, &mut counts.replay);
-        TokenEntry::set_expiries(slot);
-        slot.value.live() != [false; 2]
+    fn next_expiry(&self) -> Micros {
+        crate::state::part::next_expiry(self.untils())
+    }
+
+    fn sweep(&mut self, now: Micros, counts: &mut TokenCounts) -> bool {
+        self.facts.sweep(now, &mut counts.facts);
+        self.replay.sweep(now, &mut counts.replay);
+        self.live() != [false; 2]
     }
 
     fn latest(&self) -> Micros {
@@ -146,7 +134,7 @@ impl Parts for TokenEntry {
 pub(crate) struct TokenTable {
     #[serde(skip)]
     ttl: Micros,
-    tokens: KeyedState<TokenEntry>,
+    tokens: PartsState<TokenEntry>,
     counts: TokenCounts,
     audiences: Audiences,
 }
@@ -154,8 +142,8 @@ pub(crate) struct TokenTable {
 impl TokenTable {
     /// Checks a restored table: every token's audience id must name a saved set.
     pub fn check(&self) -> Result<(), Error> {
-        for slot in self.tokens.values() {
-            if let Some(facts) = slot.value.facts.get() {
+        for entry in self.tokens.values() {
+            if let Some(facts) = entry.facts.get() {
                 if !self.audiences.holds(facts.audience) {
                     return Err(Error::CheckpointCorrupt(format!(
                         "token audience {} is not saved",
@@ -173,7 +161,7 @@ impl TokenTable {
 pub(crate) struct OpenToken<'a> {
     key: u64,
     ttl: Micros,
-    slot: &'a mut Slot<TokenEntry>,
+    entry: &'a mut TokenEntry,
     counts: &'a mut TokenCounts,
     audiences: &'a mut Audiences,
     was_live: [bool; 2],
@@ -184,7 +172,7 @@ impl TokenTable {
     pub fn new(ttl: Micros, max_keys: usize) -> Self {
         TokenTable {
             ttl,
-            tokens: KeyedState::new(max_keys),
+            tokens: PartsState::new(max_keys),
             counts: TokenCounts::default(),
             audiences: Audiences::default(),
         }
@@ -201,9 +189,8 @@ impl TokenTable {
         };
         if !replay {
             let counts = &mut table.counts;
-            for slot in table.tokens.values_mut() {
-                slot.value.replay.clear(&mut counts.replay);
-                TokenEntry::set_expiries(slot);
+            for entry in table.tokens.values_mut() {
+                entry.replay.clear(&mut counts.replay);
             }
         }
         table
@@ -211,14 +198,14 @@ impl TokenTable {
 
     /// The entry of `token`, created empty when absent (no part of it live yet).
     pub fn open(&mut self, token: u64, now: Micros) -> OpenToken<'_> {
-        let slot = self
+        let entry = self
             .tokens
-            .upsert_parts(token, now, TokenEntry::default, &mut self.counts);
+            .upsert(token, now, TokenEntry::default, &mut self.counts);
         OpenToken {
             key: token,
             ttl: self.ttl,
-            was_live: slot.value.live(),
-            slot,
+            was_live: entry.live(),
+            entry,
             counts: &mut self.counts,
             audiences: &mut self.audiences,
         }
@@ -230,11 +217,11 @@ impl TokenTable {
     }
 
     pub fn sweep(&mut self, now: Micros) {
-        self.tokens.sweep_parts(now, &mut self.counts);
+        self.tokens.sweep(now, &mut self.counts);
         let tokens = self.counts.facts.live;
         if self.audiences.due(tokens) {
             let live = self.tokens.values();
-            let ids = live.filter_map(|slot| Some(slot.value.facts.get()?.audience));
+            let ids = live.filter_map(|entry| Some(entry.facts.get()?.audience));
             self.audiences.collect(ids, tokens);
         }
     }
@@ -265,12 +252,12 @@ impl TokenTable {
 impl OpenToken<'_> {
     /// The detectors' view of the entry.
     pub fn entry(&mut self) -> &mut TokenEntry {
-        &mut self.slot.value
+        self.entry
     }
 
     /// What is known of the token before the current event.
     pub fn facts(&self, target: Option<u64>) -> Option<TokenFacts> {
-        let state = self.slot.value.facts.get()?;
+        let state = self.entry.facts.get()?;
         let members = self.audiences.set(state.audience);
         let audience = match target {
             Some(target) if !members.is_empty() => {
@@ -295,7 +282,7 @@ impl OpenToken<'_> {
     /// Returns the token's key when nothing is kept on it (the caller removes it).
     pub fn close(self, event: &Event<'_>, hasher: &KeyHasher, principal: u64) -> Option<u64> {
         let time = event.time;
-        let entry = &mut self.slot.value;
+        let entry = self.entry;
         let fresh = !entry.facts.is_live();
         if event.kind == Kind::TokenIssue {
             let keep_until = time.max(event.token_expires.unwrap_or(time)) + self.ttl;
@@ -327,7 +314,6 @@ impl OpenToken<'_> {
         let live = entry.live();
         self.counts.facts.created(self.was_live[0], live[0]);
         self.counts.replay.created(self.was_live[1], live[1]);
-        TokenEntry::set_expiries(self.slot);
         (live == [false; 2]).then_some(self.key)
     }
 }

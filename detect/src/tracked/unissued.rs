@@ -35,7 +35,7 @@ use smallvec::SmallVec;
 use crate::detector::{Context, Facts, Finding, Rule};
 use crate::state::id::EventId;
 use crate::state::part::PartCounts;
-use crate::state::{KeyedState, Parts, Slot, TableStats};
+use crate::state::{Parts, PartsState, TableStats};
 use crate::Result;
 
 /// The kinds a detector that judges presentations against their token's issue takes:
@@ -131,11 +131,15 @@ impl<R> Default for Pending<R> {
 impl<R: Held> Parts for Pending<R> {
     type Counts = PartCounts;
 
-    fn sweep(slot: &mut Slot<Self>, now: Micros, counts: &mut PartCounts) -> bool {
-        if slot.expires_at >= now {
-            return true;
-        }
-        let presentations = &mut slot.value.presentations;
+    /// Its earliest record goes when the clock passes it by the lateness (sweeps are
+    /// given the clock less the lateness).
+    fn next_expiry(&self) -> Micros {
+        let times = self.presentations.iter().map(Held::time);
+        times.min().unwrap_or(Micros::MIN)
+    }
+
+    fn sweep(&mut self, now: Micros, counts: &mut PartCounts) -> bool {
+        let presentations = &mut self.presentations;
         // Records to be judged leave through `due` (or are evicted at the cap, counted),
         // never dropped unjudged here (a sweep to make room at the cap, a new record).
         if R::JUDGED_WHEN_DUE {
@@ -146,7 +150,6 @@ impl<R: Held> Parts for Pending<R> {
         let gone = before - presentations.len();
         counts.live -= gone;
         counts.expired += gone as u64;
-        slot.expires_at = earliest(presentations);
         !presentations.is_empty()
     }
 
@@ -161,17 +164,10 @@ impl<R: Held> Parts for Pending<R> {
     }
 }
 
-/// A slot's expiry: its earliest record goes when the clock passes it by the lateness
-/// (sweeps are given the clock less the lateness).
-fn earliest<R: Held>(presentations: &[R]) -> Micros {
-    let times = presentations.iter().map(Held::time);
-    times.min().unwrap_or(Micros::MIN)
-}
-
 /// One detector's presentations of tokens whose issue it has not seen.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Unissued<R = Presentation> {
-    pending: KeyedState<Pending<R>>,
+    pending: PartsState<Pending<R>>,
     counts: PartCounts,
 }
 
@@ -191,7 +187,7 @@ impl<R: Held + Serialize + DeserializeOwned> Unissued<R> {
     /// Keeps at most `max_keys` records (see the module doc).
     pub fn new(max_keys: usize) -> Self {
         Unissued {
-            pending: KeyedState::new(Self::tokens(max_keys)),
+            pending: PartsState::new(Self::tokens(max_keys)),
             counts: PartCounts::default(),
         }
     }
@@ -232,12 +228,14 @@ impl<R: Held + Serialize + DeserializeOwned> Unissued<R> {
         make: impl FnOnce() -> R,
     ) {
         let counts = &mut self.counts;
-        let slot = self
+        let pending = self
             .pending
-            .upsert_parts(token, horizon, Pending::default, counts);
+            .upsert(token, horizon, Pending::default, counts);
         // Drop what can no longer be judged first (lazily, between sweeps).
-        Pending::sweep(slot, horizon, counts);
-        let presentations = &mut slot.value.presentations;
+        if pending.next_expiry() < horizon {
+            pending.sweep(horizon, counts);
+        }
+        let presentations = &mut pending.presentations;
         match presentations.iter_mut().find(|p| p.key() == key) {
             // The earliest is the one a time-ordered run raises on (later ones are its
             // suppressed repeats, bar one past the suppression period: see README).
@@ -254,7 +252,6 @@ impl<R: Held + Serialize + DeserializeOwned> Unissued<R> {
                 counts.live += 1;
             }
         }
-        slot.expires_at = earliest(presentations);
     }
 
     /// The records of `token`, whose issue is being read, oldest first: forgotten here,
@@ -315,7 +312,7 @@ impl<R: Held + Serialize + DeserializeOwned> Unissued<R> {
     /// Forgets the records no issue can come for any more (`horizon`: the clock less
     /// the lateness).
     pub fn sweep(&mut self, horizon: Micros) {
-        self.pending.sweep_parts(horizon, &mut self.counts);
+        self.pending.sweep(horizon, &mut self.counts);
     }
 
     /// Takes out the records no issue can come for any more (`horizon`: the clock less
@@ -325,11 +322,11 @@ impl<R: Held + Serialize + DeserializeOwned> Unissued<R> {
         if self.counts.live == 0 {
             return due;
         }
-        for slot in self.pending.values_mut() {
-            if slot.expires_at >= horizon {
+        for pending in self.pending.values_mut() {
+            if pending.next_expiry() >= horizon {
                 continue;
             }
-            let presentations = &mut slot.value.presentations;
+            let presentations = &mut pending.presentations;
             let mut at = 0;
             while at < presentations.len() {
                 if presentations[at].time() < horizon {
@@ -338,12 +335,11 @@ impl<R: Held + Serialize + DeserializeOwned> Unissued<R> {
                     at += 1;
                 }
             }
-            slot.expires_at = earliest(presentations);
         }
         self.counts.live -= due.len();
         self.counts.expired += due.len() as u64;
         // The tokens left without records go (nothing left in them to count).
-        self.pending.sweep_parts(horizon, &mut self.counts);
+        self.pending.sweep(horizon, &mut self.counts);
         due.sort_by_key(Held::time);
         due
     }
@@ -363,7 +359,7 @@ impl<R: Held + Serialize + DeserializeOwned> Unissued<R> {
         let cap = self.pending.cap();
         if bytes.is_empty() {
             *self = Unissued {
-                pending: KeyedState::new(cap),
+                pending: PartsState::new(cap),
                 counts: PartCounts::default(),
             };
             return Ok(());
@@ -372,7 +368,7 @@ impl<R: Held + Serialize + DeserializeOwned> Unissued<R> {
         let mut counts = saved.counts;
         // Counted from what was restored, so bytes that disagree cannot make the count
         // underflow later.
-        let records = saved.pending.values().map(|s| s.value.presentations.len());
+        let records = saved.pending.values().map(|p| p.presentations.len());
         counts.live = records.sum();
         *self = Unissued {
             pending: saved.pending.with_cap(cap),
