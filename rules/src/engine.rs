@@ -123,6 +123,9 @@ struct State {
     candidates: Vec<u32>,
     /// Scratch buffer for group keys, reused across matches.
     key: String,
+    /// The correlations completed by the match being handled, as (correlation, position
+    /// of the matching rule, alert key, evidence), for those sharing their groups.
+    completed: Vec<(usize, usize, String, Vec<String>)>,
 }
 
 impl RuleSet {
@@ -142,6 +145,7 @@ impl RuleSet {
             alerts_by_rule: HashMap::new(),
             candidates: Vec::new(),
             key: String::new(),
+            completed: Vec::new(),
         };
         RuleSet { pack, state }
     }
@@ -199,8 +203,25 @@ impl RuleSet {
                 continue;
             }
             for &(correlation_at, position) in &pack.feeds[at] {
-                state.correlate(pack, correlation_at, position, event, reading.now, alerts);
+                let shared = pack.shares[correlation_at];
+                if shared == correlation_at {
+                    state.correlate(pack, correlation_at, position, event, reading.now, alerts);
+                    continue;
+                }
+                // Its definition's first correlation came earlier in this list and kept
+                // the group: raise what that one raised, in this correlation's name.
+                let completed = state
+                    .completed
+                    .iter()
+                    .position(|done| (done.0, done.1) == (shared, position));
+                if let Some(done) = completed {
+                    let (_, _, key, evidence) = &state.completed[done];
+                    let (key, evidence) = (key.clone(), evidence.clone());
+                    let meta = &pack.correlations[correlation_at].meta;
+                    state.raise(meta, event, key, evidence, alerts);
+                }
             }
+            state.completed.clear();
         }
         state.candidates = candidates;
         if reading.now >= state.next_sweep {
@@ -275,7 +296,10 @@ impl RuleSet {
             settings.max_keys,
             |saved_at| {
                 let name = saved.correlations.get(saved_at as usize)?;
-                positions.get(name.as_str()).map(|&at| at as usize)
+                let at = *positions.get(name.as_str())? as usize;
+                // A correlation sharing another's groups keeps none of its own (such
+                // groups, saved before they were shared, are the first one's too).
+                (pack.shares[at] == at).then_some(at)
             },
         );
         drop(positions);
@@ -342,6 +366,8 @@ impl State {
             } else {
                 key.clone()
             };
+            let done = (at, position, alert_key.clone(), evidence.clone());
+            self.completed.push(done);
             self.raise(&rule.meta, event, alert_key, evidence, alerts);
         }
         self.key = key;

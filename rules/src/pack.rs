@@ -25,6 +25,11 @@ pub struct Pack {
     pub correlations: Vec<CorrelationRule>,
     /// Per detection rule, the correlations it feeds: (correlation, position in its `rules`).
     pub feeds: Vec<Vec<(usize, usize)>>,
+    /// Per correlation, the first correlation of the pack with the same definition (type,
+    /// correlated rules in order, group-by, timespan, condition, counted field): its own
+    /// position when it is the first. Such correlations see the same matches in the same
+    /// groups, so only the first keeps groups; the others raise when it completes.
+    pub shares: Vec<usize>,
     /// Per detection rule, whether its matches raise alerts of their own (not referred to
     /// by a correlation, or referred to by one with `generate: true`).
     pub generates: Vec<bool>,
@@ -115,16 +120,20 @@ impl Pack {
         }
         let mut feeds = vec![Vec::new(); detection_at];
         let mut generates = vec![true; detection_at];
+        // Per correlation, the detection rules it correlates, in its order.
+        let mut correlated: Vec<Vec<usize>> = Vec::new();
         let mut correlation_at = 0;
         for (file, rule) in &rules {
             let Rule::Correlation(correlation) = rule else {
                 continue;
             };
+            correlated.push(Vec::new());
             for (position, (line, reference)) in correlation.rules.iter().enumerate() {
                 match by_reference.get(reference.as_str()) {
                     Some(&at) => {
                         feeds[at].push((correlation_at, position));
                         generates[at] &= correlation.generate;
+                        correlated[correlation_at].push(at);
                     }
                     None => problems.push(FileProblem {
                         file: file.clone(),
@@ -172,6 +181,20 @@ impl Pack {
                 }
             }
         }
+        pack.shares = (0..pack.correlations.len())
+            .map(|at| {
+                let same = |other: usize| {
+                    let (a, b) = (&pack.correlations[at], &pack.correlations[other]);
+                    correlated[at] == correlated[other]
+                        && a.kind == b.kind
+                        && a.group_by == b.group_by
+                        && a.timespan == b.timespan
+                        && a.bounds == b.bounds
+                        && a.value_field == b.value_field
+                };
+                (0..at).find(|&other| same(other)).unwrap_or(at)
+            })
+            .collect();
         pack.feeds = feeds;
         pack.generates = generates;
         Ok(pack)

@@ -81,7 +81,7 @@ pub enum CorrelationType {
 }
 
 /// `gt`/`gte`/`lt`/`lte`/`eq` bounds, all of which must hold.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bounds {
     pub min: Option<u64>,
     pub max: Option<u64>,

@@ -372,3 +372,45 @@ fn lateness_follows_the_detectors_watermark_of_each_partition() {
     assert_eq!(correlated.len(), 1, "{alerts:#?}");
     assert_eq!(correlated[0].evidence_ids, ["e1", "e2", "e3"]);
 }
+
+#[test]
+fn correlations_of_one_definition_share_groups_and_each_raise() {
+    // c2 repeats c1's definition under another name and level; c3 differs in its
+    // threshold. Between c1 and c2 sits c3, so the alerts' order is the pack's.
+    let twin = |name: &str, level: &str, body: &str| {
+        format!(
+            "---\ntitle: {name}\nid: {name}\nname: {name}\nlevel: {level}\ncorrelation:\n{body}"
+        )
+    };
+    let yaml = format!(
+        "{}{}{}",
+        correlation(COUNT),
+        twin("c3", "low", &COUNT.replace("{gte: 3}", "{gte: 2}")),
+        twin("c2", "high", COUNT)
+    );
+    let pack = Arc::new(pack(&yaml).unwrap());
+    assert_eq!(pack.shares, [0, 1, 0]);
+    let mut set = RuleSet::new(Arc::clone(&pack), Settings::default());
+    let alerts = feed(&mut set, &denials(&[0, 1_000]));
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].detector, "sigma:c3");
+    // c1 and c2 hold one group between them (c3 fired and forgot its group).
+    assert_eq!(set.stats().groups, 1);
+    let bytes = set.checkpoint();
+    let mut resumed = RuleSet::restore(pack, Settings::default(), &bytes).unwrap();
+    let mut third = call("user:alice", "deny", 2_000);
+    third["id"] = "e2".into();
+    let alerts = feed(&mut resumed, &[third]);
+    let raised: Vec<(&str, &[String])> = alerts
+        .iter()
+        .map(|alert| (alert.detector.as_str(), alert.evidence_ids.as_slice()))
+        .collect();
+    let evidence = ["e0", "e1", "e2"].map(String::from);
+    assert_eq!(
+        raised,
+        [("sigma:c1", &evidence[..]), ("sigma:c2", &evidence[..])]
+    );
+    assert_eq!(alerts[1].severity, authtrail_model::Severity::High);
+    // c1's group fired and went; c3 started a new one.
+    assert_eq!(resumed.stats().groups, 1);
+}
