@@ -129,18 +129,34 @@ impl Groups {
         let table = &mut self.tables[at];
         let tagging = table.tagging;
         let group = table.groups.entry(key).or_default();
-        // One pass over the block: how many matches, and the newest one's time.
-        let (held, last) = group
-            .iter(tagging)
-            .fold((0, None), |(held, _), m| (held + 1, Some(m.time)));
+        // One pass over the block: how many matches, the newest one's time, and how many
+        // (with which tags, where the type counts them) fall in `new`'s window.
+        let start = new.time.saturating_sub(rule.timespan);
+        let tags = &mut self.tags;
+        tags.clear();
+        let distinct = matches!(
+            rule.kind,
+            CorrelationType::ValueCount | CorrelationType::Temporal
+        );
+        let (mut held, mut last, mut in_window) = (0, None, 0u64);
+        for m in group.iter(tagging) {
+            held += 1;
+            last = Some(m.time);
+            if (start..=new.time).contains(&m.time) {
+                in_window += 1;
+                if distinct {
+                    tags.push(m.tag);
+                }
+            }
+        }
         let full = held >= MAX_GROUP_EVENTS;
         self.trimmed += u64::from(full);
-        *group = match last {
-            // Events mostly arrive in order: the block is copied as it is, `new` after.
+        match last {
+            // Events mostly arrive in order: `new` goes after the block's bytes.
             Some(last) if !full && last <= new.time => {
-                group.append(new, last, tagging, &mut self.scratch)
+                group.push(new, last, tagging, &mut self.scratch)
             }
-            None => Matches::encode([new], tagging, &mut self.scratch),
+            None => *group = Matches::encode([new], tagging, &mut self.scratch),
             // Else in time order, after the matches of the same time, the oldest dropped
             // from a full group.
             Some(_) => {
@@ -149,16 +165,27 @@ impl Groups {
                     new: Some(new),
                     held: None,
                 };
-                Matches::encode(merged, tagging, &mut self.scratch)
+                *group = Matches::encode(merged, tagging, &mut self.scratch);
             }
-        };
-        // Fewer matches in the whole group than the rule needs: no window to look at.
-        let matches = held + 1 - usize::from(full);
-        let needed = match rule.kind {
-            CorrelationType::TemporalOrdered => rule.rules.len() as u64,
-            _ => rule.bounds.min.unwrap_or(0),
-        };
-        if (matches as u64) < needed {
+        }
+        // Whether the window counted above may complete the rule; `complete` decides
+        // and collects the evidence. A full group dropped its oldest match, which the
+        // count may hold: it is left to `complete`.
+        let may_complete = full
+            || match rule.kind {
+                CorrelationType::EventCount => rule.bounds.holds(in_window + 1),
+                CorrelationType::ValueCount | CorrelationType::Temporal => {
+                    tags.push(new.tag);
+                    let enough = rule.bounds.min.is_none_or(|min| tags.len() as u64 >= min);
+                    enough && {
+                        tags.sort_unstable();
+                        tags.dedup();
+                        rule.bounds.holds(tags.len() as u64)
+                    }
+                }
+                CorrelationType::TemporalOrdered => held + 1 >= rule.rules.len(),
+            };
+        if !may_complete {
             return None;
         }
         let evidence = complete(rule, group.iter(tagging), new.time, &mut self.tags)?;
@@ -353,10 +380,19 @@ fn ids<'a>(matches: impl Iterator<Item = Match<'a>>) -> Vec<String> {
         .collect()
 }
 
-/// FNV-1a, 64 bits: group keys and counted values hash the same in every process, so
-/// state restored from a checkpoint finds its groups again.
+/// FNV-1a's starting state.
+pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64 bits, over `parts`, each followed by a 0xff byte: group keys and counted
+/// values hash the same in every process, so state restored from a checkpoint finds its
+/// groups again.
 pub fn fnv(parts: &[&[u8]]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv_from(FNV_START, parts)
+}
+
+/// [`fnv`] continued from `hash`, the state after the parts before these (so a part
+/// every hash begins with, a correlation's name, is hashed once).
+pub fn fnv_from(mut hash: u64, parts: &[&[u8]]) -> u64 {
     for part in parts {
         for &byte in part.iter().chain(&[0xff]) {
             hash ^= u64::from(byte);

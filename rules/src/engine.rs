@@ -123,6 +123,9 @@ struct State {
     candidates: Vec<u32>,
     /// Scratch buffer for group keys, reused across matches.
     key: String,
+    /// Per correlation, the FNV state after its detector name, which every group hash
+    /// of it begins with.
+    correlation_seeds: Vec<u64>,
     /// The correlations completed by the match being handled, as (correlation, position
     /// of the matching rule, alert key, evidence), for those sharing their groups.
     completed: Vec<(usize, usize, String, Vec<String>)>,
@@ -145,6 +148,11 @@ impl RuleSet {
             alerts_by_rule: HashMap::new(),
             candidates: Vec::new(),
             key: String::new(),
+            correlation_seeds: pack
+                .correlations
+                .iter()
+                .map(|rule| correlation::fnv(&[rule.meta.detector.as_bytes()]))
+                .collect(),
             completed: Vec::new(),
         };
         RuleSet { pack, state }
@@ -354,7 +362,7 @@ impl State {
             }
             _ => position as u64,
         };
-        let hash = correlation::fnv(&[rule.meta.detector.as_bytes(), key.as_bytes()]);
+        let hash = correlation::fnv_from(self.correlation_seeds[at], &[key.as_bytes()]);
         let new = Match {
             time: event.time,
             id: event.id.as_bytes(),

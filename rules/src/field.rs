@@ -266,6 +266,10 @@ impl Field {
             use std::fmt::Write;
             let _ = match value {
                 FieldValue::Text(text) => write!(out, "{text}"),
+                FieldValue::Ip(IpAddr::V4(ip)) => {
+                    push_ipv4(ip, out);
+                    Ok(())
+                }
                 FieldValue::Ip(ip) => write!(out, "{ip}"),
                 FieldValue::Bool(flag) => write!(out, "{flag}"),
                 FieldValue::Int(number) => write!(out, "{number}"),
@@ -275,9 +279,36 @@ impl Field {
     }
 }
 
+/// Writes `ip` as its `Display` does (`10.0.0.1`), without the formatting machinery:
+/// group keys and counted values render an address per match.
+fn push_ipv4(ip: std::net::Ipv4Addr, out: &mut String) {
+    for (at, octet) in ip.octets().into_iter().enumerate() {
+        if at > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_ipv4_as_display_does() {
+        for ip in ["0.0.0.0", "10.0.0.1", "192.168.100.255", "9.99.100.250"] {
+            let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+            let mut out = String::new();
+            push_ipv4(ip, &mut out);
+            assert_eq!(out, ip.to_string());
+        }
+    }
 
     #[test]
     fn names_the_contract_columns_and_attributes_only() {

@@ -51,20 +51,17 @@ impl Matches {
         Matches(scratch.as_slice().into())
     }
 
-    /// The block with `new` added after its last match, whose time is `last` (the
-    /// caller knows `new` is not older): its bytes copied as they are, `new` encoded
-    /// after them.
-    pub fn append(
-        &self,
-        new: Match<'_>,
-        last: Micros,
-        tagging: Tagging,
-        scratch: &mut Vec<u8>,
-    ) -> Matches {
+    /// Adds `new` after the block's last match, whose time is `last` (the caller knows
+    /// `new` is not older): `new` is encoded in `scratch` and the block grown by exactly
+    /// its bytes, in place when the allocator has room after it (no copy of the block).
+    pub fn push(&mut self, new: Match<'_>, last: Micros, tagging: Tagging, scratch: &mut Vec<u8>) {
         scratch.clear();
-        scratch.extend_from_slice(&self.0);
         put(scratch, new, last, tagging);
-        Matches(scratch.as_slice().into())
+        let mut bytes = std::mem::take(&mut self.0).into_vec();
+        // Exact, so the boxed slice below takes the buffer as it is.
+        bytes.reserve_exact(scratch.len());
+        bytes.extend_from_slice(scratch);
+        self.0 = bytes.into_boxed_slice();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -198,15 +195,15 @@ mod tests {
     }
 
     #[test]
-    fn appending_gives_what_encoding_all_gives() {
+    fn pushing_gives_what_encoding_all_gives() {
         let m = |time, id: &'static str| Match {
             time,
             id: id.as_bytes(),
             tag: 7,
         };
         let scratch = &mut Vec::new();
-        let two = Matches::encode([m(5, "a"), m(9, "bb")], Tagging::Hash, scratch);
-        let three = two.append(m(9, "c"), 9, Tagging::Hash, scratch);
+        let mut three = Matches::encode([m(5, "a"), m(9, "bb")], Tagging::Hash, scratch);
+        three.push(m(9, "c"), 9, Tagging::Hash, scratch);
         let all = Matches::encode([m(5, "a"), m(9, "bb"), m(9, "c")], Tagging::Hash, scratch);
         assert_eq!(three.0, all.0);
     }
