@@ -781,6 +781,28 @@ fn trust_report_finds_each_gap_and_none_of_the_look_alikes() {
         markdown.contains("| billing | user:bob | /invoices | GET | gateway | (direct) | 2 | 1 |"),
         "{markdown}"
     );
+
+    // More suspect tokens than the row limit: accepted_invalid judges every call instead
+    // (its first pass cut short would miss gaps), and says its rows were cut.
+    let one_row = work.path().join("one_row.toml");
+    std::fs::write(&one_row, format!("{CONFIG}\n[query]\nmax_rows = 1\n")).unwrap();
+    let limited = json_report(&lake, &one_row, &["trust", "--since", SINCE]);
+    let part = limited["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "accepted_invalid")
+        .unwrap();
+    assert_eq!(part["truncated"], true, "{part}");
+    let rows = pick(
+        part["rows"].as_array().unwrap(),
+        &["service", "gap", "allows"],
+    );
+    assert_eq!(rows.len(), 1, "{part}");
+    assert!(
+        pick(invalid, &["service", "gap", "allows"]).contains(&rows[0]),
+        "{part}"
+    );
 }
 
 #[test]

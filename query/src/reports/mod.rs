@@ -150,7 +150,27 @@ struct ReportQuery {
     /// whose `ORDER BY` column is constant (a service filter makes `service` one), so the
     /// SQL has none.
     order: &'static [&'static str],
+    /// A cheaper way to the same rows when only a few rows of the input can matter.
+    narrowing: Option<Box<Narrowing>>,
 }
+
+/// A first query names the only rows of the input that can give a result (the suspects,
+/// a few numbers each), and a second gives the result from those alone. The query's own
+/// `sql` (the whole input) is run instead when the suspects were cut at the row limit.
+struct Narrowing {
+    /// One row per suspect; its columns `UInt64`, `Int64` or `Boolean`, the first the
+    /// [`key`] of a token.
+    suspects: ReportQuery,
+    /// The query over the suspects: [`SUSPECTS`] stands for their rows as a `VALUES`
+    /// list (columns `column1`, `column2`, ...), [`SUSPECT_TOKENS`] for their first
+    /// column as a list of literals.
+    sql: String,
+}
+
+/// Where a [`Narrowing`]'s query takes its suspects' rows.
+const SUSPECTS: &str = "report_suspects";
+/// Where a [`Narrowing`]'s query takes its suspects' token keys.
+const SUSPECT_TOKENS: &str = "report_suspect_tokens";
 
 impl ReportQuery {
     fn new(
@@ -167,11 +187,18 @@ impl ReportQuery {
                 ("until", timestamp(window.until)),
             ],
             order,
+            narrowing: None,
         }
     }
 
     fn bind(mut self, name: &'static str, value: ScalarValue) -> ReportQuery {
         self.params.push((name, value));
+        self
+    }
+
+    /// This query answered from the rows of `suspects` by `sql` (see [`Narrowing`]).
+    fn narrowed_by(mut self, suspects: ReportQuery, sql: String) -> ReportQuery {
+        self.narrowing = Some(Box::new(Narrowing { suspects, sql }));
         self
     }
 
@@ -192,10 +219,72 @@ impl ReportQuery {
         Ok(DataFrame::new(state, plan).with_param_values(self.params.clone())?)
     }
 
+    /// The query to run: with a narrowing, the one over its suspects (`None` when there
+    /// are none: nothing to find), or this one when they were cut at the row limit.
+    async fn narrowed(&self, engine: &QueryEngine) -> Result<Option<ReportQuery>, Error> {
+        let Some(narrowing) = &self.narrowing else {
+            return Ok(Some(self.with_sql(self.sql.clone())));
+        };
+        let suspects = &narrowing.suspects;
+        let started = std::time::Instant::now();
+        let output = engine
+            .collect(
+                suspects.frame(engine).await?,
+                Some(engine.config().max_rows),
+            )
+            .await?;
+        tracing::debug!(
+            query = suspects.id,
+            rows = output.rows(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "report query ran"
+        );
+        if output.truncated {
+            return Ok(Some(self.with_sql(self.sql.clone())));
+        }
+        let mut rows = Vec::new();
+        let mut tokens = Vec::new();
+        for batch in &output.batches {
+            for row in 0..batch.num_rows() {
+                let values = batch
+                    .columns()
+                    .iter()
+                    .map(|column| sql_number(column.as_ref(), row))
+                    .collect::<Result<Vec<_>, _>>()?;
+                tokens.push(values[0].clone());
+                rows.push(format!("({})", values.join(", ")));
+            }
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let sql = narrowing
+            .sql
+            .replace(SUSPECT_TOKENS, &tokens.join(", "))
+            .replace(SUSPECTS, &format!("VALUES {}", rows.join(", ")));
+        Ok(Some(self.with_sql(sql)))
+    }
+
+    fn with_sql(&self, sql: String) -> ReportQuery {
+        ReportQuery {
+            id: self.id,
+            sql,
+            params: self.params.clone(),
+            order: self.order,
+            narrowing: None,
+        }
+    }
+
     /// Runs the query on the engine's pool; at most `query.max_rows` rows.
     async fn rows(&self, engine: &QueryEngine) -> Result<Rows, Error> {
+        let Some(query) = self.narrowed(engine).await? else {
+            return Ok(Rows {
+                rows: Vec::new(),
+                truncated: false,
+            });
+        };
         let started = std::time::Instant::now();
-        let frame = self.frame(engine).await?;
+        let frame = query.frame(engine).await?;
         let output = engine
             .collect(frame, Some(engine.config().max_rows))
             .await?;
@@ -329,11 +418,17 @@ pub async fn explain(
     };
     let mut plans = Vec::new();
     for query in queries {
-        let plan = query.frame(engine).await?.create_physical_plan().await?;
-        plans.push((
-            query.id,
-            displayable(plan.as_ref()).indent(true).to_string(),
-        ));
+        let suspects = query
+            .narrowing
+            .as_ref()
+            .map(|narrowing| &narrowing.suspects);
+        for query in suspects.into_iter().chain([&query]) {
+            let plan = query.frame(engine).await?.create_physical_plan().await?;
+            plans.push((
+                query.id,
+                displayable(plan.as_ref()).indent(true).to_string(),
+            ));
+        }
     }
     Ok(plans)
 }
@@ -357,6 +452,39 @@ impl SectionSpec {
             truncated: rows.truncated,
         }
     }
+}
+
+/// A suspect's value as a SQL literal of its type: numbers and booleans only, so nothing
+/// read from the lake is spliced into SQL as text.
+fn sql_number(column: &dyn arrow_array::Array, row: usize) -> Result<String, Error> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, UInt64Type};
+    use arrow_schema::DataType;
+    let (value, sql_type) = match column.data_type() {
+        DataType::UInt64 => (
+            column.as_primitive::<UInt64Type>().value(row).to_string(),
+            "BIGINT UNSIGNED",
+        ),
+        DataType::Int64 => (
+            column.as_primitive::<Int64Type>().value(row).to_string(),
+            "BIGINT",
+        ),
+        DataType::Boolean => (
+            column.as_boolean().value(row).to_string().to_uppercase(),
+            "BOOLEAN",
+        ),
+        other => {
+            return Err(Error::Internal(format!(
+                "a suspect's column is {other}, not a number"
+            )))
+        }
+    };
+    let value = if column.is_null(row) {
+        "NULL"
+    } else {
+        value.as_str()
+    };
+    Ok(format!("CAST({value} AS {sql_type})"))
 }
 
 /// A configuration value as a SQL string literal (quotes doubled).
