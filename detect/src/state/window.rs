@@ -204,14 +204,16 @@ pub(crate) fn replace<T>(
     time: Micros,
     item: T,
 ) -> usize {
-    let last = entries.len() - 1;
-    if entries[last].time <= time {
+    // The slice once: each access through the storage would ask again where it is.
+    let slice: &mut [Timed<T>] = entries;
+    let last = slice.len() - 1;
+    if slice[last].time <= time {
         // The newest use of an item seen before: move it to the end, shifting once.
         // (Windows are short: swaps beat `rotate_left`'s general algorithm.)
         for i in index..last {
-            entries.swap(i, i + 1);
+            slice.swap(i, i + 1);
         }
-        entries[last] = Timed { time, item };
+        slice[last] = Timed { time, item };
         return last;
     }
     entries.remove_at(index);
