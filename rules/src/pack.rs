@@ -231,13 +231,10 @@ impl Pack {
                     added = true;
                 }
                 for &len in &by_pin.prefix_lengths {
-                    if len > lower.len() {
-                        break;
-                    }
-                    // A length inside a character is no prefix of this value.
                     let Some(prefix) = lower.get(..len) else {
-                        continue;
+                        break;
                     };
+                    // Bytes equal to a whole (UTF-8) prefix end on a character boundary.
                     if let Some(found) = by_pin.prefixes.get(prefix) {
                         rules.extend_from_slice(found);
                         added = true;
@@ -280,11 +277,11 @@ struct Bucket {
 
 /// Rules by a value (lowercase) of a pinned field they require, or a prefix of it;
 /// looked up for every event, so hashed with FNV rather than SipHash (the keys are the
-/// rules' own).
+/// rules' own), and by bytes (an event's lowercased value needs no UTF-8 check).
 #[derive(Debug, Default)]
 struct ByPin {
-    values: FnvMap<Box<str>, Vec<u32>>,
-    prefixes: FnvMap<Box<str>, Vec<u32>>,
+    values: FnvMap<Box<[u8]>, Vec<u32>>,
+    prefixes: FnvMap<Box<[u8]>, Vec<u32>>,
     /// The prefixes' lengths in bytes, shortest first: an event's value is looked up
     /// once per length.
     prefix_lengths: Vec<usize>,
@@ -314,7 +311,7 @@ impl Bucket {
             } else {
                 &mut by_pin.values
             };
-            let rules = map.entry(pin.text.as_str().into()).or_default();
+            let rules = map.entry(pin.text.as_bytes().into()).or_default();
             // A rule listing a value twice is still tried once.
             if rules.last() != Some(&rule) {
                 rules.push(rule);
@@ -323,18 +320,17 @@ impl Bucket {
     }
 }
 
-/// Calls `f` with `text` in ASCII lowercase, on the stack when it is short.
-fn with_lowercase<R>(text: &str, f: impl FnOnce(&str) -> R) -> R {
+/// Calls `f` with the bytes of `text` in ASCII lowercase, on the stack when it is short.
+fn with_lowercase<R>(text: &str, f: impl FnOnce(&[u8]) -> R) -> R {
     const STACK: usize = 128;
     if text.len() > STACK {
-        return f(&text.to_ascii_lowercase());
+        return f(text.to_ascii_lowercase().as_bytes());
     }
     let mut bytes = [0u8; STACK];
     let lower = &mut bytes[..text.len()];
     lower.copy_from_slice(text.as_bytes());
     lower.make_ascii_lowercase();
-    // ASCII lowercasing keeps UTF-8 valid.
-    f(std::str::from_utf8(lower).unwrap_or_default())
+    f(lower)
 }
 
 const ALL_KINDS: [Kind; 4] = [
