@@ -5,15 +5,16 @@
 //! memory holds about two hours of events, not the range. Two stages overlap on the two
 //! sides of a channel: a reader task has the query engine decode hour h+1 and orders its
 //! rows by (time, id) itself (a sort of row numbers, without copying the columns), while
-//! the caller replays hour h, building each event straight from the Arrow columns.
+//! the caller replays hour h, building each event straight from the Arrow columns. With
+//! the built-in detectors, the rules run on a thread of their own an hour behind them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use authtrail_detect::Detectors;
+use authtrail_detect::{ClockReading, Detectors};
 use authtrail_model::time::format_micros;
-use authtrail_model::{Alert, Micros, CONTRACT_FIELDS};
+use authtrail_model::{Alert, Event, Micros, CONTRACT_FIELDS};
 use authtrail_query::QueryEngine;
 use authtrail_rules::{Pack, RuleSet, Settings};
 
@@ -142,31 +143,102 @@ pub async fn backtest(
             }
         })
     };
-    let mut rules = RuleSet::new(pack, settings);
+    let report = match builtins.as_mut() {
+        None => {
+            let mut rules = RuleSet::new(pack, settings);
+            let mut report = Report::default();
+            let mut raised = Vec::new();
+            while let Some(hour) = hours.recv().await {
+                let hour = hour?;
+                for event in hour.events() {
+                    let Some(event) = event else {
+                        report.skipped += 1;
+                        continue;
+                    };
+                    report.events += 1;
+                    rules.observe(&event, &mut raised);
+                    for alert in raised.drain(..) {
+                        report.add(alert, first);
+                    }
+                }
+            }
+            report
+        }
+        Some(detectors) => beside_builtins(&mut hours, detectors, pack, settings, first).await?,
+    };
+    reader.await.context("the lake reader stopped")?;
+    Ok(report)
+}
+
+/// Replays the hours through the built-in detectors on this thread and through the
+/// rules on a thread of their own, an hour behind, each event with the detectors'
+/// judgement of it (late for its source or not, and the clock), as the detection stage
+/// runs them one after the other: the two sides take a core each.
+async fn beside_builtins(
+    hours: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Hour>>,
+    detectors: &mut Detectors,
+    pack: Arc<Pack>,
+    settings: Settings,
+    first: usize,
+) -> anyhow::Result<Report> {
+    // One hour queued: the detectors may run an hour ahead, no further.
+    let (judged_tx, judged) = std::sync::mpsc::sync_channel::<(Arc<Hour>, Vec<ClockReading>)>(1);
+    let rules_side = std::thread::Builder::new()
+        .name("backtest-rules".into())
+        .spawn(move || {
+            let mut rules = RuleSet::new(pack, settings);
+            let mut report = Report::default();
+            let mut raised = Vec::new();
+            for (hour, readings) in judged {
+                // Both sides skip the same rows, so the readings line up with the events.
+                for (event, reading) in hour.events().flatten().zip(readings) {
+                    rules.observe_at(&event, reading, &mut raised);
+                    for alert in raised.drain(..) {
+                        report.add(alert, first);
+                    }
+                }
+            }
+            report
+        })
+        .context("starting the rules' thread")?;
     let mut report = Report::default();
     let mut raised = Vec::new();
     while let Some(hour) = hours.recv().await {
-        let hour = hour?;
-        for &(at, row) in &hour.order {
-            let Some(event) = hour.batches[at as usize].event(row as usize) else {
+        let hour = Arc::new(hour?);
+        let mut readings = Vec::with_capacity(hour.order.len());
+        for event in hour.events() {
+            let Some(event) = event else {
                 report.skipped += 1;
                 continue;
             };
             report.events += 1;
-            match &mut builtins {
-                Some(detectors) => {
-                    detectors.observe(&event, &mut raised);
-                    rules.observe_at(&event, detectors.last_reading(), &mut raised);
-                }
-                None => rules.observe(&event, &mut raised),
-            }
+            detectors.observe(&event, &mut raised);
+            readings.push(detectors.last_reading());
             for alert in raised.drain(..) {
                 report.add(alert, first);
             }
         }
+        if judged_tx.send((hour, readings)).is_err() {
+            break;
+        }
     }
-    reader.await.context("the lake reader stopped")?;
+    drop(judged_tx);
+    let rules = rules_side
+        .join()
+        .map_err(|_| anyhow::anyhow!("the rules' thread panicked"))?;
+    // Rules' detectors are named `sigma:…`, the built-ins' never are: no name is in both.
+    report.rules.extend(rules.rules);
     Ok(report)
+}
+
+impl Hour {
+    /// The hour's events in (time, id) order; `None` for a row that is no event of the
+    /// contract.
+    fn events(&self) -> impl Iterator<Item = Option<Event<'_>>> {
+        self.order
+            .iter()
+            .map(|&(at, row)| self.batches[at as usize].event(row as usize))
+    }
 }
 
 impl Report {
