@@ -77,23 +77,21 @@ impl Detector for MfaFatigue {
                 if !entry.mfa_fatigue.is_live() {
                     return;
                 }
-                let min = self.config.min_failures;
-                let found = entry.windows.prompts(|prompts| {
-                    let start = prompts.partition_point(|p| p.time < time - width);
-                    let end = prompts.partition_point(|p| p.time <= time);
-                    if end - start < min {
-                        return None;
-                    }
-                    let evidence: Vec<String> = prompts[start..end]
-                        .iter()
-                        .map(|p| p.item.to_string())
-                        .collect();
-                    prompts.drain(..end);
-                    Some(evidence)
-                });
-                let Some(mut evidence) = found else {
+                // Most successes complete nothing: read the prompts without packing the
+                // principal's windows again, and edit them only for a finding.
+                let prompts = entry.windows.prompts_now();
+                let start = prompts.partition_point(|p| p.time < time - width);
+                let end = prompts.partition_point(|p| p.time <= time);
+                if end - start < self.config.min_failures {
                     return;
-                };
+                }
+                let mut evidence: Vec<String> = prompts[start..end]
+                    .iter()
+                    .map(|p| p.item.to_string())
+                    .collect();
+                entry.windows.prompts(|prompts| {
+                    prompts.drain(..end);
+                });
                 let failures = evidence.len();
                 evidence.push(event.id.to_string());
                 let summary = format!(

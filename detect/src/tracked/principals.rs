@@ -52,6 +52,11 @@ impl Windows {
         self.0.edit(DENIES, f)
     }
 
+    /// `mfa_fatigue`'s MFA failure ids by time, to read.
+    pub fn prompts_now(&self) -> Unpacked<EventId> {
+        self.0.entries(PROMPTS)
+    }
+
     /// Edits `mfa_fatigue`'s MFA failure ids by time.
     pub fn prompts<R>(&mut self, f: impl FnOnce(&mut Unpacked<EventId>) -> R) -> R {
         self.0.edit(PROMPTS, f)
