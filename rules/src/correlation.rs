@@ -22,8 +22,7 @@ use crate::rule::{CorrelationRule, CorrelationType, MAX_GROUP_EVENTS};
 /// Most evidence event ids one alert carries (the oldest ones in its window).
 const MAX_EVIDENCE: usize = 100;
 
-/// Group keys are FNV hashes already: the table only folds them, without SipHash. Other
-/// keys (the rule index's values) are hashed with FNV-1a.
+/// Group keys are FNV hashes already: the table only folds them, without SipHash.
 #[derive(Default)]
 pub struct KeyHasher(u64);
 
@@ -45,7 +44,43 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// A map hashed with [`KeyHasher`]: FNV hashes as keys, or short texts.
+/// Short texts (the rule index's values and prefixes, the rules' own) hashed eight bytes
+/// at a time: they are looked up for every event, and nothing hashed here is kept
+/// beyond the process.
+#[derive(Default)]
+pub struct TextHasher(u64);
+
+/// An odd constant with well-spread bits (2^64 over the golden ratio).
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for TextHasher {
+    fn finish(&self) -> u64 {
+        // The table takes its control byte from the top bits: fold the low bits in, so
+        // texts that differ in their last byte do not share them.
+        (self.0 ^ (self.0 >> 32)).wrapping_mul(MIX)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            self.0 = (self.0 ^ word).wrapping_mul(MIX).rotate_left(29);
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.0 = (self.0 ^ u64::from_le_bytes(word))
+                .wrapping_mul(MIX)
+                .rotate_left(29);
+        }
+    }
+}
+
+/// A map of short texts hashed with [`TextHasher`].
+pub type TextMap<K, V> = HashMap<K, V, BuildHasherDefault<TextHasher>>;
+
+/// A map hashed with [`KeyHasher`]: FNV hashes as keys.
 pub type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
 /// The groups of one correlation.

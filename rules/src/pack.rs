@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use authtrail_model::{Event, Kind, Outcome};
 
-use crate::correlation::FnvMap;
+use crate::correlation::TextMap;
 use crate::error::{Error, FileProblem};
 use crate::field::Field;
 use crate::matcher::Pin;
@@ -276,12 +276,13 @@ struct Bucket {
 }
 
 /// Rules by a value (lowercase) of a pinned field they require, or a prefix of it;
-/// looked up for every event, so hashed with FNV rather than SipHash (the keys are the
-/// rules' own), and by bytes (an event's lowercased value needs no UTF-8 check).
+/// looked up for every event, so hashed a word at a time rather than with SipHash (the
+/// keys are the rules' own), and by bytes (an event's lowercased value needs no UTF-8
+/// check).
 #[derive(Debug, Default)]
 struct ByPin {
-    values: FnvMap<Box<[u8]>, Vec<u32>>,
-    prefixes: FnvMap<Box<[u8]>, Vec<u32>>,
+    values: TextMap<Box<[u8]>, Vec<u32>>,
+    prefixes: TextMap<Box<[u8]>, Vec<u32>>,
     /// The prefixes' lengths in bytes, shortest first: an event's value is looked up
     /// once per length.
     prefix_lengths: Vec<usize>,
