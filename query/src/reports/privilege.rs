@@ -114,20 +114,16 @@ pub(super) fn queries(
         GROUP BY 1, 2, 3"
     );
     let lifetime = "(CAST(token_expires AS BIGINT) - CAST(time AS BIGINT)) / 1000000";
+    // The holders' and the fleet's medians from one read of the issues: `fleet` is 1 on
+    // the rows per grant type alone.
     let lifetimes = format!(
-        "SELECT {HOLDER_KIND} AS holder_kind, {HOLDER} AS holder,
-                coalesce(auth_method, '') AS grant_type, count(*) AS tokens,
-                median({lifetime}) AS median_lifetime_s
-        FROM events
-        WHERE kind = 'token_issue' AND token_expires IS NOT NULL AND {window_sql}
-        GROUP BY 1, 2, 3"
-    );
-    let norms = format!(
-        "SELECT coalesce(auth_method, '') AS grant_type, count(*) AS tokens,
-                median({lifetime}) AS median_lifetime_s
-        FROM events
-        WHERE kind = 'token_issue' AND token_expires IS NOT NULL AND {window_sql}
-        GROUP BY 1"
+        "SELECT holder_kind, holder, grant_type, grouping(holder_kind) AS fleet,
+                count(*) AS tokens, median(lifetime) AS median_lifetime_s
+        FROM (SELECT {HOLDER_KIND} AS holder_kind, {HOLDER} AS holder,
+                     coalesce(auth_method, '') AS grant_type, {lifetime} AS lifetime
+              FROM events
+              WHERE kind = 'token_issue' AND token_expires IS NOT NULL AND {window_sql})
+        GROUP BY GROUPING SETS ((holder_kind, holder, grant_type), (grant_type))"
     );
     const BY_HOLDER: &[&str] = &["holder_kind", "holder"];
     vec![
@@ -149,9 +145,8 @@ pub(super) fn queries(
             "lifetimes",
             lifetimes,
             window,
-            &["holder_kind", "holder", "grant_type"],
+            &["fleet", "holder_kind", "holder", "grant_type"],
         ),
-        ReportQuery::new("lifetime_norms", norms, window, &["grant_type"]),
     ]
 }
 
@@ -305,7 +300,18 @@ pub(super) fn sections(
             truncated: false,
         })
     };
-    let (holders, lifetimes, norms) = (take("holders"), take("lifetimes"), take("lifetime_norms"));
+    let holders = take("holders");
+    // The fleet's medians (per grant type alone) come in the same query as the holders'.
+    let medians = take("lifetimes");
+    let (norms, lifetimes): (Vec<_>, Vec<_>) = medians
+        .rows
+        .into_iter()
+        .partition(|row| number(row, "fleet") == 1);
+    let rows = |rows| Rows {
+        rows,
+        truncated: medians.truncated,
+    };
+    let (lifetimes, norms) = (rows(lifetimes), rows(norms));
     let (scopes, reach, audiences) =
         usage_counts(take("scope_grants"), take("audience_grants"), take("usage"));
     let period = describe_duration(window.length());
