@@ -18,7 +18,7 @@ pub enum Condition {
 
 impl Condition {
     /// Evaluates the condition, asking `selection` for the leaves it needs.
-    pub fn eval(&self, selection: &impl Fn(usize) -> bool) -> bool {
+    pub fn eval(&self, selection: &mut impl FnMut(usize) -> bool) -> bool {
         match self {
             Condition::Selection(at) => selection(*at),
             Condition::Not(inner) => !inner.eval(selection),
@@ -196,7 +196,9 @@ mod tests {
     }
 
     fn eval(condition: &str, truth: [bool; 3]) -> bool {
-        parse(condition, 1, &names()).unwrap().eval(&|at| truth[at])
+        parse(condition, 1, &names())
+            .unwrap()
+            .eval(&mut |at| truth[at])
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::correlation::{self, FnvMap, Groups, SavedGroups};
 use crate::error::Error;
+use crate::matcher::Memo;
 use crate::matches::Match;
 use crate::pack::Pack;
 use crate::rule::{CorrelationType, Meta};
@@ -121,6 +122,8 @@ struct State {
     alerts_by_rule: HashMap<String, u64>,
     /// Scratch list of the rules an event may match, reused across events.
     candidates: Vec<u32>,
+    /// The shared field tests' results on the event at hand.
+    memo: Memo,
     /// Scratch buffer for group keys, reused across matches.
     key: String,
     /// Per correlation, the FNV state after its detector name, which every group hash
@@ -147,6 +150,7 @@ impl RuleSet {
             stats: RulesStats::default(),
             alerts_by_rule: HashMap::new(),
             candidates: Vec::new(),
+            memo: Memo::default(),
             key: String::new(),
             correlation_seeds: pack
                 .correlations
@@ -192,10 +196,11 @@ impl RuleSet {
         let mut candidates = std::mem::take(&mut state.candidates);
         candidates.clear();
         pack.candidates(event, &mut candidates);
+        state.memo.next_event(pack.shared_tests);
         for &at in &candidates {
             let at = at as usize;
             let rule = &pack.detections[at];
-            if !rule.matches(event) {
+            if !rule.matches(event, &mut state.memo) {
                 continue;
             }
             if pack.generates[at] {

@@ -30,6 +30,37 @@ pub struct Pin {
 pub struct FieldMatch {
     field: Field,
     test: Test,
+    /// The resolved field, modifiers and values as written: two entries with the same
+    /// signature (in one rule or two) test the same thing.
+    signature: Box<str>,
+    /// Where [`Memo`] keeps this test's result for the event at hand, when other
+    /// entries of the pack share its signature; `NO_SLOT` when none does.
+    slot: u32,
+}
+
+/// [`FieldMatch::slot`] of a test no other entry shares: run without a memo.
+const NO_SLOT: u32 = u32::MAX;
+
+/// Results of the field tests several entries of a pack share, for the event being
+/// matched (`outcome: allow` in five rules, one filter in a hundred): each is run once
+/// per event. A result belongs to the event whose epoch it carries, so moving to the
+/// next event clears nothing.
+#[derive(Debug, Default)]
+pub struct Memo {
+    epoch: u64,
+    /// Per slot, the epoch of the event it was computed for (shifted left once) and the
+    /// result in the low bit.
+    results: Vec<u64>,
+}
+
+impl Memo {
+    /// Forgets the previous event's results; `slots` is the pack's count.
+    pub fn next_event(&mut self, slots: usize) {
+        if self.results.len() != slots {
+            self.results = vec![0; slots];
+        }
+        self.epoch += 1;
+    }
 }
 
 #[derive(Debug)]
@@ -150,6 +181,10 @@ impl FieldMatch {
             }
             shape = next;
         }
+        let modifiers = key.split_once('|').map_or("", |(_, modifiers)| modifiers);
+        let signature = |values: &[&str]| -> Box<str> {
+            format!("{field:?}\u{1}{modifiers}\u{1}{values:?}").into()
+        };
         if shape == Shape::Exists {
             let flag = match value.text("`exists`")? {
                 "true" => true,
@@ -162,14 +197,18 @@ impl FieldMatch {
                 }
             };
             return Ok(FieldMatch {
+                signature: signature(&[if flag { "true" } else { "false" }]),
                 field,
                 test: Test::Exists(flag),
+                slot: NO_SLOT,
             });
         }
         if value.is_null() {
             return Ok(FieldMatch {
+                signature: signature(&[]),
                 field,
                 test: Test::Absent,
+                slot: NO_SLOT,
             });
         }
         let items: Vec<&Node> = match &value.value {
@@ -188,18 +227,49 @@ impl FieldMatch {
                 format!("`{key}` has an empty list"),
             ));
         }
-        let patterns = items
-            .into_iter()
-            .map(|item| {
-                let text = item.text("a value")?;
+        let texts = items
+            .iter()
+            .map(|item| item.text("a value"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let patterns = texts
+            .iter()
+            .zip(&items)
+            .map(|(text, item)| {
                 compile_pattern(shape, text, cased, &regex_flags)
                     .map_err(|message| Problem::new(item.line, message))
             })
             .collect::<Result<_, _>>()?;
         Ok(FieldMatch {
+            signature: signature(&texts),
             field,
             test: Test::Patterns { patterns, all },
+            slot: NO_SLOT,
         })
+    }
+
+    /// What the test is, as written (see [`FieldMatch::signature`]).
+    pub fn signature(&self) -> &str {
+        &self.signature
+    }
+
+    /// Gives the test a slot of the pack's [`Memo`], shared with the entries of the same
+    /// signature.
+    pub fn set_slot(&mut self, slot: u32) {
+        self.slot = slot;
+    }
+
+    /// [`matches`](Self::matches), run once per event for a test with a slot.
+    pub fn matches_once(&self, event: &Event<'_>, memo: &mut Memo) -> bool {
+        if self.slot == NO_SLOT {
+            return self.matches(event);
+        }
+        let cell = &mut memo.results[self.slot as usize];
+        if *cell >> 1 == memo.epoch {
+            return *cell & 1 == 1;
+        }
+        let result = self.matches(event);
+        *cell = memo.epoch << 1 | u64::from(result);
+        result
     }
 
     /// The field it tests.

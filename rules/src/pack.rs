@@ -40,6 +40,9 @@ pub struct Pack {
     by_kind: [[Bucket; 5]; 4],
     /// Per file, the detectors (`sigma:…`) of its rules, for the tests.
     pub files: Vec<(PathBuf, Vec<String>)>,
+    /// Field tests that more than one entry of the pack makes (by signature): each has
+    /// a slot in a rule set's [`Memo`](crate::matcher::Memo).
+    pub shared_tests: usize,
 }
 
 impl Pack {
@@ -181,6 +184,25 @@ impl Pack {
                 }
             }
         }
+        // Tests written alike in several places run once per event.
+        let mut written: HashMap<String, usize> = HashMap::new();
+        for rule in &mut pack.detections {
+            for test in rule.tests_mut() {
+                *written.entry(test.signature().to_owned()).or_default() += 1;
+            }
+        }
+        let mut slots: HashMap<String, u32> = HashMap::new();
+        for rule in &mut pack.detections {
+            for test in rule.tests_mut() {
+                if written[test.signature()] < 2 {
+                    continue;
+                }
+                let next = u32::try_from(slots.len()).expect("fewer than 2^32 tests");
+                let slot = *slots.entry(test.signature().to_owned()).or_insert(next);
+                test.set_slot(slot);
+            }
+        }
+        pack.shared_tests = slots.len();
         pack.shares = (0..pack.correlations.len())
             .map(|at| {
                 let same = |other: usize| {

@@ -7,7 +7,7 @@ use authtrail_model::{Event, Kind, Micros, Outcome, Severity};
 
 use crate::condition::{self, Condition};
 use crate::field::{Field, Product, ATTRIBUTES_COLUMN};
-use crate::matcher::{FieldMatch, Pin};
+use crate::matcher::{FieldMatch, Memo, Pin};
 use crate::yaml::{Node, Problem, Value};
 
 /// Keys a rule document may have: Sigma's, so a typo is an error rather than ignored.
@@ -126,8 +126,9 @@ impl Rule {
 }
 
 impl DetectionRule {
-    /// Whether `event` matches the rule.
-    pub fn matches(&self, event: &Event<'_>) -> bool {
+    /// Whether `event` matches the rule; `memo` holds the results of the pack's shared
+    /// tests on this event.
+    pub fn matches(&self, event: &Event<'_>, memo: &mut Memo) -> bool {
         if self.kind.is_some_and(|kind| kind != event.kind) {
             return false;
         }
@@ -141,11 +142,16 @@ impl DetectionRule {
                 return false;
             }
         }
-        self.condition.eval(&|at| {
+        self.condition.eval(&mut |at| {
             self.selections[at]
                 .iter()
-                .any(|all| all.iter().all(|test| test.matches(event)))
+                .any(|all| all.iter().all(|test| test.matches_once(event, memo)))
         })
+    }
+
+    /// Every field test of the rule, for the pack to give shared ones a memo slot.
+    pub fn tests_mut(&mut self) -> impl Iterator<Item = &mut FieldMatch> {
+        self.selections.iter_mut().flatten().flatten()
     }
 }
 

@@ -503,3 +503,34 @@ fn two_rules_with_one_name_are_refused() {
     let (_, message) = problem(&format!("{one}---\n{one}"));
     assert!(message.contains("also the name"), "{message}");
 }
+
+#[test]
+fn tests_written_alike_in_several_rules_run_once_per_event_and_keep_their_results() {
+    // Both rules test `outcome: allow` and the filter; the second also the same
+    // selection as the first one's, with `|cased`, which is another test.
+    let yaml = format!(
+        "{}---\n{}",
+        rule(
+            "  selection:\n    outcome: allow\n    action|contains: grant\n  filter:\n    principal: svc:ops",
+            "selection and not filter"
+        ),
+        rule(
+            "  selection:\n    outcome: allow\n    action|contains|cased: Grant\n  filter:\n    principal: svc:ops",
+            "selection and not filter"
+        )
+        .replace("id: r1\nname: r1", "id: r2\nname: r2")
+    );
+    let mut set = rules(&yaml);
+    assert_eq!(set.pack().shared_tests, 2);
+    let call = |principal: &str, action: &str| json!({"kind": "authz", "principal": principal, "outcome": "allow", "action": action});
+    let detectors = |alerts: Vec<authtrail_model::Alert>| -> Vec<String> {
+        alerts.into_iter().map(|alert| alert.detector).collect()
+    };
+    let alerts = feed(&mut set, &[call("user:a", "grant role")]);
+    assert_eq!(detectors(alerts), ["sigma:r1"]);
+    let alerts = feed(&mut set, &[call("user:b", "Grant role")]);
+    assert_eq!(detectors(alerts), ["sigma:r1", "sigma:r2"]);
+    assert!(feed(&mut set, &[call("svc:ops", "Grant role")]).is_empty());
+    let alerts = feed(&mut set, &[call("user:c", "Grant role")]);
+    assert_eq!(detectors(alerts), ["sigma:r1", "sigma:r2"]);
+}
