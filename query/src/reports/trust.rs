@@ -273,31 +273,37 @@ pub(super) fn queries(
     } else {
         format!("lower(reason) IN ({})", reasons.join(", "))
     };
+    // The peers' rejections are few: the allowed calls probe them before being counted,
+    // so only the calls of rejected tokens are grouped, not every (service, token) of
+    // the window (1.5M groups on the 10M-event bench lake).
+    const ALLOWER: &str = "coalesce(a.target_service, a.service)";
     let rejected_elsewhere = format!(
-        "WITH allowed AS (
-            SELECT {DECIDER} AS service, token_id, count(*) AS allows
-            FROM events
-            WHERE kind = 'authz' AND outcome = 'allow' AND token_id IS NOT NULL
-              AND {window} {only}
-            GROUP BY 1, 2
-        ),
-        rejected AS (
+        "WITH rejected AS (
             SELECT {DECIDER} AS peer, token_id, count(*) AS denies,
                    min(lower(reason)) AS reason
             FROM events
             WHERE kind = 'authz' AND outcome = 'deny' AND token_id IS NOT NULL
               AND {window} AND {rejection}
             GROUP BY 1, 2
+        ),
+        pairs AS (
+            SELECT {allower} AS service, r.peer, r.token_id, count(*) AS allows,
+                   min(r.denies) AS denies, min(r.reason) AS reason
+            FROM rejected r
+            JOIN events a ON a.token_id = r.token_id AND {allower} <> r.peer
+            WHERE a.kind = 'authz' AND a.outcome = 'allow' AND {allowed_window} {only}
+            GROUP BY 1, 2, 3
         )
-        SELECT a.service, r.peer, count(*) AS tokens, sum(a.allows) AS allows,
-               sum(r.denies) AS peer_denies,
-               array_sort(array_agg(DISTINCT r.reason)) AS peer_reasons,
-               array_slice(array_sort(array_agg(a.token_id)), 1, 3) AS example_tokens
-        FROM rejected r
-        JOIN allowed a ON a.token_id = r.token_id AND a.service <> r.peer
-        GROUP BY a.service, r.peer",
+        SELECT service, peer, count(*) AS tokens, sum(allows) AS allows,
+               sum(denies) AS peer_denies,
+               array_sort(array_agg(DISTINCT reason)) AS peer_reasons,
+               array_slice(array_sort(array_agg(token_id)), 1, 3) AS example_tokens
+        FROM pairs
+        GROUP BY service, peer",
+        allower = ALLOWER,
         window = window_of(""),
-        only = only(DECIDER),
+        allowed_window = window_of("a."),
+        only = only(ALLOWER),
     );
 
     let open_routes: Vec<String> = config
