@@ -59,6 +59,17 @@ impl Events {
         );
     }
 
+    /// A revoke by the identity provider: of `token`, or with none of every token the
+    /// principal holds.
+    fn revoke(&mut self, time: &str, principal: &str, token: Option<&str>, reason: &str) {
+        let mut event = json!({"time": time, "kind": "token_revoke", "principal": principal,
+            "service": "idp", "reason": reason});
+        if let Some(token) = token {
+            event["token_id"] = json!(token);
+        }
+        self.push(event);
+    }
+
     fn authz(&mut self, time: &str, principal: &str, service: &str, outcome: &str, fields: Value) {
         let mut event = json!({"time": time, "kind": "authz", "principal": principal,
             "service": service, "target_service": service, "outcome": outcome,
@@ -129,10 +140,7 @@ fn events() -> Vec<Value> {
         "payments:charge",
         &t("12:00:00"),
     );
-    e.push(
-        json!({"time": t("10:05:00"), "kind": "token_revoke", "principal": "svc:shop",
-        "service": "idp", "token_id": "jti-rev", "reason": "compromised"}),
-    );
+    e.revoke(&t("10:05:00"), "svc:shop", Some("jti-rev"), "compromised");
     e.authz(
         &t("10:20:00"),
         "svc:shop",
@@ -148,10 +156,7 @@ fn events() -> Vec<Value> {
         "payments:charge",
         &t("12:00:00"),
     );
-    e.push(
-        json!({"time": t("10:05:00"), "kind": "token_revoke", "principal": "svc:shop",
-        "service": "idp", "token_id": "jti-rev2", "reason": "compromised"}),
-    );
+    e.revoke(&t("10:05:00"), "svc:shop", Some("jti-rev2"), "compromised");
     e.authz(
         &t("10:20:00"),
         "svc:shop",
@@ -170,10 +175,7 @@ fn events() -> Vec<Value> {
         "payments:charge",
         &t("12:00:00"),
     );
-    e.push(
-        json!({"time": t("10:05:00"), "kind": "token_revoke", "principal": "svc:shop",
-        "service": "idp", "token_id": "jti-rev3", "reason": "compromised"}),
-    );
+    e.revoke(&t("10:05:00"), "svc:shop", Some("jti-rev3"), "compromised");
     e.authz(
         &t("10:05:00"),
         "svc:shop",
@@ -200,10 +202,7 @@ fn events() -> Vec<Value> {
         "allow",
         json!({"token_id": "jti-batch-old"}),
     );
-    e.push(
-        json!({"time": t("09:20:00"), "kind": "token_revoke", "principal": "svc:batch",
-        "service": "idp", "reason": "offboarded"}),
-    );
+    e.revoke(&t("09:20:00"), "svc:batch", None, "offboarded");
     e.issue(
         &t("09:25:00"),
         "jti-batch-new",

@@ -27,7 +27,7 @@ use datafusion::execution::FunctionRegistry;
 use datafusion::physical_plan::displayable;
 use serde_json::{Map, Value};
 
-use crate::{Error, QueryEngine};
+use crate::{Error, QueryEngine, QueryOutput};
 
 pub use config::{PrivilegeConfig, ReportConfig, RoutePattern, ScopeRule, TrustConfig};
 pub use render::ReportFormat;
@@ -226,19 +226,7 @@ impl ReportQuery {
             return Ok(Some(self.with_sql(self.sql.clone())));
         };
         let suspects = &narrowing.suspects;
-        let started = std::time::Instant::now();
-        let output = engine
-            .collect(
-                suspects.frame(engine).await?,
-                Some(engine.config().max_rows),
-            )
-            .await?;
-        tracing::debug!(
-            query = suspects.id,
-            rows = output.rows(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "report query ran"
-        );
+        let output = suspects.collect(engine).await?;
         if output.truncated {
             return Ok(Some(self.with_sql(self.sql.clone())));
         }
@@ -265,6 +253,22 @@ impl ReportQuery {
         Ok(Some(self.with_sql(sql)))
     }
 
+    /// Plans and runs this query on the engine's pool, at most `query.max_rows` rows,
+    /// logging its time (`RUST_LOG=authtrail_query=debug`).
+    async fn collect(&self, engine: &QueryEngine) -> Result<QueryOutput, Error> {
+        let started = std::time::Instant::now();
+        let output = engine
+            .collect(self.frame(engine).await?, Some(engine.config().max_rows))
+            .await?;
+        tracing::debug!(
+            query = self.id,
+            rows = output.rows(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "report query ran"
+        );
+        Ok(output)
+    }
+
     fn with_sql(&self, sql: String) -> ReportQuery {
         ReportQuery {
             id: self.id,
@@ -283,17 +287,7 @@ impl ReportQuery {
                 truncated: false,
             });
         };
-        let started = std::time::Instant::now();
-        let frame = query.frame(engine).await?;
-        let output = engine
-            .collect(frame, Some(engine.config().max_rows))
-            .await?;
-        tracing::debug!(
-            query = self.id,
-            rows = output.rows(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "report query ran"
-        );
+        let output = query.collect(engine).await?;
         let mut rows = json_rows(&output.batches)?;
         rows.sort_by(|a, b| {
             self.order
