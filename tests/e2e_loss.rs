@@ -3,11 +3,12 @@
 //! line, `authtrail_events_lost_total` and a manifest record that `authtrail verify`
 //! turns into a finding.
 //!
-//! tansu 0.6.0 cannot delete records on request (DeleteRecords is a `todo!()` in its
-//! engines), but its sqlite engine applies time-based retention at each maintenance, which
-//! runs when the broker starts. So the test produces messages with timestamps older than
-//! the topic's `retention.ms` and restarts the broker to have them deleted, leaving newer
-//! ones after them: the oldest messages of a log, gone, as retention leaves it.
+//! tansu 0.6.0 cannot delete records on request (its engines leave DeleteRecords
+//! unimplemented: the call panics), but its sqlite engine applies time-based retention
+//! at each maintenance, which runs when the broker starts. So the test produces messages
+//! with timestamps older than the topic's `retention.ms` and restarts the broker to have
+//! them deleted, leaving newer ones after them: the oldest messages of a log, gone, as
+//! retention leaves it.
 
 mod support;
 
